@@ -1,0 +1,250 @@
+"""The ``govkit`` command line."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from governance.audit_store import AuditStore, default_store_path
+from governance.errors import GovernanceError
+
+DEFAULT_INVENTORY = "inventory.yaml"
+
+
+def _fail(message: str) -> None:
+    click.echo(f"govkit: error: {message}", err=True)
+    sys.exit(2)
+
+
+class _Group(click.Group):
+    """Turns toolkit errors into one clear line and exit status 2."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201
+        try:
+            return super().invoke(ctx)
+        except GovernanceError as e:
+            _fail(str(e))
+        except KeyError as e:
+            _fail(str(e.args[0]) if e.args else "not found")
+        except FileExistsError as e:
+            _fail(str(e))
+
+
+def _progress(message: str) -> None:
+    click.echo(f"  .. {message}", err=True)
+
+
+def _actor() -> str:
+    if os.environ.get("GOVKIT_ACTOR"):
+        return os.environ["GOVKIT_ACTOR"]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+inventory_option = click.option(
+    "--inventory", "-i", "inventory_path", type=click.Path(path_type=Path),
+    default=lambda: os.environ.get("GOVKIT_INVENTORY", DEFAULT_INVENTORY), show_default=True,
+    help="Inventory YAML (env GOVKIT_INVENTORY).")
+store_option = click.option(
+    "--store", "store_path", type=click.Path(path_type=Path),
+    default=lambda: str(default_store_path()), show_default=True,
+    help="Audit store DuckDB file (env GOVKIT_AUDIT_STORE).")
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="govkit")
+def main() -> None:
+    """Personal data governance for GDPR, CCPA/CPRA and PIPL."""
+
+
+# ------------------------------------------------------------------------ inventory
+
+
+@main.command()
+@inventory_option
+@click.option("--source", "sources", multiple=True, help="Only this source (repeatable).")
+def inventory(inventory_path: Path, sources: tuple[str, ...]) -> None:
+    """List declared sources and tables, and what is actually found in them."""
+    from governance.discovery import discover
+    from governance.inventory import load_inventory
+
+    inv = load_inventory(inventory_path)
+    click.echo(f"{inv.organization}: {len(inv.sources)} source(s) declared in {inventory_path}")
+    problems = 0
+    for state in discover(inv, list(sources) or None):
+        src = inv.source(state.source)
+        click.echo(f"\n{state.source} [{state.kind}] owner={src.owner} "
+                   f"jurisdictions={','.join(src.jurisdictions)}")
+        if not state.reachable:
+            problems += 1
+            click.echo(f"  UNREACHABLE: {state.error}")
+            continue
+        for t in state.tables:
+            if not t.present:
+                problems += 1
+                click.echo(f"  - {t.table}: DECLARED BUT NOT FOUND in the source")
+                continue
+            mark = "" if t.declared else "  <- NOT DECLARED in the inventory"
+            click.echo(f"  - {t.table}: {t.row_count:,} rows, {len(t.columns)} columns{mark}")
+            if not t.declared:
+                problems += 1
+            elif t.undeclared_columns:
+                click.echo(f"      columns not declared: {', '.join(t.undeclared_columns)}")
+            if t.declared and t.missing_columns:
+                problems += 1
+                click.echo(f"      DECLARED COLUMNS MISSING: {', '.join(t.missing_columns)}")
+    click.echo(f"\n{problems} discrepancy(ies) between inventory and sources")
+
+
+# ------------------------------------------------------------------------ scan
+
+
+def _run_scan(inventory_path: Path, store_path: Path, sources: tuple[str, ...],
+              sample_rows: int, seed: int, report_dir: Path | None) -> None:
+    from governance.inventory import load_inventory
+    from governance.reports import write_scan_report
+    from governance.scan import FindingStatus, run_scan
+
+    inv = load_inventory(inventory_path)
+    store = AuditStore(store_path)
+    click.echo(f"Scanning {len(sources) or len(inv.sources)} source(s) of {inv.organization} "
+               f"({sample_rows} sampled rows per table) ...", err=True)
+    result = run_scan(inv, store, list(sources) or None, sample_rows, seed, actor=_actor(),
+                      progress=_progress)
+    personal = result.personal_columns()
+    undeclared = [f for f in result.findings if f.status in (
+        FindingStatus.UNDECLARED_PII, FindingStatus.UNDECLARED_TABLE)]
+    click.echo(f"\nScan {result.run_id}: {result.status}")
+    click.echo(f"  columns scanned:         {len(result.findings)}")
+    click.echo(f"  holding personal data:   {len(personal)} "
+               f"({sum(1 for f in personal if f.sensitive)} sensitive)")
+    click.echo(f"  undeclared personal data: {len(undeclared)}")
+    for f in undeclared:
+        click.echo(f"    ! {f.source}.{f.table_name}.{f.column_name}: {f.detected_category} "
+                   f"({f.status})")
+    for err in result.errors:
+        click.echo(f"  error: {err}")
+    report = write_scan_report(store, result.run_id, report_dir or store.path.parent / "reports")
+    click.echo(f"\nFindings: audit store {store.path} (tables column_findings, source_tables, "
+               f"run_id = '{result.run_id}')")
+    click.echo(f"Report:   {report}")
+    if result.status == "failed":
+        sys.exit(1)
+
+
+@main.command()
+@inventory_option
+@store_option
+@click.option("--source", "sources", multiple=True, help="Only this source (repeatable).")
+@click.option("--sample-rows", default=200, show_default=True, type=click.IntRange(1),
+              help="Rows sampled per table.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Sampling seed.")
+@click.option("--report-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the Markdown report goes [default: reports/ beside the store].")
+def scan(inventory_path: Path, store_path: Path, sources: tuple[str, ...], sample_rows: int,
+         seed: int, report_dir: Path | None) -> None:
+    """Run the PII discovery scan and record findings in the audit store."""
+    _run_scan(inventory_path, store_path, sources, sample_rows, seed, report_dir)
+
+
+@main.command()
+@click.option("--dir", "demo_dir", type=click.Path(path_type=Path), default=Path("govkit-demo"),
+              show_default=True, help="Where the demo estate is generated.")
+@click.option("--rebuild", is_flag=True, help="Regenerate the demo estate even if present.")
+@click.option("--store", "store_path", type=click.Path(path_type=Path), default=None,
+              help="Audit store [default: DIR/audit.duckdb].")
+def demo(demo_dir: Path, rebuild: bool, store_path: Path | None) -> None:
+    """Generate the demo organisation (if needed) and run the discovery scan on it."""
+    from governance.demo import build_demo, ensure_demo
+
+    paths = build_demo(demo_dir, overwrite=True) if rebuild else ensure_demo(demo_dir)
+    click.echo(f"Demo organisation in {paths.root} (inventory {paths.inventory})", err=True)
+    _run_scan(paths.inventory, store_path or paths.root / "audit.duckdb", (), 200, 0,
+              paths.root / "reports")
+
+
+@main.command()
+@store_option
+@click.option("--run", "run_id", default=None, help="Scan run id [default: latest].")
+@click.option("--all", "show_all", is_flag=True, help="Also columns without personal data.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+def findings(store_path: Path, run_id: str | None, show_all: bool, as_json: bool) -> None:
+    """Show the column findings of a scan run."""
+    store = AuditStore(store_path)
+    run_id = run_id or store.latest_run_id()
+    if not run_id:
+        raise GovernanceError(f"no successful scan run in {store_path}; run `govkit scan` first")
+    rows = store.findings(run_id)
+    if not show_all:
+        rows = [r for r in rows if r["detected_category"] or r["declared_category"]]
+    for r in rows:
+        if as_json:
+            click.echo(json.dumps(r, default=str, ensure_ascii=False))
+        else:
+            click.echo(f"{r['source']}.{r['table_name']}.{r['column_name']}: "
+                       f"{r['detected_category'] or '-'} (declared {r['declared_category'] or '-'},"
+                       f" confidence {r['confidence']:.2f}, {r['status']})")
+
+
+@main.command()
+@store_option
+@click.option("--run", "run_id", default=None, help="Scan run id [default: latest].")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"),
+              show_default=True)
+def report(store_path: Path, run_id: str | None, out_dir: Path) -> None:
+    """Write the Markdown report of a scan run."""
+    from governance.reports import write_scan_report
+
+    store = AuditStore(store_path)
+    run_id = run_id or store.latest_run_id()
+    if not run_id:
+        raise GovernanceError(f"no successful scan run in {store_path}")
+    click.echo(str(write_scan_report(store, run_id, out_dir)))
+
+
+# ------------------------------------------------------------------------ audit
+
+
+@main.group()
+def audit() -> None:
+    """The audit store's hash-chained log."""
+
+
+@audit.command("verify-log")
+@store_option
+def verify_log(store_path: Path) -> None:
+    """Check that no audit-log row was edited or deleted (exit 1 if one was)."""
+    if not store_path.exists():
+        raise GovernanceError(f"audit store not found: {store_path}")
+    result = AuditStore(store_path).verify_log()
+    if result.ok:
+        click.echo(f"audit log OK: {result.rows_checked} rows, chain intact")
+        return
+    click.echo(f"audit log TAMPERED: {len(result.problems)} problem(s) in "
+               f"{result.rows_checked} rows", err=True)
+    for p in result.problems:
+        click.echo(f"  - {p}", err=True)
+    sys.exit(1)
+
+
+@audit.command("log")
+@store_option
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1))
+def show_log(store_path: Path, limit: int) -> None:
+    """Show the last entries of the audit log."""
+    if not store_path.exists():
+        raise GovernanceError(f"audit store not found: {store_path}")
+    for e in AuditStore(store_path).log_entries(limit):
+        click.echo(f"{e.seq:>6} {e.logged_at:%Y-%m-%d %H:%M:%S} {e.actor:<12} {e.action:<16} "
+                   f"{e.target or ''} {json.dumps(e.details, ensure_ascii=False)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""PII detection: recognizers, the Presidio analyzer built from them, and column classification."""

@@ -1,0 +1,39 @@
+"""Mainland China mobile numbers (11 digits, 1[3-9]..., optional +86), checked by phonenumbers."""
+
+import re
+
+import phonenumbers
+
+from governance.detection.recognizers import PatternSpec, RecognizerSpec
+
+_MOBILE_TYPES = {phonenumbers.PhoneNumberType.MOBILE,
+                 phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+
+def is_cn_mobile(text: str) -> bool:
+    """True when ``text`` is a valid mainland China mobile number."""
+    try:
+        number = phonenumbers.parse(text, "CN")
+    except phonenumbers.NumberParseException:
+        return False
+    return (number.country_code == 86 and phonenumbers.is_valid_number(number)
+            and phonenumbers.number_type(number) in _MOBILE_TYPES)
+
+
+SPEC = RecognizerSpec(
+    name="CnMobileRecognizer",
+    entity_type="CN_MOBILE",
+    category="contact.phone",
+    patterns=(
+        PatternSpec(
+            "cn_mobile",
+            r"(?<![0-9+])(?:(?:\+|00)86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4}(?!\d)",
+            0.4,
+        ),
+    ),
+    validator=is_cn_mobile,
+    normalize=lambda s: re.sub(r"[ -]", "", s),
+    context=("手机", "手机号", "电话", "联系方式", "mobile", "phone", "cell"),
+    examples_valid=("13812345678", "+86 138 1234 5678", "008615912345678"),
+    examples_invalid=("12812345678", "1381234567", "23812345678"),
+)

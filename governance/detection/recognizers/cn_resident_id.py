@@ -1,0 +1,48 @@
+"""Chinese resident identity card number (GB 11643-1999): 18 characters, ISO 7064 checksum."""
+
+from stdnum.cn import ric
+from stdnum.exceptions import ValidationError
+
+from governance.detection.recognizers import PatternSpec, RecognizerSpec
+
+
+def is_cn_resident_id(text: str) -> bool:
+    """True when ``text`` has a valid GB 11643 check digit and a real birth date.
+
+    python-stdnum's full ``ric.is_valid`` also requires the area code to be in its own
+    table of county codes; that table lags behind reality (it rejects 310115, Shanghai
+    Pudong), so the area is only checked for shape by the pattern.
+    """
+    number = ric.compact(text)
+    if len(number) != 18 or not number[:-1].isdigit():
+        return False
+    try:
+        if number[-1].upper() != ric.calc_check_digit(number):
+            return False
+        ric.get_birth_date(number)
+    except ValidationError:
+        return False
+    return True
+
+
+SPEC = RecognizerSpec(
+    name="CnResidentIdRecognizer",
+    entity_type="CN_RESIDENT_ID",
+    category="identity.national_id",
+    patterns=(
+        PatternSpec(
+            "cn_resident_id_18",
+            # 6-digit area code, birth date YYYYMMDD, 3-digit sequence, check digit or X.
+            r"(?<![0-9A-Za-z])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])"
+            r"(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx](?![0-9A-Za-z])",
+            0.5,
+        ),
+    ),
+    validator=is_cn_resident_id,
+    context=("身份证", "身份证号", "居民身份证", "id card", "resident id", "identity"),
+    examples_valid=("11010519491231002X", "110101199003074573", "44030519851012123X",
+                    "31011519550430870X"),
+    examples_invalid=("110105194912310021", "110101199003074578", "110101199013074573",
+                      "11010119900307457",
+                      "110101199002304576"),
+)

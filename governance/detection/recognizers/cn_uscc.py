@@ -1,0 +1,22 @@
+"""Unified social credit code of Chinese organisations (GB 32100-2015, 18 characters, checksum)."""
+
+from stdnum.cn import uscc
+
+from governance.detection.recognizers import PatternSpec, RecognizerSpec
+
+SPEC = RecognizerSpec(
+    name="CnUsccRecognizer",
+    entity_type="CN_USCC",
+    category="identity.organization_id",
+    patterns=(
+        PatternSpec(
+            "cn_uscc",
+            r"(?<![0-9A-Za-z])[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}(?![0-9A-Za-z])",
+            0.3,
+        ),
+    ),
+    validator=uscc.is_valid,
+    context=("统一社会信用代码", "信用代码", "uscc", "credit code"),
+    examples_valid=("91110000600037341L", "91310115MA1K4HXQ70"),
+    examples_invalid=("91110000600037341A", "91310115MA1K4HXQ7H", "9111000060003734"),
+)

@@ -1,0 +1,35 @@
+"""Errors raised by the toolkit, each rendered as one line that names where the problem is."""
+
+from __future__ import annotations
+
+
+class GovernanceError(Exception):
+    """Base class for every error the toolkit reports to its user."""
+
+
+class ConfigError(GovernanceError):
+    """A configuration file (inventory, policy) is malformed or invalid."""
+
+    def __init__(self, path: str, message: str, line: int | None = None, field: str | None = None):
+        self.path = path
+        self.line = line
+        self.field = field
+        self.message = message
+        where = str(path)
+        if line is not None:
+            where += f":{line}"
+        if field:
+            where += f": {field}"
+        super().__init__(f"{where}: {message}")
+
+
+class SourceError(GovernanceError):
+    """A data source cannot be reached, or a table or column in it does not exist."""
+
+
+class UnsafeIdentifierError(GovernanceError):
+    """A table or column name was refused before it reached a SQL statement."""
+
+
+class AuditStoreError(GovernanceError):
+    """The audit store cannot be opened, migrated or written."""

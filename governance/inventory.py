@@ -1,0 +1,338 @@
+"""The source inventory: which data sources an organisation has and how people are keyed in them.
+
+An inventory is a YAML file validated into the typed models below. Every error names the
+file, the line and the field, e.g. ``inventory.yaml:12: sources[0].kind: ...``.
+Secrets never live in the file: a PostgreSQL DSN is read from the environment variable
+named by ``connection.dsn_env``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from governance.errors import ConfigError
+from governance.taxonomy import CATEGORIES
+
+SourceKind = Literal["csv", "parquet", "jsonl", "duckdb", "sqlite", "postgres"]
+FILE_KINDS = ("csv", "parquet", "jsonl")
+KNOWN_JURISDICTIONS = ("EU", "EEA", "UK", "US-CA", "US", "CN")
+
+# Names that may reach SQL. Quoting is still done by the driver; this refuses names that
+# look like SQL fragments before they get that far.
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+SOURCE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_SECRET_KEYS = {"dsn", "password", "passwd", "secret", "token", "url", "uri"}
+
+
+def check_name(value: str, what: str = "name") -> str:
+    """Return ``value`` if it is a plain SQL identifier (optionally schema-qualified)."""
+    parts = value.split(".")
+    if len(parts) > 2 or not all(NAME_RE.match(p) for p in parts):
+        raise ValueError(
+            f"{what} {value!r} is not a plain identifier (letters, digits, _ and $; "
+            "optionally schema.table)"
+        )
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Connection(_Model):
+    """Where a source lives: a file or folder path, or the env var holding a DSN."""
+
+    path: str | None = None
+    dsn_env: str | None = None
+    schema_: str | None = Field(default=None, alias="schema")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in data:
+                if str(key).lower() in _SECRET_KEYS:
+                    raise ValueError(
+                        f"'{key}' must not be written in the inventory; put the DSN in an "
+                        "environment variable and name it with dsn_env"
+                    )
+        return data
+
+    @field_validator("dsn_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[A-Z_][A-Z0-9_]*$", v):
+            raise ValueError(f"dsn_env {v!r} is not an environment variable name")
+        return v
+
+
+class Reference(_Model):
+    """A foreign-key style link: ``column`` of this table points at ``to``.
+
+    ``to`` is ``table.column`` in the same source, or ``source.table.column`` in another.
+    """
+
+    column: str
+    to: str
+
+    @field_validator("column")
+    @classmethod
+    def _col(cls, v: str) -> str:
+        return check_name(v, "column")
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, v: str) -> str:
+        parts = v.split(".")
+        if len(parts) not in (2, 3) or not all(NAME_RE.match(p) for p in parts):
+            raise ValueError(
+                f"reference target {v!r} must be written table.column or source.table.column")
+        return v
+
+    @property
+    def source(self) -> str | None:
+        """The referenced source, when it is another one."""
+        parts = self.to.split(".")
+        return parts[0] if len(parts) == 3 else None
+
+    @property
+    def table(self) -> str:
+        """The referenced table."""
+        return self.to.split(".")[-2]
+
+    @property
+    def target_column(self) -> str:
+        """The referenced column."""
+        return self.to.split(".")[-1]
+
+
+class ColumnDecl(_Model):
+    """What the organisation says a column holds."""
+
+    category: str | None = None
+    description: str | None = None
+
+    @field_validator("category")
+    @classmethod
+    def _cat(cls, v: str | None) -> str | None:
+        if v is not None and v not in CATEGORIES:
+            raise ValueError(
+                f"unknown data category {v!r}; known: {', '.join(sorted(CATEGORIES))}"
+            )
+        return v
+
+
+class TableDecl(_Model):
+    """A declared table: its subject key, references and the columns known to hold PII."""
+
+    name: str
+    subject_key: str | None = None
+    references: list[Reference] = Field(default_factory=list)
+    columns: dict[str, ColumnDecl] = Field(default_factory=dict)
+    description: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_name(v, "table")
+
+    @field_validator("subject_key")
+    @classmethod
+    def _key(cls, v: str | None) -> str | None:
+        return None if v is None else check_name(v, "subject_key")
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _cols(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            for key, decl in v.items():
+                check_name(str(key), "column")
+                if decl is None:
+                    v = {**v, key: {}}
+        return v
+
+
+class SourceDecl(_Model):
+    """One data source of the organisation."""
+
+    name: str
+    kind: SourceKind
+    connection: Connection
+    owner: str
+    jurisdictions: list[str] = Field(min_length=1)
+    description: str | None = None
+    tables: list[TableDecl] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not SOURCE_NAME_RE.match(v):
+            raise ValueError(
+                f"source name {v!r} must be lower-case letters, digits and _ (starting "
+                "with a letter)"
+            )
+        return v
+
+    @field_validator("jurisdictions")
+    @classmethod
+    def _juris(cls, v: list[str]) -> list[str]:
+        for j in v:
+            if j not in KNOWN_JURISDICTIONS:
+                raise ValueError(
+                    f"unknown jurisdiction {j!r}; known: {', '.join(KNOWN_JURISDICTIONS)}"
+                )
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SourceDecl:
+        if self.kind == "postgres":
+            if not self.connection.dsn_env:
+                raise ValueError("a postgres source needs connection.dsn_env")
+        elif not self.connection.path:
+            raise ValueError(f"a {self.kind} source needs connection.path")
+        names = [t.name for t in self.tables]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"table declared twice: {', '.join(dupes)}")
+        for t in self.tables:
+            for ref in t.references:
+                if ref.source is None and ref.table not in names:
+                    raise ValueError(
+                        f"table {t.name}: reference {ref.column} -> {ref.to} names a table "
+                        "not declared in this source"
+                    )
+        return self
+
+    def table(self, name: str) -> TableDecl | None:
+        """The declaration of table ``name``, if declared."""
+        return next((t for t in self.tables if t.name == name), None)
+
+
+class Inventory(_Model):
+    """A validated inventory file."""
+
+    version: Literal[1]
+    organization: str
+    sources: list[SourceDecl] = Field(min_length=1)
+    path: Path | None = Field(default=None, exclude=True)
+    digest: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Inventory:
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source declared twice: {', '.join(dupes)}")
+        by_name = {s.name: s for s in self.sources}
+        for s in self.sources:
+            for t in s.tables:
+                for ref in t.references:
+                    if ref.source is None:
+                        continue
+                    target = by_name.get(ref.source)
+                    if target is None or target.table(ref.table) is None:
+                        raise ValueError(
+                            f"source {s.name}, table {t.name}: reference {ref.column} -> "
+                            f"{ref.to} names a source or table that is not declared")
+        return self
+
+    def source(self, name: str) -> SourceDecl:
+        """The source called ``name``; a clear error names the declared ones otherwise."""
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise KeyError(
+            f"unknown source {name!r}; declared: {', '.join(s.name for s in self.sources)}"
+        )
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in the inventory are resolved against."""
+        return self.path.parent if self.path else Path.cwd()
+
+    def resolve_path(self, source: SourceDecl) -> Path:
+        """The absolute path of a file-based source."""
+        assert source.connection.path is not None
+        p = Path(os.path.expandvars(source.connection.path)).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+
+# ---------------------------------------------------------------- loading with line numbers
+
+
+def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict:
+    """Map every key path in a composed YAML tree to its 1-based line."""
+    out = {} if out is None else out
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = (*path, key_node.value)
+            out[key] = key_node.start_mark.line + 1
+            _line_index(value_node, key, out)
+            out[key] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_index(item, (*path, i), out)
+    return out
+
+
+def _format_loc(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def load_inventory(path: str | os.PathLike) -> Inventory:
+    """Read and validate an inventory file; raise ConfigError naming file, line and field."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(str(p), "inventory file not found") from None
+    except OSError as e:
+        raise ConfigError(str(p), f"cannot read inventory: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except UnicodeDecodeError:
+        raise ConfigError(str(p), "inventory is not UTF-8 text") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(str(p), f"malformed YAML: {problem}",
+                          line=mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict):
+        raise ConfigError(str(p), "inventory must be a mapping with version, organization, "
+                          "sources", line=1)
+    lines = _line_index(node) if node is not None else {}
+    try:
+        inv = Inventory.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and "[" in x))
+        line = None
+        for n in range(len(loc), -1, -1):
+            if loc[:n] in lines:
+                line = lines[loc[:n]]
+                break
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            msg = "required field is missing"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif err["type"] == "literal_error":
+            msg = f"{msg} (got {err.get('input')!r})"
+        raise ConfigError(str(p), msg, line=line, field=_format_loc(loc) or None) from None
+    return inv.model_copy(update={"path": p.resolve(), "digest": hashlib.sha256(raw).hexdigest()})

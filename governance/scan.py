@@ -1,0 +1,186 @@
+"""The PII discovery scan: classify every column of every source and record the findings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from governance.audit_store import AuditStore
+from governance.detection.classifier import classify_column
+from governance.discovery import SourceState, TableState, inspect_source
+from governance.errors import GovernanceError
+from governance.inventory import Inventory, SourceDecl
+from governance.sources import Connector, open_connector
+from governance.taxonomy import is_sensitive
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SAMPLE_ROWS = 200
+DEFAULT_SEED = 0
+
+Progress = Callable[[str], None]
+
+
+class FindingStatus(StrEnum):
+    """How a column's finding relates to what the inventory declares."""
+
+    CONFIRMED = "confirmed"                   # detected category equals the declared one
+    MISMATCH = "category_mismatch"            # detected a different category than declared
+    NOT_DETECTED = "declared_not_detected"    # declared PII, nothing seen in the sample
+    UNDECLARED_PII = "undeclared_pii"         # PII in a declared table's undeclared column
+    UNDECLARED_TABLE = "undeclared_table_pii"  # PII in a table the inventory does not list
+    NO_PII = "no_pii"                         # nothing declared, nothing detected
+
+
+@dataclass
+class ColumnFinding:
+    """What one column holds, compared with what the inventory says."""
+
+    source: str
+    table_name: str
+    column_name: str
+    column_type: str | None
+    declared_category: str | None
+    detected_category: str | None
+    entity_types: list[str]
+    confidence: float
+    sensitive: bool
+    status: str
+    is_subject_key: bool
+    sampled_values: int
+    matched_values: int
+    masked_samples: list[str]
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def category(self) -> str | None:
+        """The category the column holds: detected, else declared."""
+        return self.detected_category or self.declared_category
+
+
+@dataclass
+class ScanResult:
+    """The outcome of a scan run."""
+
+    run_id: str
+    status: str
+    sources: list[SourceState]
+    findings: list[ColumnFinding]
+    errors: list[str]
+
+    def personal_columns(self) -> list[ColumnFinding]:
+        """Findings of columns holding personal data (declared or detected)."""
+        return [f for f in self.findings if f.category]
+
+
+def finding_status(declared: str | None, detected: str | None, table_declared: bool) -> str:
+    """The FindingStatus of a column."""
+    if not table_declared:
+        return FindingStatus.UNDECLARED_TABLE if detected else FindingStatus.NO_PII
+    if declared:
+        if detected == declared:
+            return FindingStatus.CONFIRMED
+        return FindingStatus.MISMATCH if detected else FindingStatus.NOT_DETECTED
+    return FindingStatus.UNDECLARED_PII if detected else FindingStatus.NO_PII
+
+
+def scan_table(source: SourceDecl, connector: Connector, state: TableState,
+               sample_rows: int = DEFAULT_SAMPLE_ROWS,
+               seed: int = DEFAULT_SEED) -> list[ColumnFinding]:
+    """Classify every column of one present table from a deterministic sample."""
+    decl = source.table(state.table)
+    info = connector.table_info(state.table)
+    sample = connector.sample_rows(state.table, limit=sample_rows, seed=seed)
+    findings = []
+    for col in info.columns:
+        values = sample.column(col.name).to_pylist()
+        c = classify_column(col.name, values)
+        declared = None
+        if decl is not None and col.name in decl.columns:
+            declared = decl.columns[col.name].category
+        findings.append(ColumnFinding(
+            source=source.name, table_name=state.table, column_name=col.name,
+            column_type=col.type, declared_category=declared, detected_category=c.category,
+            entity_types=c.entity_types, confidence=c.confidence,
+            sensitive=is_sensitive(c.category) or is_sensitive(declared),
+            status=finding_status(declared, c.category, decl is not None),
+            is_subject_key=bool(decl and decl.subject_key == col.name),
+            sampled_values=c.non_null, matched_values=c.matched,
+            masked_samples=c.masked_samples, evidence=c.evidence))
+    return findings
+
+
+def scan_source(inventory: Inventory, source: SourceDecl | str,
+                sample_rows: int = DEFAULT_SAMPLE_ROWS, seed: int = DEFAULT_SEED,
+                progress: Progress | None = None) -> tuple[SourceState, list[ColumnFinding]]:
+    """Inspect and classify one source; raises GovernanceError when it cannot be read."""
+    src = inventory.source(source) if isinstance(source, str) else source
+    with open_connector(inventory, src) as conn:
+        state = inspect_source(src, conn)
+        if not state.reachable:
+            raise GovernanceError(state.error or f"source {src.name!r} cannot be read")
+        findings: list[ColumnFinding] = []
+        present = [t for t in state.tables if t.present]
+        for i, table in enumerate(present, 1):
+            if progress:
+                progress(f"{src.name}: table {i}/{len(present)} {table.table} "
+                         f"({table.row_count:,} rows, {len(table.columns)} columns)")
+            findings.extend(scan_table(src, conn, table, sample_rows, seed))
+    return state, findings
+
+
+def run_scan(inventory: Inventory, store: AuditStore, sources: list[str] | None = None,
+             sample_rows: int = DEFAULT_SAMPLE_ROWS, seed: int = DEFAULT_SEED,
+             actor: str = "govkit", orchestrator_run_id: str | None = None,
+             progress: Progress | None = None) -> ScanResult:
+    """Scan the named sources (all by default) and record the run in the audit store."""
+    selected = [inventory.source(n) for n in sources] if sources else list(inventory.sources)
+    names = [s.name for s in selected]
+    run_id = store.start_scan(names, "sampled", str(inventory.path) if inventory.path else None,
+                              inventory.digest, sample_rows, seed, orchestrator_run_id)
+    store.append_log(actor, "scan.started", run_id,
+                     {"sources": names, "mode": "sampled", "sample_rows": sample_rows,
+                      "seed": seed, "inventory_digest": inventory.digest})
+    states: list[SourceState] = []
+    findings: list[ColumnFinding] = []
+    errors: list[str] = []
+    try:
+        for src in selected:
+            try:
+                state, found = scan_source(inventory, src, sample_rows, seed, progress)
+            except GovernanceError as e:
+                msg = str(e).splitlines()[0]
+                errors.append(msg)
+                states.append(SourceState(src.name, src.kind, False, msg))
+                if progress:
+                    progress(f"{src.name}: FAILED: {msg}")
+                continue
+            states.append(state)
+            findings.extend(found)
+            store.record_tables(run_id, [t.as_row() for t in state.tables])
+            store.record_findings(run_id, [_finding_row(f) for f in found])
+    except BaseException as e:
+        store.finish_scan(run_id, "failed", f"{type(e).__name__}: {e}".splitlines()[0])
+        store.append_log(actor, "scan.failed", run_id, {"error": type(e).__name__})
+        raise
+    status = "succeeded" if not errors else ("failed" if len(errors) == len(selected)
+                                             else "partial")
+    store.finish_scan(run_id, status, "; ".join(errors) or None)
+    store.append_log(actor, "scan.finished", run_id, {
+        "status": status,
+        "columns": len(findings),
+        "personal_columns": sum(1 for f in findings if f.category),
+        "undeclared_pii": sum(1 for f in findings if f.status in (
+            FindingStatus.UNDECLARED_PII, FindingStatus.UNDECLARED_TABLE)),
+        "errors": len(errors),
+    })
+    return ScanResult(run_id, status, states, findings, errors)
+
+
+def _finding_row(f: ColumnFinding) -> dict[str, Any]:
+    row = asdict(f)
+    row["status"] = str(f.status)
+    return row

@@ -1,0 +1,137 @@
+"""The one narrow interface every data source is read and changed through.
+
+Connectors take plain values (table, column, key values, batch size) and return plain rows
+or Arrow data, so the discovery scan, data-subject requests and retention can share them.
+Key values are always bound parameters; table and column names are quoted by the
+driver's own mechanism and must first exist in the source.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+from governance.errors import SourceError
+
+DEFAULT_SAMPLE_ROWS = 200
+DEFAULT_BATCH_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """A column as found in the source."""
+
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """A table as found in the source, with its columns and row count."""
+
+    name: str
+    columns: tuple[ColumnInfo, ...]
+    row_count: int | None = None
+
+    @property
+    def column_names(self) -> list[str]:
+        """The names of the columns, in source order."""
+        return [c.name for c in self.columns]
+
+
+class Connector(ABC):
+    """Read and change one data source."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, name: str):
+        self.name = name
+        self._tables: dict[str, TableInfo] | None = None
+
+    # -- discovery ------------------------------------------------------------------
+    @abstractmethod
+    def list_tables(self) -> list[TableInfo]:
+        """Every table (and view) present in the source, with its columns."""
+
+    def test_connection(self) -> None:
+        """Raise SourceError when the source cannot be read."""
+        self.list_tables()
+
+    def table_info(self, table: str) -> TableInfo:
+        """The found table ``table``; SourceError if the source has no such table."""
+        if self._tables is None:
+            self._tables = {t.name: t for t in self.list_tables()}
+        try:
+            return self._tables[table]
+        except KeyError:
+            raise SourceError(
+                f"source {self.name!r} has no table {table!r}"
+            ) from None
+
+    def check_columns(self, table: str, columns: Sequence[str] | None) -> list[str]:
+        """Return ``columns`` (all when None) after checking each exists in ``table``."""
+        info = self.table_info(table)
+        if columns is None:
+            return info.column_names
+        missing = [c for c in columns if c not in info.column_names]
+        if missing:
+            raise SourceError(
+                f"source {self.name!r}, table {table!r} has no column {missing[0]!r}"
+            )
+        return list(columns)
+
+    # -- reading --------------------------------------------------------------------
+    @abstractmethod
+    def sample_rows(self, table: str, columns: Sequence[str] | None = None,
+                    limit: int = DEFAULT_SAMPLE_ROWS, seed: int = 0) -> pa.Table:
+        """A deterministic sample of at most ``limit`` rows (same seed, same data: same rows)."""
+
+    @abstractmethod
+    def stream_rows(self, table: str, columns: Sequence[str] | None = None,
+                    batch_size: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        """Every row of ``table`` as Arrow record batches of at most ``batch_size`` rows."""
+
+    @abstractmethod
+    def find_rows(self, table: str, column: str, values: Sequence[Any]) -> list[dict[str, Any]]:
+        """The rows whose ``column`` equals one of ``values``."""
+
+    # -- changing -------------------------------------------------------------------
+    @abstractmethod
+    def delete_rows(self, table: str, column: str, values: Sequence[Any]) -> int:
+        """Delete the rows whose ``column`` equals one of ``values``; return how many."""
+
+    @abstractmethod
+    def update_rows(self, table: str, column: str, values: Sequence[Any],
+                    assignments: Mapping[str, Any]) -> int:
+        """Set ``assignments`` on the rows whose ``column`` equals one of ``values``."""
+
+    def dry_run(self, operation: str, table: str, column: str,
+                assignments: Mapping[str, Any] | None = None) -> str:
+        """The statement ``operation`` (find, delete, update) would run, values as placeholders."""
+        return f"{operation} {table} where {column} in (?)"
+
+    # -- lifetime -------------------------------------------------------------------
+    def close(self) -> None:  # noqa: B027 - connectors without a connection need nothing
+        """Release the connection."""
+
+    def __enter__(self) -> Connector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def rows_to_table(rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> pa.Table:
+    """Build an Arrow table from row tuples; columns of mixed types become strings."""
+    arrays = []
+    for i, _ in enumerate(columns):
+        values = [r[i] for r in rows]
+        try:
+            arrays.append(pa.array(values))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arrays.append(pa.array([None if v is None else str(v) for v in values]))
+    return pa.Table.from_arrays(arrays, names=list(columns)) if columns else pa.table({})

@@ -1,0 +1,191 @@
+"""DuckDB database files, and CSV / Parquet / JSON-lines files read through DuckDB."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from governance.errors import SourceError
+from governance.sources.base import (
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_SAMPLE_ROWS,
+    ColumnInfo,
+    TableInfo,
+)
+from governance.sources.sql import SqlConnector, _chunks
+
+
+class DuckDBConnector(SqlConnector):
+    """A DuckDB database file, opened read-only unless changes are asked for."""
+
+    kind = "duckdb"
+
+    def __init__(self, name: str, path: Path | None, writable: bool = False):
+        super().__init__(name)
+        if path is not None:
+            if not path.exists():
+                raise SourceError(f"source {name!r}: DuckDB file not found: {path}")
+            try:
+                self._conn = duckdb.connect(str(path), read_only=not writable)
+            except duckdb.Error as e:
+                raise SourceError(f"source {name!r}: cannot open {path}: "
+                                  f"{str(e).splitlines()[0]}") from None
+
+    def list_tables(self) -> list[TableInfo]:
+        rows = self._conn.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position").fetchall()
+        cols: dict[str, list[ColumnInfo]] = {}
+        for table, column, dtype in rows:
+            cols.setdefault(table, []).append(ColumnInfo(column, dtype))
+        out = []
+        for table, columns in cols.items():
+            count = self._conn.execute(
+                f"SELECT count(*) FROM {self._ident(table)}").fetchall()[0][0]
+            out.append(TableInfo(table, tuple(columns), count))
+        return out
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        cur = self._conn.cursor()
+        try:
+            cur.execute(sql, list(params))
+        except duckdb.Error:
+            cur.close()
+            raise
+        return cur
+
+    def _sample_sql(self, table: str, cols: list[str], limit: int, seed: int) -> str:
+        return (f"{self._select_sql(table, cols)} USING SAMPLE reservoir({int(limit)} ROWS) "
+                f"REPEATABLE ({int(seed)})")
+
+    def sample_rows(self, table: str, columns: Sequence[str] | None = None,
+                    limit: int = DEFAULT_SAMPLE_ROWS, seed: int = 0) -> pa.Table:
+        cols = self.check_columns(table, columns)
+        return self._conn.sql(self._sample_sql(table, cols, limit, seed)).to_arrow_table()
+
+    def stream_rows(self, table: str, columns: Sequence[str] | None = None,
+                    batch_size: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        reader = self._conn.sql(self._select_sql(table, columns)).to_arrow_reader(batch_size)
+        yield from reader
+
+    def _in_transaction(self, make_sql: Any, values: Sequence[Any],
+                        prefix: Sequence[Any] = ()) -> int:
+        total = 0
+        self._conn.execute("BEGIN TRANSACTION")
+        try:
+            for chunk in _chunks(values):
+                cur = self._run(make_sql(chunk), [*prefix, *chunk])
+                rows = cur.fetchall()
+                total += int(rows[0][0]) if rows else 0
+                cur.close()
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        return total
+
+
+# File formats DuckDB reads, and how each is read and written back.
+_SUFFIXES = {"csv": (".csv",), "parquet": (".parquet",), "jsonl": (".jsonl", ".ndjson", ".json")}
+
+
+class FileConnector(DuckDBConnector):
+    """CSV, Parquet or JSON-lines files: one file is one table named after the file's stem.
+
+    ``path`` is a file or a folder of files of that format. CSV is read as text so that
+    values such as ``007`` or ``+8613800000000`` keep their exact form. Changes rewrite the
+    file to a temporary copy and replace it atomically.
+    """
+
+    def __init__(self, name: str, kind: str, path: Path, writable: bool = False):
+        super().__init__(name, None)
+        self.kind = kind  # type: ignore[misc]
+        if not path.exists():
+            raise SourceError(f"source {name!r}: path not found: {path}")
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in _SUFFIXES[kind]) \
+            if path.is_dir() else [path]
+        self._files: dict[str, Path] = {}
+        self._conn = duckdb.connect()
+        for f in files:
+            self._files[f.stem] = f
+            try:
+                self._relation(f).create_view(f.stem)
+            except duckdb.Error as e:
+                raise SourceError(f"source {name!r}: cannot read {f} as {kind}: "
+                                  f"{str(e).splitlines()[0]}") from None
+
+    def _relation(self, f: Path) -> duckdb.DuckDBPyRelation:
+        if self.kind == "csv":
+            return self._conn.read_csv(str(f), all_varchar=True, header=True)
+        if self.kind == "parquet":
+            return self._conn.read_parquet(str(f))
+        return self._conn.read_json(str(f), format="newline_delimited")
+
+    def file_of(self, table: str) -> Path:
+        """The file that holds ``table``."""
+        self.table_info(table)
+        return self._files[table]
+
+    def _rewrite(self, table: str, column: str, values: Sequence[Any],
+                 change: Any) -> int:
+        f = self.file_of(table)
+        data = self._conn.sql(f"SELECT * FROM {self._ident(table)}").to_arrow_table()
+        keys = pa.array([str(v) for v in values], pa.string())
+        mask = pc.fill_null(pc.is_in(data[column].cast(pa.string()), value_set=keys), False)
+        n = pc.sum(mask).as_py() or 0
+        if not n:
+            return 0
+        new = change(data, mask)
+        fd, tmp = tempfile.mkstemp(dir=f.parent, prefix=f".{f.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            _write(self.kind, new, Path(tmp))
+            os.replace(tmp, f)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._conn.execute(f"DROP VIEW {self._ident(table)}")
+        self._relation(f).create_view(table)
+        return int(n)
+
+    def delete_rows(self, table: str, column: str, values: Sequence[Any]) -> int:
+        self.check_columns(table, [column])
+        return self._rewrite(table, column, values,
+                             lambda data, mask: data.filter(pc.invert(mask)))
+
+    def update_rows(self, table: str, column: str, values: Sequence[Any],
+                    assignments: Mapping[str, Any]) -> int:
+        self.check_columns(table, [column, *assignments])
+
+        def change(data: pa.Table, mask: pa.Array) -> pa.Table:
+            for col, value in assignments.items():
+                i = data.schema.get_field_index(col)
+                typ = data.schema.field(i).type
+                data = data.set_column(i, col, pc.if_else(mask, pa.scalar(value, typ), data[col]))
+            return data
+
+        return self._rewrite(table, column, values, change)
+
+
+def _write(kind: str, table: pa.Table, path: Path) -> None:
+    if kind == "csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, path)
+    elif kind == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path)
+    else:
+        import json
+
+        with path.open("w", encoding="utf-8") as out:
+            for row in table.to_pylist():
+                out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
