@@ -113,6 +113,8 @@ def _run_scan(inventory_path: Path, store_path: Path, sources: tuple[str, ...],
     from governance.scan import FindingStatus, run_scan
 
     inv = load_inventory(inventory_path)
+    for name in sources:
+        inv.source(name)
     store = AuditStore(store_path)
     click.echo(f"Scanning {len(sources) or len(inv.sources)} source(s) of {inv.organization} "
                f"({sample_rows} sampled rows per table) ...", err=True)

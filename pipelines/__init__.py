@@ -1,0 +1,1 @@
+"""Dagster definitions for govkit: thin assets, jobs and schedules over ``governance``."""

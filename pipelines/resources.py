@@ -1,0 +1,26 @@
+"""Dagster resources: where the inventory and the audit store are, and scan settings."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from governance.audit_store import AuditStore
+from governance.inventory import Inventory, load_inventory
+from governance.scan import DEFAULT_SAMPLE_ROWS, DEFAULT_SEED
+
+
+class GovernanceResource(dg.ConfigurableResource):
+    """The inventory and audit store the pipelines work on."""
+
+    inventory_path: str
+    audit_store_path: str
+    sample_rows: int = DEFAULT_SAMPLE_ROWS
+    seed: int = DEFAULT_SEED
+
+    def inventory(self) -> Inventory:
+        """The validated inventory."""
+        return load_inventory(self.inventory_path)
+
+    def store(self) -> AuditStore:
+        """The audit store."""
+        return AuditStore(self.audit_store_path)

@@ -1,0 +1,22 @@
+"""Schedules: the daily discovery scan of every source."""
+
+
+import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+DAILY_SCAN_CRON = "0 2 * * *"
+
+
+def build_daily_scan_schedule(job: UnresolvedAssetJobDefinition,
+                              partitions: dg.StaticPartitionsDefinition) -> dg.ScheduleDefinition:
+    """At 02:00 UTC every day, one run per source so sources scan in parallel."""
+
+    @dg.schedule(job=job, cron_schedule=DAILY_SCAN_CRON, name="daily_discovery_scan",
+                 execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING)
+    def daily_discovery_scan(context: dg.ScheduleEvaluationContext):  # noqa: ANN202
+        tick = context.scheduled_execution_time.strftime("%Y%m%d")
+        for source in partitions.get_partition_keys():
+            yield dg.RunRequest(run_key=f"{tick}-{source}", partition_key=source,
+                                tags={"govkit/source": source})
+
+    return daily_discovery_scan

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from governance.audit_store import AuditStore
+from governance.audit_store.schema import SCHEMA_VERSION
+from governance.cli import main
+from governance.errors import AuditStoreError
+
+
+def _filled(tmp_path: Path, n: int = 6) -> AuditStore:
+    store = AuditStore(tmp_path / "audit.duckdb")
+    for i in range(n):
+        store.append_log("dpo", "request.received", f"req-{i}", {"step": i, "note": "masked"})
+    return store
+
+
+def _raw(store: AuditStore, sql: str) -> None:
+    conn = duckdb.connect(str(store.path))
+    conn.execute(sql)
+    conn.close()
+
+
+def test_store_created_and_migrated_on_first_use(tmp_path: Path) -> None:
+    store = AuditStore(tmp_path / "sub" / "audit.duckdb")
+    assert store.schema_version() == SCHEMA_VERSION
+    tables = {r["table_name"] for r in store.query(
+        "SELECT table_name FROM information_schema.tables")}
+    assert {"scan_runs", "column_findings", "source_tables", "audit_log",
+            "audit_log_head", "schema_migrations"} <= tables
+    # Reopening does not re-apply migrations.
+    assert AuditStore(store.path).schema_version() == SCHEMA_VERSION
+    assert len(store.query("SELECT * FROM schema_migrations")) == len(
+        {SCHEMA_VERSION} | set(range(1, SCHEMA_VERSION + 1)))
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    store = _filled(tmp_path, 1)
+    _raw(store, "INSERT INTO schema_migrations VALUES (999, 'future', now())")
+    with pytest.raises(AuditStoreError, match="newer than this govkit understands"):
+        AuditStore(store.path).schema_version()
+
+
+def test_chain_links_rows(tmp_path: Path) -> None:
+    store = _filled(tmp_path)
+    entries = store.log_entries()
+    assert [e.seq for e in entries] == [1, 2, 3, 4, 5, 6]
+    assert len({e.row_hash for e in entries}) == 6
+    assert store.verify_log().ok
+
+
+def test_edited_row_is_detected(tmp_path: Path) -> None:
+    store = _filled(tmp_path)
+    _raw(store, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
+    result = store.verify_log()
+    assert not result.ok
+    assert result.problems == ["seq 3: row content does not match its hash (edited)"]
+
+
+def test_edited_details_with_recomputed_hash_breaks_the_next_link(tmp_path: Path) -> None:
+    store = _filled(tmp_path)
+    _raw(store, "UPDATE audit_log SET details = '{\"step\": 99}', row_hash = repeat('a', 64) "
+                "WHERE seq = 2")
+    problems = store.verify_log().problems
+    assert any(p.startswith("seq 2:") for p in problems)
+    assert "seq 3: prev_hash does not match the row before it" in problems
+
+
+@pytest.mark.parametrize(("seq", "expected"), [
+    (2, "seq 2 missing (row deleted)"),
+    (6, "head records seq 6 but the log ends at seq 5 (rows deleted from the end)"),
+])
+def test_deleted_row_is_detected(tmp_path: Path, seq: int, expected: str) -> None:
+    store = _filled(tmp_path)
+    _raw(store, f"DELETE FROM audit_log WHERE seq = {seq}")
+    assert expected in store.verify_log().problems
+
+
+def test_verify_log_command(tmp_path: Path) -> None:
+    store = _filled(tmp_path)
+    runner = CliRunner()
+    ok = runner.invoke(main, ["audit", "verify-log", "--store", str(store.path)])
+    assert ok.exit_code == 0, ok.output
+    assert "audit log OK: 6 rows" in ok.output
+    _raw(store, "UPDATE audit_log SET action = 'request.rejected' WHERE seq = 4")
+    bad = runner.invoke(main, ["audit", "verify-log", "--store", str(store.path)])
+    assert bad.exit_code == 1
+    assert "TAMPERED" in bad.output and "seq 4" in bad.output
+    missing = runner.invoke(main, ["audit", "verify-log", "--store", str(tmp_path / "no.duckdb")])
+    assert missing.exit_code == 2
+    assert missing.output.strip().count("\n") == 0
+
+
+def _append_many(path: str, actor: str, n: int) -> None:
+    store = AuditStore(path)
+    for i in range(n):
+        store.append_log(actor, "test.append", None, {"i": i})
+
+
+def test_appends_from_concurrent_processes_keep_the_chain(tmp_path: Path) -> None:
+    path = str(tmp_path / "audit.duckdb")
+    AuditStore(path).schema_version()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_append_many, args=(path, f"p{i}", 15)) for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    store = AuditStore(path)
+    assert [e.seq for e in store.log_entries()] == list(range(1, 31))
+    assert store.verify_log().ok

@@ -1,0 +1,164 @@
+"""Every connector behind the same interface, including a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from governance.errors import SourceError
+from governance.sources.base import Connector
+from governance.sources.duckdb_source import DuckDBConnector, FileConnector
+from governance.sources.postgres import PostgresConnector
+from governance.sources.sqlite import SqliteConnector
+
+INJECTION = "x'; DROP TABLE users; --"
+ROWS = [
+    {"id": 1, "email": "ann@example.com", "phone": "13812345678", "zip": "01234"},
+    {"id": 2, "email": "bo@example.com", "phone": "+1 415-555-0132", "zip": None},
+    {"id": 3, "email": INJECTION, "phone": "007", "zip": "99999"},
+] + [{"id": i, "email": f"user{i}@example.com", "phone": None, "zip": "10115"}
+     for i in range(4, 301)]
+KINDS = ["sqlite", "duckdb", "csv", "parquet", "jsonl", "postgres"]
+
+
+def _make(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Connector:
+    table = pa.Table.from_pylist(ROWS, schema=pa.schema([
+        ("id", pa.int64()), ("email", pa.string()), ("phone", pa.string()), ("zip", pa.string())]))
+    if kind == "sqlite":
+        path = tmp_path / "app.db"
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, phone TEXT, "
+                     "zip TEXT)")
+        conn.executemany("INSERT INTO users VALUES (?, ?, ?, ?)",
+                         [tuple(r.values()) for r in ROWS])
+        conn.commit()
+        conn.close()
+        return SqliteConnector("t", path, writable=True)
+    if kind == "duckdb":
+        path = tmp_path / "app.duckdb"
+        conn = duckdb.connect(str(path))
+        conn.register("src", table)
+        conn.execute("CREATE TABLE users AS SELECT * FROM src")
+        conn.close()
+        return DuckDBConnector("t", path, writable=True)
+    if kind == "postgres":
+        dsn = request.getfixturevalue("pg_dsn")
+        schema = f"t_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+            conn.execute(f'CREATE TABLE "{schema}".users (id INTEGER PRIMARY KEY, email TEXT, '
+                         'phone TEXT, zip TEXT)')
+            with conn.cursor() as cur:
+                cur.executemany(f'INSERT INTO "{schema}".users VALUES (%s, %s, %s, %s)',
+                                [tuple(r.values()) for r in ROWS])
+
+        def drop() -> None:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+        request.addfinalizer(drop)
+        return PostgresConnector("t", dsn, schema=schema, writable=True)
+    folder = tmp_path / kind
+    folder.mkdir()
+    if kind == "csv":
+        pacsv.write_csv(table, folder / "users.csv")
+    elif kind == "parquet":
+        pq.write_table(table, folder / "users.parquet")
+    else:
+        (folder / "users.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    return FileConnector("t", kind, folder, writable=True)
+
+
+@pytest.fixture(params=KINDS)
+def connector(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Connector]:
+    conn = _make(request.param, tmp_path, request)
+    yield conn
+    conn.close()
+
+
+def test_list_tables_and_columns(connector: Connector) -> None:
+    [info] = connector.list_tables()
+    assert info.name == "users"
+    assert info.column_names == ["id", "email", "phone", "zip"]
+    assert info.row_count == len(ROWS)
+
+
+def test_sample_is_deterministic_and_bounded(connector: Connector) -> None:
+    a = connector.sample_rows("users", limit=50, seed=7)
+    b = connector.sample_rows("users", limit=50, seed=7)
+    assert 0 < a.num_rows <= 50
+    assert a.column("id").to_pylist() == b.column("id").to_pylist()
+    everything = connector.sample_rows("users", ["email"], limit=10_000)
+    assert everything.num_rows == len(ROWS)
+    assert everything.column_names == ["email"]
+
+
+def test_stream_rows_reads_every_row_in_batches(connector: Connector) -> None:
+    batches = list(connector.stream_rows("users", ["id", "zip"], batch_size=64))
+    assert len(batches) >= 2
+    assert all(b.num_rows <= 64 for b in batches)
+    ids = [i for b in batches for i in b.column(0).to_pylist()]
+    assert sorted(int(i) for i in ids) == list(range(1, len(ROWS) + 1))
+
+
+def test_find_rows_binds_values(connector: Connector) -> None:
+    rows = connector.find_rows("users", "email", ["ann@example.com", "nobody@example.com"])
+    assert len(rows) == 1
+    assert rows[0]["zip"] == "01234"  # leading zero kept
+    # A value that looks like SQL is just a value: it matches its own row only.
+    [hit] = connector.find_rows("users", "email", [INJECTION])
+    assert str(hit["id"]) == "3"
+    assert connector.find_rows("users", "id", ["2"])[0]["email"] == "bo@example.com"
+    assert connector.table_info("users").row_count == len(ROWS)
+
+
+def test_update_and_delete_by_key(connector: Connector) -> None:
+    assert connector.update_rows("users", "email", ["bo@example.com"], {"phone": None}) == 1
+    assert connector.find_rows("users", "email", ["bo@example.com"])[0]["phone"] is None
+    assert connector.delete_rows("users", "email", ["ann@example.com", INJECTION]) == 2
+    assert connector.find_rows("users", "email", ["ann@example.com", INJECTION]) == []
+    remaining = sum(b.num_rows for b in connector.stream_rows("users"))
+    assert remaining == len(ROWS) - 2
+    # Idempotent: deleting again changes nothing.
+    assert connector.delete_rows("users", "email", ["ann@example.com"]) == 0
+
+
+def test_unknown_and_unsafe_identifiers_are_refused(connector: Connector) -> None:
+    with pytest.raises(SourceError, match="has no table 'users; DROP TABLE users'"):
+        connector.find_rows("users; DROP TABLE users", "email", ["a"])
+    with pytest.raises(SourceError, match="has no column"):
+        connector.find_rows("users", 'email" OR 1=1 --', ["a"])
+    assert connector.table_info("users").row_count == len(ROWS)
+
+
+def test_dry_run_shows_placeholders_not_values(connector: Connector) -> None:
+    sql = connector.dry_run("delete", "users", "email")
+    assert "users" in sql and "email" in sql and "ann@" not in sql
+
+
+def test_read_only_by_default(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    writable = _make("sqlite", tmp_path, request)
+    writable.close()
+    ro = SqliteConnector("t", tmp_path / "app.db")
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        ro.delete_rows("users", "id", [1])
+    ro.close()
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="SQLite file not found"):
+        SqliteConnector("app", tmp_path / "missing.db")
+    (tmp_path / "bad.db").write_text("not a database at all " * 100)
+    with pytest.raises(SourceError, match="cannot open"):
+        SqliteConnector("app", tmp_path / "bad.db").list_tables()
