@@ -14,10 +14,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from governance.errors import ConfigError
+from governance.config_files import load_yaml_model
 from governance.taxonomy import CATEGORIES
 
 SourceKind = Literal["csv", "parquet", "jsonl", "duckdb", "sqlite", "postgres"]
@@ -264,75 +263,8 @@ class Inventory(_Model):
         return p if p.is_absolute() else (self.base_dir / p).resolve()
 
 
-# ---------------------------------------------------------------- loading with line numbers
-
-
-def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict:
-    """Map every key path in a composed YAML tree to its 1-based line."""
-    out = {} if out is None else out
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = (*path, key_node.value)
-            out[key] = key_node.start_mark.line + 1
-            _line_index(value_node, key, out)
-            out[key] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _line_index(item, (*path, i), out)
-    return out
-
-
-def _format_loc(loc: tuple) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += ("." if text else "") + str(part)
-    return text
-
-
 def load_inventory(path: str | os.PathLike) -> Inventory:
     """Read and validate an inventory file; raise ConfigError naming file, line and field."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(str(p), "inventory file not found") from None
-    except OSError as e:
-        raise ConfigError(str(p), f"cannot read inventory: {e.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except UnicodeDecodeError:
-        raise ConfigError(str(p), "inventory is not UTF-8 text") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(str(p), f"malformed YAML: {problem}",
-                          line=mark.line + 1 if mark else None) from None
-    if not isinstance(data, dict):
-        raise ConfigError(str(p), "inventory must be a mapping with version, organization, "
-                          "sources", line=1)
-    lines = _line_index(node) if node is not None else {}
-    try:
-        inv = Inventory.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and "[" in x))
-        line = None
-        for n in range(len(loc), -1, -1):
-            if loc[:n] in lines:
-                line = lines[loc[:n]]
-                break
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "missing":
-            msg = "required field is missing"
-        elif err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        elif err["type"] == "literal_error":
-            msg = f"{msg} (got {err.get('input')!r})"
-        raise ConfigError(str(p), msg, line=line, field=_format_loc(loc) or None) from None
-    return inv.model_copy(update={"path": p.resolve(), "digest": hashlib.sha256(raw).hexdigest()})
+    inv, raw = load_yaml_model(path, Inventory, "inventory")
+    return inv.model_copy(update={"path": Path(path).resolve(),
+                                  "digest": hashlib.sha256(raw).hexdigest()})
