@@ -41,6 +41,21 @@ def check_name(value: str, what: str = "name") -> str:
     return value
 
 
+def check_jurisdictions(values: list[str]) -> list[str]:
+    """Return ``values`` if every one is a known jurisdiction code."""
+    for j in values:
+        if j not in KNOWN_JURISDICTIONS:
+            raise ValueError(f"unknown jurisdiction {j!r}; known: {', '.join(KNOWN_JURISDICTIONS)}")
+    return values
+
+
+def check_unique(names: list[str], what: str) -> None:
+    """Raise when a name occurs more than once."""
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"{what} declared twice: {', '.join(dupes)}")
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -182,12 +197,7 @@ class SourceDecl(_Model):
     @field_validator("jurisdictions")
     @classmethod
     def _juris(cls, v: list[str]) -> list[str]:
-        for j in v:
-            if j not in KNOWN_JURISDICTIONS:
-                raise ValueError(
-                    f"unknown jurisdiction {j!r}; known: {', '.join(KNOWN_JURISDICTIONS)}"
-                )
-        return v
+        return check_jurisdictions(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> SourceDecl:
@@ -197,9 +207,7 @@ class SourceDecl(_Model):
         elif not self.connection.path:
             raise ValueError(f"a {self.kind} source needs connection.path")
         names = [t.name for t in self.tables]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"table declared twice: {', '.join(dupes)}")
+        check_unique(names, "table")
         for t in self.tables:
             for ref in t.references:
                 if ref.source is None and ref.table not in names:
@@ -225,10 +233,7 @@ class Inventory(_Model):
 
     @model_validator(mode="after")
     def _unique(self) -> Inventory:
-        names = [s.name for s in self.sources]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"source declared twice: {', '.join(dupes)}")
+        check_unique([s.name for s in self.sources], "source")
         by_name = {s.name: s for s in self.sources}
         for s in self.sources:
             for t in s.tables:

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from governance.config_files import load_yaml_model
-from governance.inventory import KNOWN_JURISDICTIONS
+from governance.inventory import check_jurisdictions, check_unique
 from governance.taxonomy import CATEGORIES
 
 SHIPPED_PROFILES = Path(__file__).resolve().parent.parent / "retention_policies"
@@ -63,18 +63,12 @@ class RetentionProfile(BaseModel):
     @field_validator("jurisdictions")
     @classmethod
     def _juris(cls, v: list[str]) -> list[str]:
-        for j in v:
-            if j not in KNOWN_JURISDICTIONS:
-                raise ValueError(f"unknown jurisdiction {j!r}")
-        return v
+        return check_jurisdictions(v)
 
     @field_validator("rules")
     @classmethod
     def _unique(cls, v: list[RetentionRule]) -> list[RetentionRule]:
-        names = [r.name for r in v]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"rule name used twice: {', '.join(dupes)}")
+        check_unique([r.name for r in v], "rule")
         return v
 
 
