@@ -211,6 +211,32 @@ def report(store_path: Path, run_id: str | None, out_dir: Path) -> None:
     click.echo(str(write_scan_report(store, run_id, out_dir)))
 
 
+# ------------------------------------------------------------------------ detect
+
+
+@main.command()
+@click.argument("source", default="-", type=click.File("r", encoding="utf-8", errors="replace"))
+@click.option("--redact", "do_redact", is_flag=True,
+              help="Write the lines with entities replaced by <TYPE> instead of JSON.")
+@click.option("--min-score", default=0.4, show_default=True, type=click.FloatRange(0, 1),
+              help="Lowest recognizer score reported.")
+def detect(source, do_redact: bool, min_score: float) -> None:  # noqa: ANN001
+    """Find personal data in text lines (FILE, or - for stdin); write JSON lines.
+
+    Each output line is {"line": N, "entities": [{"type", "start", "end", "score",
+    "recognizer"}]}, offsets counting characters of the input line.
+    """
+    from governance.detection.text import detect_lines, entity_json, redact
+
+    for number, text, entities in detect_lines(source, min_score):
+        if do_redact:
+            click.echo(redact(text, entities))
+        else:
+            click.echo(json.dumps({"line": number,
+                                   "entities": [entity_json(e) for e in entities]},
+                                  ensure_ascii=False))
+
+
 # ------------------------------------------------------------------------ audit
 
 
