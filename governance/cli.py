@@ -251,9 +251,14 @@ def verify_log(store_path: Path) -> None:
     """Check that no audit-log row was edited or deleted (exit 1 if one was)."""
     if not store_path.exists():
         raise GovernanceError(f"audit store not found: {store_path}")
-    result = AuditStore(store_path).verify_log()
+    store = AuditStore(store_path)
+    result = store.verify_log()
     if result.ok:
         click.echo(f"audit log OK: {result.rows_checked} rows, chain intact")
+        last = store.log_entries(limit=1)
+        if last:
+            click.echo(f"head: seq {last[0].seq} sha256 {last[0].row_hash} "
+                       "(record it outside the store to detect a rewritten chain)")
         return
     click.echo(f"audit log TAMPERED: {len(result.problems)} problem(s) in "
                f"{result.rows_checked} rows", err=True)
