@@ -61,15 +61,13 @@ class PostgresConnector(SqlConnector):
 
     def _sample_sql(self, table: str, cols: list[str], limit: int, seed: int) -> str:
         count = self.table_info(table).row_count or 0
-        base = self._select_sql(table, cols)
         if count <= limit:
-            return f"{base} LIMIT {int(limit)}"
+            return f"{self._select_sql(table, cols)} LIMIT {int(limit)}"
         # Oversample three times so that the LIMIT is nearly always reached.
         pct = min(100.0, 300.0 * limit / count)
-        ref = self._table_ref(table)
-        select = base.split(" FROM ")[0]
-        return (f"{select} FROM {ref} TABLESAMPLE BERNOULLI ({pct:.6f}) "
-                f"REPEATABLE ({int(seed)}) LIMIT {int(limit)}")
+        select = ", ".join(self._ident(c) for c in cols)
+        return (f"SELECT {select} FROM {self._table_ref(table)} TABLESAMPLE BERNOULLI "
+                f"({pct:.6f}) REPEATABLE ({int(seed)}) LIMIT {int(limit)}")
 
     def sample_rows(self, table: str, columns: Sequence[str] | None = None,
                     limit: int = 200, seed: int = 0) -> pa.Table:
