@@ -162,3 +162,23 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "bad.db").write_text("not a database at all " * 100)
     with pytest.raises(SourceError, match="cannot open"):
         SqliteConnector("app", tmp_path / "bad.db").list_tables()
+
+
+def test_file_sources_are_read_only_unless_asked(tmp_path: Path) -> None:
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    (folder / "users.csv").write_text("id,email\n1,ann@example.com\n")
+    ro = FileConnector("t", "csv", folder)
+    with pytest.raises(SourceError, match="opened read-only"):
+        ro.delete_rows("users", "id", ["1"])
+    assert (folder / "users.csv").read_text() == "id,email\n1,ann@example.com\n"
+
+
+def test_catalogue_is_read_once_and_refreshed_after_changes(tmp_path: Path,
+                                                           request: pytest.FixtureRequest) -> None:
+    conn = _make("sqlite", tmp_path, request)
+    assert conn.list_tables() is not conn.list_tables()  # fresh lists ...
+    assert conn.list_tables()[0] is conn.list_tables()[0]  # ... of one cached read
+    conn.delete_rows("users", "id", [1])
+    assert conn.table_info("users").row_count == len(ROWS) - 1
+    conn.close()

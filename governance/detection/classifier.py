@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from governance.detection.analyzer import Entity, analyze_text
+from governance.detection.analyzer import analyze_text
 from governance.detection.column_names import category_from_name, context_words
 from governance.detection.recognizers import load_specs
 from governance.masking import mask_value
@@ -74,7 +74,7 @@ def classify_column(column: str, values: Iterable[Any]) -> ColumnClassification:
     examples: dict[str, list[str]] = {}
     matched_values = 0
     for text, n in counts.items():
-        entities = _entities(text, context)
+        entities = analyze_text(text, context=context)
         if entities:
             matched_values += n
         full_categories: set[str] = set()
@@ -143,10 +143,6 @@ def classify_column(column: str, values: Iterable[Any]) -> ColumnClassification:
         return result
     result.masked_samples = [m for t in found for m in examples[t]][:MAX_MASKED_SAMPLES]
     return result
-
-
-def _entities(text: str, context: list[str]) -> list[Entity]:
-    return analyze_text(text, context=context)
 
 
 def _best(full: Counter[str], non_null: int) -> str | None:

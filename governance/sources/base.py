@@ -54,8 +54,18 @@ class Connector(ABC):
 
     # -- discovery ------------------------------------------------------------------
     @abstractmethod
+    def _read_catalogue(self) -> list[TableInfo]:
+        """Read every table (and view) with its columns and row count from the source."""
+
     def list_tables(self) -> list[TableInfo]:
-        """Every table (and view) present in the source, with its columns."""
+        """Every table (and view) present in the source, with its columns (read once)."""
+        if self._tables is None:
+            self._tables = {t.name: t for t in self._read_catalogue()}
+        return list(self._tables.values())
+
+    def _forget_catalogue(self) -> None:
+        """Drop the cached catalogue after a change (row counts move)."""
+        self._tables = None
 
     def test_connection(self) -> None:
         """Raise SourceError when the source cannot be read."""
@@ -63,10 +73,9 @@ class Connector(ABC):
 
     def table_info(self, table: str) -> TableInfo:
         """The found table ``table``; SourceError if the source has no such table."""
-        if self._tables is None:
-            self._tables = {t.name: t for t in self.list_tables()}
+        tables = {t.name: t for t in self.list_tables()}
         try:
-            return self._tables[table]
+            return tables[table]
         except KeyError:
             raise SourceError(
                 f"source {self.name!r} has no table {table!r}"

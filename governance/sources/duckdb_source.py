@@ -38,7 +38,7 @@ class DuckDBConnector(SqlConnector):
                 raise SourceError(f"source {name!r}: cannot open {path}: "
                                   f"{str(e).splitlines()[0]}") from None
 
-    def list_tables(self) -> list[TableInfo]:
+    def _read_catalogue(self) -> list[TableInfo]:
         rows = self._conn.execute(
             "SELECT table_name, column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position").fetchall()
@@ -89,6 +89,8 @@ class DuckDBConnector(SqlConnector):
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+        finally:
+            self._forget_catalogue()
         return total
 
 
@@ -107,6 +109,7 @@ class FileConnector(DuckDBConnector):
     def __init__(self, name: str, kind: str, path: Path, writable: bool = False):
         super().__init__(name, None)
         self.kind = kind  # type: ignore[misc]
+        self.writable = writable
         if not path.exists():
             raise SourceError(f"source {name!r}: path not found: {path}")
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in _SUFFIXES[kind]) \
@@ -136,6 +139,8 @@ class FileConnector(DuckDBConnector):
     def _rewrite(self, table: str, column: str, values: Sequence[Any],
                  change: Any) -> int:
         f = self.file_of(table)
+        if not self.writable:
+            raise SourceError(f"source {self.name!r} was opened read-only; cannot change {f}")
         data = self._conn.sql(f"SELECT * FROM {self._ident(table)}").to_arrow_table()
         keys = pa.array([str(v) for v in values], pa.string())
         mask = pc.fill_null(pc.is_in(data[column].cast(pa.string()), value_set=keys), False)
@@ -153,6 +158,7 @@ class FileConnector(DuckDBConnector):
             raise
         self._conn.execute(f"DROP VIEW {self._ident(table)}")
         self._relation(f).create_view(table)
+        self._forget_catalogue()
         return int(n)
 
     def delete_rows(self, table: str, column: str, values: Sequence[Any]) -> int:

@@ -39,7 +39,7 @@ class PostgresConnector(SqlConnector):
         self.table_info(table)
         return sql.Identifier(self.schema, table).as_string(self._conn)
 
-    def list_tables(self) -> list[TableInfo]:
+    def _read_catalogue(self) -> list[TableInfo]:
         with self._conn.cursor() as cur:
             cur.execute(
                 "SELECT table_name, column_name, data_type FROM information_schema.columns "

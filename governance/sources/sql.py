@@ -125,6 +125,8 @@ class SqlConnector(Connector):
         except BaseException:
             self._rollback()
             raise
+        finally:
+            self._forget_catalogue()
         return total
 
     def dry_run(self, operation: str, table: str, column: str,

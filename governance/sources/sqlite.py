@@ -26,7 +26,7 @@ class SqliteConnector(SqlConnector):
         except sqlite3.DatabaseError as e:
             raise SourceError(f"source {name!r}: cannot open {path} as SQLite: {e}") from None
 
-    def list_tables(self) -> list[TableInfo]:
+    def _read_catalogue(self) -> list[TableInfo]:
         names = [r[0] for r in self._conn.execute(
             "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
             "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
