@@ -107,7 +107,8 @@ def inventory(inventory_path: Path, sources: tuple[str, ...]) -> None:
 
 
 def _run_scan(inventory_path: Path, store_path: Path, sources: tuple[str, ...],
-              sample_rows: int, seed: int, report_dir: Path | None) -> None:
+              sample_rows: int, seed: int, report_dir: Path | None,
+              mode: str = "sampled") -> None:
     from governance.inventory import load_inventory
     from governance.reports import write_scan_report
     from governance.scan import FindingStatus, run_scan
@@ -116,10 +117,11 @@ def _run_scan(inventory_path: Path, store_path: Path, sources: tuple[str, ...],
     for name in sources:
         inv.source(name)
     store = AuditStore(store_path)
+    how = f"{sample_rows} sampled rows per table" if mode == "sampled" else "every cell"
     click.echo(f"Scanning {len(sources) or len(inv.sources)} source(s) of {inv.organization} "
-               f"({sample_rows} sampled rows per table) ...", err=True)
+               f"({how}) ...", err=True)
     result = run_scan(inv, store, list(sources) or None, sample_rows, seed, actor=_actor(),
-                      progress=_progress)
+                      progress=_progress, mode=mode)
     personal = result.personal_columns()
     undeclared = [f for f in result.findings if f.status in (
         FindingStatus.UNDECLARED_PII, FindingStatus.UNDECLARED_TABLE)]
@@ -145,15 +147,18 @@ def _run_scan(inventory_path: Path, store_path: Path, sources: tuple[str, ...],
 @inventory_option
 @store_option
 @click.option("--source", "sources", multiple=True, help="Only this source (repeatable).")
+@click.option("--mode", type=click.Choice(["sampled", "full"]), default="sampled",
+              show_default=True,
+              help="sampled: a seeded sample per table; full: every cell, counted.")
 @click.option("--sample-rows", default=200, show_default=True, type=click.IntRange(1),
-              help="Rows sampled per table.")
+              help="Rows sampled per table (sampled mode).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Sampling seed.")
 @click.option("--report-dir", type=click.Path(path_type=Path), default=None,
               help="Where the Markdown report goes [default: reports/ beside the store].")
-def scan(inventory_path: Path, store_path: Path, sources: tuple[str, ...], sample_rows: int,
-         seed: int, report_dir: Path | None) -> None:
+def scan(inventory_path: Path, store_path: Path, sources: tuple[str, ...], mode: str,
+         sample_rows: int, seed: int, report_dir: Path | None) -> None:
     """Run the PII discovery scan and record findings in the audit store."""
-    _run_scan(inventory_path, store_path, sources, sample_rows, seed, report_dir)
+    _run_scan(inventory_path, store_path, sources, sample_rows, seed, report_dir, mode)
 
 
 @main.command()

@@ -9,7 +9,8 @@ from enum import StrEnum
 from typing import Any
 
 from governance.audit_store import AuditStore
-from governance.detection.classifier import classify_column
+from governance.detection.cell_scan import TableScanner
+from governance.detection.classifier import ColumnClassification, classify_column, classify_matches
 from governance.discovery import SourceState, TableState, inspect_source
 from governance.errors import GovernanceError
 from governance.inventory import Inventory, SourceDecl
@@ -20,6 +21,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SAMPLE_ROWS = 200
 DEFAULT_SEED = 0
+FULL_SCAN_BATCH_ROWS = 65_536
+
+
+class ScanMode(StrEnum):
+    """How much of each table a scan reads."""
+
+    SAMPLED = "sampled"  # a seeded sample per table: quick inventories, repeatable
+    FULL = "full"        # every cell, counted: audits and erasure verification
 
 Progress = Callable[[str], None]
 
@@ -88,16 +97,21 @@ def finding_status(declared: str | None, detected: str | None, table_declared: b
 
 
 def scan_table(source: SourceDecl, connector: Connector, state: TableState,
-               sample_rows: int = DEFAULT_SAMPLE_ROWS,
-               seed: int = DEFAULT_SEED) -> list[ColumnFinding]:
-    """Classify every column of one present table from a deterministic sample."""
+               sample_rows: int = DEFAULT_SAMPLE_ROWS, seed: int = DEFAULT_SEED,
+               mode: ScanMode | str = ScanMode.SAMPLED,
+               progress: Progress | None = None) -> list[ColumnFinding]:
+    """Classify every column of one present table, from a deterministic sample or from
+    every cell (``mode``); both give the same kind of findings."""
     decl = source.table(state.table)
     info = connector.table_info(state.table)
-    sample = connector.sample_rows(state.table, limit=sample_rows, seed=seed)
+    if ScanMode(mode) is ScanMode.FULL:
+        classified = _full_scan(connector, state, info.column_names, progress)
+    else:
+        sample = connector.sample_rows(state.table, limit=sample_rows, seed=seed)
+        classified = [classify_column(c, sample.column(c).to_pylist())
+                      for c in info.column_names]
     findings = []
-    for col in info.columns:
-        values = sample.column(col.name).to_pylist()
-        c = classify_column(col.name, values)
+    for col, c in zip(info.columns, classified, strict=True):
         declared = None
         if decl is not None and col.name in decl.columns:
             declared = decl.columns[col.name].category
@@ -113,9 +127,23 @@ def scan_table(source: SourceDecl, connector: Connector, state: TableState,
     return findings
 
 
+def _full_scan(connector: Connector, state: TableState, columns: list[str],
+               progress: Progress | None) -> list[ColumnClassification]:
+    """Every cell of the table, read in batches (memory stays bounded)."""
+    with TableScanner(columns) as scanner:
+        for batch in connector.stream_rows(state.table, batch_size=FULL_SCAN_BATCH_ROWS):
+            scanner.add(batch)
+            if progress and state.row_count:
+                progress(f"{connector.name}.{state.table}: {scanner.rows:,}/"
+                         f"{state.row_count:,} rows scanned")
+        results = scanner.results()
+    return [classify_matches(c, results[c]) for c in columns]
+
+
 def scan_source(inventory: Inventory, source: SourceDecl | str,
                 sample_rows: int = DEFAULT_SAMPLE_ROWS, seed: int = DEFAULT_SEED,
-                progress: Progress | None = None) -> tuple[SourceState, list[ColumnFinding]]:
+                progress: Progress | None = None, mode: ScanMode | str = ScanMode.SAMPLED,
+                ) -> tuple[SourceState, list[ColumnFinding]]:
     """Inspect and classify one source; raises GovernanceError when it cannot be read."""
     src = inventory.source(source) if isinstance(source, str) else source
     with open_connector(inventory, src) as conn:
@@ -128,29 +156,36 @@ def scan_source(inventory: Inventory, source: SourceDecl | str,
             if progress:
                 progress(f"{src.name}: table {i}/{len(present)} {table.table} "
                          f"({table.row_count:,} rows, {len(table.columns)} columns)")
-            findings.extend(scan_table(src, conn, table, sample_rows, seed))
+            findings.extend(scan_table(src, conn, table, sample_rows, seed, mode, progress))
     return state, findings
 
 
 def run_scan(inventory: Inventory, store: AuditStore, sources: list[str] | None = None,
              sample_rows: int = DEFAULT_SAMPLE_ROWS, seed: int = DEFAULT_SEED,
              actor: str = "govkit", orchestrator_run_id: str | None = None,
-             progress: Progress | None = None) -> ScanResult:
+             progress: Progress | None = None,
+             mode: ScanMode | str = ScanMode.SAMPLED) -> ScanResult:
     """Scan the named sources (all by default) and record the run in the audit store."""
+    mode = ScanMode(mode)
     selected = [inventory.source(n) for n in sources] if sources else list(inventory.sources)
     names = [s.name for s in selected]
-    run_id = store.start_scan(names, "sampled", str(inventory.path) if inventory.path else None,
-                              inventory.digest, sample_rows, seed, orchestrator_run_id)
+    sampled = mode is ScanMode.SAMPLED
+    run_id = store.start_scan(names, str(mode),
+                              str(inventory.path) if inventory.path else None,
+                              inventory.digest, sample_rows if sampled else None,
+                              seed if sampled else None, orchestrator_run_id)
     store.append_log(actor, "scan.started", run_id,
-                     {"sources": names, "mode": "sampled", "sample_rows": sample_rows,
-                      "seed": seed, "inventory_digest": inventory.digest})
+                     {"sources": names, "mode": str(mode),
+                      "sample_rows": sample_rows if sampled else None,
+                      "seed": seed if sampled else None,
+                      "inventory_digest": inventory.digest})
     states: list[SourceState] = []
     findings: list[ColumnFinding] = []
     errors: list[str] = []
     try:
         for src in selected:
             try:
-                state, found = scan_source(inventory, src, sample_rows, seed, progress)
+                state, found = scan_source(inventory, src, sample_rows, seed, progress, mode)
             except GovernanceError as e:
                 msg = str(e).splitlines()[0]
                 errors.append(msg)

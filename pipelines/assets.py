@@ -6,8 +6,14 @@ import dagster as dg
 from governance.discovery import discover
 from governance.errors import GovernanceError
 from governance.reports import write_scan_report
-from governance.scan import FindingStatus, run_scan
+from governance.scan import FindingStatus, ScanMode, run_scan
 from pipelines.resources import GovernanceResource
+
+
+class ClassificationConfig(dg.Config):
+    """Run configuration of the classification: ``mode`` overrides the resource's scan_mode."""
+
+    mode: str | None = None
 
 
 def build_assets(partitions: dg.StaticPartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -35,14 +41,20 @@ def build_assets(partitions: dg.StaticPartitionsDefinition) -> list[dg.AssetsDef
     @dg.asset(partitions_def=partitions, group_name="discovery", deps=[source_inventory],
               description="Data category of every column of one source, stored as findings "
                           "in the audit store.")
-    def pii_classification(context: dg.AssetExecutionContext,
+    def pii_classification(context: dg.AssetExecutionContext, config: ClassificationConfig,
                            governance: GovernanceResource) -> dg.MaterializeResult:
         source = context.partition_key
         store = governance.store()
         try:
+            mode = ScanMode(config.mode or governance.scan_mode)
+        except ValueError:
+            raise dg.Failure(description=f"unknown scan mode {config.mode!r}: "
+                                         f"use {', '.join(m.value for m in ScanMode)}") from None
+        try:
             result = run_scan(governance.inventory(), store, [source], governance.sample_rows,
                               governance.seed, actor="dagster",
-                              orchestrator_run_id=context.run.run_id, progress=context.log.info)
+                              orchestrator_run_id=context.run.run_id, progress=context.log.info,
+                              mode=mode)
         except GovernanceError as e:
             raise dg.Failure(description=str(e)) from None
         if result.status != "succeeded":
@@ -54,6 +66,7 @@ def build_assets(partitions: dg.StaticPartitionsDefinition) -> list[dg.AssetsDef
                                       FindingStatus.UNDECLARED_TABLE)]
         return dg.MaterializeResult(metadata={
             "scan_run_id": result.run_id,
+            "mode": str(mode),
             "columns": len(result.findings),
             "personal_columns": len(result.personal_columns()),
             "sensitive_columns": sum(1 for f in result.personal_columns() if f.sensitive),

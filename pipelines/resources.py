@@ -16,6 +16,7 @@ class GovernanceResource(dg.ConfigurableResource):
     audit_store_path: str
     sample_rows: int = DEFAULT_SAMPLE_ROWS
     seed: int = DEFAULT_SEED
+    scan_mode: str = "sampled"  # or "full": every cell (see governance.scan.ScanMode)
 
     def inventory(self) -> Inventory:
         """The validated inventory."""

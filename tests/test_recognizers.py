@@ -6,9 +6,11 @@ from governance.detection.analyzer import analyze_text, supported_entities
 from governance.detection.recognizers import load_specs
 
 SPECS = load_specs()
+# Our own recognizers; the others are Presidio's own on the per-text path.
+OURS = [s for s in SPECS if s.presidio_builtin is None]
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", OURS, ids=lambda s: s.name)
 def test_spec_examples_through_presidio(spec) -> None:
     assert spec.examples_valid and spec.examples_invalid
     for value in spec.examples_valid:
@@ -25,6 +27,7 @@ def test_our_entities_are_registered() -> None:
     entities = supported_entities()
     for spec in SPECS:
         assert spec.entity_type in entities
+        assert spec.presidio_builtin is None or spec.presidio_builtin == spec.name
     assert {"EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IP_ADDRESS"} <= set(entities)
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
 from governance.detection.recognizers import RecognizerSpec, load_specs
+from governance.detection.recognizers.phone import PHONE_REGIONS
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,6 @@ PRESIDIO_RECOGNIZERS = (
     "IpRecognizer",
     "UsSsnRecognizer",
 )
-PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "CA", "BR", "JP", "HK", "TW", "SG", "AU")
 LANGUAGE = "en"
 
 
@@ -110,7 +111,8 @@ def build_analyzer():  # noqa: ANN201
     registry.remove_recognizer("PhoneRecognizer")
     registry.add_recognizer(PhoneRecognizer(supported_regions=PHONE_REGIONS))
     for spec in load_specs():
-        registry.add_recognizer(spec_recognizer(spec))
+        if spec.presidio_builtin is None:
+            registry.add_recognizer(spec_recognizer(spec))
     log.info("analyzer ready: NER model %s", model or "none (pattern recognizers only)")
     return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine,
                           supported_languages=[LANGUAGE])
@@ -134,3 +136,26 @@ def analyze_text(text: str, context: list[str] | None = None,
         for r in results
     ]
     return sorted(out, key=lambda e: (e.start, -e.score, e.type))
+
+
+NER_ENTITIES = ("PERSON", "LOCATION", "NRP")
+NER_BATCH = 64
+
+
+def ner_counts(texts: list[str], min_score: float = 0.6) -> Counter[str]:
+    """How many of ``texts`` mention each NER entity type (PERSON, LOCATION, NRP).
+
+    Runs the spaCy model through Presidio's BatchAnalyzerEngine (``nlp.pipe``), never one
+    call per text; empty when no model is installed.
+    """
+    if not spacy_model_name() or not texts:
+        return Counter()
+    from presidio_analyzer import BatchAnalyzerEngine
+
+    batch = BatchAnalyzerEngine(analyzer_engine=build_analyzer())
+    counts: Counter[str] = Counter()
+    results = batch.analyze_iterator(texts, language=LANGUAGE, batch_size=NER_BATCH,
+                                     entities=list(NER_ENTITIES), score_threshold=min_score)
+    for found in results:
+        counts.update({r.entity_type for r in found})
+    return counts

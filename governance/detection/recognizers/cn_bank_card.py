@@ -4,6 +4,7 @@ import re
 
 from stdnum import luhn
 
+from governance.detection import checksums
 from governance.detection.recognizers import PatternSpec, RecognizerSpec
 
 SPEC = RecognizerSpec(
@@ -17,6 +18,9 @@ SPEC = RecognizerSpec(
             0.3,
         ),
     ),
+    cell_pattern=r"62\d{2}(?:[ -]?\d){12,15}",
+    cell_normalize=checksums.strip_separators,
+    cell_validator=checksums.by_length(checksums.luhn_matrix, range(16, 20)),
     validator=lambda s: 16 <= len(s) <= 19 and luhn.is_valid(s),
     normalize=lambda s: re.sub(r"[ -]", "", s),
     context=("银行卡", "卡号", "银联", "bank card", "card", "account"),

@@ -3,8 +3,19 @@
 import re
 
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from governance.detection import checksums
 from governance.detection.recognizers import PatternSpec, RecognizerSpec
+
+# phonenumbers' own metadata for CN mobile numbers, checked on whole columns with RE2.
+_MOBILE_PATTERN = (phonenumbers.PhoneMetadata.metadata_for_region("CN")
+                   .mobile.national_number_pattern)
+
+
+def _national(values: pa.Array) -> pa.Array:
+    return pc.replace_substring_regex(checksums.strip_separators(values), r"^(?:\+|00)86", "")
 
 _MOBILE_TYPES = {phonenumbers.PhoneNumberType.MOBILE,
                  phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
@@ -31,6 +42,9 @@ SPEC = RecognizerSpec(
             0.4,
         ),
     ),
+    cell_pattern=r"(?:(?:\+|00)86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4}",
+    cell_normalize=_national,
+    cell_validator=checksums.full_match(_MOBILE_PATTERN),
     validator=is_cn_mobile,
     normalize=lambda s: re.sub(r"[ -]", "", s),
     context=("手机", "手机号", "电话", "联系方式", "mobile", "phone", "cell"),

@@ -3,7 +3,10 @@
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError
 
+from governance.detection import checksums
 from governance.detection.recognizers import PatternSpec, RecognizerSpec
+
+_SHAPE = (r"[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx]")
 
 
 def is_cn_resident_id(text: str) -> bool:
@@ -33,11 +36,12 @@ SPEC = RecognizerSpec(
         PatternSpec(
             "cn_resident_id_18",
             # 6-digit area code, birth date YYYYMMDD, 3-digit sequence, check digit or X.
-            r"(?<![0-9A-Za-z])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])"
-            r"(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx](?![0-9A-Za-z])",
+            rf"(?<![0-9A-Za-z]){_SHAPE}(?![0-9A-Za-z])",
             0.5,
         ),
     ),
+    cell_pattern=_SHAPE,
+    cell_validator=checksums.cn_resident_id,
     validator=is_cn_resident_id,
     context=("身份证", "身份证号", "居民身份证", "id card", "resident id", "identity"),
     examples_valid=("11010519491231002X", "110101199003074573", "44030519851012123X",

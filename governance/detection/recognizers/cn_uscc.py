@@ -2,6 +2,7 @@
 
 from stdnum.cn import uscc
 
+from governance.detection import checksums
 from governance.detection.recognizers import PatternSpec, RecognizerSpec
 
 SPEC = RecognizerSpec(
@@ -15,6 +16,9 @@ SPEC = RecognizerSpec(
             0.3,
         ),
     ),
+    # python-stdnum requires the first 8 characters to be digits.
+    cell_pattern=r"\d{8}[0-9A-HJ-NPQRTUWXY]{10}",
+    cell_validator=checksums.uscc,
     validator=uscc.is_valid,
     context=("统一社会信用代码", "信用代码", "uscc", "credit code"),
     examples_valid=("91110000600037341L", "91310115MA1K4HXQ70"),

@@ -1,0 +1,240 @@
+"""Check-digit algorithms over whole Arrow string arrays (Luhn, ISO 7064, mod 97, ...).
+
+Each function takes a ``pyarrow`` string array (no nulls) and returns a numpy boolean
+array, one entry per value: the column scan validates every candidate cell at once
+instead of calling a Python validator per cell. Each mirrors a python-stdnum function;
+``tests/test_checksums.py`` checks they agree on valid and corrupted numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+Validator = Callable[[pa.Array], np.ndarray]
+
+
+def strip_separators(values: pa.Array, chars: str = " -") -> pa.Array:
+    """``values`` (no nulls) with the ASCII separator characters removed (``" -"`` by default).
+
+    Works on the bytes of the whole array at once; ASCII bytes never occur inside a
+    multi-byte UTF-8 character, so other text is left intact.
+    """
+    if not len(values):
+        return values
+    offset_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    buffers = values.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=offset_type)[
+        values.offset:values.offset + len(values) + 1].astype(np.int64)
+    data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0]:offsets[-1]] \
+        if buffers[2] is not None else np.zeros(0, np.uint8)
+    drop = np.zeros(256, dtype=bool)
+    drop[list(chars.encode("ascii"))] = True
+    keep = ~drop[data]
+    if keep.all():
+        return values
+    kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+    new_offsets = kept_before[offsets - offsets[0]].astype(offset_type)
+    return pa.Array.from_buffers(values.type, len(values),
+                                 [None, pa.py_buffer(new_offsets.tobytes()),
+                                  pa.py_buffer(data[keep].tobytes())])
+
+
+def char_matrix(values: pa.Array, width: int) -> np.ndarray:
+    """The bytes of ``values`` (all exactly ``width`` bytes long) as an ``n × width`` matrix."""
+    offset_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    buffers = values.buffers()
+    if len(values) == 0 or buffers[2] is None:
+        return np.zeros((len(values), width), dtype=np.uint8)
+    first = int(np.frombuffer(buffers[1], dtype=offset_type)[values.offset])
+    # Equal widths and no nulls: the values lie back to back in the data buffer.
+    data = np.frombuffer(buffers[2], dtype=np.uint8)
+    return data[first:first + len(values) * width].reshape(len(values), width)
+
+
+def by_length(check: Callable[[np.ndarray], np.ndarray], lengths: range
+              ) -> Validator:
+    """A validator running ``check`` on the char matrix of each allowed value length."""
+
+    def validate(values: pa.Array) -> np.ndarray:
+        ok = np.zeros(len(values), dtype=bool)
+        if not len(values):
+            return ok
+        sizes = pc.binary_length(values).to_numpy(zero_copy_only=False)
+        low, high = int(sizes.min()), int(sizes.max())
+        if low == high:  # the usual case: one width, no regrouping
+            return check(char_matrix(values, low)) if low in lengths else ok
+        for width in np.unique(sizes):
+            if int(width) not in lengths:
+                continue
+            rows = np.flatnonzero(sizes == width)
+            ok[rows] = check(char_matrix(values.take(pa.array(rows)), int(width)))
+        return ok
+
+    return validate
+
+
+def _digits(m: np.ndarray) -> np.ndarray:
+    """The character matrix transposed (one contiguous row per position), as digit values."""
+    return np.ascontiguousarray(m.T).astype(np.int32) - ord("0")
+
+
+def _all_digits(d: np.ndarray) -> np.ndarray:
+    """Columns of ``_digits`` output that hold only 0-9."""
+    ok = np.ones(d.shape[1], dtype=bool)
+    for row in d:
+        ok &= (row >= 0) & (row <= 9)
+    return ok
+
+
+def _number(d: np.ndarray) -> np.ndarray:
+    """Rows of digit values (positions first) read as one integer per value."""
+    total = np.zeros(d.shape[1], dtype=np.int64)
+    for row in d:
+        total = total * 10 + row
+    return total
+
+
+def luhn_matrix(m: np.ndarray) -> np.ndarray:
+    """Rows of ASCII digits whose Luhn (mod 10) check digit is right (stdnum.luhn)."""
+    d = _digits(m)
+    total = np.zeros(len(m), dtype=np.int32)
+    for i, row in enumerate(d[::-1]):
+        if i % 2:
+            row = row * 2
+            row = row - 9 * (row > 9)
+        total += row
+    return _all_digits(d) & (total % 10 == 0)
+
+
+luhn = by_length(luhn_matrix, range(2, 40))
+
+_GB11643_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_GB11643_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
+
+
+def gb11643_matrix(m: np.ndarray) -> np.ndarray:
+    """18-character rows with a valid ISO 7064 MOD 11-2 check character (GB 11643)."""
+    d = _digits(m[:, :17])
+    total = np.zeros(len(m), dtype=np.int32)
+    for w, row in zip(_GB11643_WEIGHTS, d, strict=True):
+        total += w * row
+    last = np.where(m[:, 17] == ord("x"), ord("X"), m[:, 17])
+    return _all_digits(d) & (_GB11643_CHECK[total % 11] == last)
+
+
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+
+
+def real_dates(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """True where year/month/day is a date of the Gregorian calendar."""
+    month_ok = (month >= 1) & (month <= 12)
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    last = _DAYS_IN_MONTH[np.where(month_ok, month, 0)] + ((month == 2) & leap)
+    return month_ok & (day >= 1) & (day <= last)
+
+
+def cn_resident_id_matrix(m: np.ndarray) -> np.ndarray:
+    """GB 11643 check digit and a real birth date (as ``is_cn_resident_id``)."""
+    d = _digits(m[:, 6:14])
+    return gb11643_matrix(m) & real_dates(_number(d[:4]), _number(d[4:6]), _number(d[6:]))
+
+
+cn_resident_id = by_length(cn_resident_id_matrix, range(18, 19))
+
+
+_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_VALUE = np.full(256, -1, dtype=np.int16)
+for _i, _c in enumerate(_USCC_ALPHABET):
+    _USCC_VALUE[ord(_c)] = _i
+_USCC_WEIGHTS = np.array([1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28],
+                         dtype=np.int32)
+_USCC_CHARS = np.frombuffer(_USCC_ALPHABET.encode(), dtype=np.uint8)
+
+
+def uscc_matrix(m: np.ndarray) -> np.ndarray:
+    """18-character unified social credit codes with a valid check character (stdnum.cn.uscc)."""
+    values = _USCC_VALUE[np.ascontiguousarray(m.T)].astype(np.int32)
+    total = np.zeros(len(m), dtype=np.int32)
+    known = np.ones(len(m), dtype=bool)
+    for w, row in zip(_USCC_WEIGHTS, values[:17], strict=True):
+        total += int(w) * row
+    for row in values:
+        known &= row >= 0
+    check = _USCC_CHARS[(31 - total % 31) % 31]
+    return _all_digits(values[:8]) & known & (m[:, 17] == check)
+
+
+uscc = by_length(uscc_matrix, range(18, 19))
+
+
+def _iban_values() -> np.ndarray:
+    table = np.full(256, -1, dtype=np.int64)
+    for c in range(10):
+        table[ord("0") + c] = c
+    for c in range(26):
+        table[ord("A") + c] = 10 + c
+    return table
+
+
+_IBAN_VALUE = _iban_values()
+
+
+def iban_matrix(m: np.ndarray) -> np.ndarray:
+    """IBANs (upper case, no spaces) whose ISO 7064 mod 97-10 check is 1 (stdnum.iban)."""
+    values = _IBAN_VALUE[np.ascontiguousarray(np.concatenate([m[:, 4:], m[:, :4]], axis=1).T)]
+    remainder = np.zeros(len(m), dtype=np.int64)
+    known = np.ones(len(m), dtype=bool)
+    for row in values:
+        known &= row >= 0
+        remainder = (remainder * np.where(row >= 10, 100, 10) + row) % 97
+    letters = ((m[:, 0] >= ord("A")) & (m[:, 0] <= ord("Z"))
+               & (m[:, 1] >= ord("A")) & (m[:, 1] <= ord("Z")))
+    return known & (remainder == 1) & letters & _all_digits(_digits(m[:, 2:4]))
+
+
+iban = by_length(iban_matrix, range(15, 35))
+
+
+def _ssn_blacklist() -> np.ndarray:
+    from stdnum.us import ssn
+
+    return np.array(sorted(int(n.replace("-", "")) for n in ssn._ssn_blacklist), dtype=np.int64)
+
+
+_SSN_BLACKLIST = _ssn_blacklist()
+
+
+def us_ssn_matrix(m: np.ndarray) -> np.ndarray:
+    """9-digit SSNs that stdnum.us.ssn accepts: area not 000/666/9xx, group, serial, blacklist."""
+    d = _digits(m)
+    area, group, serial = _number(d[:3]), _number(d[3:5]), _number(d[5:])
+    whole = area * 1_000_000 + group * 10_000 + serial
+    return (_all_digits(d) & (area != 0) & (area != 666) & (area < 900) & (group != 0)
+            & (serial != 0) & ~np.isin(whole, _SSN_BLACKLIST))
+
+
+us_ssn = by_length(us_ssn_matrix, range(9, 10))
+
+
+def full_match(pattern: str) -> Validator:
+    """A validator accepting values that entirely match the RE2 ``pattern``."""
+    anchored = f"^(?:{pattern})$"
+
+    def validate(values: pa.Array) -> np.ndarray:
+        return pc.match_substring_regex(values, anchored).to_numpy(zero_copy_only=False)
+
+    return validate
+
+
+def per_value(check: Callable[[str], bool]) -> Validator:
+    """A validator calling ``check`` on each value (for rare, irregular identifiers)."""
+
+    def validate(values: pa.Array) -> np.ndarray:
+        return np.fromiter((bool(check(v)) for v in values.to_pylist()), dtype=bool,
+                           count=len(values))
+
+    return validate
