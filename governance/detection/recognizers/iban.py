@@ -20,7 +20,9 @@ SPEC = RecognizerSpec(
     name="IbanRecognizer",
     entity_type="IBAN_CODE",
     category="financial.bank_account",
-    patterns=(PatternSpec("iban", rf"(?<![A-Za-z0-9]){_SHAPE}(?![A-Za-z0-9])", 0.5),),
+    # In text: upper case, spaces only between groups of four (so trailing words stay out).
+    patterns=(PatternSpec("iban", r"(?<![A-Za-z0-9])(?-i:[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}"
+                                  r"(?: ?[A-Z0-9]{1,3})?)(?![A-Za-z0-9])", 0.5),),
     cell_pattern=_SHAPE,
     cell_normalize=_compact,
     cell_validator=checksums.iban,

@@ -1,0 +1,151 @@
+"""Throughput of the column engine against Presidio per cell, measured in one run.
+
+    python bench/throughput.py --rows 1000000            # one scale
+    python bench/throughput.py --rows 100000 1000000 10000000
+
+For each scale, in a fresh subprocess (so peak RSS is that scale's own): generate (or
+reuse) the seeded users table as Parquet, full-scan it through the same connector and
+engine as ``govkit scan --mode full``, and time the sampled classification of the same
+table. The baseline, Presidio's ``analyze()`` called once per cell on a seeded sample of
+the same cells, is measured in the same run; figures are printed as ratios against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import datagen  # noqa: E402
+
+DATA = HERE.parent / "bench-data"
+
+
+def _connector(parquet: Path):  # noqa: ANN202
+    from governance.inventory import load_inventory
+    from governance.sources import open_connector
+
+    folder = Path(tempfile.mkdtemp(prefix="govkit-bench-"))
+    (folder / "inventory.yaml").write_text(
+        "version: 1\norganization: bench\nsources:\n  - name: bench\n    kind: parquet\n"
+        f"    connection: {{path: {json.dumps(str(parquet.parent))}}}\n"
+        "    owner: bench@example.org\n    jurisdictions: [EU]\n    tables: []\n")
+    inv = load_inventory(folder / "inventory.yaml")
+    return open_connector(inv, inv.source("bench"))
+
+
+def measure_scale(rows: int, seed: int) -> dict:
+    """Full scan and sampled classification of one generated table (run in a subprocess)."""
+    from governance.detection.cell_scan import TableScanner
+    from governance.detection.classifier import classify_column
+    from governance.scan import FULL_SCAN_BATCH_ROWS
+
+    parquet = DATA / f"users_{rows}" / "users.parquet"
+    if not parquet.exists():  # generated in its own process: not part of this RSS
+        subprocess.run([sys.executable, str(HERE / "datagen.py"), "--rows", str(rows),
+                        "--seed", str(seed), "--out", str(parquet)], check=True)
+    columns = list(datagen.COLUMNS)
+    with _connector(parquet) as conn:
+        t0 = time.perf_counter()
+        with TableScanner(columns) as scanner:
+            for batch in conn.stream_rows("users", batch_size=FULL_SCAN_BATCH_ROWS):
+                scanner.add(batch)
+            results = scanner.results()
+        full_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        sample = conn.sample_rows("users", limit=200, seed=0)
+        classified = {c: classify_column(c, sample.column(c).to_pylist()) for c in columns}
+        sampled_s = time.perf_counter() - t0
+    detected = {c: sorted(results[c].whole) for c in datagen.TRUTH}
+    return {
+        "rows": rows,
+        "cells": rows * len(columns),
+        "full_scan_s": round(full_s, 3),
+        "sampled_classification_s": round(sampled_s, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "truth_columns_found": sum(datagen.TRUTH[c] in detected[c] for c in datagen.TRUTH),
+        "truth_columns": len(datagen.TRUTH),
+        "sampled_categories": sum(1 for c in datagen.TRUTH if classified[c].category),
+        "notes_matched_cells": results["notes"].matched_cells,
+    }
+
+
+def structured_rate(rows: int, seed: int) -> float:
+    """Cells per second of the engine on the structured columns alone (in memory)."""
+    from governance.detection.cell_scan import TableScanner
+
+    batches = list(datagen.users_batches(rows, seed, chunk=65_536))
+    names = list(datagen.STRUCTURED)
+    t0 = time.perf_counter()
+    with TableScanner(names) as scanner:
+        for b in batches:
+            scanner.add(b.select(names))
+    return rows * len(names) / (time.perf_counter() - t0)
+
+
+def presidio_rate(seed: int, cells: int) -> float:
+    """Cells per second of Presidio's analyze() called per cell on a sample of the table."""
+    from governance.detection.analyzer import analyze_text
+
+    batch = next(datagen.users_batches(20_000, seed, chunk=20_000))
+    rng = random.Random(seed)
+    names = list(datagen.STRUCTURED)
+    values = [str(batch.column(rng.choice(names))[rng.randrange(batch.num_rows)].as_py())
+              for _ in range(cells)]
+    analyze_text(values[0])  # build the analyzer outside the timing
+    t0 = time.perf_counter()
+    for v in values:
+        analyze_text(v)
+    return cells / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--seed", type=int, default=20261125)
+    parser.add_argument("--presidio-cells", type=int, default=2_000)
+    parser.add_argument("--one-scale", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one_scale:
+        print(json.dumps(measure_scale(args.one_scale, args.seed)))
+        return 0
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
+    baseline = presidio_rate(args.seed, args.presidio_cells)
+    print(f"baseline  Presidio analyze() per cell: {baseline:,.0f} cells/s "
+          f"({args.presidio_cells:,} cells sampled from the same table)")
+    structured = structured_rate(min(args.rows), args.seed)
+    print(f"engine    structured columns ({len(datagen.STRUCTURED)}), {min(args.rows):,} rows in "
+          f"memory: {structured:,.0f} cells/s = {structured / baseline:,.0f}x Presidio")
+    print(f"\n{'rows':>11} {'full s':>8} {'cells/s':>12} {'x Presidio':>11} {'s/M rows':>9} "
+          f"{'peak RSS':>9} {'sampled s':>10} {'PII cols':>9}")
+    for rows in args.rows:
+        out = subprocess.run([sys.executable, __file__, "--one-scale", str(rows),
+                              "--seed", str(args.seed)], capture_output=True, text=True,
+                             check=False)
+        if out.returncode:
+            print(f"{rows:>11,} failed: {out.stderr.strip().splitlines()[-1:]}")
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        rate = r["cells"] / r["full_scan_s"]
+        print(f"{rows:>11,} {r['full_scan_s']:>8.2f} {rate:>12,.0f} {rate / baseline:>11,.0f} "
+              f"{r['full_scan_s'] / rows * 1e6:>9.2f} {r['peak_rss_mb']:>7,.0f}MB "
+              f"{r['sampled_classification_s']:>10.2f} "
+              f"{r['truth_columns_found']:>4}/{r['truth_columns']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
