@@ -83,3 +83,19 @@ sources:
         "GOVKIT_TEST_CRM_DSN": "postgresql://bob:s3cret-pw@127.0.0.1:1/nodb"})
     assert "UNREACHABLE" in result.output
     assert "s3cret-pw" not in result.output
+
+
+def test_full_scan_counts_every_cell_of_the_demo(fresh_demo, tmp_path: Path) -> None:
+    store = tmp_path / "audit.duckdb"
+    result = CliRunner().invoke(main, ["scan", "-i", str(fresh_demo.inventory), "--store",
+                                       str(store), "--mode", "full"])
+    assert result.exit_code == 0, result.output
+    assert "every cell" in result.output
+    from governance.audit_store import AuditStore
+
+    rows = AuditStore(store).query(
+        "SELECT f.sampled_values, t.row_count, f.status FROM column_findings f "
+        "JOIN source_tables t USING (run_id, source, table_name) "
+        "WHERE f.table_name = 'users' AND f.column_name = 'email'")
+    assert rows[0]["sampled_values"] == rows[0]["row_count"] > 0
+    assert rows[0]["status"] == "confirmed"

@@ -87,3 +87,20 @@ def test_definitions_module_builds_demo_when_unconfigured(tmp_path, monkeypatch)
     assert (tmp_path / "demo" / "inventory.yaml").exists()
     resource = module.defs.resources["governance"]
     assert resource.audit_store_path == str((tmp_path / "demo" / "audit.duckdb").resolve())
+
+
+def test_full_mode_from_run_config(defs_and_store) -> None:
+    defs, store = defs_and_store
+    job = defs.resolve_job_def("discovery_scan")
+    result = job.execute_in_process(
+        partition_key="app_db", instance=dg.DagsterInstance.ephemeral(),
+        run_config={"ops": {"pii_classification": {"config": {"mode": "full"}}}})
+    assert result.success
+    [mat] = result.asset_materializations_for_node("pii_classification")
+    assert mat.metadata["mode"].value == "full"
+    [run] = store.scan_runs(1)
+    assert run["mode"] == "full" and run["sample_rows"] is None
+    bad = job.execute_in_process(
+        partition_key="app_db", instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+        run_config={"ops": {"pii_classification": {"config": {"mode": "everything"}}}})
+    assert not bad.success
