@@ -55,8 +55,3 @@ def category_from_name(column: str) -> str | None:
         if rx.search(norm):
             return category
     return None
-
-
-def context_words(column: str) -> list[str]:
-    """Words of the column name, given to recognizers as context."""
-    return [w for w in normalise(column).split("_") if w]
