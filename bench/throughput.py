@@ -36,12 +36,13 @@ def _connector(parquet: Path):  # noqa: ANN202
     from governance.inventory import load_inventory
     from governance.sources import open_connector
 
-    folder = Path(tempfile.mkdtemp(prefix="govkit-bench-"))
-    (folder / "inventory.yaml").write_text(
-        "version: 1\norganization: bench\nsources:\n  - name: bench\n    kind: parquet\n"
-        f"    connection: {{path: {json.dumps(str(parquet.parent))}}}\n"
-        "    owner: bench@example.org\n    jurisdictions: [EU]\n    tables: []\n")
-    inv = load_inventory(folder / "inventory.yaml")
+    with tempfile.TemporaryDirectory(prefix="govkit-bench-") as folder:
+        path = Path(folder) / "inventory.yaml"
+        path.write_text(
+            "version: 1\norganization: bench\nsources:\n  - name: bench\n    kind: parquet\n"
+            f"    connection: {{path: {json.dumps(str(parquet.parent))}}}\n"
+            "    owner: bench@example.org\n    jurisdictions: [EU]\n    tables: []\n")
+        inv = load_inventory(path)
     return open_connector(inv, inv.source("bench"))
 
 

@@ -39,7 +39,6 @@ MAX_EXAMPLES = 3
 PROBE_CELLS = 256
 # Cells per column looked at to tell free text from structured values.
 TEXT_CHECK_CELLS = 10_000
-_NOT_PERSONAL_RE = re.compile(f"(?:{NOT_PERSONAL})")
 _WORDED = r"\pL{2,}[\s,;]+\pL{2,}|\p{Han}{2}"
 
 
@@ -107,19 +106,13 @@ def default_specs() -> tuple[RecognizerSpec, ...]:
     return tuple(load_specs())
 
 
-def as_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """``values`` as one string array; other types are cast, nested types rendered as text."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+def as_text(values: pa.Array) -> pa.Array:
+    """``values`` as a string array; other types are cast, or rendered as text."""
     t = values.type
     if pa.types.is_string(t):
         return values
-    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return values.cast(pa.string())
     if pa.types.is_dictionary(t):
         return as_text(values.dictionary_decode())
-    if pa.types.is_null(t):
-        return pa.array([], pa.string())
     try:
         return values.cast(pa.string())
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
@@ -250,8 +243,7 @@ class ColumnScanner:
             for (i, mt), valid in zip(hits, ok, strict=True):
                 span = mt.group(0)
                 spans = taken.setdefault(i, [])
-                if (not valid or _NOT_PERSONAL_RE.fullmatch(span)
-                        or any(mt.start() < e and b < mt.end() for b, e in spans)):
+                if not valid or any(mt.start() < e and b < mt.end() for b, e in spans):
                     continue
                 spans.append(mt.span())
                 found.setdefault(i, set()).add(et)

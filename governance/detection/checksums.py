@@ -229,12 +229,3 @@ def full_match(pattern: str) -> Validator:
 
     return validate
 
-
-def per_value(check: Callable[[str], bool]) -> Validator:
-    """A validator calling ``check`` on each value (for rare, irregular identifiers)."""
-
-    def validate(values: pa.Array) -> np.ndarray:
-        return np.fromiter((bool(check(v)) for v in values.to_pylist()), dtype=bool,
-                           count=len(values))
-
-    return validate
