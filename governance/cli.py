@@ -242,6 +242,258 @@ def detect(source, do_redact: bool, min_score: float) -> None:  # noqa: ANN001
                                   ensure_ascii=False))
 
 
+# ------------------------------------------------------------------------ dsar
+
+
+@main.group()
+def dsar() -> None:
+    """Data-subject requests: access, erasure, rectification; legal holds."""
+
+
+def _print_request(r) -> None:  # noqa: ANN001
+    left = r.days_left()
+    due = (f"OVERDUE by {-left} day(s)" if left < 0 else f"{left} day(s) left") \
+        if r.is_open else r.state.value
+    click.echo(f"{r.request_id}  {r.request_type:<8} {r.law:<5} {r.state:<12} "
+               f"due {r.due_date} ({due})  {', '.join(r.masked_identities)}")
+
+
+@dsar.command("new")
+@store_option
+@click.option("--type", "request_type", required=True,
+              type=click.Choice(["access", "erasure", "rectify"]))
+@click.option("--identity", "identities", multiple=True, required=True,
+              help="type=value: email=..., phone=..., user_id=..., national_id=... (repeatable)")
+@click.option("--jurisdiction", required=True,
+              type=click.Choice(["EU", "EEA", "UK", "US-CA", "CN"]),
+              help="Sets the deadline: GDPR one month, CCPA 45 days, PIPL working days.")
+@click.option("--set", "corrections", multiple=True,
+              help="rectify: field=new value (email, phone, name, address, date_of_birth or a "
+                   "data category; repeatable).")
+@click.option("--pipl-working-days", default=15, show_default=True, type=click.IntRange(1),
+              help="PIPL deadline in working days (GB/T 35273-2020: 15).")
+def dsar_new(store_path: Path, request_type: str, identities: tuple[str, ...],
+             jurisdiction: str, corrections: tuple[str, ...], pipl_working_days: int) -> None:
+    """Record a new data-subject request."""
+    from governance.dsar import RequestBook
+
+    fixes = {}
+    for c in corrections:
+        name, sep, value = c.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise GovernanceError(f"--set {name!r}: write it as field=value")
+        fixes[name.strip()] = value.strip()
+    r = RequestBook(AuditStore(store_path)).create(
+        request_type, list(identities), jurisdiction, _actor(), fixes,
+        pipl_working_days=pipl_working_days)
+    _print_request(r)
+    click.echo(f"next: verify the subject's identity, then `govkit dsar verify {r.request_id} "
+               "--note '...'`", err=True)
+
+
+@dsar.command("list")
+@store_option
+@click.option("--all", "show_all", is_flag=True, help="Also completed and rejected requests.")
+def dsar_list(store_path: Path, show_all: bool) -> None:
+    """Open requests with days left, overdue first."""
+    from governance.dsar import RequestBook
+
+    requests = RequestBook(AuditStore(store_path)).list_requests(open_only=not show_all)
+    for r in requests:
+        _print_request(r)
+    overdue = sum(1 for r in requests if r.is_open and r.days_left() < 0)
+    click.echo(f"{len(requests)} request(s), {overdue} overdue", err=True)
+
+
+@dsar.command("show")
+@store_option
+@click.argument("request_id")
+def dsar_show(store_path: Path, request_id: str) -> None:
+    """A request, its journal and its audit-log history."""
+    from governance.dsar import RequestBook
+    from governance.dsar.journal import read_journal
+
+    store = AuditStore(store_path)
+    r = RequestBook(store).get(request_id)
+    _print_request(r)
+    if r.extension_reason:
+        click.echo(f"  extended: {r.extension_reason}")
+    for step in read_journal(store, request_id, None):
+        click.echo(f"  {step.describe()} [{step.status}"
+                   + (f", {step.rows_affected} changed]" if step.status == "done" else "]"))
+    if r.outcome:
+        click.echo("  outcome: " + json.dumps(r.outcome, ensure_ascii=False, default=str))
+    for e in store.log_entries():
+        if e.target == request_id:
+            click.echo(f"  {e.seq:>5} {e.logged_at:%Y-%m-%d %H:%M:%S} {e.actor:<10} {e.action}")
+
+
+def _transition_command(name: str, help_text: str, option: str, method: str) -> None:
+    @dsar.command(name, help=help_text)
+    @store_option
+    @click.argument("request_id")
+    @click.option(f"--{option}", "text", required=True)
+    def command(store_path: Path, request_id: str, text: str) -> None:
+        from governance.dsar import RequestBook
+
+        _print_request(getattr(RequestBook(AuditStore(store_path)), method)(
+            request_id, _actor(), text))
+
+
+_transition_command("verify", "Record that the subject's identity was verified, and how.",
+                    "note", "verify")
+_transition_command("extend", "Extend the deadline once (GDPR +2 months, CCPA +45 days), "
+                    "with the reason told to the subject.", "reason", "extend")
+_transition_command("reject", "Close a request without acting on it, with the reason.",
+                    "reason", "reject")
+
+
+@dsar.command("plan")
+@inventory_option
+@store_option
+@click.argument("request_id")
+def dsar_plan(inventory_path: Path, store_path: Path, request_id: str) -> None:
+    """Where the subject is found and what a run would change; changes nothing."""
+    from governance.dsar import plan_request
+    from governance.inventory import load_inventory
+
+    resolution, steps = plan_request(load_inventory(inventory_path), AuditStore(store_path),
+                                     request_id, _progress)
+    _print_plan(resolution, steps)
+
+
+def _print_plan(resolution, steps) -> None:  # noqa: ANN001
+    click.echo(f"Found in {len(resolution.locations)} place(s), "
+               f"{len(resolution.searched)} column search(es):")
+    for loc in resolution.locations:
+        click.echo(f"  - {loc.describe()}")
+    for source, error in resolution.unreachable.items():
+        click.echo(f"  ! {source}: UNREACHABLE: {error}")
+    if steps:
+        click.echo("Changes:")
+        for s in steps:
+            click.echo(f"  {s.describe()}")
+
+
+@dsar.command("run")
+@inventory_option
+@store_option
+@click.argument("request_id")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before changing data.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Where access exports go [default: exports/ beside the store].")
+@click.option("--take-over", is_flag=True,
+              help="Take the request over from a worker that died while running it.")
+def dsar_run(inventory_path: Path, store_path: Path, request_id: str, yes: bool,
+             out_dir: Path | None, take_over: bool) -> None:
+    """Run a verified request (resumes an interrupted one)."""
+    from governance.dsar import run_request
+    from governance.inventory import load_inventory
+
+    def confirm(steps) -> bool:  # noqa: ANN001
+        click.echo("Planned changes:")
+        for s in steps:
+            click.echo(f"  {s.describe()}")
+        if not steps:
+            click.echo("  (none: nothing of the subject was found)")
+        return yes or click.confirm("Apply these changes?", default=False)
+
+    outcome = run_request(load_inventory(inventory_path), AuditStore(store_path), request_id,
+                          _actor(), confirm=confirm, export_dir=out_dir, take_over=take_over,
+                          progress=_progress)
+    for s in outcome.steps:
+        if s.status == "done":
+            click.echo(f"  {s.describe()} [done, {s.rows_affected} changed]")
+        elif s.status == "held":
+            click.echo(f"  {s.describe()} [held]")
+    for place, reason in outcome.held.items():
+        click.echo(f"  kept under legal hold: {place} ({reason})")
+    if outcome.export_path:
+        click.echo(f"Export ({outcome.found_rows} rows): {outcome.export_path}")
+        click.echo(f"Passphrase (send it to the subject by another channel): "
+                   f"{outcome.passphrase}")
+    if outcome.status == "verification_failed":
+        click.echo("VERIFICATION FAILED: the subject is still found in:", err=True)
+        for place, n in outcome.remaining.items():
+            click.echo(f"  - {place}: {n}", err=True)
+        sys.exit(1)
+    click.echo(f"{request_id}: {outcome.status}")
+
+
+@dsar.command("passphrase")
+@store_option
+@click.argument("request_id")
+def dsar_passphrase(store_path: Path, request_id: str) -> None:
+    """Show the passphrase of a request's access export (logged as shown)."""
+    from governance.dsar.runner import delivery_passphrase
+
+    store = AuditStore(store_path)
+    click.echo(delivery_passphrase(store, request_id))
+    store.append_log(_actor(), "dsar.passphrase_shown", request_id, {})
+
+
+@dsar.command("open-export")
+@click.argument("export_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--passphrase", prompt=True, hide_input=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder the decrypted files are written to.")
+def dsar_open_export(export_file: Path, passphrase: str, out_dir: Path) -> None:
+    """Decrypt an access export into a folder."""
+    from governance.dsar.export import open_export
+
+    files = open_export(export_file, passphrase)
+    for name, content in files.items():
+        target = out_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(content, ensure_ascii=False, indent=2), encoding="utf-8")
+    click.echo(f"{len(files)} file(s) written to {out_dir}")
+
+
+@dsar.group()
+def hold() -> None:
+    """Legal holds: data that erasure must not touch."""
+
+
+@hold.command("add")
+@store_option
+@click.option("--identity", "identities", multiple=True, help="Hold a subject (repeatable).")
+@click.option("--table", default=None, help="Hold a whole table: source.table.")
+@click.option("--reason", required=True)
+def hold_add(store_path: Path, identities: tuple[str, ...], table: str | None,
+             reason: str) -> None:
+    """Place a legal hold on a subject or a table."""
+    from governance.dsar import LegalHolds, parse_identity
+
+    if bool(identities) == bool(table):
+        raise GovernanceError("give either --identity (a subject) or --table (source.table)")
+    holds = LegalHolds(AuditStore(store_path))
+    h = (holds.place_on_table(table, reason, _actor()) if table else
+         holds.place_on_subject([parse_identity(i) for i in identities], reason, _actor()))
+    click.echo(f"{h.hold_id}: {h.scope} {h.target}: {h.reason}")
+
+
+@hold.command("list")
+@store_option
+def hold_list(store_path: Path) -> None:
+    """Legal holds in force."""
+    from governance.dsar import LegalHolds
+
+    for h in LegalHolds(AuditStore(store_path)).active():
+        click.echo(f"{h.hold_id}: {h.scope} {h.target}: {h.reason} (by {h.placed_by}, "
+                   f"{h.placed_at:%Y-%m-%d})")
+
+
+@hold.command("release")
+@store_option
+@click.argument("hold_id")
+def hold_release(store_path: Path, hold_id: str) -> None:
+    """Release a legal hold."""
+    from governance.dsar import LegalHolds
+
+    h = LegalHolds(AuditStore(store_path)).release(hold_id, _actor())
+    click.echo(f"{h.hold_id} released")
+
+
 # ------------------------------------------------------------------------ audit
 
 

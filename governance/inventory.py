@@ -143,6 +143,42 @@ class ColumnDecl(_Model):
         return v
 
 
+AnonymizeOperator = Literal["null", "hash", "redact"]
+
+
+class ErasurePolicy(_Model):
+    """What an erasure request does to a subject's rows of this table.
+
+    ``delete`` (the default) removes the rows. ``anonymize`` keeps them because a legal
+    obligation (``basis``) requires the record, and changes ``columns``: ``null`` clears a
+    column, ``redact`` writes ``[erased]``, ``hash`` replaces the value with a keyed hash
+    (allowed only on the column the rows are matched by, e.g. a reference).
+    """
+
+    action: Literal["delete", "anonymize"] = "delete"
+    columns: dict[str, AnonymizeOperator] = Field(default_factory=dict)
+    basis: str | None = None
+
+    @field_validator("columns")
+    @classmethod
+    def _cols(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            check_name(key, "column")
+        return v
+
+    @model_validator(mode="after")
+    def _complete(self) -> ErasurePolicy:
+        if self.action == "anonymize":
+            if not self.columns:
+                raise ValueError("erasure action anonymize needs the columns to change")
+            if not self.basis:
+                raise ValueError("erasure action anonymize needs a basis: the legal "
+                                 "obligation the record is kept for")
+        elif self.columns:
+            raise ValueError("erasure columns are only used with action anonymize")
+        return self
+
+
 class TableDecl(_Model):
     """A declared table: its subject key, references and the columns known to hold PII."""
 
@@ -150,6 +186,7 @@ class TableDecl(_Model):
     subject_key: str | None = None
     references: list[Reference] = Field(default_factory=list)
     columns: dict[str, ColumnDecl] = Field(default_factory=dict)
+    erasure: ErasurePolicy = Field(default_factory=ErasurePolicy)
     description: str | None = None
 
     @field_validator("name")

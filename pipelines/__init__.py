@@ -1,1 +1,1 @@
-"""Dagster definitions for govkit: thin assets, jobs and schedules over ``governance``."""
+"""Dagster definitions for govkit: thin assets, jobs, schedules and sensors over ``governance``."""

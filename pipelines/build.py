@@ -9,8 +9,10 @@ import dagster as dg
 from governance.inventory import load_inventory
 from pipelines.assets import build_assets
 from pipelines.jobs import build_discovery_job
+from pipelines.requests import build_request_jobs
 from pipelines.resources import GovernanceResource
 from pipelines.schedules import build_daily_scan_schedule
+from pipelines.sensors import build_verified_requests_sensor
 
 
 def build_definitions(inventory_path: str | Path, audit_store_path: str | Path,
@@ -20,10 +22,12 @@ def build_definitions(inventory_path: str | Path, audit_store_path: str | Path,
     partitions = dg.StaticPartitionsDefinition([s.name for s in inventory.sources])
     assets = build_assets(partitions)
     job = build_discovery_job(assets)
+    request_jobs = list(build_request_jobs().values())
     return dg.Definitions(
         assets=assets,
-        jobs=[job],
+        jobs=[job, *request_jobs],
         schedules=[build_daily_scan_schedule(job, partitions)],
+        sensors=[build_verified_requests_sensor(request_jobs)],
         resources={"governance": GovernanceResource(
             inventory_path=str(Path(inventory_path).resolve()),
             audit_store_path=str(Path(audit_store_path).resolve()),

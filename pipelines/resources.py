@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 
 from governance.audit_store import AuditStore
@@ -17,6 +19,7 @@ class GovernanceResource(dg.ConfigurableResource):
     sample_rows: int = DEFAULT_SAMPLE_ROWS
     seed: int = DEFAULT_SEED
     scan_mode: str = "sampled"  # or "full": every cell (see governance.scan.ScanMode)
+    export_dir: str | None = None  # access exports; default: exports/ beside the store
 
     def inventory(self) -> Inventory:
         """The validated inventory."""
@@ -25,3 +28,8 @@ class GovernanceResource(dg.ConfigurableResource):
     def store(self) -> AuditStore:
         """The audit store."""
         return AuditStore(self.audit_store_path)
+
+    def exports_path(self) -> Path:
+        """Where access exports are written."""
+        return Path(self.export_dir) if self.export_dir else \
+            Path(self.audit_store_path).parent / "exports"

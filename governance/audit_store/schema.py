@@ -90,6 +90,78 @@ MIGRATIONS: tuple[Migration, ...] = (
         "COMMENT ON TABLE audit_log_head IS "
         "'The last seq and hash of audit_log, so that a deleted tail is detected too'",
     )),
+    Migration(2, "data keys, data-subject requests, erasure journal, legal holds", (
+        """CREATE TABLE data_keys (
+            key_id VARCHAR PRIMARY KEY,
+            purpose VARCHAR NOT NULL,           -- e.g. dsar-request
+            wrapped BLOB,                       -- AES-GCM under the master key; NULL once destroyed
+            created_at TIMESTAMPTZ NOT NULL,
+            destroyed_at TIMESTAMPTZ            -- set by crypto-shredding
+        )""",
+        "COMMENT ON TABLE data_keys IS "
+        "'One row per data key, wrapped under the master key (which is never stored here)'",
+        """CREATE TABLE dsar_requests (
+            request_id VARCHAR PRIMARY KEY,
+            request_type VARCHAR NOT NULL,      -- access | erasure | rectify
+            jurisdiction VARCHAR NOT NULL,
+            law VARCHAR NOT NULL,               -- GDPR | CCPA | PIPL
+            state VARCHAR NOT NULL,             -- see governance.dsar.requests.RequestState
+            received_at TIMESTAMPTZ NOT NULL,
+            due_date DATE NOT NULL,             -- after any extension
+            extended BOOLEAN NOT NULL,
+            extension_reason VARCHAR,
+            identity_types VARCHAR[] NOT NULL,
+            masked_identities VARCHAR[] NOT NULL,
+            fingerprints VARCHAR[] NOT NULL,    -- keyed hashes of the identities (holds, proof)
+            key_id VARCHAR NOT NULL,            -- data key the payload is sealed under
+            payload BLOB NOT NULL,              -- identities and corrections, sealed
+            delivery_secret BLOB,               -- access export passphrase, sealed
+            verified_at TIMESTAMPTZ,
+            closed_at TIMESTAMPTZ,
+            outcome JSON,                       -- counts per location; never values
+            lease_owner VARCHAR,                -- worker running it now, if any
+            lease_until TIMESTAMPTZ,
+            created_by VARCHAR NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL
+        )""",
+        "COMMENT ON TABLE dsar_requests IS "
+        "'One row per data-subject request; identities only sealed, masked or fingerprinted'",
+        """CREATE TABLE dsar_steps (
+            request_id VARCHAR NOT NULL,
+            step_no INTEGER NOT NULL,
+            source VARCHAR NOT NULL,
+            table_name VARCHAR NOT NULL,
+            found_by VARCHAR NOT NULL,          -- subject_key | identity | reference | free_text
+            action VARCHAR NOT NULL,            -- delete | anonymize | redact | rectify | held
+            match_column VARCHAR NOT NULL,
+            columns VARCHAR[],                  -- columns changed (anonymize, redact, rectify)
+            planned_rows BIGINT NOT NULL,
+            payload BLOB NOT NULL,              -- match values and new values, sealed
+            status VARCHAR NOT NULL,            -- pending | done | held
+            rows_affected BIGINT,
+            done_at TIMESTAMPTZ,
+            note VARCHAR,                       -- e.g. the legal hold's reason
+            PRIMARY KEY (request_id, step_no)
+        )""",
+        "COMMENT ON TABLE dsar_steps IS "
+        "'The erasure/rectification journal: one row per planned change, marked done once "
+        "committed, so an interrupted run resumes without redoing or missing rows'",
+        """CREATE TABLE legal_holds (
+            hold_id VARCHAR PRIMARY KEY,
+            scope VARCHAR NOT NULL,             -- subject | table
+            fingerprints VARCHAR[],             -- subject scope: keyed hashes of identities
+            masked_identities VARCHAR[],
+            source VARCHAR,                     -- table scope
+            table_name VARCHAR,
+            reason VARCHAR NOT NULL,
+            placed_by VARCHAR NOT NULL,
+            placed_at TIMESTAMPTZ NOT NULL,
+            released_by VARCHAR,
+            released_at TIMESTAMPTZ
+        )""",
+        "COMMENT ON TABLE legal_holds IS "
+        "'One row per legal hold: data that must not be erased, and why'",
+    )),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

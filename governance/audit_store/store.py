@@ -11,12 +11,12 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -25,6 +25,7 @@ from governance.audit_store.schema import MIGRATIONS, SCHEMA_VERSION
 from governance.errors import AuditStoreError
 
 DEFAULT_STORE_PATH = "govkit-audit.duckdb"
+T = TypeVar("T")
 LOCK_WAIT_SECONDS = 60.0
 
 
@@ -198,29 +199,21 @@ class AuditStore:
                           "ORDER BY source, table_name", [run_id])
 
     # -- audit log -----------------------------------------------------------------
+    def write(self, change: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run ``change(conn)`` in one transaction, retried when a concurrent writer
+        conflicts (it must be safe to run again); return what it returns."""
+        for attempt in range(40):
+            try:
+                with self.transaction() as conn:
+                    return change(conn)
+            except duckdb.TransactionException:
+                time.sleep(0.01 * (attempt + 1))
+        raise AuditStoreError(f"could not write to the audit store {self.path}: contention")
+
     def append_log(self, actor: str, action: str, target: str | None = None,
                    details: Any = None) -> int:
         """Append one row to the hash-chained audit log and return its seq."""
-        for attempt in range(20):
-            try:
-                with self.transaction() as conn:
-                    head = _first(conn.execute(
-                        "SELECT seq, row_hash FROM audit_log_head WHERE id = 1").fetchall())
-                    seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
-                    now = utcnow()
-                    digest = row_hash(prev, seq, now, actor, action, target, details)
-                    conn.execute(
-                        "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        [seq, now, actor, action, target,
-                         json.dumps(details, sort_keys=True, default=str), prev, digest])
-                    conn.execute(
-                        "INSERT INTO audit_log_head VALUES (1, ?, ?) ON CONFLICT (id) "
-                        "DO UPDATE SET seq = excluded.seq, row_hash = excluded.row_hash",
-                        [seq, digest])
-                return seq
-            except duckdb.TransactionException:
-                time.sleep(0.01 * (attempt + 1))
-        raise AuditStoreError(f"could not append to the audit log of {self.path}: contention")
+        return self.write(lambda conn: append_log_row(conn, actor, action, target, details))
 
     def log_entries(self, limit: int | None = None) -> list[LogEntry]:
         """Audit-log rows in order (the last ``limit`` when given)."""
@@ -242,6 +235,22 @@ class AuditStore:
             head = _first(conn.execute(
                 "SELECT seq, row_hash FROM audit_log_head WHERE id = 1").fetchall())
         return verify_rows(rows, tuple(head) if head else None)
+
+
+def append_log_row(conn: duckdb.DuckDBPyConnection, actor: str, action: str,
+                   target: str | None, details: Any) -> int:
+    """Append one audit-log row inside the caller's transaction (so that a change and its
+    record commit together) and return its seq."""
+    head = _first(conn.execute("SELECT seq, row_hash FROM audit_log_head WHERE id = 1").fetchall())
+    seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
+    now = utcnow()
+    digest = row_hash(prev, seq, now, actor, action, target, details)
+    conn.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 [seq, now, actor, action, target,
+                  json.dumps(details, sort_keys=True, default=str), prev, digest])
+    conn.execute("INSERT INTO audit_log_head VALUES (1, ?, ?) ON CONFLICT (id) "
+                 "DO UPDATE SET seq = excluded.seq, row_hash = excluded.row_hash", [seq, digest])
+    return seq
 
 
 def _first(rows: list[tuple]) -> tuple | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -47,6 +48,8 @@ class Connector(ABC):
     """Read and change one data source."""
 
     kind: ClassVar[str]
+    # True when the changes made inside transaction() commit together or not at all.
+    atomic: ClassVar[bool] = False
 
     def __init__(self, name: str):
         self.name = name
@@ -117,6 +120,12 @@ class Connector(ABC):
     def update_rows(self, table: str, column: str, values: Sequence[Any],
                     assignments: Mapping[str, Any]) -> int:
         """Set ``assignments`` on the rows whose ``column`` equals one of ``values``."""
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group the changes made inside it: on an ``atomic`` source they commit together
+        or not at all; elsewhere each change is atomic on its own."""
+        yield
 
     def dry_run(self, operation: str, table: str, column: str,
                 assignments: Mapping[str, Any] | None = None) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from governance.sources.base import (
     ColumnInfo,
     TableInfo,
 )
-from governance.sources.sql import SqlConnector, _chunks
+from governance.sources.sql import SqlConnector
 
 
 class DuckDBConnector(SqlConnector):
@@ -75,23 +77,19 @@ class DuckDBConnector(SqlConnector):
         reader = self._conn.sql(self._select_sql(table, columns)).to_arrow_reader(batch_size)
         yield from reader
 
-    def _in_transaction(self, make_sql: Any, values: Sequence[Any],
-                        prefix: Sequence[Any] = ()) -> int:
-        total = 0
+    def _begin(self) -> None:
         self._conn.execute("BEGIN TRANSACTION")
-        try:
-            for chunk in _chunks(values):
-                cur = self._run(make_sql(chunk), [*prefix, *chunk])
-                rows = cur.fetchall()
-                total += int(rows[0][0]) if rows else 0
-                cur.close()
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        finally:
-            self._forget_catalogue()
-        return total
+
+    def _commit(self) -> None:
+        self._conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        self._conn.execute("ROLLBACK")
+
+    def _changed(self, cur: Any) -> int:
+        rows = cur.fetchall()
+        cur.close()
+        return int(rows[0][0]) if rows else 0
 
 
 # File formats DuckDB reads, and how each is read and written back.
@@ -103,8 +101,11 @@ class FileConnector(DuckDBConnector):
 
     ``path`` is a file or a folder of files of that format. CSV is read as text so that
     values such as ``007`` or ``+8613800000000`` keep their exact form. Changes rewrite the
-    file to a temporary copy and replace it atomically.
+    file to a temporary copy and replace it atomically, holding an exclusive lock on the
+    file so that two writers (two erasures, say) never lose each other's changes.
     """
+
+    atomic = False
 
     def __init__(self, name: str, kind: str, path: Path, writable: bool = False):
         super().__init__(name, None)
@@ -136,11 +137,20 @@ class FileConnector(DuckDBConnector):
         self.table_info(table)
         return self._files[table]
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        yield
+
     def _rewrite(self, table: str, column: str, values: Sequence[Any],
                  change: Any) -> int:
         f = self.file_of(table)
         if not self.writable:
             raise SourceError(f"source {self.name!r} was opened read-only; cannot change {f}")
+        with _locked(f):
+            return self._rewrite_locked(f, table, column, values, change)
+
+    def _rewrite_locked(self, f: Path, table: str, column: str, values: Sequence[Any],
+                        change: Any) -> int:
         data = self._conn.sql(f"SELECT * FROM {self._ident(table)}").to_arrow_table()
         keys = pa.array([str(v) for v in values], pa.string())
         mask = pc.fill_null(pc.is_in(data[column].cast(pa.string()), value_set=keys), False)
@@ -178,6 +188,19 @@ class FileConnector(DuckDBConnector):
             return data
 
         return self._rewrite(table, column, values, change)
+
+
+@contextmanager
+def _locked(f: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock for rewriting ``f`` (waits for other writers)."""
+    lock = f.with_name(f".{f.name}.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _write(kind: str, table: pa.Table, path: Path) -> None:

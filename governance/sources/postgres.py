@@ -32,6 +32,11 @@ class PostgresConnector(SqlConnector):
         if not writable:
             self._conn.read_only = True
 
+    def _end_read(self) -> None:
+        """End the implicit read transaction, unless changes are being grouped in one."""
+        if not self._in_outer:
+            self._conn.rollback()
+
     def _ident(self, name: str) -> str:
         return sql.Identifier(name).as_string(self._conn)
 
@@ -45,7 +50,7 @@ class PostgresConnector(SqlConnector):
                 "SELECT table_name, column_name, data_type FROM information_schema.columns "
                 "WHERE table_schema = %s ORDER BY table_name, ordinal_position", (self.schema,))
             rows = cur.fetchall()
-        self._conn.rollback()
+        self._end_read()
         cols: dict[str, list[ColumnInfo]] = {}
         for table, column, dtype in rows:
             cols.setdefault(table, []).append(ColumnInfo(column, dtype))
@@ -56,7 +61,7 @@ class PostgresConnector(SqlConnector):
                     sql.Identifier(self.schema, table)))
                 count = cur.fetchone()[0]
             out.append(TableInfo(table, tuple(columns), count))
-        self._conn.rollback()
+        self._end_read()
         return out
 
     def _sample_sql(self, table: str, cols: list[str], limit: int, seed: int) -> str:
@@ -74,7 +79,7 @@ class PostgresConnector(SqlConnector):
         try:
             return super().sample_rows(table, columns, limit, seed)
         finally:
-            self._conn.rollback()
+            self._end_read()
 
     def stream_rows(self, table: str, columns: Sequence[str] | None = None,
                     batch_size: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
@@ -88,10 +93,10 @@ class PostgresConnector(SqlConnector):
                 if not rows:
                     break
                 yield from rows_to_table(rows, cols).to_batches()
-        self._conn.rollback()
+        self._end_read()
 
     def find_rows(self, table: str, column: str, values: Sequence[Any]) -> list[dict[str, Any]]:
         try:
             return super().find_rows(table, column, values)
         finally:
-            self._conn.rollback()
+            self._end_read()

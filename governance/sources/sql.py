@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
@@ -27,10 +28,12 @@ class SqlConnector(Connector):
     """A connector over a DB-API connection with ``?`` or ``%s`` placeholders."""
 
     placeholder = "?"
+    atomic = True
 
     def __init__(self, name: str):
         super().__init__(name)
         self._conn: Any = None
+        self._in_outer = False
 
     # Dialect hooks -------------------------------------------------------------------
     def _ident(self, name: str) -> str:
@@ -48,6 +51,9 @@ class SqlConnector(Connector):
         cur = self._conn.cursor()
         cur.execute(sql, list(params))
         return cur
+
+    def _begin(self) -> None:
+        """Start a transaction (drivers that open one implicitly need nothing)."""
 
     def _commit(self) -> None:
         self._conn.commit()
@@ -113,21 +119,36 @@ class SqlConnector(Connector):
             lambda chunk: f"UPDATE {self._table_ref(table)} SET {sets} WHERE "
                           f"{self._where_in(column, len(chunk))}", values, prefix=assigned)
 
-    def _in_transaction(self, make_sql: Any, values: Sequence[Any],
-                        prefix: Sequence[Any] = ()) -> int:
-        total = 0
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._in_outer:
+            yield
+            return
+        self._begin()
+        self._in_outer = True
         try:
-            for chunk in _chunks(values):
-                cur = self._run(make_sql(chunk), [*prefix, *chunk])
-                total += max(cur.rowcount or 0, 0)
-                cur.close()
+            yield
             self._commit()
         except BaseException:
             self._rollback()
             raise
         finally:
+            self._in_outer = False
             self._forget_catalogue()
+
+    def _in_transaction(self, make_sql: Any, values: Sequence[Any],
+                        prefix: Sequence[Any] = ()) -> int:
+        total = 0
+        with self.transaction():
+            for chunk in _chunks(values):
+                total += self._changed(self._run(make_sql(chunk), [*prefix, *chunk]))
         return total
+
+    def _changed(self, cur: Any) -> int:
+        """How many rows the statement just run on ``cur`` changed (and close it)."""
+        n = max(cur.rowcount or 0, 0)
+        cur.close()
+        return n
 
     def dry_run(self, operation: str, table: str, column: str,
                 assignments: Mapping[str, Any] | None = None) -> str:

@@ -1,0 +1,144 @@
+"""Identities a data subject is known by (``email=...``, ``phone=...``), and their forms.
+
+An identity is searched for in its written forms (``variants``): a phone number given as
+``+86 138 1234 5678`` is also looked for as ``+8613812345678`` and ``13812345678``. It is
+shown only masked and stored only sealed or as a keyed fingerprint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import phonenumbers
+
+from governance.errors import GovernanceError
+from governance.masking import mask_value
+
+
+class IdentityError(GovernanceError):
+    """An identity given for a request cannot be used."""
+
+
+class IdentityType(StrEnum):
+    """The kinds of identity a request can name a subject by."""
+
+    EMAIL = "email"
+    PHONE = "phone"
+    USER_ID = "user_id"          # the organisation's own account id (subject keys)
+    NATIONAL_ID = "national_id"  # resident ID, SSN, ...
+
+
+# The data category of the columns each identity type is found in.
+CATEGORY_OF: dict[IdentityType, str] = {
+    IdentityType.EMAIL: "contact.email",
+    IdentityType.PHONE: "contact.phone",
+    IdentityType.USER_ID: "identity.user_id",
+    IdentityType.NATIONAL_ID: "identity.national_id",
+}
+# Shortest written form searched inside free text (shorter ones match too much).
+MIN_TEXT_VARIANT = 6
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One identity of a data subject."""
+
+    type: IdentityType
+    value: str
+
+    @property
+    def category(self) -> str:
+        """The data category of columns holding this kind of identity."""
+        return CATEGORY_OF[self.type]
+
+    def canonical(self) -> str:
+        """The one normal form fingerprints are computed from."""
+        if self.type is IdentityType.EMAIL:
+            return self.value.strip().lower()
+        if self.type is IdentityType.PHONE:
+            return phonenumbers.format_number(_parse_phone(self.value),
+                                              phonenumbers.PhoneNumberFormat.E164)
+        if self.type is IdentityType.NATIONAL_ID:
+            return "".join(self.value.split()).upper()
+        return self.value.strip()
+
+    def variants(self) -> list[str]:
+        """The written forms this identity is searched for in columns (exact match)."""
+        v = self.value.strip()
+        forms = [v, self.canonical()]
+        if self.type is IdentityType.PHONE:
+            number = _parse_phone(v)
+            fmt = phonenumbers.PhoneNumberFormat
+            forms += [phonenumbers.format_number(number, fmt.INTERNATIONAL),
+                      phonenumbers.format_number(number, fmt.NATIONAL),
+                      phonenumbers.national_significant_number(number)]
+        elif self.type is IdentityType.NATIONAL_ID:
+            forms.append(self.canonical().lower())
+        return list(dict.fromkeys(f for f in forms if f))
+
+    def text_variants(self) -> list[str]:
+        """The forms searched for inside free text; none for account ids (too short and
+        too common to find by substring)."""
+        if self.type is IdentityType.USER_ID:
+            return []
+        return [f for f in self.variants() if len(f) >= MIN_TEXT_VARIANT]
+
+    @property
+    def case_insensitive(self) -> bool:
+        """True when the identity matches regardless of letter case (e-mail addresses)."""
+        return self.type in (IdentityType.EMAIL, IdentityType.NATIONAL_ID)
+
+    def masked(self) -> str:
+        """The identity as it may be shown: ``email=j***@example.com``."""
+        entity = "EMAIL_ADDRESS" if self.type is IdentityType.EMAIL else None
+        return f"{self.type}={mask_value(self.value, entity)}"
+
+    def fingerprint_text(self) -> str:
+        """What the keyed fingerprint of this identity is computed over."""
+        return f"{self.type}:{self.canonical()}"
+
+
+def _parse_phone(value: str) -> phonenumbers.PhoneNumber:
+    text = value.strip()
+    try:
+        if text.startswith("+") or text.startswith("00"):
+            number = phonenumbers.parse(text, None)
+        else:
+            # Without a country code, only a mainland China mobile number is unambiguous.
+            number = phonenumbers.parse(text, "CN")
+            if phonenumbers.number_type(number) not in (
+                    phonenumbers.PhoneNumberType.MOBILE,
+                    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
+                raise IdentityError(
+                    "phone: write the number with its country code, e.g. +44 20 7946 0123")
+    except phonenumbers.NumberParseException as e:
+        raise IdentityError(f"phone: not a phone number ({e.error_type.name.lower()})") \
+            from None
+    if not phonenumbers.is_possible_number(number):
+        raise IdentityError("phone: not a possible phone number")
+    return number
+
+
+def parse_identity(text: str) -> Identity:
+    """An identity from ``type=value``; IdentityError names what is wrong."""
+    kind, sep, value = text.partition("=")
+    kind, value = kind.strip().lower(), value.strip()
+    if not sep:
+        raise IdentityError(f"identity {kind!r}: write it as type=value "
+                            f"(types: {', '.join(t.value for t in IdentityType)})")
+    try:
+        itype = IdentityType(kind)
+    except ValueError:
+        raise IdentityError(f"unknown identity type {kind!r}; known: "
+                            f"{', '.join(t.value for t in IdentityType)}") from None
+    if not value:
+        raise IdentityError(f"identity {kind}: empty value")
+    if len(value) > 320:
+        raise IdentityError(f"identity {kind}: value longer than 320 characters")
+    identity = Identity(itype, value)
+    if itype is IdentityType.EMAIL and ("@" not in value or value.startswith("@")
+                                        or value.endswith("@")):
+        raise IdentityError("email: not an e-mail address")
+    identity.canonical()  # validates phone numbers
+    return identity

@@ -1,0 +1,342 @@
+"""Data-subject requests: intake, deadlines, lifecycle, and their record in the audit store.
+
+Every state change is written together with its hash-chained audit-log row, in one
+transaction, naming who made it. Identities are kept sealed under a data key of the
+request (``payload``), shown masked, and compared by keyed fingerprint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from governance.audit_store import AuditStore
+from governance.audit_store.store import append_log_row, utcnow
+from governance.crypto import KeyRing
+from governance.crypto.aead import open_json, seal_json
+from governance.dsar.deadlines import DEFAULT_PIPL_WORKING_DAYS, rule_for
+from governance.dsar.identities import Identity, IdentityType, parse_identity
+from governance.errors import GovernanceError
+
+LEASE_SECONDS = 300
+
+
+class RequestError(GovernanceError):
+    """A request cannot be created, found or moved to the asked state."""
+
+
+class RequestType(StrEnum):
+    """What the subject asks for."""
+
+    ACCESS = "access"      # GDPR Art. 15/20, CCPA 1798.110, PIPL Art. 45
+    ERASURE = "erasure"    # GDPR Art. 17, CCPA 1798.105, PIPL Art. 47
+    RECTIFY = "rectify"    # GDPR Art. 16, CPRA 1798.106, PIPL Art. 46
+
+
+class RequestState(StrEnum):
+    """Where a request is in its lifecycle."""
+
+    RECEIVED = "received"
+    VERIFIED = "verified"          # the subject's identity was checked by a person
+    IN_PROGRESS = "in_progress"
+    EXTENDED = "extended"          # deadline extended, with a recorded reason
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+
+
+S = RequestState
+TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
+    S.RECEIVED: frozenset({S.VERIFIED, S.REJECTED, S.EXTENDED}),
+    S.VERIFIED: frozenset({S.IN_PROGRESS, S.REJECTED, S.EXTENDED}),
+    S.IN_PROGRESS: frozenset({S.COMPLETED, S.REJECTED, S.EXTENDED}),
+    S.EXTENDED: frozenset({S.VERIFIED, S.IN_PROGRESS, S.COMPLETED, S.REJECTED}),
+    S.COMPLETED: frozenset(),
+    S.REJECTED: frozenset(),
+}
+OPEN_STATES = (S.RECEIVED, S.VERIFIED, S.IN_PROGRESS, S.EXTENDED)
+
+
+@dataclass(frozen=True)
+class DataSubjectRequest:
+    """One data-subject request as recorded (no plaintext identity in it)."""
+
+    request_id: str
+    request_type: RequestType
+    jurisdiction: str
+    law: str
+    state: RequestState
+    received_at: datetime
+    due_date: date
+    extended: bool
+    extension_reason: str | None
+    identity_types: list[str]
+    masked_identities: list[str]
+    fingerprints: list[str]
+    key_id: str
+    verified_at: datetime | None
+    closed_at: datetime | None
+    outcome: dict[str, Any] | None
+    created_by: str
+
+    def days_left(self, today: date | None = None) -> int:
+        """Days until the due date (negative when overdue)."""
+        return (self.due_date - (today or utcnow().date())).days
+
+    @property
+    def is_open(self) -> bool:
+        """True until the request is completed or rejected."""
+        return self.state in OPEN_STATES
+
+
+def _row_to_request(r: Mapping[str, Any]) -> DataSubjectRequest:
+    outcome = r["outcome"]
+    return DataSubjectRequest(
+        r["request_id"], RequestType(r["request_type"]), r["jurisdiction"], r["law"],
+        RequestState(r["state"]), r["received_at"], r["due_date"], r["extended"],
+        r["extension_reason"], list(r["identity_types"]), list(r["masked_identities"]),
+        list(r["fingerprints"]), r["key_id"], r["verified_at"], r["closed_at"],
+        json.loads(outcome) if isinstance(outcome, str) else outcome, r["created_by"])
+
+
+def worker_id() -> str:
+    """Who holds a lease: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class RequestBook:
+    """Create, read and move data-subject requests in one audit store."""
+
+    def __init__(self, store: AuditStore, keyring: KeyRing | None = None):
+        self.store = store
+        self.keyring = keyring or KeyRing(store)
+
+    # -- intake --------------------------------------------------------------------
+    def create(self, request_type: RequestType | str, identities: Sequence[Identity | str],
+               jurisdiction: str, actor: str, corrections: Mapping[str, str] | None = None,
+               received_at: datetime | None = None,
+               pipl_working_days: int = DEFAULT_PIPL_WORKING_DAYS,
+               holidays: Iterable[date] = ()) -> DataSubjectRequest:
+        """Record a new request; its due date follows from its jurisdiction."""
+        try:
+            rtype = RequestType(request_type)
+        except ValueError:
+            raise RequestError(f"unknown request type {request_type!r}; use "
+                               f"{', '.join(t.value for t in RequestType)}") from None
+        ids = [i if isinstance(i, Identity) else parse_identity(i) for i in identities]
+        if not ids:
+            raise RequestError("a request needs at least one identity, e.g. email=...")
+        corrections = dict(corrections or {})
+        if rtype is RequestType.RECTIFY and not corrections:
+            raise RequestError("a rectify request needs at least one correction (--set)")
+        if corrections and rtype is not RequestType.RECTIFY:
+            raise RequestError("corrections (--set) are only for rectify requests")
+        rule = rule_for(jurisdiction, pipl_working_days, holidays)
+        received = received_at or utcnow()
+        request_id = f"dsar-{received:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+        key_id, key = self.keyring.create("dsar-request")
+        payload = seal_json(key, {"identities": [[i.type.value, i.value] for i in ids],
+                                  "corrections": corrections}, aad=request_id.encode())
+        fingerprints = sorted({self.keyring.fingerprint(i.fingerprint_text()) for i in ids})
+        masked = [i.masked() for i in ids]
+        due = rule.due(received.date())
+
+        def insert(conn: Any) -> None:
+            conn.execute(
+                "INSERT INTO dsar_requests (request_id, request_type, jurisdiction, law, state, "
+                "received_at, due_date, extended, identity_types, masked_identities, "
+                "fingerprints, key_id, payload, created_by, updated_at) "
+                "VALUES (?, ?, ?, ?, 'received', ?, ?, false, ?, ?, ?, ?, ?, ?, ?)",
+                [request_id, rtype.value, jurisdiction, rule.law, received, due,
+                 sorted({i.type.value for i in ids}), masked, fingerprints, key_id, payload,
+                 actor, utcnow()])
+            append_log_row(conn, actor, "dsar.received", request_id, {
+                "type": rtype.value, "jurisdiction": jurisdiction, "law": rule.law,
+                "identities": masked, "due_date": due.isoformat(),
+                "corrected_fields": sorted(corrections)})
+
+        self.store.write(insert)
+        return self.get(request_id)
+
+    # -- reading -------------------------------------------------------------------
+    def get(self, request_id: str) -> DataSubjectRequest:
+        """The request ``request_id``; RequestError if there is none."""
+        rows = self.store.query("SELECT * EXCLUDE (payload) FROM dsar_requests "
+                                "WHERE request_id = ?", [request_id])
+        if not rows:
+            raise RequestError(f"no data-subject request {request_id!r} in {self.store.path}")
+        return _row_to_request(rows[0])
+
+    def list_requests(self, open_only: bool = True) -> list[DataSubjectRequest]:
+        """Requests, soonest due first (so overdue ones lead)."""
+        where = f"WHERE state IN ({', '.join('?' for _ in OPEN_STATES)})" if open_only else ""
+        rows = self.store.query(
+            f"SELECT * EXCLUDE (payload) FROM dsar_requests {where} "  # noqa: S608
+            "ORDER BY due_date, received_at", [s.value for s in OPEN_STATES] if open_only else [])
+        return [_row_to_request(r) for r in rows]
+
+    def _payload(self, request: DataSubjectRequest) -> dict[str, Any]:
+        rows = self.store.query("SELECT payload FROM dsar_requests WHERE request_id = ?",
+                                [request.request_id])
+        key = self.keyring.get(request.key_id)
+        return open_json(key, bytes(rows[0]["payload"]), aad=request.request_id.encode(),
+                         what=f"request {request.request_id}")  # type: ignore[return-value]
+
+    def identities(self, request: DataSubjectRequest, derived: bool = True) -> list[Identity]:
+        """The subject's identities (decrypted; never log them): those given, and with
+        ``derived`` those found in the subject's own rows when the request was planned."""
+        payload = self._payload(request)
+        pairs = payload["identities"] + (payload.get("derived", []) if derived else [])
+        return [Identity(IdentityType(t), v) for t, v in pairs]
+
+    def add_derived(self, request: DataSubjectRequest, identities: Sequence[Identity],
+                    actor: str) -> None:
+        """Keep (sealed) identities found in the subject's rows, for the verification that
+        runs after those rows are gone."""
+        if not identities:
+            return
+        payload = self._payload(request)
+        payload["derived"] = [[i.type.value, i.value] for i in identities]
+        sealed = seal_json(self.request_key(request), payload,
+                           aad=request.request_id.encode())
+
+        def change(conn: Any) -> None:
+            conn.execute("UPDATE dsar_requests SET payload = ? WHERE request_id = ?",
+                         [sealed, request.request_id])
+            append_log_row(conn, actor, "dsar.identities_derived", request.request_id,
+                           {"identities": [i.masked() for i in identities]})
+
+        self.store.write(change)
+
+    def corrections(self, request: DataSubjectRequest) -> dict[str, str]:
+        """The corrections of a rectify request (decrypted; never log them)."""
+        return dict(self._payload(request)["corrections"])
+
+    def request_key(self, request: DataSubjectRequest) -> bytes:
+        """The request's data key, used to seal its journal."""
+        return self.keyring.get(request.key_id)
+
+    # -- lifecycle -----------------------------------------------------------------
+    def transition(self, request_id: str, to: RequestState | str, actor: str,
+                   details: Mapping[str, Any] | None = None,
+                   sets: Mapping[str, Any] | None = None) -> DataSubjectRequest:
+        """Move the request to state ``to`` and log it; RequestError if not allowed."""
+        target = RequestState(to)
+
+        def change(conn: Any) -> None:
+            rows = conn.execute("SELECT state, verified_at FROM dsar_requests "
+                                "WHERE request_id = ?", [request_id]).fetchall()
+            if not rows:
+                raise RequestError(f"no data-subject request {request_id!r}")
+            current, verified_at = RequestState(rows[0][0]), rows[0][1]
+            if target not in TRANSITIONS[current]:
+                allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (closed)"
+                raise RequestError(f"request {request_id} is {current}; it cannot become "
+                                   f"{target} (allowed: {allowed})")
+            if target in (S.IN_PROGRESS, S.COMPLETED) and verified_at is None:
+                raise RequestError(f"request {request_id}: the subject's identity has not "
+                                   "been verified (govkit dsar verify)")
+            if target is S.VERIFIED and verified_at is not None:
+                raise RequestError(f"request {request_id} is already verified")
+            now = utcnow()
+            assigns: dict[str, Any] = {"state": target.value, "updated_at": now,
+                                       **(sets or {})}
+            if target is S.VERIFIED:
+                assigns["verified_at"] = now
+            if target in (S.COMPLETED, S.REJECTED):
+                assigns.update(closed_at=now, lease_owner=None, lease_until=None)
+            cols = ", ".join(f"{k} = ?" for k in assigns)
+            conn.execute(f"UPDATE dsar_requests SET {cols} WHERE request_id = ?",  # noqa: S608
+                         [*assigns.values(), request_id])
+            append_log_row(conn, actor, f"dsar.{target.value}", request_id,
+                           {"from": current.value, "to": target.value, **(details or {})})
+
+        self.store.write(change)
+        return self.get(request_id)
+
+    def verify(self, request_id: str, actor: str, note: str) -> DataSubjectRequest:
+        """Record that a person checked the subject's identity (how, in ``note``)."""
+        if not note.strip():
+            raise RequestError("say how the identity was verified (--note)")
+        return self.transition(request_id, S.VERIFIED, actor, {"note": _safe_text(note)})
+
+    def reject(self, request_id: str, actor: str, reason: str) -> DataSubjectRequest:
+        """Close the request without acting on it, for ``reason`` (told to the subject)."""
+        if not reason.strip():
+            raise RequestError("a rejection needs a reason (--reason)")
+        return self.transition(request_id, S.REJECTED, actor, {"reason": _safe_text(reason)})
+
+    def extend(self, request_id: str, actor: str, reason: str) -> DataSubjectRequest:
+        """Extend the deadline once, as far as the law allows, recording ``reason``."""
+        request = self.get(request_id)
+        rule = rule_for(request.jurisdiction)
+        if not rule.extendable:
+            raise RequestError(f"request {request_id}: {request.law} gives no extension")
+        if request.extended:
+            raise RequestError(f"request {request_id} was already extended "
+                               f"(due {request.due_date})")
+        if not reason.strip():
+            raise RequestError("an extension needs a reason (--reason); it is told to the "
+                               "subject")
+        due = rule.due(request.received_at.date(), extended=True)
+        safe = _safe_text(reason)
+        return self.transition(request_id, S.EXTENDED, actor,
+                               {"reason": safe, "due_date": due.isoformat()},
+                               sets={"extended": True, "extension_reason": safe,
+                                     "due_date": due})
+
+    def complete(self, request_id: str, actor: str,
+                 outcome: Mapping[str, Any]) -> DataSubjectRequest:
+        """Close the request as done, storing its outcome (counts, never values)."""
+        return self.transition(request_id, S.COMPLETED, actor, {"outcome": dict(outcome)},
+                               sets={"outcome": json.dumps(outcome, default=str)})
+
+    def record(self, request_id: str, actor: str, action: str,
+               details: Mapping[str, Any] | None = None) -> int:
+        """Log an event of the request (no state change)."""
+        return self.store.append_log(actor, action, request_id, dict(details or {}))
+
+    # -- leases: one worker runs a request at a time ---------------------------------
+    def claim(self, request_id: str, owner: str, take_over: bool = False,
+              seconds: int = LEASE_SECONDS) -> None:
+        """Take the request's lease for ``owner``; RequestError while another holds it,
+        unless ``take_over`` (after a crash)."""
+
+        def change(conn: Any) -> None:
+            rows = conn.execute("SELECT lease_owner, lease_until FROM dsar_requests "
+                                "WHERE request_id = ?", [request_id]).fetchall()
+            if not rows:
+                raise RequestError(f"no data-subject request {request_id!r}")
+            holder, until = rows[0]
+            now = utcnow()
+            if holder and holder != owner and until and until > now and not take_over:
+                raise RequestError(f"request {request_id} is being run by {holder} (lease "
+                                   f"until {until:%H:%M:%S} UTC); pass --take-over if that "
+                                   "worker died")
+            conn.execute("UPDATE dsar_requests SET lease_owner = ?, lease_until = ? "
+                         "WHERE request_id = ?", [owner, now + timedelta(seconds=seconds),
+                                                  request_id])
+            if holder and holder != owner:
+                append_log_row(conn, owner, "dsar.lease_taken_over", request_id,
+                               {"previous": holder})
+
+        self.store.write(change)
+
+    def release(self, request_id: str, owner: str) -> None:
+        """Give the lease back."""
+        self.store.write(lambda conn: conn.execute(
+            "UPDATE dsar_requests SET lease_owner = NULL, lease_until = NULL "
+            "WHERE request_id = ? AND lease_owner = ?", [request_id, owner]))
+
+
+def _safe_text(text: str) -> str:
+    """Free text typed by a person, with any personal data in it masked."""
+    from governance.detection.text import detect_line, redact
+
+    return redact(text, detect_line(text))

@@ -1,0 +1,219 @@
+"""Data-subject requests from Dagster (jobs, sensor), the CLI, and on PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from governance.audit_store import AuditStore
+from governance.cli import main
+from governance.dsar import RequestBook, RequestState, run_request
+from governance.dsar.export import open_export
+from governance.dsar.runner import delivery_passphrase
+from governance.errors import GovernanceError
+from governance.inventory import load_inventory
+from governance.scan import run_scan
+from pipelines.build import build_definitions
+from pipelines.resources import GovernanceResource
+from pipelines.sensors import build_verified_requests_sensor
+
+
+def _subject(db: Path) -> tuple[int, str]:
+    with sqlite3.connect(db) as c:
+        return c.execute("SELECT id, email FROM users ORDER BY id LIMIT 1").fetchone()
+
+
+def test_sensor_launches_verified_requests_and_jobs_run_them(fresh_demo) -> None:
+    store_path = fresh_demo.root / "audit.duckdb"
+    defs = build_definitions(fresh_demo.inventory, store_path)
+    store = AuditStore(store_path)
+    run_scan(load_inventory(fresh_demo.inventory), store)
+    uid, email = _subject(fresh_demo.app_db)
+    book = RequestBook(store)
+    waiting = book.create("erasure", [f"email={email}"], "EU", "dpo")
+    erase = book.create("erasure", [f"email={email}"], "EU", "dpo")
+    access = book.create("access", [f"user_id={uid}"], "US-CA", "dpo")
+    for r in (erase, access):
+        book.verify(r.request_id, "dpo", "checked")
+    sensor = defs.get_sensor_def("verified_requests")
+    resource = GovernanceResource(inventory_path=str(fresh_demo.inventory),
+                                  audit_store_path=str(store_path))
+    with dg.build_sensor_context(resources={"governance": resource}) as ctx:
+        requests = list(sensor(ctx))
+    assert {(r.run_key, r.job_name) for r in requests} == {
+        (erase.request_id, "dsar_erasure"), (access.request_id, "dsar_access")}
+    for req in sorted(requests, key=lambda r: r.job_name):   # access before erasure
+        job = defs.get_job_def(req.job_name)
+        result = job.execute_in_process(run_config=req.run_config)
+        assert result.success
+    assert book.get(access.request_id).state is RequestState.COMPLETED
+    export = fresh_demo.root / "exports" / f"{access.request_id}.govkit-export"
+    files = open_export(export, delivery_passphrase(store, access.request_id))
+    assert [u["email"] for u in files["data/app_db/users.json"]] == [email]
+    assert book.get(erase.request_id).state is RequestState.COMPLETED
+    with sqlite3.connect(fresh_demo.app_db) as c:
+        assert c.execute("SELECT count(*) FROM users WHERE id = ?", (uid,)).fetchone()[0] == 0
+    assert book.get(waiting.request_id).state is RequestState.RECEIVED
+    # A job refuses a request of another type, and an unverified one.
+    wrong = defs.get_job_def("dsar_access").execute_in_process(
+        run_config={"ops": {"run_access_request": {"config": {
+            "request_id": waiting.request_id}}}}, raise_on_error=False)
+    assert not wrong.success
+    with dg.build_sensor_context(resources={"governance": resource}) as ctx:
+        assert list(sensor(ctx)) == []
+
+
+def test_sensor_definition_is_in_the_definitions(fresh_demo) -> None:
+    defs = build_definitions(fresh_demo.inventory, fresh_demo.root / "audit.duckdb")
+    assert {j for j in ("dsar_access", "dsar_erasure", "dsar_rectify")
+            if defs.get_job_def(j)} == {"dsar_access", "dsar_erasure", "dsar_rectify"}
+    assert isinstance(build_verified_requests_sensor([]), dg.SensorDefinition)
+
+
+def test_cli_request_lifecycle(fresh_demo, monkeypatch) -> None:
+    store = fresh_demo.root / "audit.duckdb"
+    monkeypatch.setenv("GOVKIT_AUDIT_STORE", str(store))
+    monkeypatch.setenv("GOVKIT_INVENTORY", str(fresh_demo.inventory))
+    monkeypatch.setenv("GOVKIT_ACTOR", "dpo-cli")
+    runner = CliRunner()
+    _, email = _subject(fresh_demo.app_db)
+    bad = runner.invoke(main, ["dsar", "new", "--type", "access", "--identity", "mail=x",
+                               "--jurisdiction", "EU"])
+    assert bad.exit_code == 2 and "unknown identity type 'mail'" in bad.output
+    new = runner.invoke(main, ["dsar", "new", "--type", "access", "--identity",
+                               f"email={email}", "--jurisdiction", "CN"])
+    assert new.exit_code == 0, new.output
+    rid = new.output.split()[0]
+    assert "PIPL" in new.output and email not in new.output
+    listed = runner.invoke(main, ["dsar", "list"])
+    assert rid in listed.output and "day(s) left" in listed.output
+    refused = runner.invoke(main, ["dsar", "run", rid, "--yes"])
+    assert refused.exit_code == 2 and "verify the subject's identity first" in refused.output
+    assert runner.invoke(main, ["dsar", "verify", rid, "--note", "ID card"]).exit_code == 0
+    plan = runner.invoke(main, ["dsar", "plan", rid])
+    assert "app_db.users: 1 row(s) by identity" in plan.output and email not in plan.output
+    ran = runner.invoke(main, ["dsar", "run", rid, "--yes", "--out", str(fresh_demo.root)])
+    assert ran.exit_code == 0, ran.output
+    passphrase = ran.output.split("Passphrase (send it to the subject by another channel): ")[
+        1].split()[0]
+    export = next(fresh_demo.root.glob("*.govkit-export"))
+    out = fresh_demo.root / "opened"
+    opened = runner.invoke(main, ["dsar", "open-export", str(export), "--passphrase",
+                                  passphrase, "--out", str(out)])
+    assert opened.exit_code == 0 and (out / "data" / "app_db" / "users.json").exists()
+    wrong = runner.invoke(main, ["dsar", "open-export", str(export), "--passphrase", "x",
+                                 "--out", str(out)])
+    assert wrong.exit_code == 2 and "wrong passphrase" in wrong.output
+    shown = runner.invoke(main, ["dsar", "show", rid])
+    assert "dsar.completed" in shown.output and "dpo-cli" in shown.output
+    hold = runner.invoke(main, ["dsar", "hold", "add", "--table", "app_db.orders",
+                                "--reason", "Tax audit 2026"])
+    assert hold.exit_code == 0 and "Tax audit 2026" in hold.output
+    assert "app_db.orders" in runner.invoke(main, ["dsar", "hold", "list"]).output
+    assert runner.invoke(main, ["audit", "verify-log"]).exit_code == 0
+    log = AuditStore(store).path.read_bytes()
+    assert email.encode() not in log
+
+
+@pytest.fixture()
+def pg_estate(pg_dsn: str, tmp_path: Path, monkeypatch):
+    schema = f"dsar_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as c:
+        c.execute(f'CREATE SCHEMA "{schema}"')
+        c.execute(f'CREATE TABLE "{schema}".customers (id integer PRIMARY KEY, '
+                  'email text NOT NULL, phone text)')
+        c.execute(f'CREATE TABLE "{schema}".invoices (id integer PRIMARY KEY, customer_id '
+                  f'integer REFERENCES "{schema}".customers(id), billing_name text NOT NULL, '
+                  'total_cents integer NOT NULL)')
+        c.execute(f'CREATE TABLE "{schema}".notes (id integer PRIMARY KEY, customer_id '
+                  f'integer NOT NULL REFERENCES "{schema}".customers(id), body text)')
+        for i in range(1, 21):
+            c.execute(f'INSERT INTO "{schema}".customers VALUES (%s, %s, %s)',
+                      (i, f"c{i}@example.org", f"+1 415-555-01{i:02d}"))
+            c.execute(f'INSERT INTO "{schema}".invoices VALUES (%s, %s, %s, %s)',
+                      (i, i, f"Name {i}", 1000 * i))
+            c.execute(f'INSERT INTO "{schema}".notes VALUES (%s, %s, %s)',
+                      (i, i, f"call c{i}@example.org"))
+        c.execute(f'INSERT INTO "{schema}".customers VALUES (99, %s, NULL)',
+                  ("x'; DROP TABLE customers; --@example.org",))
+    monkeypatch.setenv("GOVKIT_TEST_PG_DSN", pg_dsn)
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(f"""version: 1
+organization: PG test
+sources:
+  - name: crm
+    kind: postgres
+    connection: {{dsn_env: GOVKIT_TEST_PG_DSN, schema: {schema}}}
+    owner: crm@example.org
+    jurisdictions: [EU]
+    tables:
+      - name: customers
+        subject_key: id
+        columns:
+          email: {{category: contact.email}}
+          phone: {{category: contact.phone}}
+      - name: invoices
+        references: [{{column: customer_id, to: customers.id}}]
+        columns:
+          billing_name: {{category: identity.name}}
+        erasure:
+          action: anonymize
+          columns: {{billing_name: redact, customer_id: "null"}}
+          basis: tax law
+      - name: notes
+        references: [{{column: customer_id, to: customers.id}}]
+        columns:
+          body: {{category: free_text}}
+""")
+    yield load_inventory(inv), AuditStore(tmp_path / "audit.duckdb"), schema
+    with psycopg.connect(pg_dsn, autocommit=True) as c:
+        c.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.mark.postgres
+def test_postgres_erasure_respects_foreign_keys_and_binds_values(pg_estate, pg_dsn) -> None:
+    inventory, store, schema = pg_estate
+    book = RequestBook(store)
+    ids = []
+    for email in ("c7@example.org", "x'; DROP TABLE customers; --@example.org"):
+        r = book.create("erasure", [f"email={email}"], "EU", "dpo")
+        book.verify(r.request_id, "dpo", "checked")
+        ids.append(r.request_id)
+    outcome = run_request(inventory, store, ids[0], "dpo")
+    assert outcome.status == "completed", outcome.remaining
+    with psycopg.connect(pg_dsn) as c:
+        q = lambda sql: c.execute(sql.replace("S.", f'"{schema}".')).fetchall()  # noqa: E731
+        assert q("SELECT count(*) FROM S.customers") == [(20,)]
+        assert q("SELECT count(*) FROM S.notes WHERE customer_id = 7") == [(0,)]
+        assert q("SELECT customer_id, billing_name, total_cents FROM S.invoices "
+                 "WHERE id = 7") == [(None, "[erased]", 7000)]
+    # The SQL-looking e-mail is just a value: one row deleted, the table still there.
+    assert run_request(inventory, store, ids[1], "dpo").status == "completed"
+    with psycopg.connect(pg_dsn) as c:
+        assert c.execute(f'SELECT count(*) FROM "{schema}".customers').fetchone() == (19,)
+
+
+@pytest.mark.postgres
+def test_postgres_failure_rolls_back_the_whole_source(pg_estate, pg_dsn) -> None:
+    inventory, store, schema = pg_estate
+    with psycopg.connect(pg_dsn, autocommit=True) as c:
+        # customer_id becomes NOT NULL: the anonymization that nulls it must fail ...
+        c.execute(f'ALTER TABLE "{schema}".invoices ALTER COLUMN customer_id SET NOT NULL')
+    book = RequestBook(store)
+    r = book.create("erasure", ["email=c3@example.org"], "EU", "dpo")
+    book.verify(r.request_id, "dpo", "checked")
+    with pytest.raises(GovernanceError, match=r"NotNullViolation.*rolled back") as err:
+        run_request(inventory, store, r.request_id, "dpo")
+    assert "c3@example.org" not in str(err.value) and "\n" not in str(err.value)
+    # ... and nothing of the source changed: notes and the customer are still there.
+    with psycopg.connect(pg_dsn) as c:
+        assert c.execute(f'SELECT count(*) FROM "{schema}".notes WHERE customer_id = 3'
+                         ).fetchone() == (1,)
+        assert c.execute(f'SELECT count(*) FROM "{schema}".customers WHERE id = 3'
+                         ).fetchone() == (1,)
