@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from governance.audit_store import AuditStore
 from governance.dsar.holds import LegalHold
 from governance.dsar.identities import Identity
 from governance.dsar.redaction import redact_identities
@@ -152,7 +153,7 @@ def correction_categories(corrections: Mapping[str, str]) -> dict[str, str]:
 
 def plan_rectification(inventory: Inventory, resolution: Resolution,
                        identities: Sequence[Identity], corrections: Mapping[str, str],
-                       store: Any = None) -> list[Step]:
+                       store: AuditStore | None = None) -> list[Step]:
     """The steps that set the corrected values wherever the subject's data is held."""
     by_category = correction_categories(corrections)
     cats, _ = column_categories(inventory, store)

@@ -223,21 +223,20 @@ def _verify(inventory: Inventory, store: AuditStore, book: RequestBook,
         if not identities:
             return {}, {}
     table_holds = LegalHolds(store, book.keyring).on_tables()
-    # Identities derived from the subject's (now erased) rows are searched in free text;
-    # every text cell of every source is searched for the identities the subject gave.
+    # Every text cell of every source is searched for the identities the subject gave;
+    # those derived from the subject's (now erased) rows are searched in free text.
     given = [i for i in book.identities(request, derived=False) if i in identities]
-    derived = [i for i in identities if i not in given]
-    resolution = locate_subject(inventory, given, pool, store, progress, expand=False,
-                                also_in_text=derived)
     cells, unreachable = search_everywhere(inventory, given, pool, progress)
     found: dict[tuple[str, str, str], int] = dict(cells)
-    for loc in resolution.locations:
-        place = (loc.source, loc.table, loc.match_column)
-        found[place] = max(found.get(place, 0), len(loc.rows))
-    if request.request_type is RequestType.RECTIFY:
-        # Rectified rows are matched again by their other identities: only the old
-        # values of corrected identities count as remaining.
-        found = dict(cells)
+    if request.request_type is not RequestType.RECTIFY:
+        # (Rectified rows are still found by the subject's other identities: for a
+        # rectification only the old values of corrected identities count.)
+        derived = [i for i in identities if i not in given]
+        resolution = locate_subject(inventory, given, pool, store, progress, expand=False,
+                                    also_in_text=derived)
+        for loc in resolution.locations:
+            place = (loc.source, loc.table, loc.match_column)
+            found[place] = max(found.get(place, 0), len(loc.rows))
     remaining: dict[str, int] = {}
     held: dict[str, str] = {}
     for (source, table, column), n in sorted(found.items()):
