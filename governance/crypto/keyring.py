@@ -68,11 +68,12 @@ class KeyRing:
     def __init__(self, store: AuditStore, master_key: bytes | None = None):
         self.store = store
         self._master = master_key if master_key is not None else load_master_key(store)
+        self._fingerprint_key = hashlib.sha256(b"govkit-fingerprint\x00" + self._master).digest()
 
     def fingerprint(self, text: str) -> str:
-        """A keyed, non-reversible fingerprint of ``text`` (HMAC-SHA256 under the master key)."""
-        subkey = hashlib.sha256(b"govkit-fingerprint\x00" + self._master).digest()
-        return hmac.new(subkey, text.encode(), hashlib.sha256).hexdigest()[:32]
+        """A keyed, non-reversible fingerprint of ``text`` (HMAC-SHA256 under a key derived
+        from the master key)."""
+        return hmac.new(self._fingerprint_key, text.encode(), hashlib.sha256).hexdigest()[:32]
 
     def create(self, purpose: str) -> tuple[str, bytes]:
         """A new data key for ``purpose``: its id and the key itself."""

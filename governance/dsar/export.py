@@ -47,10 +47,10 @@ def manifest(request_id: str, law: str, identities: Sequence[Identity],
     }
 
 
-def package_rows(resolution: Resolution, identities: Sequence[Identity],
-                 categories: dict[tuple[str, str, str], set[str]]
+def package_rows(resolution: Resolution, identities: Sequence[Identity]
                  ) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """The subject's rows per table, each once, with third parties masked in free text."""
+    categories = resolution.categories
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for (source, table), locations in resolution.tables().items():
         seen: set[str] = set()
@@ -79,11 +79,11 @@ def _free_text(value: Any, identities: Sequence[Identity]) -> Any:
 
 
 def build_package(request_id: str, law: str, identities: Sequence[Identity],
-                  resolution: Resolution,
-                  categories: dict[tuple[str, str, str], set[str]]) -> tuple[bytes, dict]:
+                  resolution: Resolution) -> tuple[bytes, dict]:
     """The ZIP bytes of the access package, and its manifest."""
+    categories = resolution.categories
     man = manifest(request_id, law, identities, resolution)
-    tables = package_rows(resolution, identities, categories)
+    tables = package_rows(resolution, identities)
     summary = {"request_id": request_id, "tables": []}
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:

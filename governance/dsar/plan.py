@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from governance.audit_store import AuditStore
 from governance.dsar.holds import LegalHold
 from governance.dsar.identities import Identity
 from governance.dsar.redaction import redact_identities
-from governance.dsar.resolution import FoundBy, Resolution, column_categories
+from governance.dsar.resolution import FoundBy, Resolution
 from governance.errors import GovernanceError
 from governance.inventory import Inventory
 from governance.taxonomy import CATEGORIES
@@ -152,11 +151,11 @@ def correction_categories(corrections: Mapping[str, str]) -> dict[str, str]:
 
 
 def plan_rectification(inventory: Inventory, resolution: Resolution,
-                       identities: Sequence[Identity], corrections: Mapping[str, str],
-                       store: AuditStore | None = None) -> list[Step]:
+                       identities: Sequence[Identity],
+                       corrections: Mapping[str, str]) -> list[Step]:
     """The steps that set the corrected values wherever the subject's data is held."""
     by_category = correction_categories(corrections)
-    cats, _ = column_categories(inventory, store)
+    cats = resolution.categories
     steps: list[tuple[int, bool, Step]] = []
     for loc in resolution.locations:
         if loc.found_by is FoundBy.FREE_TEXT:

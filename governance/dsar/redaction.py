@@ -45,13 +45,20 @@ def redact_identities(text: str, identities: Sequence[Identity],
                       replacement: str | None = None) -> str:
     """``text`` with each identity replaced by ``<TYPE>`` (or by ``replacement``)."""
     spans = identity_spans(text, identities)
+    if replacement is None:
+        return _replace(text, spans)
     if not spans:
         return text
-    if replacement is None:
-        operators = {e: OperatorConfig("replace", {"new_value": f"<{e}>"})
-                     for e in {s.entity_type for s in spans}}
-    else:
-        operators = {"DEFAULT": OperatorConfig("replace", {"new_value": replacement})}
+    operators = {"DEFAULT": OperatorConfig("replace", {"new_value": replacement})}
+    return _engine().anonymize(text=text, analyzer_results=spans, operators=operators).text
+
+
+def _replace(text: str, spans: list[RecognizerResult]) -> str:
+    """``text`` with each span replaced by ``<TYPE>`` of its entity type."""
+    if not spans:
+        return text
+    operators = {e: OperatorConfig("replace", {"new_value": f"<{e}>"})
+                 for e in {s.entity_type for s in spans}}
     return _engine().anonymize(text=text, analyzer_results=spans, operators=operators).text
 
 
@@ -63,8 +70,4 @@ def keep_only_subject(text: str, identities: Sequence[Identity]) -> str:
     own = identity_spans(text, identities)
     others = [RecognizerResult(e.type, e.start, e.end, e.score) for e in detect_line(text)
               if not any(o.start <= e.start and e.end <= o.end for o in own)]
-    if not others:
-        return text
-    operators = {e: OperatorConfig("replace", {"new_value": f"<{e}>"})
-                 for e in {s.entity_type for s in others}}
-    return _engine().anonymize(text=text, analyzer_results=others, operators=operators).text
+    return _replace(text, others)

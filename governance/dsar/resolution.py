@@ -90,6 +90,8 @@ class Resolution:
     unreachable: dict[str, str]    # source -> error
     findings_run: dict[str, str | None]  # source -> scan run the categories came from
     derived: list[Identity] = field(default_factory=list)  # read from the subject's rows
+    # The categories of every column the search used: declared, and detected by the scan.
+    categories: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)
 
     def tables(self) -> dict[tuple[str, str], list[Location]]:
         """Locations grouped by (source, table)."""
@@ -376,7 +378,8 @@ def locate_subject(inventory: Inventory, identities: Sequence[Identity], pool: C
         r.identities = [*identities, *text_only]
         r.by_identity(free_text_only=True)
     r.down()
-    return Resolution(list(r.locations.values()), r.searched, r.unreachable, runs, derived)
+    return Resolution(list(r.locations.values()), r.searched, r.unreachable, runs, derived,
+                      categories)
 
 
 def search_everywhere(inventory: Inventory, identities: Sequence[Identity],

@@ -38,7 +38,6 @@ from governance.dsar.requests import (
 from governance.dsar.resolution import (
     Progress,
     Resolution,
-    column_categories,
     locate_subject,
     search_everywhere,
 )
@@ -95,7 +94,7 @@ def _plan(inventory: Inventory, store: AuditStore, book: RequestBook,
                             LegalHolds(store, book.keyring).on_tables())
     if request.request_type is RequestType.RECTIFY:
         return plan_rectification(inventory, resolution, identities,
-                                  book.corrections(request), store)
+                                  book.corrections(request))
     return []
 
 
@@ -137,9 +136,8 @@ def _run_access(inventory: Inventory, store: AuditStore, book: RequestBook,
     _start(book, request, actor)
     with ConnectorPool(inventory) as pool:
         resolution = locate_subject(inventory, identities, pool, store, progress)
-    categories, _ = column_categories(inventory, store)
     package, man = build_package(request.request_id, request.law,
-                                 [*identities, *resolution.derived], resolution, categories)
+                                 [*identities, *resolution.derived], resolution)
     path = Path(export_dir) / f"{request.request_id}{EXPORT_SUFFIX}"
     passphrase = write_export(path, package)
     key = book.request_key(request)
