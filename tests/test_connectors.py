@@ -182,3 +182,33 @@ def test_catalogue_is_read_once_and_refreshed_after_changes(tmp_path: Path,
     conn.delete_rows("users", "id", [1])
     assert conn.table_info("users").row_count == len(ROWS) - 1
     conn.close()
+
+
+def test_parquet_sample_reads_seeded_row_groups_only(tmp_path: Path) -> None:
+    """A large Parquet file is sampled from the heads of seeded row groups: repeatable,
+    spread over the file, and every sampled row is a real row of the file."""
+    from governance.sources import duckdb_source
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    n, group = 200_000, 10_000  # 20 row groups, more than SAMPLE_ROW_GROUPS
+    table = pa.table({"id": pa.array(range(n), pa.int64()),
+                      "email": pa.array([f"u{i}@example.com" for i in range(n)])})
+    pq.write_table(table, folder / "events.parquet", row_group_size=group)
+    conn = FileConnector("t", "parquet", folder)
+    a = conn.sample_rows("events", limit=300, seed=3)
+    assert a.to_pylist() == conn.sample_rows("events", limit=300, seed=3).to_pylist()
+    assert a.column("id").to_pylist() != conn.sample_rows("events", limit=300, seed=4)\
+        .column("id").to_pylist()
+    ids = a.column("id").to_pylist()
+    assert len(ids) == 300 == len(set(ids))
+    assert all(a.column("email")[k].as_py() == f"u{i}@example.com" for k, i in enumerate(ids))
+    groups = {i // group for i in ids}
+    assert len(groups) == duckdb_source.SAMPLE_ROW_GROUPS
+    window = duckdb_source.SAMPLE_WINDOW_ROWS // duckdb_source.SAMPLE_ROW_GROUPS
+    assert all(i % group < window for i in ids)
+    only = conn.sample_rows("events", ["email"], limit=10, seed=3)
+    assert only.column_names == ["email"] and only.num_rows == 10
+    streamed = [b.num_rows for b in conn.stream_rows("events", ["id"], batch_size=5_000)]
+    assert sum(streamed) == n and max(streamed) <= 5_000
+    conn.close()

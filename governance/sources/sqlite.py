@@ -21,7 +21,9 @@ class SqliteConnector(SqlConnector):
             raise SourceError(f"source {name!r}: SQLite file not found: {path}")
         mode = "rw" if writable else "ro"
         try:
-            self._conn = sqlite3.connect(f"{path.as_uri()}?mode={mode}", uri=True)
+            # Read-ahead of a full scan fetches from a worker thread (one user at a time).
+            self._conn = sqlite3.connect(f"{path.as_uri()}?mode={mode}", uri=True,
+                                         check_same_thread=False)
             self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.DatabaseError as e:
             raise SourceError(f"source {name!r}: cannot open {path} as SQLite: {e}") from None
