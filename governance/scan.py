@@ -131,12 +131,14 @@ def _full_scan(connector: Connector, state: TableState, columns: list[str],
                progress: Progress | None) -> list[ColumnClassification]:
     """Every cell of the table, read in batches (memory stays bounded)."""
     with TableScanner(columns) as scanner:
-        for batch in connector.stream_rows(state.table, batch_size=FULL_SCAN_BATCH_ROWS):
-            scanner.add(batch)
+
+        def report() -> None:
             if progress and state.row_count:
                 progress(f"{connector.name}.{state.table}: {scanner.rows:,}/"
                          f"{state.row_count:,} rows scanned")
-        results = scanner.results()
+
+        results = scanner.scan(connector.stream_rows(state.table, batch_size=FULL_SCAN_BATCH_ROWS),
+                               report)
     return [classify_matches(c, results[c]) for c in columns]
 
 

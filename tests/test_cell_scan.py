@@ -87,7 +87,8 @@ def test_vectorized_checks_agree_with_stdnum() -> None:
     _agree(checksums.uscc, std_uscc.is_valid, codes)
 
     ibans = ["DE89370400440532013000", "GB82WEST12345698765432", "FR1420041010050500013M02606",
-             "NL91ABNA0417164300", "CH9300762011623852957"]
+             "NL91ABNA0417164300", "CH9300762011623852957", "MT84MALT011000012345MTLCAST001S",
+             "LC55HEMM000100010012001200023015", "SC18SSCB11010000000000001497USD"]
     ibans += [_corrupt(rng, v) for v in ibans for _ in range(20)]
     _agree(checksums.iban, std_iban.is_valid, ibans)
 
@@ -215,3 +216,67 @@ def test_table_scanner_uses_threads_and_counts_rows() -> None:
     r = scanner.results()
     assert scanner.rows == 20
     assert r["a"].whole["EMAIL_ADDRESS"] == 20 and r["b"].whole["CN_MOBILE"] == 20
+
+
+MIXED = ["wang.fang@example.cn", " 13812345678 ", "2024-01-05", "11010519491231002X",
+         "call me on +44 20 7946 0958 tomorrow please", "11010519491231002Y", "active",
+         "", "4111 1111 1111 1111", "order 20231105123456"]
+
+
+def _summary(m: object) -> tuple:
+    return (m.cells, m.matched_cells, dict(m.whole), dict(m.anywhere), m.text_checked,
+            m.text_cells)
+
+
+def test_repetitive_columns_count_each_cell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A column of few distinct values is scanned as its distinct values; every count is
+    the count the cell-by-cell scan gives."""
+    from governance.detection import cell_scan
+
+    values = pa.array([MIXED[i % 7 * i % len(MIXED)] for i in range(20_000)])
+    deduplicated = ColumnScanner("c")
+    deduplicated.add(values)
+    monkeypatch.setattr(cell_scan, "DISTINCT_SHARE", -1.0)  # never deduplicate
+    cell_by_cell = ColumnScanner("c")
+    cell_by_cell.add(values)
+    assert _summary(deduplicated.matches) == _summary(cell_by_cell.matches)
+    m = deduplicated.matches
+    per_value = {v: values.to_pylist().count(v) for v in MIXED}
+    assert m.whole["CN_RESIDENT_ID"] == per_value["11010519491231002X"]
+    assert m.whole["CN_MOBILE"] == per_value[" 13812345678 "]
+    assert m.anywhere["PHONE_NUMBER"] == per_value[MIXED[4]]
+    assert m.cells == 20_000 - per_value[""]
+
+
+def test_parallel_scan_equals_one_column_at_a_time() -> None:
+    """Batches scanned several at a time on threads give what scanning each column's
+    batches in order gives, also when some batches lack a column."""
+    rng = random.Random(11)
+    batches = []
+    for i in range(40):
+        cells = [rng.choice(MIXED) + ("" if i < 20 else f" #{rng.randrange(10**6)}")
+                 for _ in range(500)]
+        columns = {"a": pa.array(cells), "b": pa.array(list(reversed(cells)))}
+        if i % 7 == 3:
+            del columns["b"]
+        batches.append(pa.record_batch(columns))
+    with TableScanner(["a", "b"], workers=2) as scanner:
+        seen = []
+        parallel = scanner.scan(iter(batches), on_batch=lambda: seen.append(scanner.rows))
+    assert seen == [500 * k for k in range(1, 41)]
+    for name in ("a", "b"):
+        one = ColumnScanner(name)
+        for b in batches:
+            if name in b.schema.names:
+                one.add(b.column(name))
+        assert _summary(parallel[name]) == _summary(one.matches)
+        assert parallel[name].examples == one.matches.examples
+
+
+def test_a_failing_source_stops_the_scan_with_its_error() -> None:
+    def batches():  # noqa: ANN202
+        yield pa.record_batch({"a": pa.array(["x@example.com"])})
+        raise OSError("disk went away")
+
+    with TableScanner(["a"]) as scanner, pytest.raises(OSError, match="disk went away"):
+        scanner.scan(batches())

@@ -16,10 +16,12 @@ Nothing here keeps raw values: a ``ColumnMatches`` holds counts and masked examp
 from __future__ import annotations
 
 import os
+import queue
 import re
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -39,6 +41,11 @@ MAX_EXAMPLES = 3
 PROBE_CELLS = 256
 # Cells per column looked at to tell free text from structured values.
 TEXT_CHECK_CELLS = 10_000
+# Batches a full scan examines at once (each column still in order).
+BATCHES_IN_FLIGHT = 2
+# The probe is repeated on a batch after one whose likely identifiers left more than this
+# share of its cells unexplained.
+REPROBE_SHARE = 0.01
 _WORDED = r"\pL{2,}[\s,;]+\pL{2,}|\p{Han}{2}"
 
 
@@ -126,16 +133,22 @@ class ColumnScanner:
         self.matches = ColumnMatches(column)
         self._specs = tuple(specs) if specs is not None else default_specs()
         self._compiled = _compile(self._specs)
+        self._order: list[int] | None = None
+        self._open_share = 1.0
 
     def _likely(self, text: pa.Array) -> list[int]:
-        """Indices of the specs this column probably holds: those fitting whole cells of a
-        probe of ``text`` or of earlier batches, most frequent first."""
+        """Indices of the specs this column probably holds: those whose shape fits, and
+        whose check passes, whole cells of a probe of ``text`` or of earlier batches, most
+        frequent first (a column of decimals fits a phone shape, but fails its check)."""
         probe = text.slice(0, PROBE_CELLS)
+        probe = probe.filter(pc.invert(pc.match_substring_regex(probe, _NOT_PERSONAL_CELL)))
         seen = self.matches.whole
         scored = []
         for i, c in enumerate(self._compiled):
             n = seen.get(c.spec.entity_type, 0)
-            n += pc.sum(pc.match_substring_regex(probe, c.anchored)).as_py() or 0
+            fits = pc.match_substring_regex(probe, c.anchored)
+            if pc.any(fits).as_py():
+                n += int(c.spec.validate_cells(probe.filter(fits)).sum())
             if n:
                 scored.append((-n, i))
         return [i for _, i in sorted(scored)]
@@ -155,39 +168,59 @@ class ColumnScanner:
             # cards, ids kept as integers).
             m.cells += len(values)
             text = as_text(values.filter(pc.greater_equal(pc.abs(values), 10**10)))
+            weights = np.ones(len(text), dtype=np.int64)
         else:
-            text = pc.utf8_trim_whitespace(as_text(values))
-            text = text.filter(pc.not_equal(text, ""))
-            m.cells += len(text)
-            if m.text_checked < TEXT_CHECK_CELLS:
-                head = text.slice(0, TEXT_CHECK_CELLS - m.text_checked)
-                m.text_checked += len(head)
-                long_cells = head.filter(pc.greater_equal(pc.utf8_length(head), FREE_TEXT_MIN_LEN))
-                if len(long_cells):
-                    m.text_cells += pc.sum(pc.match_substring_regex(long_cells, _WORDED)
-                                           ).as_py() or 0
+            text = as_text(values)
+            self._check_free_text(text)
+            text, weights = _distinct_if_repetitive(text)
+            if _padded(text):
+                text = pc.utf8_trim_whitespace(text)
+            filled = pc.not_equal(text, "")
+            if not pc.all(filled).as_py():
+                weights = weights[filled.to_numpy(zero_copy_only=False)]
+                text = text.filter(filled)
+            m.cells += int(weights.sum())
         if not len(text):
             return
-        # 1. The identifiers the column probably holds, on every cell.
-        likely = self._likely(text)
-        rest = self._match_whole(text, likely)
+        # 1. The identifiers the column probably holds, on every cell (probed again while
+        #    they leave more than REPROBE_SHARE of a batch open).
+        if self._order is None or self._open_share > REPROBE_SHARE:
+            self._order = self._likely(text)
+        likely = self._order
+        before = len(text)
+        text, weights = self._match_whole(text, weights, likely)
+        self._open_share = len(text) / before
         # 2. What is left: cells that may hold something, then every other identifier.
-        if len(rest):
-            rest = rest.filter(pc.match_substring_regex(rest, CANDIDATE))
-        if len(rest):
-            rest = rest.filter(pc.invert(pc.match_substring_regex(rest, f"^(?:{NOT_PERSONAL})$")))
-        if len(rest):
+        for keep in _maybe_personal(text):
+            if not len(text):
+                break
+            kept = keep(text)
+            if not kept.all():
+                text, weights = text.filter(pa.array(kept)), weights[kept]
+        if len(text):
             others = [i for i in range(len(self._compiled)) if i not in likely]
-            rest = self._match_whole(rest, others, keep_shaped=False)
+            text, weights = self._match_whole(text, weights, others, keep_shaped=False)
         # 3. Cells still unexplained: entities inside free text.
-        if len(rest):
-            self._scan_text(rest)
+        if len(text):
+            self._scan_text(text, weights)
 
-    def _match_whole(self, text: pa.Array, order: list[int], keep_shaped: bool = True
-                     ) -> pa.Array:
-        """Count the cells of ``text`` that are entirely one entity, trying the specs in
-        ``order``; return the cells left open (with ``keep_shaped``, also the cells that
-        fit a shape but failed validation)."""
+    def _check_free_text(self, text: pa.Array) -> None:
+        """Count long worded cells among the first TEXT_CHECK_CELLS of the column."""
+        m = self.matches
+        if m.text_checked >= TEXT_CHECK_CELLS:
+            return
+        head = pc.utf8_trim_whitespace(text.slice(0, TEXT_CHECK_CELLS - m.text_checked))
+        head = head.filter(pc.not_equal(head, ""))
+        m.text_checked += len(head)
+        long_cells = head.filter(pc.greater_equal(pc.utf8_length(head), FREE_TEXT_MIN_LEN))
+        if len(long_cells):
+            m.text_cells += pc.sum(pc.match_substring_regex(long_cells, _WORDED)).as_py() or 0
+
+    def _match_whole(self, text: pa.Array, weights: np.ndarray, order: list[int],
+                     keep_shaped: bool = True) -> tuple[pa.Array, np.ndarray]:
+        """Count the cells of ``text`` (each standing for ``weights`` cells) that are
+        entirely one entity, trying the specs in ``order``; return the cells left open
+        (with ``keep_shaped``, also those that fit a shape but failed validation)."""
         m = self.matches
         whole_type = np.full(len(text), -1, dtype=np.int16)
         shaped = np.zeros(len(text), dtype=bool)
@@ -208,17 +241,18 @@ class ColumnScanner:
                 continue
             whole_type[accepted] = i
             et = c.spec.entity_type
-            m.whole[et] += len(accepted)
-            m.anywhere[et] += len(accepted)
-            m.matched_cells += len(accepted)
+            n = int(weights[accepted].sum())
+            m.whole[et] += n
+            m.anywhere[et] += n
+            m.matched_cells += n
             m._example(et, (mask_value(v, et) for v in
                             text.take(pa.array(accepted[:MAX_EXAMPLES])).to_pylist()))
         left = whole_type < 0 if keep_shaped else (whole_type < 0) & ~shaped
         if left.all():
-            return text
-        return text.filter(pa.array(left))
+            return text, weights
+        return text.filter(pa.array(left)), weights[left]
 
-    def _scan_text(self, texts: pa.Array) -> None:
+    def _scan_text(self, texts: pa.Array, weights: np.ndarray) -> None:
         """Entities inside free-text cells: Python patterns, validation in bulk per spec.
 
         Overlapping spans go to the recognizer ranked first (a resident id is not also
@@ -251,11 +285,83 @@ class ColumnScanner:
                 if len(span) >= FULL_MATCH_SHARE * len(text[i]):
                     whole.setdefault(i, set()).add(et)
             m._example(et, (mask_value(s, et) for s in kept[:MAX_EXAMPLES]))
-        m.matched_cells += len(found)
-        for types in found.values():
-            m.anywhere.update(types)
-        for types in whole.values():
-            m.whole.update(types)
+        for i, types in found.items():
+            m.matched_cells += int(weights[i])
+            for et in types:
+                m.anywhere[et] += int(weights[i])
+        for i, types in whole.items():
+            for et in types:
+                m.whole[et] += int(weights[i])
+
+
+# A column whose first DISTINCT_PROBE cells repeat values this much is scanned as its
+# distinct values, each counted as often as it occurs (status, country, dates, ...).
+DISTINCT_PROBE = 4_096
+DISTINCT_SHARE = 0.5
+
+
+def _distinct_if_repetitive(text: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """``text`` and one weight per cell, or its distinct values and their counts when the
+    column repeats its values."""
+    probe = text.slice(0, DISTINCT_PROBE)
+    if len(text) > DISTINCT_PROBE and \
+            pc.count_distinct(probe).as_py() <= DISTINCT_SHARE * len(probe):
+        counts = pc.value_counts(text)
+        return counts.field("values"), counts.field("counts").to_numpy()
+    return text, np.ones(len(text), dtype=np.int64)
+
+
+def _maybe_personal(text: pa.Array) -> list[Callable[[pa.Array], np.ndarray]]:
+    """The filters dropping cells that cannot hold an identifier we know, cheapest first
+    (the not-personal shapes first when the column is mostly dates or decimals)."""
+    candidate = [lambda a: contains_any_byte(a, CANDIDATE_BYTES),
+                 lambda a: pc.match_substring_regex(a, CANDIDATE).to_numpy(zero_copy_only=False)]
+    not_personal = [lambda a: ~pc.match_substring_regex(a, _NOT_PERSONAL_CELL)
+                    .to_numpy(zero_copy_only=False)]
+    probe = text.slice(0, PROBE_CELLS)
+    if not_personal[0](probe).sum() * 2 < len(probe):
+        return not_personal + candidate
+    return candidate + not_personal
+
+
+_NOT_PERSONAL_CELL = f"^(?:{NOT_PERSONAL})$"
+def _padded(values: pa.Array) -> bool:
+    """True when a value of ``values`` (strings, no nulls) may start or end with white space
+    (is empty, or has an ASCII space or control byte, or any non-ASCII byte, at an end)."""
+    if not len(values):
+        return False
+    offset_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    buffers = values.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=offset_type)[
+        values.offset:values.offset + len(values) + 1]
+    if buffers[2] is None or (np.diff(offsets) == 0).any():
+        return True
+    data = np.frombuffer(buffers[2], dtype=np.uint8)
+    ends = np.concatenate([data[offsets[:-1]], data[offsets[1:] - 1]])
+    return bool(((ends <= 0x20) | (ends >= 0x7F)).any())
+
+
+# Every CANDIDATE match holds one of these bytes.
+CANDIDATE_BYTES = b"0123456789@:"
+
+
+def contains_any_byte(values: pa.Array, chars: bytes) -> np.ndarray:
+    """One boolean per value of ``values`` (strings, no nulls): holds one of the ASCII
+    bytes ``chars``."""
+    if not len(values):
+        return np.zeros(0, dtype=bool)
+    offset_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    buffers = values.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=offset_type)[
+        values.offset:values.offset + len(values) + 1].astype(np.int64)
+    if buffers[2] is None:
+        return np.zeros(len(values), dtype=bool)
+    data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    wanted = np.zeros(256, dtype=bool)
+    wanted[list(chars)] = True
+    hits = np.concatenate([[0], np.cumsum(wanted[data], dtype=np.int64)])
+    starts = offsets - offsets[0]
+    return hits[starts[1:]] > hits[starts[:-1]]
 
 
 def _never_identifier(t: pa.DataType) -> bool:
@@ -274,19 +380,74 @@ def scan_columns(columns: dict[str, pa.Array | pa.ChunkedArray],
 
 
 class TableScanner:
-    """Full scan of a table fed as Arrow record batches; columns are scanned in parallel."""
+    """Full scan of a table fed as Arrow record batches; columns are scanned in parallel.
+
+    Each column sees its batches in order, so results do not depend on thread timing.
+    """
 
     def __init__(self, columns: Sequence[str], specs: Sequence[RecognizerSpec] | None = None,
                  workers: int | None = None):
         self.scanners = {c: ColumnScanner(c, specs) for c in columns}
         self.rows = 0
         self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)
+        self._turn = threading.Condition()
+        self._next = dict.fromkeys(columns, 0)
+        self._queued = dict.fromkeys(columns, 0)
 
     def add(self, batch: pa.RecordBatch | pa.Table) -> None:
         """Examine every cell of ``batch``."""
+        for future in self._submit(batch):
+            future.result()
         self.rows += batch.num_rows
-        names = [n for n in batch.schema.names if n in self.scanners]
-        list(self._pool.map(lambda n: self.scanners[n].add(batch.column(n)), names))
+
+    def scan(self, batches: Iterable[pa.RecordBatch | pa.Table],
+             on_batch: Callable[[], None] | None = None) -> dict[str, ColumnMatches]:
+        """Examine every batch of ``batches``, calling ``on_batch`` after each; returns the
+        matches per column. The next batch is read, and up to BATCHES_IN_FLIGHT are
+        scanned, at once (no core waits for the slowest column of a batch)."""
+        in_flight: deque[tuple[int, list[Future[None]]]] = deque()
+
+        def finish_one() -> None:
+            rows, futures = in_flight.popleft()
+            for future in futures:
+                future.result()
+            self.rows += rows
+            if on_batch is not None:
+                on_batch()
+
+        try:
+            for batch in read_ahead(batches):
+                in_flight.append((batch.num_rows, self._submit(batch)))
+                if len(in_flight) >= BATCHES_IN_FLIGHT:
+                    finish_one()
+            while in_flight:
+                finish_one()
+        finally:
+            for _, futures in in_flight:
+                for future in futures:
+                    future.cancel()
+        return self.results()
+
+    def _submit(self, batch: pa.RecordBatch | pa.Table) -> list[Future[None]]:
+        futures = []
+        for name in batch.schema.names:
+            if name in self.scanners:
+                seq = self._queued[name]
+                self._queued[name] += 1
+                futures.append(self._pool.submit(self._add_in_turn, name, seq,
+                                                 batch.column(name)))
+        return futures
+
+    def _add_in_turn(self, column: str, seq: int, values: pa.Array | pa.ChunkedArray) -> None:
+        """Add batch number ``seq`` of ``column`` once its earlier batches are added."""
+        with self._turn:
+            self._turn.wait_for(lambda: self._next[column] == seq)
+        try:
+            self.scanners[column].add(values)
+        finally:
+            with self._turn:
+                self._next[column] += 1
+                self._turn.notify_all()
 
     def results(self) -> dict[str, ColumnMatches]:
         """The matches per column so far."""
@@ -301,3 +462,46 @@ class TableScanner:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_DONE = object()
+
+
+def read_ahead(items: Iterable[object], depth: int = 1) -> Iterator:
+    """Yield ``items``, producing up to ``depth`` of them ahead in a worker thread (so that
+    reading a source overlaps scanning it); errors of the producer are raised here."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put((_DONE, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            buffer.put((_DONE, e))
+
+    worker = threading.Thread(target=produce, name="govkit-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = buffer.get()
+            if item is _DONE:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                buffer.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.1)
