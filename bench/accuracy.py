@@ -88,12 +88,27 @@ def _luhn(value: str) -> bool:
     return luhn.is_valid(value.replace(" ", "").replace("-", ""))
 
 
+def _resident_id(value: str) -> bool:
+    """GB 11643 check digit and a real birth date, by python-stdnum (its birth-place check
+    is left out: a district's code is given to people born before the district existed)."""
+    from stdnum.cn import ric
+
+    v = ric.compact(value)
+    if len(v) != 18 or not v[:17].isdigit() or ric.calc_check_digit(v) != v[-1]:
+        return False
+    try:
+        ric.get_birth_date(v)
+    except ValueError:
+        return False
+    return True
+
+
 def _reference() -> dict[str, object]:
     """python-stdnum's validator for each identifier whose validity a check digit decides."""
     from stdnum import iban
-    from stdnum.cn import ric, uscc
+    from stdnum.cn import uscc
 
-    return {"CN_BANK_CARD": _luhn, "CN_RESIDENT_ID": ric.is_valid, "CN_USCC": uscc.is_valid,
+    return {"CN_BANK_CARD": _luhn, "CN_RESIDENT_ID": _resident_id, "CN_USCC": uscc.is_valid,
             "CREDIT_CARD": _luhn, "IBAN_CODE": iban.is_valid}
 
 
