@@ -262,8 +262,12 @@ def _print_request(r) -> None:  # noqa: ANN001
 @store_option
 @click.option("--type", "request_type", required=True,
               type=click.Choice(["access", "erasure", "rectify"]))
-@click.option("--identity", "identities", multiple=True, required=True,
+@click.option("--identity", "identities", multiple=True,
               help="type=value: email=..., phone=..., user_id=..., national_id=... (repeatable)")
+@click.option("--from-file", "intake_file", type=click.Path(path_type=Path),
+              help="Read identities (and rectify's `set`) from this YAML/JSON intake file "
+                   "instead, keeping them out of shell history; the file is removed once "
+                   "the request is recorded.")
 @click.option("--jurisdiction", required=True,
               type=click.Choice(["EU", "EEA", "UK", "US-CA", "CN"]),
               help="Sets the deadline: GDPR one month, CCPA 45 days, PIPL working days.")
@@ -273,10 +277,25 @@ def _print_request(r) -> None:  # noqa: ANN001
 @click.option("--pipl-working-days", default=15, show_default=True, type=click.IntRange(1),
               help="PIPL deadline in working days (GB/T 35273-2020: 15).")
 def dsar_new(store_path: Path, request_type: str, identities: tuple[str, ...],
-             jurisdiction: str, corrections: tuple[str, ...], pipl_working_days: int) -> None:
+             intake_file: Path | None, jurisdiction: str, corrections: tuple[str, ...],
+             pipl_working_days: int) -> None:
     """Record a new data-subject request."""
     from governance.dsar import RequestBook
 
+    if bool(identities) == bool(intake_file):
+        raise click.UsageError("give the subject's identities with --identity or --from-file "
+                               "(one of the two)")
+    if intake_file is not None:
+        from governance.dsar.intake import create_from_file
+
+        if corrections:
+            raise click.UsageError("with --from-file, put the corrections in the file's `set`")
+        r = create_from_file(RequestBook(AuditStore(store_path)), intake_file, request_type,
+                             jurisdiction, _actor(), pipl_working_days=pipl_working_days)
+        _print_request(r)
+        click.echo(f"intake file {intake_file} removed; next: `govkit dsar verify "
+                   f"{r.request_id} --note '...'`", err=True)
+        return
     fixes = {}
     for c in corrections:
         name, sep, value = c.partition("=")

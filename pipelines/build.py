@@ -9,7 +9,7 @@ import dagster as dg
 from governance.inventory import load_inventory
 from pipelines.assets import build_assets
 from pipelines.jobs import build_discovery_job
-from pipelines.requests import build_request_jobs
+from pipelines.requests import build_request_jobs, intake_job
 from pipelines.resources import GovernanceResource
 from pipelines.schedules import build_daily_scan_schedule
 from pipelines.sensors import build_verified_requests_sensor
@@ -25,7 +25,7 @@ def build_definitions(inventory_path: str | Path, audit_store_path: str | Path,
     request_jobs = list(build_request_jobs().values())
     return dg.Definitions(
         assets=assets,
-        jobs=[job, *request_jobs],
+        jobs=[job, *request_jobs, intake_job],
         schedules=[build_daily_scan_schedule(job, partitions)],
         sensors=[build_verified_requests_sensor(request_jobs)],
         resources={"governance": GovernanceResource(

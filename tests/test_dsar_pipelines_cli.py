@@ -76,6 +76,81 @@ def test_sensor_definition_is_in_the_definitions(fresh_demo) -> None:
     assert isinstance(build_verified_requests_sensor([]), dg.SensorDefinition)
 
 
+def _intake_config(path: Path, **extra: object) -> dict:
+    return {"ops": {"record_request": {"config": {
+        "request_type": "access", "jurisdiction": "EU", "intake_file": str(path), **extra}}}}
+
+
+def test_dagster_intake_keeps_identities_out_of_dagster(fresh_demo, tmp_path: Path) -> None:
+    """A request recorded by the intake job: identities come from the intake file, which
+    is removed; Dagster's run storage and event log hold the file's path, never a value."""
+    store_path = fresh_demo.root / "audit.duckdb"
+    defs = build_definitions(fresh_demo.inventory, store_path)
+    _, email = _subject(fresh_demo.app_db)
+    phone = "+44 20 7946 0958"
+    intake = tmp_path / "subject.yaml"
+    intake.write_text(f"identities:\n  email: {email}\n  phone: ['{phone}']\n")
+    instance = dg.DagsterInstance.ephemeral()
+    job = defs.get_job_def("dsar_intake")
+    result = job.execute_in_process(run_config=_intake_config(intake), instance=instance)
+    assert result.success
+    rid = result.output_for_node("record_request")
+    book = RequestBook(AuditStore(store_path))
+    request = book.get(rid)
+    assert request.state is RequestState.RECEIVED and request.jurisdiction == "EU"
+    assert request.created_by == f"dagster:{result.run_id}"
+    assert sorted(i.value for i in book.identities(request)) == sorted([email, phone])
+    assert not intake.exists()
+    stored = instance.get_run_by_id(result.run_id).run_config
+    dagster_text = repr(stored) + "".join(
+        repr(e) for e in instance.all_logs(result.run_id))
+    assert str(intake) in dagster_text and "a***" not in email
+    assert email not in dagster_text and phone not in dagster_text
+    assert request.masked_identities[0] in dagster_text  # shown masked
+
+    # Bad files fail with the file and field named, keep the file, record nothing.
+    before = len(book.list_requests(open_only=False))
+    for text, expected in [("identities: [oops\n", "malformed YAML"),
+                           ("identities:\n  email: not-an-address\n", "identities.email"),
+                           ("identities: {}\n", "identities"),
+                           ("identities:\n  email: a@example.org\nset:\n  phone: x\n",
+                            "only for rectify")]:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        failed = job.execute_in_process(run_config=_intake_config(bad), instance=instance,
+                                        raise_on_error=False)
+        assert not failed.success
+        message = failed.failure_data_for_node("record_request").error.message
+        assert expected in message and "not-an-address" not in message, message
+        assert bad.exists()
+    assert len(book.list_requests(open_only=False)) == before
+    missing = job.execute_in_process(run_config=_intake_config(tmp_path / "gone.yaml"),
+                                     instance=instance, raise_on_error=False)
+    assert not missing.success
+
+
+def test_cli_intake_file(fresh_demo, monkeypatch, tmp_path: Path) -> None:
+    """`dsar new --from-file`: a rectification recorded from a file, which is removed."""
+    monkeypatch.setenv("GOVKIT_AUDIT_STORE", str(fresh_demo.root / "audit.duckdb"))
+    monkeypatch.setenv("GOVKIT_ACTOR", "dpo-cli")
+    _, email = _subject(fresh_demo.app_db)
+    intake = tmp_path / "subject.json"
+    intake.write_text(f'{{"identities": {{"email": "{email}"}}, '
+                      f'"set": {{"phone": "+44 20 7946 0959"}}}}')
+    runner = CliRunner()
+    both = runner.invoke(main, ["dsar", "new", "--type", "rectify", "--from-file", str(intake),
+                                "--identity", f"email={email}", "--jurisdiction", "UK"])
+    assert both.exit_code == 2 and "one of the two" in both.output and intake.exists()
+    new = runner.invoke(main, ["dsar", "new", "--type", "rectify", "--from-file", str(intake),
+                               "--jurisdiction", "UK"])
+    assert new.exit_code == 0, new.output
+    assert email not in new.output and not intake.exists()
+    book = RequestBook(AuditStore(fresh_demo.root / "audit.duckdb"))
+    request = book.get(new.output.split()[0])
+    assert request.created_by == "dpo-cli"
+    assert book.corrections(request) == {"phone": "+44 20 7946 0959"}
+
+
 def test_cli_request_lifecycle(fresh_demo, monkeypatch) -> None:
     store = fresh_demo.root / "audit.duckdb"
     monkeypatch.setenv("GOVKIT_AUDIT_STORE", str(store))

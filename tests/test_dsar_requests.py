@@ -61,6 +61,9 @@ def test_identity_forms_and_errors() -> None:
                          ("phone=12", "country code"), ("phone=+1 12", "phone")]:
         with pytest.raises(IdentityError, match=message):
             parse_identity(bad)
+    with pytest.raises(IdentityError) as bare:  # a value given without its type
+        parse_identity(EMAIL)
+    assert EMAIL not in str(bare.value) and "type=value" in str(bare.value)
 
 
 def test_lifecycle_is_enforced_and_logged_with_actor(book: RequestBook) -> None:

@@ -124,14 +124,14 @@ def parse_identity(text: str) -> Identity:
     """An identity from ``type=value``; IdentityError names what is wrong."""
     kind, sep, value = text.partition("=")
     kind, value = kind.strip().lower(), value.strip()
-    if not sep:
-        raise IdentityError(f"identity {kind!r}: write it as type=value "
-                            f"(types: {', '.join(t.value for t in IdentityType)})")
+    known = ", ".join(t.value for t in IdentityType)
+    if not sep:  # the text may be the bare value: shown masked only
+        raise IdentityError(f"identity {mask_value(kind)!r}: write it as type=value "
+                            f"(types: {known})")
     try:
         itype = IdentityType(kind)
     except ValueError:
-        raise IdentityError(f"unknown identity type {kind!r}; known: "
-                            f"{', '.join(t.value for t in IdentityType)}") from None
+        raise IdentityError(f"unknown identity type {kind!r}; known: {known}") from None
     if not value:
         raise IdentityError(f"identity {kind}: empty value")
     if len(value) > 320:
