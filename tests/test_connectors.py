@@ -123,6 +123,14 @@ def test_find_rows_binds_values(connector: Connector) -> None:
     assert connector.table_info("users").row_count == len(ROWS)
 
 
+def test_find_rows_can_ignore_letter_case(connector: Connector) -> None:
+    assert connector.find_rows("users", "email", ["ANN@Example.com"]) == []
+    [row] = connector.find_rows("users", "email", ["ANN@Example.com"], fold_case=True)
+    assert row["email"] == "ann@example.com"
+    [row] = connector.find_rows("users", "email", [INJECTION.upper()], fold_case=True)
+    assert row["email"] == INJECTION  # a value, never SQL
+
+
 def test_update_and_delete_by_key(connector: Connector) -> None:
     assert connector.update_rows("users", "email", ["bo@example.com"], {"phone": None}) == 1
     assert connector.find_rows("users", "email", ["bo@example.com"])[0]["phone"] is None

@@ -167,6 +167,26 @@ def test_erasure_deletes_anonymizes_redacts_and_verifies(estate: Estate) -> None
         run_request(estate.inventory, estate.store, rid, "dpo")
 
 
+def test_an_email_stored_in_another_letter_case_is_found_and_erased(estate: Estate) -> None:
+    """The undeclared signups table holds the subject's address in capitals: the request,
+    made in lower case, still finds it, and the erasure removes exactly that row."""
+    shouted = estate.email.upper()
+    with estate.db() as c:
+        c.execute("INSERT INTO legacy_newsletter_signups VALUES (990001, ?, 'x', 'y', "
+                  "'2020-01-01')", (shouted,))
+    others = estate.count("SELECT count(*) FROM legacy_newsletter_signups")
+    rid = estate.request("erasure", f"email={estate.email.lower()}")
+    resolution, _ = plan_request(estate.inventory, estate.store, rid)
+    found = next(loc for loc in resolution.locations if loc.table == "legacy_newsletter_signups")
+    assert shouted in found.values
+    outcome = run_request(estate.inventory, estate.store, rid, "dpo")
+    assert outcome.status == "completed", outcome.remaining
+    assert estate.count("SELECT count(*) FROM legacy_newsletter_signups WHERE "
+                        "lower(email_address) = ?", estate.email.lower()) == 0
+    assert estate.count("SELECT count(*) FROM legacy_newsletter_signups") == others - len(
+        found.values)
+
+
 def test_unknown_subject_completes_with_an_empty_honest_result(estate: Estate) -> None:
     rid = estate.request("access", "email=nobody@nowhere.example.org")
     outcome = run_request(estate.inventory, estate.store, rid, "dpo")

@@ -224,11 +224,11 @@ class _Resolver:
         subject.extend(new)
         return len(new)
 
-    def _find(self, src: str, info: TableInfo, column: str, values: list[Any]
-              ) -> list[dict[str, Any]]:
+    def _find(self, src: str, info: TableInfo, column: str, values: list[Any],
+              fold_case: bool = False) -> list[dict[str, Any]]:
         ctype = next(c.type for c in info.columns if c.name == column)
         vals = coerce_values(values, ctype)
-        return self.pool.get(src).find_rows(info.name, column, vals) if vals else []
+        return self.pool.get(src).find_rows(info.name, column, vals, fold_case) if vals else []
 
     # -- the three ways of finding -------------------------------------------------
     def by_identity(self, free_text_only: bool = False) -> None:
@@ -247,8 +247,9 @@ class _Resolver:
                                 is_key and not cats and ident.type is IdentityType.USER_ID)):
                             continue
                         self.searched.append(Searched(src.name, info.name, col.name, "exact"))
-                        values = ident.variants()
-                        rows = self._find(src.name, info, col.name, values)
+                        # E-mail addresses are matched whatever their letter case.
+                        rows = self._find(src.name, info, col.name, ident.variants(),
+                                          fold_case=ident.type is IdentityType.EMAIL)
                         if rows:
                             found_by = FoundBy.SUBJECT_KEY if is_key else FoundBy.IDENTITY
                             self._add(Location(src.name, info.name, found_by, col.name,

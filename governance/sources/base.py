@@ -108,8 +108,10 @@ class Connector(ABC):
         """Every row of ``table`` as Arrow record batches of at most ``batch_size`` rows."""
 
     @abstractmethod
-    def find_rows(self, table: str, column: str, values: Sequence[Any]) -> list[dict[str, Any]]:
-        """The rows whose ``column`` equals one of ``values``."""
+    def find_rows(self, table: str, column: str, values: Sequence[Any],
+                  fold_case: bool = False) -> list[dict[str, Any]]:
+        """The rows whose ``column`` equals one of ``values`` (text compared in lower case
+        with ``fold_case``, e.g. for e-mail addresses)."""
 
     # -- changing -------------------------------------------------------------------
     @abstractmethod

@@ -95,8 +95,9 @@ class PostgresConnector(SqlConnector):
                 yield from rows_to_table(rows, cols).to_batches()
         self._end_read()
 
-    def find_rows(self, table: str, column: str, values: Sequence[Any]) -> list[dict[str, Any]]:
+    def find_rows(self, table: str, column: str, values: Sequence[Any],
+                  fold_case: bool = False) -> list[dict[str, Any]]:
         try:
-            return super().find_rows(table, column, values)
+            return super().find_rows(table, column, values, fold_case)
         finally:
             self._end_read()

@@ -86,17 +86,21 @@ class SqlConnector(Connector):
     def _sample_sql(self, table: str, cols: list[str], limit: int, seed: int) -> str:
         return f"{self._select_sql(table, cols)} LIMIT {int(limit)}"
 
-    def _where_in(self, column: str, n: int) -> str:
+    def _where_in(self, column: str, n: int, fold_case: bool = False) -> str:
         marks = ", ".join([self.placeholder] * n)
-        return f"{self._ident(column)} IN ({marks})"
+        target = f"lower({self._ident(column)})" if fold_case else self._ident(column)
+        return f"{target} IN ({marks})"
 
-    def find_rows(self, table: str, column: str, values: Sequence[Any]) -> list[dict[str, Any]]:
+    def find_rows(self, table: str, column: str, values: Sequence[Any],
+                  fold_case: bool = False) -> list[dict[str, Any]]:
         self.check_columns(table, [column])
         cols = self.table_info(table).column_names
+        if fold_case:
+            values = [str(v).lower() for v in values]
         out: list[dict[str, Any]] = []
         for chunk in _chunks(values):
             cur = self._run(f"{self._select_sql(table, cols)} WHERE "
-                            f"{self._where_in(column, len(chunk))}", chunk)
+                            f"{self._where_in(column, len(chunk), fold_case)}", chunk)
             out.extend(dict(zip(cols, row, strict=True)) for row in cur.fetchall())
             cur.close()
         return out
