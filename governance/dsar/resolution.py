@@ -231,7 +231,10 @@ class _Resolver:
         return self.pool.get(src).find_rows(info.name, column, vals, fold_case) if vals else []
 
     # -- the three ways of finding -------------------------------------------------
-    def by_identity(self, free_text_only: bool = False) -> None:
+    def by_identity(self, text_identities: Sequence[Identity], free_text_only: bool = False
+                    ) -> None:
+        """Rows holding an identity in a column of its kind (unless ``free_text_only``),
+        and free-text cells mentioning one of ``text_identities``."""
         for src in self.inv.sources:
             tables = self._tables(src)
             for info in tables.values():
@@ -255,15 +258,18 @@ class _Resolver:
                             self._add(Location(src.name, info.name, found_by, col.name,
                                                ident.type.value), rows,
                                       [r[col.name] for r in rows])
-                if free_text_cols:
-                    self._free_text(src.name, info, free_text_cols)
+                if free_text_cols and text_identities:
+                    self._free_text(src.name, info, free_text_cols, text_identities)
             if self.progress:
                 self.progress(f"{src.name}: searched by identity")
 
-    def _free_text(self, src: str, info: TableInfo, columns: list[str]) -> None:
+    def _free_text(self, src: str, info: TableInfo, columns: list[str],
+                   identities: Sequence[Identity]) -> None:
         for col in columns:
-            self.searched.append(Searched(src, info.name, col, "substring"))
-        hits = search_text(self.pool.get(src), info.name, columns, self.identities)
+            searched = Searched(src, info.name, col, "substring")
+            if searched not in self.searched:
+                self.searched.append(searched)
+        hits = search_text(self.pool.get(src), info.name, columns, identities)
         for col, texts in hits.items():
             if texts:
                 rows = [{col: t} for t in texts]
@@ -360,15 +366,18 @@ def derive_identities(inventory: Inventory, resolution_rows: dict[tuple[str, str
 
 def locate_subject(inventory: Inventory, identities: Sequence[Identity], pool: ConnectorPool,
                    store: AuditStore | None = None, progress: Progress | None = None,
-                   expand: bool = True, also_in_text: Sequence[Identity] = ()) -> Resolution:
+                   expand: bool = True, also_in_text: Sequence[Identity] = (),
+                   given_in_text: bool = True) -> Resolution:
     """Find the subject known by ``identities`` in every source of ``inventory``; with
     ``expand``, free text is also searched for the e-mail addresses, phone numbers and ID
     numbers their own person rows hold (``Resolution.derived``). Derived identities never
     match rows by themselves: a phone number shared by a household must not pull in
-    another person's account. ``also_in_text`` are searched in free text only, too."""
+    another person's account. ``also_in_text`` are searched in free text only, too.
+    ``given_in_text=False`` leaves ``identities`` out of the free-text search (for a
+    caller that has searched every text cell for them already)."""
     categories, runs = column_categories(inventory, store)
     r = _Resolver(inventory, identities, pool, categories, progress)
-    r.by_identity()
+    r.by_identity(identities if given_in_text else [])
     r.up()
     derived: list[Identity] = []
     if expand:
@@ -376,8 +385,7 @@ def locate_subject(inventory: Inventory, identities: Sequence[Identity], pool: C
                                     [*identities, *also_in_text])
     text_only = [*also_in_text, *derived]
     if text_only:
-        r.identities = [*identities, *text_only]
-        r.by_identity(free_text_only=True)
+        r.by_identity(text_only, free_text_only=True)
     r.down()
     return Resolution(list(r.locations.values()), r.searched, r.unreachable, runs, derived,
                       categories)

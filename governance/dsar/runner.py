@@ -231,7 +231,7 @@ def _verify(inventory: Inventory, store: AuditStore, book: RequestBook,
         # rectification only the old values of corrected identities count.)
         derived = [i for i in identities if i not in given]
         resolution = locate_subject(inventory, given, pool, store, progress, expand=False,
-                                    also_in_text=derived)
+                                    also_in_text=derived, given_in_text=False)
         for loc in resolution.locations:
             place = (loc.source, loc.table, loc.match_column)
             found[place] = max(found.get(place, 0), len(loc.rows))
