@@ -220,3 +220,41 @@ def test_parquet_sample_reads_seeded_row_groups_only(tmp_path: Path) -> None:
     streamed = [b.num_rows for b in conn.stream_rows("events", ["id"], batch_size=5_000)]
     assert sum(streamed) == n and max(streamed) <= 5_000
     conn.close()
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv", "jsonl"])
+def test_file_changes_stream_large_files_and_keep_types(tmp_path: Path, kind: str) -> None:
+    """A change to a file larger than one batch rewrites it batch by batch: rows in every
+    batch are changed, the others kept in order, Parquet types unchanged."""
+    from datetime import datetime
+
+    n = 150_000  # three read batches
+    table = pa.table({
+        "id": pa.array(range(n), pa.int32()),
+        "email": pa.array([f"u{i}@example.com" for i in range(n)]),
+        "seen": pa.array([datetime(2024, 1, 1)] * n, pa.timestamp("ms")),
+    })
+    folder = tmp_path / kind
+    folder.mkdir()
+    if kind == "parquet":
+        pq.write_table(table, folder / "events.parquet", row_group_size=50_000)
+    elif kind == "csv":
+        pacsv.write_csv(table, folder / "events.csv")
+    else:
+        (folder / "events.jsonl").write_text("".join(
+            json.dumps({"id": i, "email": f"u{i}@example.com"}) + "\n" for i in range(n)))
+    conn = FileConnector("t", kind, folder, writable=True)
+    doomed = ["u5@example.com", "u70000@example.com", "u149999@example.com"]
+    assert conn.delete_rows("events", "email", doomed) == 3
+    assert conn.update_rows("events", "email", ["u100000@example.com"],
+                            {"email": None}) == 1
+    assert conn.delete_rows("events", "email", ["nobody@example.com"]) == 0
+    rows = pa.Table.from_batches(list(conn.stream_rows("events", ["id", "email"])))
+    ids = [int(i) for i in rows.column("id").to_pylist()]
+    assert ids == [i for i in range(n) if i not in (5, 70_000, 149_999)]
+    emails = rows.column("email").to_pylist()
+    assert emails[ids.index(100_000)] is None and emails[0] == "u0@example.com"
+    if kind == "parquet":
+        assert pq.read_schema(folder / "events.parquet") == table.schema
+    assert not [p for p in folder.iterdir() if p.suffix == ".tmp"]
+    conn.close()

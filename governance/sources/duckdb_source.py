@@ -196,25 +196,40 @@ class FileConnector(DuckDBConnector):
 
     def _rewrite_locked(self, f: Path, table: str, column: str, values: Sequence[Any],
                         change: Any) -> int:
-        data = self._conn.sql(f"SELECT * FROM {self._ident(table)}").to_arrow_table()
+        """Stream ``table`` into a temporary copy with ``change`` applied to the batches
+        holding a matching row, then replace the file (only if a row matched)."""
         keys = pa.array([str(v) for v in values], pa.string())
-        mask = pc.fill_null(pc.is_in(data[column].cast(pa.string()), value_set=keys), False)
-        n = pc.sum(mask).as_py() or 0
-        if not n:
-            return 0
-        new = change(data, mask)
         fd, tmp = tempfile.mkstemp(dir=f.parent, prefix=f".{f.name}.", suffix=".tmp")
         os.close(fd)
+        n = 0
         try:
-            _write(self.kind, new, Path(tmp))
-            os.replace(tmp, f)
-        except BaseException:
+            with _Writer(self.kind, Path(tmp)) as out:
+                for batch in self._all_batches(table):
+                    data = pa.Table.from_batches([batch])
+                    mask = pc.fill_null(pc.is_in(data[column].cast(pa.string()),
+                                                 value_set=keys), False)
+                    hits = pc.sum(mask).as_py() or 0
+                    n += hits
+                    out.write(change(data, mask) if hits else data)
+            if n:
+                os.replace(tmp, f)
+                _sync_dir(f.parent)
+        finally:
             Path(tmp).unlink(missing_ok=True)
-            raise
-        self._conn.execute(f"DROP VIEW {self._ident(table)}")
-        self._relation(f).create_view(table)
-        self._forget_catalogue()
+        if n:
+            self._conn.execute(f"DROP VIEW {self._ident(table)}")
+            self._relation(f).create_view(table)
+            self._forget_catalogue()
         return int(n)
+
+    def _all_batches(self, table: str) -> Iterator[pa.RecordBatch]:
+        """Every row of ``table`` with all its columns, in the file's own types."""
+        if self.kind == "parquet":
+            yield from self._parquet(table).iter_batches(batch_size=DEFAULT_BATCH_ROWS)
+            return
+        reader = self._conn.sql(f"SELECT * FROM {self._ident(table)}").to_arrow_reader(
+            DEFAULT_BATCH_ROWS)
+        yield from reader
 
     def delete_rows(self, table: str, column: str, values: Sequence[Any]) -> int:
         self.check_columns(table, [column])
@@ -248,18 +263,50 @@ def _locked(f: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _write(kind: str, table: pa.Table, path: Path) -> None:
-    if kind == "csv":
-        import pyarrow.csv as pacsv
+class _Writer:
+    """Writes Arrow tables one after another to a CSV, Parquet or JSON-lines file, and
+    flushes it to disk on close."""
 
-        pacsv.write_csv(table, path)
-    elif kind == "parquet":
-        import pyarrow.parquet as pq
+    def __init__(self, kind: str, path: Path):
+        self.kind, self.path = kind, path
+        self._out: Any = None
 
-        pq.write_table(table, path)
-    else:
-        import json
+    def __enter__(self) -> _Writer:
+        return self
 
-        with path.open("w", encoding="utf-8") as out:
+    def write(self, table: pa.Table) -> None:
+        """Append the rows of ``table``."""
+        if self._out is None:
+            if self.kind == "csv":
+                import pyarrow.csv as pacsv
+
+                self._out = pacsv.CSVWriter(str(self.path), table.schema)
+            elif self.kind == "parquet":
+                self._out = pq.ParquetWriter(str(self.path), table.schema)
+            else:
+                self._out = self.path.open("w", encoding="utf-8")
+        if self.kind == "jsonl":
+            import json
+
             for row in table.to_pylist():
-                out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+                self._out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        else:
+            self._out.write_table(table)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._out is not None:
+            self._out.close()
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _sync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
