@@ -50,7 +50,7 @@ def measure_scale(rows: int, seed: int) -> dict:
     """Full scan and sampled classification of one generated table (run in a subprocess)."""
     from governance.detection.cell_scan import TableScanner
     from governance.detection.classifier import classify_column
-    from governance.scan import FULL_SCAN_BATCH_ROWS
+    from governance.scan import full_scan_batch_rows
 
     parquet = DATA / f"users_{rows}" / "users.parquet"
     if not parquet.exists():  # generated in its own process: not part of this RSS
@@ -62,8 +62,8 @@ def measure_scale(rows: int, seed: int) -> dict:
         def full_scan(names: list[str]) -> tuple[float, dict]:
             t0 = time.perf_counter()
             with TableScanner(names) as scanner:
-                found = scanner.scan(conn.stream_rows("users", names,
-                                                      batch_size=FULL_SCAN_BATCH_ROWS))
+                found = scanner.scan(conn.stream_rows(
+                    "users", names, batch_size=full_scan_batch_rows(len(names))))
             return time.perf_counter() - t0, found
 
         # One-time setup (recognizers loaded, phone metadata compiled, threads started),

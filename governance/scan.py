@@ -21,7 +21,17 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SAMPLE_ROWS = 200
 DEFAULT_SEED = 0
-FULL_SCAN_BATCH_ROWS = 65_536
+# A full scan reads batches of about this many cells (131,072 rows of 20 columns): large
+# enough that per-batch costs vanish, small enough that a few batches in flight stay well
+# under a gigabyte however wide the table.
+FULL_SCAN_BATCH_CELLS = 2_621_440
+FULL_SCAN_BATCH_ROWS = (16_384, 262_144)
+
+
+def full_scan_batch_rows(columns: int) -> int:
+    """Rows per batch of a full scan of a table with ``columns`` columns."""
+    low, high = FULL_SCAN_BATCH_ROWS
+    return max(low, min(high, FULL_SCAN_BATCH_CELLS // max(columns, 1)))
 
 
 class ScanMode(StrEnum):
@@ -137,8 +147,9 @@ def _full_scan(connector: Connector, state: TableState, columns: list[str],
                 progress(f"{connector.name}.{state.table}: {scanner.rows:,}/"
                          f"{state.row_count:,} rows scanned")
 
-        results = scanner.scan(connector.stream_rows(state.table, batch_size=FULL_SCAN_BATCH_ROWS),
-                               report)
+        batches = connector.stream_rows(state.table,
+                                        batch_size=full_scan_batch_rows(len(columns)))
+        results = scanner.scan(batches, report)
     return [classify_matches(c, results[c]) for c in columns]
 
 
