@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from governance.detection.checksums import string_buffers
 from governance.detection.recognizers import NOT_PERSONAL, RecognizerSpec, load_specs
 from governance.masking import mask_value
 
@@ -325,18 +326,16 @@ def _maybe_personal(text: pa.Array) -> list[Callable[[pa.Array], np.ndarray]]:
 
 
 _NOT_PERSONAL_CELL = f"^(?:{NOT_PERSONAL})$"
+
+
 def _padded(values: pa.Array) -> bool:
     """True when a value of ``values`` (strings, no nulls) may start or end with white space
     (is empty, or has an ASCII space or control byte, or any non-ASCII byte, at an end)."""
     if not len(values):
         return False
-    offset_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
-    buffers = values.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=offset_type)[
-        values.offset:values.offset + len(values) + 1]
-    if buffers[2] is None or (np.diff(offsets) == 0).any():
+    offsets, data = string_buffers(values)
+    if (np.diff(offsets) == 0).any():
         return True
-    data = np.frombuffer(buffers[2], dtype=np.uint8)
     ends = np.concatenate([data[offsets[:-1]], data[offsets[1:] - 1]])
     return bool(((ends <= 0x20) | (ends >= 0x7F)).any())
 
@@ -350,13 +349,9 @@ def contains_any_byte(values: pa.Array, chars: bytes) -> np.ndarray:
     bytes ``chars``."""
     if not len(values):
         return np.zeros(0, dtype=bool)
-    offset_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
-    buffers = values.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=offset_type)[
-        values.offset:values.offset + len(values) + 1].astype(np.int64)
-    if buffers[2] is None:
-        return np.zeros(len(values), dtype=bool)
-    data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    offsets, data = string_buffers(values)
+    offsets = offsets.astype(np.int64)
+    data = data[offsets[0]:offsets[-1]]
     wanted = np.zeros(256, dtype=bool)
     wanted[list(chars)] = True
     hits = np.concatenate([[0], np.cumsum(wanted[data], dtype=np.int64)])

@@ -17,6 +17,18 @@ import pyarrow.compute as pc
 Validator = Callable[[pa.Array], np.ndarray]
 
 
+def string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The offsets (one more than there are values) and the whole data buffer of a string
+    array without nulls, as numpy views: value i is ``data[offsets[i]:offsets[i + 1]]``."""
+    offset_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    buffers = values.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=offset_type)[
+        values.offset:values.offset + len(values) + 1]
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None \
+        else np.zeros(0, dtype=np.uint8)
+    return offsets, data
+
+
 def strip_separators(values: pa.Array, chars: str = " -") -> pa.Array:
     """``values`` (no nulls) with the ASCII separator characters removed (``" -"`` by default).
 
@@ -25,13 +37,10 @@ def strip_separators(values: pa.Array, chars: str = " -") -> pa.Array:
     """
     if not len(values):
         return values
-    offset_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
-    buffers = values.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=offset_type)[
-        values.offset:values.offset + len(values) + 1]
-    if buffers[2] is None or offsets[-1] == offsets[0]:
+    offsets, data = string_buffers(values)
+    if offsets[-1] == offsets[0]:
         return values
-    data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    data = data[offsets[0]:offsets[-1]]
     drop = np.zeros(256, dtype=bool)
     drop[list(chars.encode("ascii"))] = True
     dropped = drop[data]
@@ -41,9 +50,9 @@ def strip_separators(values: pa.Array, chars: str = " -") -> pa.Array:
     # Per value, the dropped bytes from its start to the next value's (a trailing 0 lets
     # empty values at the end start past the data).
     removed = np.add.reduceat(np.append(dropped, False).view(np.uint8),
-                              offsets[:-1] - offsets[0], dtype=offset_type)
+                              offsets[:-1] - offsets[0], dtype=offsets.dtype)
     removed[lengths == 0] = 0
-    new_offsets = np.zeros(len(values) + 1, dtype=offset_type)
+    new_offsets = np.zeros(len(values) + 1, dtype=offsets.dtype)
     np.cumsum(lengths - removed, out=new_offsets[1:])
     return pa.Array.from_buffers(values.type, len(values),
                                  [None, pa.py_buffer(new_offsets),
@@ -52,13 +61,11 @@ def strip_separators(values: pa.Array, chars: str = " -") -> pa.Array:
 
 def char_matrix(values: pa.Array, width: int) -> np.ndarray:
     """The bytes of ``values`` (all exactly ``width`` bytes long) as an ``n × width`` matrix."""
-    offset_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
-    buffers = values.buffers()
-    if len(values) == 0 or buffers[2] is None:
-        return np.zeros((len(values), width), dtype=np.uint8)
-    first = int(np.frombuffer(buffers[1], dtype=offset_type)[values.offset])
+    if len(values) == 0:
+        return np.zeros((0, width), dtype=np.uint8)
+    offsets, data = string_buffers(values)
+    first = int(offsets[0])
     # Equal widths and no nulls: the values lie back to back in the data buffer.
-    data = np.frombuffer(buffers[2], dtype=np.uint8)
     return data[first:first + len(values) * width].reshape(len(values), width)
 
 
