@@ -280,3 +280,34 @@ def test_a_failing_source_stops_the_scan_with_its_error() -> None:
 
     with TableScanner(["a"]) as scanner, pytest.raises(OSError, match="disk went away"):
         scanner.scan(batches())
+
+
+def test_a_failing_column_stops_the_scan_without_hanging() -> None:
+    """An error in one column's batch ends the scan with that error; the batches waiting
+    behind it do not block the worker threads."""
+    import dataclasses
+    import threading
+
+    def validator(values: pa.Array) -> np.ndarray:
+        if "BOOM-123" in values.to_pylist():
+            raise ValueError("validator failed")
+        return np.ones(len(values), dtype=bool)
+
+    spec = dataclasses.replace(PHONE, cell_pattern=r"[A-Z]+-\d+", cell_validator=validator,
+                               cell_normalize=None)
+    batches = [pa.record_batch({"a": pa.array([f"OK-{i}", "BOOM-123" if i == 5 else "x"]),
+                                "b": pa.array(["y", "z"])}) for i in range(40)]
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with TableScanner(["a", "b"], specs=[spec], workers=2) as scanner:
+                scanner.scan(iter(batches))
+        except ValueError as e:
+            outcome.append(e)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the scan hung"
+    assert [str(e) for e in outcome] == ["validator failed"]

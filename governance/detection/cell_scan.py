@@ -2,13 +2,15 @@
 
 The same ``RecognizerSpec`` declarations as the per-text path, applied per column batch:
 
-1. one RE2 pass with all recognizers' shapes drops the cells that cannot hold any entity;
-2. the survivors are matched whole against each recognizer's shape (the column's most
-   frequent identifier first, so a homogeneous column costs one pass) and validated in
-   bulk by the recognizer's vectorized check (Luhn, GB 11643, mod 97, phonenumbers'
-   metadata, ...);
-3. survivors that are not one entity as a whole (free text) have entities searched in
-   them with the recognizers' Python patterns, spans validated in bulk again.
+1. a column repeating its values is reduced to its distinct values, each weighted by how
+   often it occurs;
+2. the identifiers a probe of the column says it most likely holds are matched whole
+   against every cell and validated in bulk by the recognizer's vectorized check (Luhn,
+   GB 11643, mod 97, phonenumbers' metadata, ...): a homogeneous column costs one pass;
+3. the cells left go through cheap filters (a byte scan, one RE2 pass, the not-personal
+   shapes) and the survivors are matched whole against every other recognizer;
+4. cells still unexplained (free text) have entities searched in them with the
+   recognizers' Python patterns, spans validated in bulk again.
 
 Nothing here keeps raw values: a ``ColumnMatches`` holds counts and masked examples only.
 """
@@ -388,6 +390,7 @@ class TableScanner:
         self._turn = threading.Condition()
         self._next = dict.fromkeys(columns, 0)
         self._queued = dict.fromkeys(columns, 0)
+        self._aborted = False
 
     def add(self, batch: pa.RecordBatch | pa.Table) -> None:
         """Examine every cell of ``batch``."""
@@ -418,9 +421,13 @@ class TableScanner:
             while in_flight:
                 finish_one()
         finally:
-            for _, futures in in_flight:
-                for future in futures:
-                    future.cancel()
+            if in_flight:  # stopped by an error: let no waiting column block a worker
+                with self._turn:
+                    self._aborted = True
+                    self._turn.notify_all()
+                for _, futures in in_flight:
+                    for future in futures:
+                        future.cancel()
         return self.results()
 
     def _submit(self, batch: pa.RecordBatch | pa.Table) -> list[Future[None]]:
@@ -436,7 +443,9 @@ class TableScanner:
     def _add_in_turn(self, column: str, seq: int, values: pa.Array | pa.ChunkedArray) -> None:
         """Add batch number ``seq`` of ``column`` once its earlier batches are added."""
         with self._turn:
-            self._turn.wait_for(lambda: self._next[column] == seq)
+            self._turn.wait_for(lambda: self._next[column] == seq or self._aborted)
+            if self._aborted:
+                return
         try:
             self.scanners[column].add(values)
         finally:
