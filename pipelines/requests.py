@@ -5,6 +5,7 @@ request type, configured with the request id."""
 import dagster as dg
 
 from governance.dsar import RequestBook, RequestType, run_request
+from governance.dsar.deadlines import DEFAULT_PIPL_WORKING_DAYS
 from governance.dsar.intake import create_from_file
 from governance.dsar.runner import describe_outcome
 from governance.errors import GovernanceError
@@ -82,7 +83,7 @@ class IntakeConfig(dg.Config):
     jurisdiction: str
     intake_file: str
     remove_file: bool = True
-    pipl_working_days: int = 15
+    pipl_working_days: int = DEFAULT_PIPL_WORKING_DAYS
 
 
 @dg.op(description="Record a data-subject request from an intake file (then removed).")
