@@ -142,9 +142,11 @@ def ips(rng: np.random.Generator, n: int) -> pa.Array:
 
 
 def usccs(rng: np.random.Generator, n: int) -> pa.Array:
-    """Unified social credit codes with a valid check character (digits-only body)."""
+    """Unified social credit codes with a valid check character (digits-only body),
+    registered in one of the AREAS."""
     alphabet = np.frombuffer(b"0123456789ABCDEFGHJKLMNPQRTUWXY", np.uint8)
-    body = np.concatenate([np.tile([9, 1], (n, 1)), _digits(rng, n, 15)], axis=1)
+    areas = np.array([[int(c) for c in a] for a in AREAS])[rng.integers(0, len(AREAS), n)]
+    body = np.concatenate([np.tile([9, 1], (n, 1)), areas, _digits(rng, n, 9)], axis=1)
     weights = np.array([1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28])
     check = alphabet[(31 - (body * weights).sum(axis=1) % 31) % 31]
     return _fixed(np.concatenate([(body + 48).astype(np.uint8), check[:, None]], axis=1))

@@ -167,10 +167,25 @@ for _i, _c in enumerate(_USCC_ALPHABET):
 _USCC_WEIGHTS = np.array([1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28],
                          dtype=np.int32)
 _USCC_CHARS = np.frombuffer(_USCC_ALPHABET.encode(), dtype=np.uint8)
+# Characters 3-8 of a credit code are the registering authority's administrative division
+# (GB 32100-2015, 4.3; GB/T 2260): a province-level code, or 10 for national registration.
+USCC_DIVISIONS = frozenset(
+    "10 11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 "
+    "61 62 63 64 65 71 81 82".split())
+_USCC_DIVISION_OK = np.zeros(100, dtype=bool)
+_USCC_DIVISION_OK[[int(d) for d in USCC_DIVISIONS]] = True
+
+
+def is_uscc(code: str) -> bool:
+    """A unified social credit code python-stdnum accepts, registered in a real division."""
+    from stdnum.cn import uscc as std_uscc
+
+    return std_uscc.is_valid(code) and std_uscc.compact(code)[2:4] in USCC_DIVISIONS
 
 
 def uscc_matrix(m: np.ndarray) -> np.ndarray:
-    """18-character unified social credit codes with a valid check character (stdnum.cn.uscc)."""
+    """18-character unified social credit codes with a valid check character
+    (stdnum.cn.uscc) and a real division code (``is_uscc``)."""
     values = _USCC_VALUE[np.ascontiguousarray(m.T)].astype(np.int32)
     total = np.zeros(len(m), dtype=np.int32)
     known = np.ones(len(m), dtype=bool)
@@ -179,7 +194,9 @@ def uscc_matrix(m: np.ndarray) -> np.ndarray:
     for row in values:
         known &= row >= 0
     check = _USCC_CHARS[(31 - total % 31) % 31]
-    return _all_digits(values[:8]) & known & (m[:, 17] == check)
+    digits = _all_digits(values[:8])
+    division = _USCC_DIVISION_OK[np.where(digits, values[2] * 10 + values[3], 0)]
+    return digits & division & known & (m[:, 17] == check)
 
 
 uscc = by_length(uscc_matrix, range(18, 19))

@@ -1,6 +1,5 @@
-"""Unified social credit code of Chinese organisations (GB 32100-2015, 18 characters, checksum)."""
-
-from stdnum.cn import uscc
+"""Unified social credit code of Chinese organisations (GB 32100-2015, 18 characters, checksum,
+registered in a real administrative division)."""
 
 from governance.detection import checksums
 from governance.detection.recognizers import PatternSpec, RecognizerSpec
@@ -19,8 +18,10 @@ SPEC = RecognizerSpec(
     # python-stdnum requires the first 8 characters to be digits.
     cell_pattern=r"\d{8}[0-9A-HJ-NPQRTUWXY]{10}",
     cell_validator=checksums.uscc,
-    validator=uscc.is_valid,
+    validator=checksums.is_uscc,
     context=("统一社会信用代码", "信用代码", "uscc", "credit code"),
     examples_valid=("91110000600037341L", "91310115MA1K4HXQ70"),
-    examples_invalid=("91110000600037341A", "91310115MA1K4HXQ7H", "9111000060003734"),
+    # A wrong check character; too short; a right check character but no division "01".
+    examples_invalid=("91110000600037341A", "91310115MA1K4HXQ7H", "9111000060003734",
+                      "91010100MA1K4HXQ74"),
 )
