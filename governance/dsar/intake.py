@@ -87,7 +87,7 @@ def create_from_file(book: RequestBook, path: str | os.PathLike, request_type: s
         request = book.create(request_type, intake.identities, jurisdiction, actor,
                               intake.corrections, **options)
     except RequestError as e:
-        raise RequestError(f"{path}: {e}".replace("(--set)", "(`set`)")) from None
+        raise RequestError(f"{path}: {e}") from None
     if remove:
         try:
             Path(path).unlink(missing_ok=True)

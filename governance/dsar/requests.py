@@ -134,9 +134,10 @@ class RequestBook:
             raise RequestError("a request needs at least one identity, e.g. email=...")
         corrections = dict(corrections or {})
         if rtype is RequestType.RECTIFY and not corrections:
-            raise RequestError("a rectify request needs at least one correction (--set)")
+            raise RequestError("a rectify request needs at least one correction (`--set` on "
+                               "the CLI, `set` in an intake file)")
         if corrections and rtype is not RequestType.RECTIFY:
-            raise RequestError("corrections (--set) are only for rectify requests")
+            raise RequestError("corrections (`--set`, `set`) are only for rectify requests")
         rule = rule_for(jurisdiction, pipl_working_days, holidays)
         received = received_at or utcnow()
         request_id = f"dsar-{received:%Y%m%d}-{uuid.uuid4().hex[:8]}"
