@@ -87,14 +87,35 @@ class Connection(_Model):
         return v
 
 
+ReferenceKind = Literal["owner", "detail", "reference"]
+
+
+class PlaceholderTarget(_Model):
+    """``on_erase: {set: KEY}``: point the referencing rows at a designated placeholder row."""
+
+    set: int | str
+
+
+OnErase = Literal["refuse", "detach"] | PlaceholderTarget
+
+
 class Reference(_Model):
     """A foreign-key style link: ``column`` of this table points at ``to``.
 
     ``to`` is ``table.column`` in the same source, or ``source.table.column`` in another.
+    ``kind`` says what the link means for a data subject's rows (README: the ownership
+    model): ``owner`` (this row belongs to whoever owns the row pointed at), ``detail`` (the
+    row pointed at holds personal detail of this row's owner, e.g. an address) or
+    ``reference`` (a mere pointer: never followed to find a subject's rows). Omitted, it is
+    inferred. ``on_erase`` says what happens to rows that are kept but point at a row an
+    erasure removes: ``refuse`` (the default: the plan stops and names this reference),
+    ``detach`` (set the column NULL) or ``{set: KEY}`` (point it at a placeholder row).
     """
 
     column: str
     to: str
+    kind: ReferenceKind | None = None
+    on_erase: OnErase = "refuse"
 
     @field_validator("column")
     @classmethod
@@ -184,6 +205,7 @@ class TableDecl(_Model):
 
     name: str
     subject_key: str | None = None
+    person: bool | None = None   # one person per row; default: has a subject_key
     references: list[Reference] = Field(default_factory=list)
     columns: dict[str, ColumnDecl] = Field(default_factory=dict)
     erasure: ErasurePolicy = Field(default_factory=ErasurePolicy)
@@ -198,6 +220,11 @@ class TableDecl(_Model):
     @classmethod
     def _key(cls, v: str | None) -> str | None:
         return None if v is None else check_name(v, "subject_key")
+
+    @property
+    def is_person(self) -> bool:
+        """True when each row of the table is one person (customers, staff, users)."""
+        return self.person if self.person is not None else self.subject_key is not None
 
     @field_validator("columns", mode="before")
     @classmethod

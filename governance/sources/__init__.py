@@ -6,9 +6,9 @@ import os
 
 from governance.errors import SourceError
 from governance.inventory import FILE_KINDS, Inventory, SourceDecl
-from governance.sources.base import ColumnInfo, Connector, TableInfo
+from governance.sources.base import ColumnInfo, Connector, ForeignKey, TableInfo
 
-__all__ = ["ColumnInfo", "Connector", "TableInfo", "open_connector"]
+__all__ = ["ColumnInfo", "Connector", "ForeignKey", "TableInfo", "open_connector"]
 
 
 def open_connector(inventory: Inventory, source: SourceDecl | str,

@@ -28,20 +28,46 @@ class ColumnInfo:
 
     name: str
     type: str
+    nullable: bool = True
 
 
 @dataclass(frozen=True)
 class TableInfo:
-    """A table as found in the source, with its columns and row count."""
+    """A table as found in the source, with its columns and row count.
+
+    ``kind`` is ``table``, ``view`` or ``materialized_view``: only tables are ever changed.
+    ``primary_key`` names the key columns when the source declares them.
+    """
 
     name: str
     columns: tuple[ColumnInfo, ...]
     row_count: int | None = None
+    kind: str = "table"
+    primary_key: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> list[str]:
         """The names of the columns, in source order."""
         return [c.name for c in self.columns]
+
+    @property
+    def changeable(self) -> bool:
+        """True for base tables (views are read, never changed)."""
+        return self.kind == "table"
+
+    def column(self, name: str) -> ColumnInfo | None:
+        """The column called ``name``, if present."""
+        return next((c for c in self.columns if c.name == name), None)
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """A foreign key declared in the source's own catalogue."""
+
+    table: str
+    column: str
+    ref_table: str
+    ref_column: str
 
 
 class Connector(ABC):
@@ -69,6 +95,10 @@ class Connector(ABC):
     def _forget_catalogue(self) -> None:
         """Drop the cached catalogue after a change (row counts move)."""
         self._tables = None
+
+    def foreign_keys(self) -> list[ForeignKey]:
+        """Single-column foreign keys the source declares (none for files)."""
+        return []
 
     def test_connection(self) -> None:
         """Raise SourceError when the source cannot be read."""

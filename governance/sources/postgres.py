@@ -10,7 +10,13 @@ import pyarrow as pa
 from psycopg import sql
 
 from governance.errors import SourceError
-from governance.sources.base import DEFAULT_BATCH_ROWS, ColumnInfo, TableInfo, rows_to_table
+from governance.sources.base import (
+    DEFAULT_BATCH_ROWS,
+    ColumnInfo,
+    ForeignKey,
+    TableInfo,
+    rows_to_table,
+)
 from governance.sources.sql import SqlConnector
 
 
@@ -45,32 +51,73 @@ class PostgresConnector(SqlConnector):
         return sql.Identifier(self.schema, table).as_string(self._conn)
 
     def _read_catalogue(self) -> list[TableInfo]:
+        # pg_catalog rather than information_schema: it lists materialized views, and it
+        # tells a partitioned table (one table) from its partitions (never listed).
         with self._conn.cursor() as cur:
             cur.execute(
-                "SELECT table_name, column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = %s ORDER BY table_name, ordinal_position", (self.schema,))
+                "SELECT c.relname, c.relkind, c.reltuples::bigint, a.attname, "
+                "format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+                "COALESCE(a.attnum = ANY(i.indkey), false) "
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+                "AND NOT a.attisdropped "
+                "LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary "
+                "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+                "AND NOT c.relispartition ORDER BY c.relname, a.attnum", (self.schema,))
             rows = cur.fetchall()
         self._end_read()
-        cols: dict[str, list[ColumnInfo]] = {}
-        for table, column, dtype in rows:
-            cols.setdefault(table, []).append(ColumnInfo(column, dtype))
+        kinds = {"r": "table", "p": "table", "f": "table", "v": "view",
+                 "m": "materialized_view"}
+        tables: dict[str, dict[str, Any]] = {}
+        for table, relkind, estimate, column, dtype, notnull, is_pk in rows:
+            t = tables.setdefault(table, {"kind": kinds[relkind], "estimate": estimate,
+                                          "cols": [], "pk": []})
+            t["cols"].append(ColumnInfo(column, dtype, not notnull))
+            if is_pk:
+                t["pk"].append(column)
         out = []
-        for table, columns in cols.items():
-            with self._conn.cursor() as cur:
-                cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
-                    sql.Identifier(self.schema, table)))
-                count = cur.fetchone()[0]
-            out.append(TableInfo(table, tuple(columns), count))
+        for table, t in tables.items():
+            count = t["estimate"]
+            if count is None or count < 0 or count < 100_000:
+                # Never analysed (-1), or small enough to count exactly.
+                with self._conn.cursor() as cur:
+                    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
+                        sql.Identifier(self.schema, table)))
+                    count = cur.fetchone()[0]
+            out.append(TableInfo(table, tuple(t["cols"]), count, t["kind"], tuple(t["pk"])))
         self._end_read()
         return out
 
+    def foreign_keys(self) -> list[ForeignKey]:
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT c.relname, a.attname, rc.relname, ra.attname "
+                "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "JOIN pg_class rc ON rc.oid = k.confrelid "
+                "JOIN pg_namespace rn ON rn.oid = rc.relnamespace "
+                "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1] "
+                "JOIN pg_attribute ra ON ra.attrelid = k.confrelid AND ra.attnum = k.confkey[1] "
+                "WHERE k.contype = 'f' AND n.nspname = %s AND rn.nspname = %s "
+                "AND array_length(k.conkey, 1) = 1 AND NOT c.relispartition "
+                "ORDER BY 1, 2", (self.schema, self.schema))
+            rows = cur.fetchall()
+        self._end_read()
+        return [ForeignKey(*r) for r in rows]
+
     def _sample_sql(self, table: str, cols: list[str], limit: int, seed: int) -> str:
-        count = self.table_info(table).row_count or 0
+        info = self.table_info(table)
+        count = info.row_count or 0
         if count <= limit:
             return f"{self._select_sql(table, cols)} LIMIT {int(limit)}"
+        select = ", ".join(self._ident(c) for c in cols)
+        if info.kind != "table":
+            # TABLESAMPLE works on tables only: a view is sampled by a seeded hash order.
+            order = f"md5(({int(seed)})::text || row(v.*)::text)"
+            return (f"SELECT {select} FROM {self._table_ref(table)} AS v "
+                    f"ORDER BY {order} LIMIT {int(limit)}")
         # Oversample three times so that the LIMIT is nearly always reached.
         pct = min(100.0, 300.0 * limit / count)
-        select = ", ".join(self._ident(c) for c in cols)
         return (f"SELECT {select} FROM {self._table_ref(table)} TABLESAMPLE BERNOULLI "
                 f"({pct:.6f}) REPEATABLE ({int(seed)}) LIMIT {int(limit)}")
 

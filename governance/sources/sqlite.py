@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from governance.errors import SourceError
-from governance.sources.base import ColumnInfo, TableInfo
+from governance.sources.base import ColumnInfo, ForeignKey, TableInfo
 from governance.sources.sql import SqlConnector
 
 
@@ -29,16 +29,39 @@ class SqliteConnector(SqlConnector):
             raise SourceError(f"source {name!r}: cannot open {path} as SQLite: {e}") from None
 
     def _read_catalogue(self) -> list[TableInfo]:
-        names = [r[0] for r in self._conn.execute(
-            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
-            "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        names = self._conn.execute(
+            "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view') "
+            "AND name NOT LIKE 'sqlite_%' ORDER BY name").fetchall()
         tables = []
-        for name in names:
-            cols = tuple(ColumnInfo(r[1], r[2] or "ANY") for r in self._conn.execute(
-                f"PRAGMA table_info({self._ident(name)})"))
+        for name, kind in names:
+            info = self._conn.execute(f"PRAGMA table_info({self._ident(name)})").fetchall()
+            cols = tuple(ColumnInfo(r[1], r[2] or "ANY", not r[3] and not r[5]) for r in info)
+            pk = tuple(r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5]))
             count = self._conn.execute(f"SELECT count(*) FROM {self._ident(name)}").fetchone()[0]
-            tables.append(TableInfo(name, cols, count))
+            tables.append(TableInfo(name, cols, count, kind, pk))
         return tables
+
+    def foreign_keys(self) -> list[ForeignKey]:
+        out = []
+        for t in self.list_tables():
+            if t.kind != "table":
+                continue
+            rows = self._conn.execute(
+                f"PRAGMA foreign_key_list({self._ident(t.name)})").fetchall()
+            by_id: dict[int, list[tuple]] = {}
+            for r in rows:
+                by_id.setdefault(r[0], []).append(r)
+            for parts in by_id.values():
+                if len(parts) != 1:
+                    continue  # composite keys are not followed
+                _, _, ref_table, column, ref_column = parts[0][:5]
+                if ref_column is None:  # REFERENCES t without a column: its primary key
+                    target = self._tables.get(ref_table) if self._tables else None
+                    if target is None or len(target.primary_key) != 1:
+                        continue
+                    ref_column = target.primary_key[0]
+                out.append(ForeignKey(t.name, column, ref_table, ref_column))
+        return out
 
     def _sample_sql(self, table: str, cols: list[str], limit: int, seed: int) -> str:
         ref = self._table_ref(table)
