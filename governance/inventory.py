@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from governance.config_files import load_yaml_model
+from governance.config_files import FieldError, format_loc, load_yaml_file, secret_kind
+from governance.errors import ConfigError
 from governance.taxonomy import CATEGORIES
 
 SourceKind = Literal["csv", "parquet", "jsonl", "duckdb", "sqlite", "postgres"]
@@ -49,11 +50,16 @@ def check_jurisdictions(values: list[str]) -> list[str]:
     return values
 
 
-def check_unique(names: list[str], what: str) -> None:
-    """Raise when a name occurs more than once."""
+def check_unique(names: list[str], what: str, field: str | None = None) -> None:
+    """Raise when a name occurs more than once; with ``field`` (the list's name), the
+    error points at the second occurrence."""
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ValueError(f"{what} declared twice: {', '.join(dupes)}")
+        message = f"{what} declared twice: {', '.join(dupes)}"
+        if field is None:
+            raise ValueError(message)
+        second = next(i for i, n in enumerate(names) if n in names[:i])
+        raise FieldError(message, (field, second, "name"))
 
 
 class _Model(BaseModel):
@@ -77,6 +83,12 @@ class Connection(_Model):
                         f"'{key}' must not be written in the inventory; put the DSN in an "
                         "environment variable and name it with dsn_env"
                     )
+            for key, value in data.items():
+                kind = secret_kind(str(value)) if value is not None else None
+                if kind:
+                    raise FieldError(
+                        f"looks like {kind}; put the DSN in an environment variable and "
+                        "name it with dsn_env", (str(key),))
         return data
 
     @field_validator("dsn_env")
@@ -271,14 +283,13 @@ class SourceDecl(_Model):
         elif not self.connection.path:
             raise ValueError(f"a {self.kind} source needs connection.path")
         names = [t.name for t in self.tables]
-        check_unique(names, "table")
-        for t in self.tables:
-            for ref in t.references:
+        check_unique(names, "table", "tables")
+        for ti, t in enumerate(self.tables):
+            for ri, ref in enumerate(t.references):
                 if ref.source is None and ref.table not in names:
-                    raise ValueError(
+                    raise FieldError(
                         f"table {t.name}: reference {ref.column} -> {ref.to} names a table "
-                        "not declared in this source"
-                    )
+                        "not declared in this source", ("tables", ti, "references", ri, "to"))
         return self
 
     def table(self, name: str) -> TableDecl | None:
@@ -292,23 +303,26 @@ class Inventory(_Model):
     version: Literal[1]
     organization: str
     sources: list[SourceDecl] = Field(min_length=1)
+    # File sources must lie in the inventory's folder unless this says otherwise.
+    allow_outside_paths: bool = False
     path: Path | None = Field(default=None, exclude=True)
     digest: str | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
     def _unique(self) -> Inventory:
-        check_unique([s.name for s in self.sources], "source")
+        check_unique([s.name for s in self.sources], "source", "sources")
         by_name = {s.name: s for s in self.sources}
-        for s in self.sources:
-            for t in s.tables:
-                for ref in t.references:
+        for si, s in enumerate(self.sources):
+            for ti, t in enumerate(s.tables):
+                for ri, ref in enumerate(t.references):
                     if ref.source is None:
                         continue
                     target = by_name.get(ref.source)
                     if target is None or target.table(ref.table) is None:
-                        raise ValueError(
+                        raise FieldError(
                             f"source {s.name}, table {t.name}: reference {ref.column} -> "
-                            f"{ref.to} names a source or table that is not declared")
+                            f"{ref.to} names a source or table that is not declared",
+                            ("sources", si, "tables", ti, "references", ri, "to"))
         return self
 
     def source(self, name: str) -> SourceDecl:
@@ -326,14 +340,43 @@ class Inventory(_Model):
         return self.path.parent if self.path else Path.cwd()
 
     def resolve_path(self, source: SourceDecl) -> Path:
-        """The absolute path of a file-based source."""
-        assert source.connection.path is not None
+        """The absolute path of a file-based source.
+
+        Raises ConfigError when it lies outside the inventory's folder (after following
+        ``..`` and symbolic links) and the inventory does not set ``allow_outside_paths``.
+        """
+        index = next((i for i, s in enumerate(self.sources) if s.name == source.name), 0)
+        field = f"sources[{index}].connection.path"
+        where = str(self.path) if self.path else "inventory"
+        if source.connection.path is None:
+            raise ConfigError(where, f"a {source.kind} source needs connection.path",
+                              field=field)
         p = Path(os.path.expandvars(source.connection.path)).expanduser()
-        return p if p.is_absolute() else (self.base_dir / p).resolve()
+        resolved = (p if p.is_absolute() else self.base_dir / p).resolve()
+        root = self.base_dir.resolve()
+        if not self.allow_outside_paths and not resolved.is_relative_to(root):
+            raise ConfigError(
+                where, f"{source.connection.path!r} is outside the inventory's folder {root}; "
+                "move the file there, or set `allow_outside_paths: true` at the top of the "
+                "inventory", field=field)
+        return resolved
 
 
-def load_inventory(path: str | os.PathLike) -> Inventory:
-    """Read and validate an inventory file; raise ConfigError naming file, line and field."""
-    inv, raw = load_yaml_model(path, Inventory, "inventory")
-    return inv.model_copy(update={"path": Path(path).resolve(),
-                                  "digest": hashlib.sha256(raw).hexdigest()})
+def load_inventory(path: str | os.PathLike[str]) -> Inventory:
+    """Read and validate an inventory file; raise ConfigError naming file, line and field.
+
+    Every value is checked for credentials, YAML aliases are capped, and file sources must
+    lie in the inventory's folder (see Inventory.resolve_path).
+    """
+    loaded = load_yaml_file(path, Inventory, "inventory", refuse_secrets=True)
+    inv = loaded.model.model_copy(update={"path": Path(path).resolve(),
+                                          "digest": hashlib.sha256(loaded.raw).hexdigest()})
+    for i, src in enumerate(inv.sources):
+        if src.kind != "postgres" and src.connection.path is not None:
+            try:
+                inv.resolve_path(src)
+            except ConfigError as e:
+                loc = ("sources", i, "connection", "path")
+                raise ConfigError(str(path), e.message, line=loaded.line(loc),
+                                  field=format_loc(loc)) from None
+    return inv

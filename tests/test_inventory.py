@@ -53,7 +53,7 @@ def test_demo_inventory_loads(demo_inventory) -> None:
 @pytest.mark.parametrize(("old", "new", "line", "field", "message"), [
     ("kind: sqlite", "kind: oracle", 5, "sources[0].kind", "Input should be"),
     ("connection: {path: app.db}", "connection: {dsn: 'postgres://u:secret@h/db'}", 6,
-     "sources[0].connection", "must not be written in the inventory"),
+     "sources[0].connection.dsn", "must not be written in the inventory"),
     ("- name: users", "- name: users; DROP TABLE users", 10, "sources[0].tables[0].name",
      "is not a plain identifier"),
     ("{category: contact.email}", "{category: contact.mail}", 13,
@@ -61,7 +61,8 @@ def test_demo_inventory_loads(demo_inventory) -> None:
     ("jurisdictions: [EU, CN]", "jurisdictions: [EU, MARS]", 8, "sources[0].jurisdictions",
      "unknown jurisdiction 'MARS'"),
     ("    owner: dpo@example.com\n", "", 4, "sources[0].owner", "required field is missing"),
-    ("to: users.id", "to: customers.id", 4, "sources[0]", "not declared in this source"),
+    ("to: users.id", "to: customers.id", 16, "sources[0].tables[1].references[0].to",
+     "not declared in this source"),
     ("subject_key: id", "subject_key: id\n        colour: blue", 12,
      "sources[0].tables[0].colour", "unknown field"),
 ])
