@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from governance.audit_store import AuditStore
-from governance.audit_store.store import utcnow
+from governance.audit_store.store import record_row, utcnow
 from governance.crypto.aead import open_json, seal_json
+from governance.dsar.identities import Identity
 from governance.dsar.plan import Action, Step
 from governance.errors import GovernanceError
 from governance.sources import Connector
@@ -26,14 +27,19 @@ def _aad(request_id: str, step_no: int) -> bytes:
     return f"{request_id}/step/{step_no}".encode()
 
 
-def write_journal(store: AuditStore, request_id: str, key: bytes, steps: Sequence[Step]) -> None:
-    """Record the planned steps (all at once; refused if a journal already exists)."""
+def write_journal(store: AuditStore, request_id: str, key: bytes, steps: Sequence[Step],
+                  first_step: int = 1) -> None:
+    """Record the planned steps, all at once, numbered from ``first_step`` (after the done
+    steps of an earlier plan); refused while the journal still has pending steps."""
     def insert(conn: Any) -> None:
-        if conn.execute("SELECT count(*) FROM dsar_steps WHERE request_id = ?",
-                        [request_id]).fetchall()[0][0]:
-            raise GovernanceError(f"request {request_id} already has a journal")
+        if conn.execute("SELECT count(*) FROM dsar_steps WHERE request_id = ? AND "
+                        "status = 'pending'", [request_id]).fetchall()[0][0]:
+            raise GovernanceError(f"request {request_id} already has a journal with pending "
+                                  "steps")
         if not steps:
             return
+        for n, s in enumerate(steps, first_step):
+            s.step_no = n
         conn.executemany(
             "INSERT INTO dsar_steps (request_id, step_no, source, table_name, found_by, action, "
             "match_column, columns, planned_rows, payload, status, note) "
@@ -42,6 +48,8 @@ def write_journal(store: AuditStore, request_id: str, key: bytes, steps: Sequenc
               s.match_column, s.columns, s.planned_rows,
               seal_json(key, s.payload(), _aad(request_id, s.step_no)), s.status, s.note]
              for s in steps])
+        record_row(conn, "dsar_steps", request_id, "govkit", "dsar.journal_written",
+                   {"steps": len(steps)})
 
     store.write(insert)
 
@@ -66,37 +74,91 @@ def read_journal(store: AuditStore, request_id: str, key: bytes | None) -> list[
 def mark_done(store: AuditStore, request_id: str, steps: Sequence[Step]) -> None:
     """Record that ``steps`` were committed; their match values are then wiped."""
     now = utcnow()
-    store.write(lambda conn: conn.executemany(
+    store.write(lambda conn: (conn.executemany(
         "UPDATE dsar_steps SET status = 'done', rows_affected = ?, done_at = ?, payload = ''::BLOB "
         "WHERE request_id = ? AND step_no = ?",
-        [[s.rows_affected, now, request_id, s.step_no] for s in steps]))
+        [[s.rows_affected, now, request_id, s.step_no] for s in steps]),
+        record_row(conn, "dsar_steps", request_id, "govkit", "dsar.steps_done",
+                   {"steps": [s.step_no for s in steps]})))
 
 
-def apply_step(conn: Connector, step: Step, hash_value: Callable[[Any], str]) -> int:
+def mark_held(store: AuditStore, request_id: str, steps: Sequence[Step],
+              reasons: dict[tuple[str, str], str]) -> None:
+    """Record that pending ``steps`` will not run because their table came under a legal
+    hold after planning; their match values are wiped."""
+    store.write(lambda conn: conn.executemany(
+        "UPDATE dsar_steps SET status = 'held', note = ?, payload = ''::BLOB "
+        "WHERE request_id = ? AND step_no = ? AND status = 'pending'",
+        [[f"legal hold: {reasons[(s.source, s.table)]}", request_id, s.step_no]
+         for s in steps]))
+
+
+def drop_pending(store: AuditStore, request_id: str) -> None:
+    """Remove the steps not yet done, so that the request can be planned again."""
+    store.write(lambda conn: conn.execute(
+        "DELETE FROM dsar_steps WHERE request_id = ? AND status = 'pending'", [request_id]))
+
+
+def _redact(conn: Connector, step: Step, identities: Sequence[Identity]) -> int:
+    """Rewrite the planned texts; a text that changed since planning (another request
+    redacted someone else in the same cell) is redacted again from its current form."""
+    from governance.dsar.redaction import redact_identities
+    from governance.dsar.resolution import search_text
+
+    changed = 0
+    stale = False
+    for old, new in step.changes.items():
+        n = conn.update_rows(step.table, step.match_column, [old], {step.match_column: new})
+        changed += n
+        stale = stale or n == 0
+    if stale and identities:
+        scope = [i for i in identities if redact_identities(
+            " ".join(step.changes), [i]) != " ".join(step.changes)] or list(identities)
+        found = search_text(conn, step.table, [step.match_column], scope)
+        for text in found.get(step.match_column, {}):
+            new = redact_identities(text, scope)
+            if new != text:
+                changed += conn.update_rows(step.table, step.match_column, [text],
+                                            {step.match_column: new})
+    return changed
+
+
+def apply_step(conn: Connector, step: Step, hash_value: Callable[[Any], str],
+               identities: Sequence[Identity] = ()) -> int:
     """Make the change of one step on an open, writable connector; rows changed."""
     if step.action is Action.DELETE:
         return conn.delete_rows(step.table, step.match_column, step.values)
+    if step.action is Action.DELETE_UNREFERENCED:
+        return conn.delete_unreferenced(step.table, step.match_column, step.values,
+                                        [tuple(g) for g in step.changes.get("guards", [])])
     if step.action is Action.REDACT:
-        return sum(conn.update_rows(step.table, step.match_column, [old], {step.match_column: new})
-                   for old, new in step.changes.items())
-    if step.action is Action.RECTIFY:
+        return _redact(conn, step, identities)
+    if step.action in (Action.RECTIFY, Action.DETACH):
         return conn.update_rows(step.table, step.match_column, step.values, step.changes)
     if step.action is Action.ANONYMIZE:
+        ops = {c: op for c, op in step.changes.items() if not c.startswith("_")}
         fixed = {c: (None if op == "null" else "[erased]")
-                 for c, op in step.changes.items() if op != "hash"}
-        hashed = [c for c, op in step.changes.items() if op == "hash"]
-        if not hashed:
+                 for c, op in ops.items() if op != "hash"}
+        hash_inputs: dict[str, list[list[Any]]] = step.changes.get("_hash_inputs") or {}
+        if not hash_inputs:
             return conn.update_rows(step.table, step.match_column, step.values, fixed)
-        return sum(conn.update_rows(step.table, step.match_column, [v],
-                                    {**fixed, **{c: hash_value(v) for c in hashed}})
-                   for v in step.values)
+        # Each row's hashed columns get the keyed hash of that row's own value.
+        per_row: dict[str, dict[str, Any]] = {}
+        keys: dict[str, Any] = {}
+        for col, pairs in hash_inputs.items():
+            for key, original in pairs:
+                per_row.setdefault(repr(key), {})[col] = (
+                    None if original is None else hash_value(original))
+                keys[repr(key)] = key
+        return sum(conn.update_rows(step.table, step.match_column, [keys[k]],
+                                    {**fixed, **assigned}) for k, assigned in per_row.items())
     return 0
 
 
 def _apply(conn: Connector, step: Step, hash_value: Callable[[Any], str],
-           rolled_back: bool) -> int:
+           rolled_back: bool, identities: Sequence[Identity]) -> int:
     try:
-        return apply_step(conn, step, hash_value)
+        return apply_step(conn, step, hash_value, identities)
     except GovernanceError:
         raise
     except Exception as e:
@@ -112,7 +174,8 @@ def _apply(conn: Connector, step: Step, hash_value: Callable[[Any], str],
 
 def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
                     pool: ConnectorPool, hash_value: Callable[[Any], str],
-                    on_step: StepHook | None = None) -> list[Step]:
+                    on_step: StepHook | None = None,
+                    identities: Sequence[Identity] = ()) -> list[Step]:
     """Run the pending steps, source by source; on a source that supports it all of its
     steps commit in one transaction. Returns the steps run now."""
     pending = [s for s in steps if s.status == "pending"]
@@ -124,13 +187,13 @@ def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
         if conn.atomic:
             with conn.transaction():
                 for step in group:
-                    step.rows_affected = _apply(conn, step, hash_value, rolled_back=True)
+                    step.rows_affected = _apply(conn, step, hash_value, True, identities)
                     if on_step:
                         on_step(step)
             mark_done(store, request_id, group)
         else:
             for step in group:
-                step.rows_affected = _apply(conn, step, hash_value, rolled_back=False)
+                step.rows_affected = _apply(conn, step, hash_value, False, identities)
                 mark_done(store, request_id, [step])
                 if on_step:
                     on_step(step)

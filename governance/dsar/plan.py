@@ -5,6 +5,7 @@ shown only through ``Step.describe()``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -12,10 +13,20 @@ from typing import Any
 
 from governance.dsar.holds import LegalHold
 from governance.dsar.identities import Identity
+from governance.dsar.ownership import Edge
 from governance.dsar.redaction import redact_identities
-from governance.dsar.resolution import FoundBy, Resolution
+from governance.dsar.resolution import (
+    FoundBy,
+    Location,
+    Relation,
+    Resolution,
+    _norm,
+    coerce_values,
+    key_value,
+)
 from governance.errors import GovernanceError
-from governance.inventory import Inventory
+from governance.inventory import ErasurePolicy, Inventory
+from governance.sources import ColumnInfo, TableInfo
 from governance.taxonomy import CATEGORIES
 
 REDACTED = "[erased]"
@@ -42,11 +53,14 @@ class Action(StrEnum):
     REDACT = "redact"         # rewrite free text without the subject's identities
     RECTIFY = "rectify"       # set corrected values
     HELD = "held"             # left untouched under a legal hold
+    DETACH = "detach"         # set a reference to an erased row to NULL or a placeholder
+    DELETE_UNREFERENCED = "delete_unreferenced"  # a detail row, only if nobody refers to it
 
 
 @dataclass
 class Step:
-    """One planned change to one table, matched through one column."""
+    """One planned change to one table, matched through one column (or a key's columns,
+    comma-separated)."""
 
     step_no: int
     source: str
@@ -56,7 +70,7 @@ class Step:
     match_column: str
     values: list[Any]                                     # personal data
     changes: dict[str, Any] = field(default_factory=dict)  # column -> operator / new value;
-    # for REDACT: old text -> new text
+    # for REDACT: old text -> new text; for DELETE_UNREFERENCED: {"guards": [[t, c, k]...]}
     planned_rows: int = 0
     status: str = "pending"                               # pending | done | held
     rows_affected: int | None = None
@@ -68,9 +82,11 @@ class Step:
         """The columns the step changes."""
         if self.recorded_columns is not None:
             return list(self.recorded_columns)
-        if self.action is Action.REDACT:
+        if self.action in (Action.REDACT, Action.DETACH):
             return [self.match_column]
-        return sorted(self.changes) if self.action in (Action.ANONYMIZE, Action.RECTIFY) else []
+        if self.action in (Action.ANONYMIZE, Action.RECTIFY):
+            return sorted(c for c in self.changes if not c.startswith("_"))
+        return []
 
     def describe(self) -> str:
         """One line for people; no value is shown."""
@@ -81,6 +97,9 @@ class Step:
             Action.REDACT: f"redact the subject in {self.match_column}",
             Action.RECTIFY: "set " + ", ".join(self.columns),
             Action.HELD: f"keep (legal hold: {self.note})",
+            Action.DETACH: f"detach {self.match_column} ({self.note})",
+            Action.DELETE_UNREFERENCED: "delete rows no other row refers to"
+                                        + (f" ({self.note})" if self.note else ""),
         }[self.action]
         return (f"{self.step_no}. {self.source}.{self.table}: {self.planned_rows} row(s) "
                 f"matched by {self.match_column} ({self.found_by}) -> {what}")
@@ -90,10 +109,15 @@ class Step:
         return {"values": self.values, "changes": self.changes}
 
 
+_ORDER = {Action.REDACT: 0, Action.DETACH: 1, Action.RECTIFY: 2, Action.ANONYMIZE: 3,
+          Action.DELETE: 3, Action.HELD: 3, Action.DELETE_UNREFERENCED: 4}
+
+
 def _ordered(steps: list[tuple[int, bool, Step]]) -> list[Step]:
-    """Redactions first, then rows deepest in the reference graph first, person tables
-    last, so that no row is deleted while another still points at it."""
-    steps.sort(key=lambda t: (t[2].action is not Action.REDACT, -t[0], t[1]))
+    """Redactions and detachments first, then rows deepest in the ownership graph first,
+    person tables after them, detail rows (addresses) last: no row is deleted while a row
+    that stays, or is deleted later, still points at it."""
+    steps.sort(key=lambda t: (_ORDER[t[2].action], -t[0], t[1]))
     out = []
     for n, (_, _, step) in enumerate(steps, 1):
         step.step_no = n
@@ -101,41 +125,227 @@ def _ordered(steps: list[tuple[int, bool, Step]]) -> list[Step]:
     return out
 
 
+_TEXT_TYPE = re.compile(r"char|text|string|clob|varchar|^any$|^$", re.IGNORECASE)
+
+
+def _is_text(column: ColumnInfo) -> bool:
+    return bool(_TEXT_TYPE.search(column.type or ""))
+
+
+def _fits(value: Any, column: ColumnInfo) -> bool:
+    """True when ``value`` can be written into ``column`` (type and NOT NULL)."""
+    if value is None:
+        return column.nullable
+    if isinstance(value, int) and not isinstance(value, bool):
+        return bool(re.search(r"int|num|dec|real|float|double|^any$", column.type, re.I)) \
+            or _is_text(column)
+    return _is_text(column)
+
+
+class _Planner:
+    """Builds erasure steps for a resolution, collecting blockers instead of failing late."""
+
+    def __init__(self, inventory: Inventory, resolution: Resolution, pool: Any,
+                 table_holds: Mapping[tuple[str, str], LegalHold]):
+        self.inv = inventory
+        self.res = resolution
+        self.pool = pool
+        self.holds = table_holds
+        self.blockers = resolution.blockers
+        self.steps: list[tuple[int, bool, Step]] = []
+
+    def info(self, source: str, table: str) -> TableInfo | None:
+        return self.res.catalogue.get(source, {}).get(table)
+
+    def row_id(self, source: str, table: str, row: dict[str, Any]) -> str:
+        info = self.info(source, table)
+        cols = info.primary_key if info and info.primary_key else sorted(row)
+        return repr(tuple(row.get(c) for c in cols))
+
+    def validate_policy(self, source: str, table: str, policy: ErasurePolicy) -> None:
+        info = self.info(source, table)
+        if info is None:
+            return
+        for col, op in policy.columns.items():
+            column = info.column(col)
+            where = f"{source}.{table}: erasure.columns.{col}"
+            if column is None:
+                self.blockers.append(f"{where}: the table has no such column")
+            elif op == "null" and not column.nullable:
+                self.blockers.append(
+                    f"{where}: null on a NOT NULL column; use another operator, detach it to a "
+                    "placeholder row (on_erase: {set: KEY} on its reference), or delete the rows")
+            elif op in ("hash", "redact") and not _is_text(column):
+                self.blockers.append(
+                    f"{where}: {op} writes text into a {column.type} column; use null (if the "
+                    "column allows it) or delete the rows")
+
+    def plan(self, identities: Sequence[Identity], exclusive: Sequence[Identity]) -> list[Step]:
+        deleting: dict[tuple[str, str], set[str]] = {}   # rows removed, by row id
+        kept_owned: dict[tuple[str, str], tuple[list[dict[str, Any]], set[str]]] = {}
+        details = []
+        for loc in self.res.locations:
+            key = (loc.source, loc.table)
+            decl = self.inv.source(loc.source).table(loc.table)
+            hold = self.holds.get(key)
+            person = bool(decl and decl.is_person)
+            if hold is not None:
+                self.steps.append((loc.depth, person, Step(
+                    0, loc.source, loc.table, loc.found_by.value, Action.HELD,
+                    loc.match_column, [], planned_rows=len(loc.rows), status="held",
+                    note=hold.reason)))
+                if loc.relation is Relation.OWNED:
+                    kept_owned[key] = (loc.rows, set())
+                continue
+            if loc.relation is Relation.MENTION:
+                scope = identities if loc.via == "all" else exclusive
+                changes = {text: redact_identities(text, scope) for text in loc.values}
+                changes = {old: new for old, new in changes.items() if new != old}
+                if changes:
+                    self.steps.append((loc.depth, False, Step(
+                        0, loc.source, loc.table, loc.found_by.value, Action.REDACT,
+                        loc.match_column, list(changes), changes, len(changes))))
+                continue
+            if loc.relation is Relation.DETAIL:
+                details.append(loc)
+                continue
+            policy = decl.erasure if decl is not None else ErasurePolicy()
+            if policy.action == "anonymize":
+                self.validate_policy(loc.source, loc.table, policy)
+                nulled = {c for c, op in policy.columns.items() if op == "null"}
+                kept_owned[key] = (loc.rows, nulled)
+                changes: dict[str, Any] = dict(policy.columns)
+                hashed = [c for c, op in policy.columns.items() if op == "hash"]
+                if hashed:
+                    changes["_hash_inputs"] = {c: [[key_value(r, loc.match_column), r.get(c)]
+                                                   for r in loc.rows] for c in hashed}
+                self.steps.append((loc.depth, person, Step(
+                    0, loc.source, loc.table, loc.found_by.value, Action.ANONYMIZE,
+                    loc.match_column, list(loc.values), changes, len(loc.rows),
+                    note=policy.basis)))
+            else:
+                deleting[key] = {self.row_id(loc.source, loc.table, r) for r in loc.rows}
+                self.steps.append((loc.depth, person, Step(
+                    0, loc.source, loc.table, loc.found_by.value, Action.DELETE,
+                    loc.match_column, list(loc.values), planned_rows=len(loc.rows))))
+        for loc in details:
+            self.plan_detail(loc, deleting, kept_owned)
+        for loc in self.res.locations:
+            key = (loc.source, loc.table)
+            if key in deleting and loc.relation is not Relation.MENTION:
+                self.check_referrers(loc, deleting, kept_owned)
+        return _ordered(self.steps)
+
+    def referrers(self, edge: Edge, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows of the edge's referring table pointing at ``rows``."""
+        info = self.info(*edge.origin)
+        if info is None or edge.column not in info.column_names:
+            return []
+        values = coerce_values([r.get(edge.to_column) for r in rows],
+                               info.column(edge.column).type)  # type: ignore[union-attr]
+        if not values:
+            return []
+        return self.pool.get(edge.source).find_rows(edge.table, edge.column, values)
+
+    def _staying(self, edge: Edge, refs: list[dict[str, Any]],
+                 deleting: Mapping[tuple[str, str], set[str]],
+                 kept_owned: Mapping[tuple[str, str], tuple[list[dict[str, Any]], set[str]]]
+                 ) -> list[dict[str, Any]]:
+        """Referring rows that stay pointing at the erased rows after the erasure."""
+        gone = deleting.get(edge.origin, set())
+        nulled = kept_owned.get(edge.origin, ([], set()))[1]
+        if edge.column in nulled:
+            owned = {self.row_id(*edge.origin, r) for r in kept_owned[edge.origin][0]}
+            gone = gone | owned
+        return [r for r in refs if self.row_id(*edge.origin, r) not in gone]
+
+    def plan_detail(self, loc: Location, deleting: dict[tuple[str, str], set[str]],
+                    kept_owned: Mapping[tuple[str, str], tuple[list[dict[str, Any]], set[str]]]
+                    ) -> None:
+        graph = self.res.graph
+        assert graph is not None
+        key = (loc.source, loc.table)
+        info = self.info(*key)
+        shared: set[str] = set()
+        guards = []
+        for edge in graph.in_edges(key):
+            refs = self._staying(edge, self.referrers(edge, loc.rows), deleting, kept_owned)
+            for r in refs:
+                shared.add(_norm(r.get(edge.column)))
+            if edge.source == loc.source:
+                guards.append([edge.table, edge.column, edge.to_column])
+        mine = [(v, r) for v, r in zip(loc.values, loc.rows, strict=True)
+                if not any(_norm(r.get(e.to_column)) in shared for e in graph.in_edges(key))]
+        kept = len(loc.rows) - len(mine)
+        note = f"{kept} kept: other rows refer to them" if kept else None
+        if not mine or info is None or not info.changeable:
+            if kept:
+                self.steps.append((-1, False, Step(
+                    0, loc.source, loc.table, loc.found_by.value, Action.HELD,
+                    loc.match_column, [], planned_rows=kept, status="held", note=note)))
+            return
+        deleting[key] = {self.row_id(loc.source, loc.table, r) for _, r in mine}
+        self.steps.append((-1, False, Step(
+            0, loc.source, loc.table, loc.found_by.value, Action.DELETE_UNREFERENCED,
+            loc.match_column, [v for v, _ in mine], {"guards": guards}, len(mine), note=note)))
+
+    def check_referrers(self, loc: Location, deleting: Mapping[tuple[str, str], set[str]],
+                        kept_owned: Mapping[tuple[str, str], tuple[list[dict[str, Any]], set[str]]]
+                        ) -> None:
+        """Rows that stay and point at rows this erasure removes: detached when their
+        reference says so, otherwise the plan is refused with the reason."""
+        graph = self.res.graph
+        assert graph is not None
+        key = (loc.source, loc.table)
+        rows = [r for r in loc.rows if self.row_id(*key, r) in deleting.get(key, set())]
+        if not rows:
+            return
+        for edge in graph.in_edges(key):
+            if loc.relation is Relation.DETAIL:
+                continue  # detail rows are deleted only when nothing refers to them
+            staying = self._staying(edge, self.referrers(edge, rows), deleting, kept_owned)
+            if not staying:
+                continue
+            where = f"{edge.source}.{edge.table}.{edge.column}"
+            held = self.holds.get(edge.origin)
+            if held is not None:
+                continue  # a held table is kept as it is; its rows are reported with the hold
+            if edge.on_erase == "refuse":
+                self.blockers.append(
+                    f"{len(staying)} row(s) of {edge.source}.{edge.table} that are not the "
+                    f"subject's point at the subject's {loc.table} rows through {where}; erasing "
+                    "would break or change them. Declare on that reference `kind: owner` if the "
+                    "rows are the subject's, or `on_erase: detach` / `on_erase: {set: KEY}`")
+                continue
+            column = self.info(*edge.origin).column(edge.column)  # type: ignore[union-attr]
+            value = None if edge.on_erase == "detach" else edge.placeholder
+            if column is None or not _fits(value, column):
+                self.blockers.append(
+                    f"{where}: on_erase {edge.on_erase} cannot write "
+                    f"{'NULL' if value is None else 'the placeholder'} into this "
+                    f"{'NOT NULL ' if column is not None and not column.nullable else ''}"
+                    "column; declare on_erase: {set: KEY} with a placeholder row's key")
+                continue
+            values = list(dict.fromkeys(r.get(edge.column) for r in staying))
+            self.steps.append((graph.distance(edge.origin) + 1, False, Step(
+                0, edge.source, edge.table, "reference", Action.DETACH, edge.column, values,
+                {edge.column: value}, len(staying),
+                note=f"points at erased {loc.table} rows; set to "
+                     f"{'NULL' if value is None else 'the placeholder'}")))
+
+
 def plan_erasure(inventory: Inventory, resolution: Resolution,
                  identities: Sequence[Identity],
-                 table_holds: Mapping[tuple[str, str], LegalHold]) -> list[Step]:
-    """The steps that erase the located subject, following each table's erasure policy."""
-    steps: list[tuple[int, bool, Step]] = []
-    for loc in resolution.locations:
-        decl = inventory.source(loc.source).table(loc.table)
-        hold = table_holds.get((loc.source, loc.table))
-        person_table = bool(decl and decl.subject_key)
-        if hold is not None:
-            step = Step(0, loc.source, loc.table, loc.found_by.value, Action.HELD,
-                        loc.match_column, [], planned_rows=len(loc.rows), status="held",
-                        note=hold.reason)
-        elif loc.found_by is FoundBy.FREE_TEXT:
-            changes = {text: redact_identities(text, identities) for text in loc.values}
-            changes = {old: new for old, new in changes.items() if new != old}
-            if not changes:
-                continue
-            step = Step(0, loc.source, loc.table, loc.found_by.value, Action.REDACT,
-                        loc.match_column, list(changes), changes, len(changes))
-        elif decl is not None and decl.erasure.action == "anonymize":
-            for col, op in decl.erasure.columns.items():
-                if op == "hash" and col != loc.match_column:
-                    raise PlanError(
-                        f"{loc.source}.{loc.table}: erasure hashes {col!r}, but the subject's "
-                        f"rows are matched by {loc.match_column!r}; hash only the column rows "
-                        "are matched by, or null/redact it")
-            step = Step(0, loc.source, loc.table, loc.found_by.value, Action.ANONYMIZE,
-                        loc.match_column, list(loc.values), dict(decl.erasure.columns),
-                        len(loc.rows), note=decl.erasure.basis)
-        else:
-            step = Step(0, loc.source, loc.table, loc.found_by.value, Action.DELETE,
-                        loc.match_column, list(loc.values), planned_rows=len(loc.rows))
-        steps.append((loc.depth, person_table, step))
-    return _ordered(steps)
+                 table_holds: Mapping[tuple[str, str], LegalHold],
+                 pool: Any = None, exclusive: Sequence[Identity] | None = None) -> list[Step]:
+    """The steps that erase exactly the located subject, following each table's erasure
+    policy and the ownership graph. What stops the plan (a reference that would break, a
+    policy that cannot be applied) is appended to ``resolution.blockers``: a run refuses to
+    start while there is any."""
+    if pool is None:
+        raise PlanError("planning an erasure needs the open sources (pool)")
+    planner = _Planner(inventory, resolution, pool, table_holds)
+    return planner.plan(identities, identities if exclusive is None else exclusive)
 
 
 def correction_categories(corrections: Mapping[str, str]) -> dict[str, str]:
@@ -158,6 +368,8 @@ def plan_rectification(inventory: Inventory, resolution: Resolution,
     cats = resolution.categories
     steps: list[tuple[int, bool, Step]] = []
     for loc in resolution.locations:
+        if loc.relation is Relation.DETAIL:
+            continue  # a detail row may be shared: corrections go to the subject's own rows
         if loc.found_by is FoundBy.FREE_TEXT:
             changes = {}
             for text in loc.values:

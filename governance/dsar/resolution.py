@@ -1,23 +1,29 @@
-"""Finding a data subject in every inventoried source, from the identities they gave.
+"""Finding a data subject in every inventoried source: exactly their rows, nobody else's.
 
-The subject is found (like fides' graph traversal, but over plain connectors):
+The search follows the ownership graph (``governance.dsar.ownership``):
 
-1. by identity: in subject-key columns and in every column the inventory declares, or
-   the latest discovery scan classified, as holding that kind of identity (an e-mail
-   column of an undeclared table is searched too);
-2. by reference: rows that point at the subject's rows through declared references
-   (orders -> users, ticket messages -> tickets -> users, across sources too), and the
-   person rows that rows found by identity point at;
-3. in free text: every cell of free-text columns is searched for the identities' forms.
+1. by identity: the given identities are matched exactly in subject-key columns and in
+   every column declared, or classified by the latest scan, as that kind of identity. The
+   rows of person tables found so are the subject's person rows; one identity matching two
+   people (a household's phone) stops the request for a decision;
+2. identities written in the subject's own person rows (their e-mail when they gave their
+   phone) are derived; a derived identity that no other person's row holds is matched like
+   a given one, one that another person holds too is only reported (never used to match);
+3. by ownership: rows reaching the subject's rows through ``owner`` edges, breadth first and
+   across sources. Each candidate row's owner is decided by its nearest owner edges: a
+   payment whose ``customer_id`` names B belongs to B even when its rental is A's; a row
+   whose nearest owner edges name A and B is shared and never changed;
+4. details: rows the subject's rows point at through ``detail`` edges (their address);
+5. in free text: free-text columns are searched for the identities' written forms.
 
-The result lists, for each place, how the subject was found and the rows. It holds
-personal data: show it only through ``Location.describe()`` (counts, never values).
+The result holds personal data: show it only through ``Location.describe()`` (counts, never
+values). ``Resolution.owned`` and ``Resolution.detail`` are what an access request returns.
 """
 
 from __future__ import annotations
 
 import re
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -27,14 +33,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from governance.audit_store import AuditStore
-from governance.dsar.identities import Identity, IdentityType
+from governance.dsar.identities import CATEGORY_OF, Identity, IdentityError, IdentityType
+from governance.dsar.ownership import Edge, OwnershipGraph, TableKey, build_graph
 from governance.errors import GovernanceError
-from governance.inventory import Inventory, Reference, SourceDecl
-from governance.sources import Connector, TableInfo
+from governance.inventory import Inventory
+from governance.sources import Connector, ForeignKey, TableInfo
 from governance.sources.pool import ConnectorPool
 
 FREE_TEXT = "free_text"
 Progress = Callable[[str], None]
+Row = dict[str, Any]
+# Owner-edge hops followed when deciding whose a row is (guards against cyclic data).
+MAX_OWNER_DEPTH = 32
 
 
 class FoundBy(StrEnum):
@@ -42,33 +52,45 @@ class FoundBy(StrEnum):
 
     SUBJECT_KEY = "subject_key"  # the table's declared subject key
     IDENTITY = "identity"        # a column holding that kind of identity
-    REFERENCE = "reference"      # a declared reference from or to the subject's rows
+    REFERENCE = "reference"      # an owner edge from the subject's rows
+    DETAIL = "detail"            # a detail edge from the subject's rows (their address)
     FREE_TEXT = "free_text"      # an identity written inside free text
+
+
+class Relation(StrEnum):
+    """What rows are to the subject."""
+
+    OWNED = "owned"       # the subject's own rows
+    DETAIL = "detail"     # rows holding personal detail of the subject (may be shared)
+    MENTION = "mention"   # text that mentions the subject inside a row that is not theirs
 
 
 @dataclass
 class Location:
-    """Rows of one table tied to the subject through one column."""
+    """Rows of one table tied to the subject, matched exactly through ``match_column``
+    (the primary key when there is one; comma-separated for a composite key)."""
 
     source: str
     table: str
     found_by: FoundBy
     match_column: str
     via: str                       # identity type, reference, or free-text column
-    depth: int = 0                 # references followed from a row found by identity
+    depth: int = 0                 # owner edges from the subject's person rows
     values: list[Any] = field(default_factory=list)   # match values (personal data)
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    relation: Relation = Relation.OWNED
 
     @property
     def key(self) -> tuple[str, str, str, str]:
         """What identifies this location in a plan."""
-        return (self.source, self.table, self.found_by.value, self.match_column)
+        return (self.source, self.table, self.relation.value, self.match_column)
 
     def describe(self) -> str:
         """One line for people: where, how, how many rows; never a value."""
         via = "" if self.via == self.match_column else f" via {self.via}"
+        what = "" if self.relation is Relation.OWNED else f" [{self.relation}]"
         return (f"{self.source}.{self.table}: {len(self.rows)} row(s) by {self.found_by} "
-                f"({self.match_column}{via})")
+                f"({self.match_column}{via}){what}")
 
 
 @dataclass
@@ -92,6 +114,18 @@ class Resolution:
     derived: list[Identity] = field(default_factory=list)  # read from the subject's rows
     # The categories of every column the search used: declared, and detected by the scan.
     categories: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)
+    graph: OwnershipGraph | None = None
+    catalogue: dict[str, dict[str, TableInfo]] = field(default_factory=dict)
+    # Rows the subject shares with another person (never changed), per table.
+    shared: dict[TableKey, list[Row]] = field(default_factory=dict)
+    # Rows of other people that hold one of the subject's identifiers, per table: counts.
+    others: dict[str, int] = field(default_factory=dict)
+    # Derived identities another person's row holds too (reported, never matched).
+    shared_identities: list[Identity] = field(default_factory=list)
+    # Why the request cannot go on as it is (masked; no values): ambiguous identities, ...
+    blockers: list[str] = field(default_factory=list)
+    # Stored values that could not be used (masked reasons), e.g. a phone column's "n/a".
+    notes: list[str] = field(default_factory=list)
 
     def tables(self) -> dict[tuple[str, str], list[Location]]:
         """Locations grouped by (source, table)."""
@@ -99,6 +133,23 @@ class Resolution:
         for loc in self.locations:
             out[(loc.source, loc.table)].append(loc)
         return dict(out)
+
+    def _rows(self, relation: Relation) -> dict[TableKey, list[Row]]:
+        out: dict[TableKey, list[Row]] = defaultdict(list)
+        for loc in self.locations:
+            if loc.relation is relation:
+                out[(loc.source, loc.table)].extend(loc.rows)
+        return dict(out)
+
+    @property
+    def owned(self) -> dict[TableKey, list[Row]]:
+        """The subject's own rows, per (source, table)."""
+        return self._rows(Relation.OWNED)
+
+    @property
+    def detail(self) -> dict[TableKey, list[Row]]:
+        """Rows holding the subject's personal detail (their address), per table."""
+        return self._rows(Relation.DETAIL)
 
     @property
     def row_count(self) -> int:
@@ -184,211 +235,450 @@ def _text_columns(info: TableInfo) -> list[str]:
     return [c.name for c in info.columns if not numeric.search(c.type)]
 
 
+SUBJECT = "subject"
+OTHER = "other"
+Owners = tuple[frozenset[str], int]     # who owns a row, and at how many owner hops
+NOBODY: Owners = (frozenset(), 10**6)
+
+
+def _norm(value: Any) -> str:
+    """A value as compared across columns of different types (``12`` and ``'12'``)."""
+    return str(value)
+
+
+def match_key(info: TableInfo, decl_key: str | None, edges: Sequence[Edge]) -> str | None:
+    """The column(s) that pick the subject's rows of a table exactly: its primary key, else
+    its subject key, else its one owner column; None when none of these exists."""
+    if info.primary_key:
+        return ",".join(info.primary_key)
+    if decl_key and decl_key in info.column_names:
+        return decl_key
+    owner_cols = {e.column for e in edges if e.column in info.column_names}
+    if len(owner_cols) == 1:
+        return owner_cols.pop()
+    return None
+
+
+def key_value(row: Row, column: str) -> Any:
+    """The value of ``column`` in ``row``; a list of values for a composite key."""
+    if "," in column:
+        return [row.get(c) for c in column.split(",")]
+    return row.get(column)
+
+
 class _Resolver:
-    def __init__(self, inventory: Inventory, identities: Sequence[Identity],
-                 pool: ConnectorPool, categories: dict[tuple[str, str, str], set[str]],
-                 progress: Progress | None):
+    def __init__(self, inventory: Inventory, pool: ConnectorPool,
+                 categories: dict[tuple[str, str, str], set[str]], progress: Progress | None):
         self.inv = inventory
-        self.identities = identities
         self.pool = pool
         self.cats = categories
         self.progress = progress
-        self.locations: dict[tuple[str, str, str, str], Location] = {}
-        self.subject_rows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         self.searched: list[Searched] = []
         self.unreachable: dict[str, str] = {}
         self.catalogue: dict[str, dict[str, TableInfo]] = {}
-
-    # -- helpers -------------------------------------------------------------------
-    def _tables(self, src: SourceDecl) -> dict[str, TableInfo]:
-        if src.name not in self.catalogue:
+        fks: dict[str, list[ForeignKey]] = {}
+        for src in inventory.sources:
             try:
-                conn = self.pool.get(src.name)
+                conn = pool.get(src.name)
                 self.catalogue[src.name] = {t.name: t for t in conn.list_tables()}
+                fks[src.name] = conn.foreign_keys()
             except GovernanceError as e:
                 self.unreachable[src.name] = str(e).splitlines()[0]
                 self.catalogue[src.name] = {}
-        return self.catalogue[src.name]
+        personal = {(s, t) for (s, t, _), cats in categories.items() if cats}
+        self.graph = build_graph(inventory, fks, personal)
+        self.owned: dict[TableKey, dict[str, Row]] = defaultdict(dict)
+        self.how: dict[TableKey, tuple[FoundBy, str, int]] = {}
+        self.details: dict[TableKey, dict[str, Row]] = defaultdict(dict)
+        self.detail_how: dict[TableKey, str] = {}
+        self.shared: dict[TableKey, dict[str, Row]] = defaultdict(dict)
+        self.others: dict[str, int] = defaultdict(int)
+        self.mentions: list[Location] = []
+        self.blockers: list[str] = []
+        self._cache: dict[tuple[TableKey, str, str], Owners] = {}
 
-    def _add(self, loc: Location, rows: list[dict[str, Any]], values: list[Any]) -> int:
-        """Merge newly found rows into a location; return how many are new subject rows."""
-        existing = self.locations.setdefault(loc.key, loc)
-        existing.values = list(dict.fromkeys([*existing.values, *values]))
-        seen = {_row_key(r) for r in existing.rows}
-        existing.rows.extend(r for r in rows if _row_key(r) not in seen)
-        if loc.found_by is FoundBy.FREE_TEXT:
-            return 0
-        subject = self.subject_rows[(loc.source, loc.table)]
-        known = {_row_key(r) for r in subject}
-        new = [r for r in rows if _row_key(r) not in known]
-        subject.extend(new)
-        return len(new)
+    # -- catalogue -----------------------------------------------------------------
+    def info(self, table: TableKey) -> TableInfo | None:
+        """The found table, if its source is reachable and it exists."""
+        return self.catalogue.get(table[0], {}).get(table[1])
 
-    def _find(self, src: str, info: TableInfo, column: str, values: list[Any],
-              fold_case: bool = False) -> list[dict[str, Any]]:
+    def tables(self) -> Iterable[tuple[TableKey, TableInfo]]:
+        """Every base table of every reachable source (views hold no rows of their own)."""
+        for source, tables in self.catalogue.items():
+            for info in tables.values():
+                if info.kind == "table":
+                    yield (source, info.name), info
+
+    def row_id(self, table: TableKey, row: Row) -> str:
+        """A row's identity within its table: its primary key, else all its values."""
+        info = self.info(table)
+        cols = info.primary_key if info and info.primary_key else sorted(row)
+        return repr(tuple(row.get(c) for c in cols))
+
+    def find(self, table: TableKey, column: str, values: Iterable[Any],
+             fold_case: bool = False) -> list[Row]:
+        """Rows of ``table`` whose ``column`` equals one of ``values``."""
+        info = self.info(table)
+        if info is None or column not in info.column_names:
+            return []
         ctype = next(c.type for c in info.columns if c.name == column)
         vals = coerce_values(values, ctype)
-        return self.pool.get(src).find_rows(info.name, column, vals, fold_case) if vals else []
+        if not vals:
+            return []
+        return self.pool.get(table[0]).find_rows(table[1], column, vals, fold_case)
 
-    # -- the three ways of finding -------------------------------------------------
-    def by_identity(self, text_identities: Sequence[Identity], free_text_only: bool = False
-                    ) -> None:
-        """Rows holding an identity in a column of its kind (unless ``free_text_only``),
-        and free-text cells mentioning one of ``text_identities``."""
-        for src in self.inv.sources:
-            tables = self._tables(src)
-            for info in tables.values():
-                decl = src.table(info.name)
-                free_text_cols = []
-                for col in info.columns:
-                    cats = self.cats.get((src.name, info.name, col.name), set())
-                    if FREE_TEXT in cats:
-                        free_text_cols.append(col.name)
-                    is_key = decl is not None and decl.subject_key == col.name
-                    for ident in [] if free_text_only else self.identities:
-                        if not (ident.category in cats or (
-                                is_key and not cats and ident.type is IdentityType.USER_ID)):
-                            continue
-                        self.searched.append(Searched(src.name, info.name, col.name, "exact"))
-                        # E-mail addresses are matched whatever their letter case.
-                        rows = self._find(src.name, info, col.name, ident.variants(),
-                                          fold_case=ident.type is IdentityType.EMAIL)
-                        if rows:
-                            found_by = FoundBy.SUBJECT_KEY if is_key else FoundBy.IDENTITY
-                            self._add(Location(src.name, info.name, found_by, col.name,
-                                               ident.type.value), rows,
-                                      [r[col.name] for r in rows])
-                if free_text_cols and text_identities:
-                    self._free_text(src.name, info, free_text_cols, text_identities)
-            if self.progress:
-                self.progress(f"{src.name}: searched by identity")
+    # -- whose row is it -------------------------------------------------------------
+    def is_subject_person(self, table: TableKey, row: Row) -> bool:
+        """True when ``row`` of a person table is one of the subject's person rows."""
+        return self.row_id(table, row) in self.owned.get(table, {})
 
-    def _free_text(self, src: str, info: TableInfo, columns: list[str],
-                   identities: Sequence[Identity]) -> None:
-        for col in columns:
-            searched = Searched(src, info.name, col, "substring")
-            if searched not in self.searched:
-                self.searched.append(searched)
-        hits = search_text(self.pool.get(src), info.name, columns, identities)
-        for col, texts in hits.items():
-            if texts:
-                rows = [{col: t} for t in texts]
-                self._add(Location(src, info.name, FoundBy.FREE_TEXT, col, col),
-                          rows, list(texts))
+    def owners(self, table: TableKey, rows: list[Row], depth: int = 0) -> list[Owners]:
+        """Who owns each row: the people its nearest owner edges lead to."""
+        if self.graph.is_person(table):
+            return [(frozenset({SUBJECT if self.is_subject_person(table, r) else OTHER}), 0)
+                    for r in rows]
+        result: list[Owners] = [NOBODY] * len(rows)
+        if depth > MAX_OWNER_DEPTH:
+            return result
+        for edge in self.graph.owner_edges(table):
+            values = {_norm(r[edge.column]): r[edge.column] for r in rows
+                      if r.get(edge.column) is not None}
+            if not values:
+                continue
+            resolved = self._resolve(edge, values, depth)
+            for i, r in enumerate(rows):
+                v = r.get(edge.column)
+                if v is None:
+                    continue
+                who, hops = resolved.get(_norm(v), NOBODY)
+                if not who:
+                    continue
+                hops += 1
+                cur_who, cur_hops = result[i]
+                if hops < cur_hops:
+                    result[i] = (who, hops)
+                elif hops == cur_hops:
+                    result[i] = (cur_who | who, hops)
+        return result
 
-    def _references_to(self, source: str, table: str
-                       ) -> list[tuple[SourceDecl, str, Reference]]:
-        """Declared references pointing at ``source.table``: (source, table, reference)."""
-        out = []
-        for src in self.inv.sources:
-            for t in src.tables:
-                for ref in t.references:
-                    if ref.table == table and (ref.source or src.name) == source:
-                        out.append((src, t.name, ref))
+    def _resolve(self, edge: Edge, values: dict[str, Any], depth: int) -> dict[str, Owners]:
+        out: dict[str, Owners] = {}
+        unknown = []
+        for key, value in values.items():
+            cached = self._cache.get((edge.target, edge.to_column, key))
+            if cached is None:
+                unknown.append(value)
+            else:
+                out[key] = cached
+        if unknown:
+            rows = self.find(edge.target, edge.to_column, unknown)
+            found: dict[str, Owners] = {}
+            for r, (who, hops) in zip(rows, self.owners(edge.target, rows, depth + 1),
+                                      strict=True):
+                key = _norm(r.get(edge.to_column))
+                prev_who, prev_hops = found.get(key, NOBODY)
+                found[key] = ((who, hops) if hops < prev_hops else
+                              (prev_who | who, hops) if hops == prev_hops else
+                              (prev_who, prev_hops))
+            for value in unknown:
+                key = _norm(value)
+                out[key] = found.get(key, NOBODY)
+                self._cache[(edge.target, edge.to_column, key)] = out[key]
         return out
 
-    def up(self) -> None:
-        """Person rows that rows found by identity point at."""
-        for (source, table), rows in list(self.subject_rows.items()):
-            decl = self.inv.source(source).table(table)
-            for ref in decl.references if decl else []:
-                target_src = self.inv.source(ref.source or source)
-                target = target_src.table(ref.table)
-                info = self._tables(target_src).get(ref.table)
-                if target is None or target.subject_key is None or info is None:
+    def _own(self, table: TableKey, rows: Iterable[Row], how: FoundBy, via: str,
+             hops: int) -> list[Row]:
+        """Record rows as the subject's; return those not known before."""
+        new = []
+        bucket = self.owned[table]
+        for r in rows:
+            rid = self.row_id(table, r)
+            if rid not in bucket:
+                bucket[rid] = r
+                new.append(r)
+                for e in self.graph.in_edges(table):
+                    if e.to_column in r and r[e.to_column] is not None:
+                        self._cache[(table, e.to_column, _norm(r[e.to_column]))] = (
+                            frozenset({SUBJECT}), hops)
+        if new:
+            self.how.setdefault(table, (how, via, hops))
+        return new
+
+    # -- the ways of finding -----------------------------------------------------------
+    def identity_columns(self, table: TableKey, info: TableInfo, ident: Identity) -> list[str]:
+        """Columns of ``table`` an identity of this kind is matched in."""
+        decl = self.inv.source(table[0]).table(table[1])
+        cols = []
+        for col in info.columns:
+            cats = self.cats.get((table[0], table[1], col.name), set())
+            is_key = decl is not None and decl.subject_key == col.name
+            if ident.category in cats or (is_key and ident.type is IdentityType.USER_ID):
+                cols.append(col.name)
+        return cols
+
+    def match_identities(self, identities: Sequence[Identity]
+                         ) -> dict[TableKey, list[tuple[Row, Identity, str]]]:
+        """Rows holding one of ``identities`` in a column of its kind, per table."""
+        hits: dict[TableKey, list[tuple[Row, Identity, str]]] = defaultdict(list)
+        for table, info in self.tables():
+            for ident in identities:
+                for col in self.identity_columns(table, info, ident):
+                    searched = Searched(table[0], table[1], col, "exact")
+                    if searched not in self.searched:
+                        self.searched.append(searched)
+                    rows = self.find(table, col, ident.variants(),
+                                     fold_case=ident.type is IdentityType.EMAIL)
+                    hits[table].extend((r, ident, col) for r in rows)
+        return hits
+
+    def persons_of(self, hits: dict[TableKey, list[tuple[Row, Identity, str]]]
+                   ) -> dict[TableKey, dict[str, Row]]:
+        """The person rows among ``hits``, per person table."""
+        out: dict[TableKey, dict[str, Row]] = defaultdict(dict)
+        for table, found in hits.items():
+            if self.graph.is_person(table):
+                for row, _, _ in found:
+                    out[table][self.row_id(table, row)] = row
+        return out
+
+    def check_unambiguous(self, hits: dict[TableKey, list[tuple[Row, Identity, str]]]) -> None:
+        """One identity matching two people in one person table stops the request."""
+        from governance.masking import mask_value
+
+        for table, found in hits.items():
+            if not self.graph.is_person(table):
+                continue
+            info = self.info(table)
+            by_ident: dict[Identity, dict[str, Row]] = defaultdict(dict)
+            for row, ident, _ in found:
+                by_ident[ident][self.row_id(table, row)] = row
+            for ident, people in by_ident.items():
+                if len(people) < 2:
                     continue
-                values = [r.get(ref.column) for r in rows]
-                self.searched.append(Searched(target_src.name, ref.table, ref.target_column,
+                key = ",".join(info.primary_key) if info and info.primary_key else None
+                shown = []
+                for row in list(people.values())[:5]:
+                    label = f"{key}={mask_value(str(key_value(row, key)))}" if key else "row"
+                    shown.append(label)
+                self.blockers.append(
+                    f"{ident.masked()} matches {len(people)} people in {table[0]}.{table[1]} "
+                    f"({'; '.join(shown)}): it is shared, so it cannot say who asked. Give an "
+                    "identity only this person has (e.g. user_id=...), or reject the request")
+
+    def claim_rows(self, hits: dict[TableKey, list[tuple[Row, Identity, str]]]) -> None:
+        """Person rows found by identity are the subject's; other rows holding their identity
+        are theirs unless a nearer owner says otherwise."""
+        for table, people in self.persons_of(hits).items():
+            decl = self.inv.source(table[0]).table(table[1])
+            key = decl.subject_key if decl else None
+            how = (FoundBy.SUBJECT_KEY if any(col == key for _, _, col in hits[table])
+                   else FoundBy.IDENTITY)
+            self._own(table, people.values(), how, hits[table][0][1].type.value, 0)
+        for table, found in hits.items():
+            if self.graph.is_person(table):
+                continue
+            rows = list({self.row_id(table, r): r for r, _, _ in found}.values())
+            for r, (who, _) in zip(rows, self.owners(table, rows), strict=True):
+                if who == {OTHER}:
+                    self.others[f"{table[0]}.{table[1]}"] += 1
+                elif OTHER in who:
+                    self.shared[table][self.row_id(table, r)] = r
+                else:
+                    self._own(table, [r], FoundBy.IDENTITY, found[0][1].type.value,
+                              self.graph.distance(table) if who else 0)
+
+    def follow_owners(self) -> None:
+        """Rows reaching the subject's rows through owner edges, breadth first."""
+        frontier = {t: list(rows.values()) for t, rows in self.owned.items()}
+        while frontier:
+            nxt: dict[TableKey, list[Row]] = defaultdict(list)
+            for table, rows in frontier.items():
+                for edge in self.graph.in_edges(table, "owner"):
+                    child = edge.origin
+                    info = self.info(child)
+                    if info is None or info.kind != "table" or edge.column not in info.column_names:
+                        continue
+                    self.searched.append(Searched(child[0], child[1], edge.column, "reference"))
+                    values = [r.get(edge.to_column) for r in rows]
+                    candidates = [r for r in self.find(child, edge.column, values)
+                                  if self.row_id(child, r) not in self.owned[child]
+                                  and self.row_id(child, r) not in self.shared[child]]
+                    if not candidates:
+                        continue
+                    for r, (who, hops) in zip(candidates, self.owners(child, candidates),
+                                              strict=True):
+                        if who == {SUBJECT}:
+                            nxt[child].extend(self._own(child, [r], FoundBy.REFERENCE,
+                                                        edge.describe(), hops))
+                        elif SUBJECT in who:
+                            self.shared[child][self.row_id(child, r)] = r
+            frontier = {t: rows for t, rows in nxt.items() if rows}
+
+    def follow_details(self) -> None:
+        """Rows the subject's rows point at through detail edges (their address)."""
+        for table, rows in list(self.owned.items()):
+            for edge in self.graph.out_edges(table, "detail"):
+                info = self.info(edge.target)
+                if info is None or info.kind != "table":
+                    continue
+                values = [r.get(edge.column) for r in rows.values()]
+                self.searched.append(Searched(edge.to_source, edge.to_table, edge.to_column,
                                               "reference"))
-                found = self._find(target_src.name, info, ref.target_column, values)
-                if found:
-                    self._add(Location(target_src.name, ref.table, FoundBy.REFERENCE,
-                                       ref.target_column, f"{source}.{table}.{ref.column}"),
-                              found, [r[ref.target_column] for r in found])
+                for r in self.find(edge.target, edge.to_column, values):
+                    rid = self.row_id(edge.target, r)
+                    if rid not in self.owned.get(edge.target, {}):
+                        self.details[edge.target][rid] = r
+                        self.detail_how.setdefault(edge.target, edge.describe())
 
-    def down(self) -> None:
-        """Rows pointing at the subject's rows, breadth first, across sources."""
-        queue = deque((key, 0) for key in list(self.subject_rows))
-        while queue:
-            (source, table), depth = queue.popleft()
-            rows = self.subject_rows[(source, table)]
-            for src, child, ref in self._references_to(source, table):
-                info = self._tables(src).get(child)
-                if info is None or ref.column not in info.column_names:
+    def search_free_text(self, mine: Sequence[Identity], exclusive: Sequence[Identity]) -> None:
+        """Free-text cells mentioning the subject. In the subject's own rows every identity
+        counts; in other rows only those no other person holds (``exclusive``)."""
+        for table, info in self.tables():
+            cols = [c.name for c in info.columns
+                    if FREE_TEXT in self.cats.get((table[0], table[1], c.name), set())]
+            if not cols or not mine:
+                continue
+            for col in cols:
+                self.searched.append(Searched(table[0], table[1], col, "substring"))
+            hits = search_text(self.pool.get(table[0]), table[1], cols, mine)
+            for col, texts in hits.items():
+                if not texts:
                     continue
-                values = [r.get(ref.target_column) for r in rows]
-                self.searched.append(Searched(src.name, child, ref.column, "reference"))
-                found = self._find(src.name, info, ref.column, values)
-                if found and self._add(
-                        Location(src.name, child, FoundBy.REFERENCE, ref.column,
-                                 f"{source}.{table}.{ref.target_column}", depth + 1),
-                        found, [r[ref.column] for r in found]):
-                    queue.append(((src.name, child), depth + 1))
+                rows = self.find(table, col, list(texts))
+                own, theirs = [], []
+                for r, (who, _) in zip(rows, self.owners(table, rows), strict=True):
+                    (own if who == {SUBJECT} else theirs).append(r[col])
+                own = list(dict.fromkeys(own))
+                theirs = [t for t in dict.fromkeys(theirs) if t not in own]
+                if own:
+                    self.mentions.append(Location(
+                        table[0], table[1], FoundBy.FREE_TEXT, col, "all", 0, own,
+                        [{col: t} for t in own], Relation.MENTION))
+                mention_ex = [t for t in theirs if _mentions(t, exclusive)]
+                if mention_ex:
+                    self.mentions.append(Location(
+                        table[0], table[1], FoundBy.FREE_TEXT, col, "exclusive", 0,
+                        mention_ex, [{col: t} for t in mention_ex], Relation.MENTION))
+                shared_only = len(theirs) - len(mention_ex)
+                if shared_only:
+                    self.others[f"{table[0]}.{table[1]}.{col} (text naming a shared "
+                                f"identifier)"] += shared_only
+
+    def locations(self) -> list[Location]:
+        """The subject's rows and details as locations matched by their exact keys."""
+        out = []
+        for table, rows in self.owned.items():
+            if rows:
+                out.append(self._location(table, rows, Relation.OWNED, *self.how[table]))
+        for table, rows in self.details.items():
+            if rows:
+                out.append(self._location(table, rows, Relation.DETAIL, FoundBy.DETAIL,
+                                          self.detail_how[table], -1))
+        return out + self.mentions
+
+    def _location(self, table: TableKey, rows: dict[str, Row], relation: Relation,
+                  how: FoundBy, via: str, hops: int) -> Location:
+        info = self.info(table)
+        decl = self.inv.source(table[0]).table(table[1])
+        key = match_key(info, decl.subject_key if decl else None,  # type: ignore[arg-type]
+                        self.graph.owner_edges(table)) if info else None
+        if key is None:
+            self.blockers.append(
+                f"{table[0]}.{table[1]}: has no primary key, subject key or single owner "
+                "column, so its rows cannot be picked exactly; declare a subject_key or an "
+                "owner reference")
+            key = ""
+        values = [key_value(r, key) for r in rows.values()] if key else []
+        return Location(table[0], table[1], how, key, via, hops, values,
+                        list(rows.values()), relation)
 
 
-def _row_key(row: dict[str, Any]) -> tuple:
-    return tuple(sorted((k, repr(v)) for k, v in row.items()))
+def _mentions(text: str, identities: Sequence[Identity]) -> bool:
+    for ident in identities:
+        for form in ident.text_variants():
+            if (form.lower() in text.lower()) if ident.case_insensitive else (form in text):
+                return True
+    return False
 
 
 # Identity types read from the subject's own person rows to search for them further.
 _DERIVABLE = (IdentityType.EMAIL, IdentityType.PHONE, IdentityType.NATIONAL_ID)
 
 
-def derive_identities(inventory: Inventory, resolution_rows: dict[tuple[str, str], list[dict]],
+def derive_identities(resolution_rows: dict[TableKey, Iterable[Row]],
                       categories: dict[tuple[str, str, str], set[str]],
-                      known: Sequence[Identity]) -> list[Identity]:
-    """Identities of the subject written in their rows of person tables (tables with a
-    subject key) that were not given: the phone number of the user row found by e-mail."""
-    from governance.dsar.identities import CATEGORY_OF, IdentityError
-
+                      known: Sequence[Identity]) -> tuple[list[Identity], list[str]]:
+    """Identities written in the subject's person rows that were not given (the phone
+    number of the user row found by e-mail), and why stored values were skipped (masked
+    reasons: a phone column holding ``n/a``)."""
     by_category = {CATEGORY_OF[t]: t for t in _DERIVABLE}
     seen = {i.fingerprint_text() for i in known}
     out: list[Identity] = []
+    skipped: list[str] = []
     for (source, table), rows in resolution_rows.items():
-        decl = inventory.source(source).table(table)
-        if decl is None or decl.subject_key is None:
-            continue
         for row in rows:
             for col, value in row.items():
                 for cat in categories.get((source, table, col), set()):
-                    if cat not in by_category or not isinstance(value, str) or not value:
+                    if cat not in by_category or not isinstance(value, str) or not value.strip():
                         continue
                     try:
                         ident = Identity(by_category[cat], value)
                         ident.canonical()
-                    except IdentityError:
-                        continue  # not usable as an identity (e.g. a malformed number)
+                    except (IdentityError, ValueError, AttributeError):
+                        skipped.append(f"{source}.{table}.{col}: a stored value is not a "
+                                       f"usable {by_category[cat].value}; skipped")
+                        continue
                     if ident.fingerprint_text() not in seen:
                         seen.add(ident.fingerprint_text())
                         out.append(ident)
-    return out
+    return out, list(dict.fromkeys(skipped))
 
 
 def locate_subject(inventory: Inventory, identities: Sequence[Identity], pool: ConnectorPool,
                    store: AuditStore | None = None, progress: Progress | None = None,
-                   expand: bool = True, also_in_text: Sequence[Identity] = (),
-                   given_in_text: bool = True) -> Resolution:
-    """Find the subject known by ``identities`` in every source of ``inventory``; with
-    ``expand``, free text is also searched for the e-mail addresses, phone numbers and ID
-    numbers their own person rows hold (``Resolution.derived``). Derived identities never
-    match rows by themselves: a phone number shared by a household must not pull in
-    another person's account. ``also_in_text`` are searched in free text only, too.
-    ``given_in_text=False`` leaves ``identities`` out of the free-text search (for a
-    caller that has searched every text cell for them already)."""
+                   expand: bool = True) -> Resolution:
+    """Find exactly the subject known by the given ``identities`` in every source of
+    ``inventory`` (see the module docstring). With ``expand``, identities written in their
+    own person rows are derived and used as described there."""
     categories, runs = column_categories(inventory, store)
-    r = _Resolver(inventory, identities, pool, categories, progress)
-    r.by_identity(identities if given_in_text else [])
-    r.up()
+    r = _Resolver(inventory, pool, categories, progress)
+    given = list(identities)
+    hits = r.match_identities(given)
+    r.check_unambiguous(hits)
+    if r.blockers:
+        return Resolution([], r.searched, r.unreachable, runs, [], categories, r.graph,
+                          r.catalogue, blockers=r.blockers)
+    r.claim_rows(hits)
     derived: list[Identity] = []
+    shared_ids: list[Identity] = []
+    notes: list[str] = []
     if expand:
-        derived = derive_identities(inventory, r.subject_rows, categories,
-                                    [*identities, *also_in_text])
-    text_only = [*also_in_text, *derived]
-    if text_only:
-        r.by_identity(text_only, free_text_only=True)
-    r.down()
-    return Resolution(list(r.locations.values()), r.searched, r.unreachable, runs, derived,
-                      categories)
+        people = {t: list(rows.values()) for t, rows in r.owned.items() if r.graph.is_person(t)}
+        derived, notes = derive_identities(people, categories, given)
+        if derived:
+            extra = r.match_identities(derived)
+            for ident in derived:
+                holders = [(t, row) for t, found in extra.items() if r.graph.is_person(t)
+                           for row, i, _ in found if i == ident
+                           and r.row_id(t, row) not in r.owned.get(t, {})]
+                if holders:
+                    shared_ids.append(ident)
+            exclusive = [i for i in derived if i not in shared_ids]
+            r.claim_rows({t: [h for h in found if h[1] in exclusive and not
+                              r.graph.is_person(t)] for t, found in extra.items()})
+        if progress:
+            progress(f"{len(derived)} identities derived from the subject's rows "
+                     f"({len(shared_ids)} shared with another person)")
+    r.follow_owners()
+    r.follow_details()
+    exclusive_all = [*given, *[i for i in derived if i not in shared_ids]]
+    r.search_free_text([*given, *derived], exclusive_all)
+    if progress:
+        progress("subject located")
+    return Resolution(r.locations(), r.searched, r.unreachable, runs, derived, categories,
+                      r.graph, r.catalogue,
+                      {t: list(v.values()) for t, v in r.shared.items() if v},
+                      dict(r.others), shared_ids, r.blockers, notes)
 
 
 def search_everywhere(inventory: Inventory, identities: Sequence[Identity],
@@ -413,3 +703,16 @@ def search_everywhere(inventory: Inventory, identities: Sequence[Identity],
         if progress:
             progress(f"{src.name}: every text cell searched")
     return remaining, unreachable
+
+
+def exact_hits(inventory: Inventory, identity: Identity, pool: ConnectorPool,
+               store: AuditStore | None = None) -> dict[tuple[str, str, str], int]:
+    """Rows holding ``identity`` exactly in a column of its kind (declared or classified),
+    in every base table of every reachable source: counts per (source, table, column)."""
+    categories, _ = column_categories(inventory, store)
+    r = _Resolver(inventory, pool, categories, None)
+    out: dict[tuple[str, str, str], int] = {}
+    for table, found in r.match_identities([identity]).items():
+        for _, _, col in found:
+            out[(table[0], table[1], col)] = out.get((table[0], table[1], col), 0) + 1
+    return out

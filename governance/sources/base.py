@@ -153,6 +153,13 @@ class Connector(ABC):
                     assignments: Mapping[str, Any]) -> int:
         """Set ``assignments`` on the rows whose ``column`` equals one of ``values``."""
 
+    def delete_unreferenced(self, table: str, column: str, values: Sequence[Any],
+                            guards: Sequence[tuple[str, str, str]]) -> int:
+        """Delete the rows whose ``column`` equals one of ``values`` and that no row of a
+        guard ``(table, column, referenced column)`` points at; how many. Sources without
+        transactions rely on the check made when the plan was drawn up."""
+        return self.delete_rows(table, column, values)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Group the changes made inside it: on an ``atomic`` source they commit together

@@ -87,9 +87,22 @@ class SqlConnector(Connector):
         return f"{self._select_sql(table, cols)} LIMIT {int(limit)}"
 
     def _where_in(self, column: str, n: int, fold_case: bool = False) -> str:
+        if "," in column:  # a composite key: (a, b) IN ((?, ?), ...)
+            cols = column.split(",")
+            one = "(" + ", ".join([self.placeholder] * len(cols)) + ")"
+            target = "(" + ", ".join(self._ident(c) for c in cols) + ")"
+            return f"{target} IN ({', '.join([one] * n)})"
         marks = ", ".join([self.placeholder] * n)
         target = f"lower({self._ident(column)})" if fold_case else self._ident(column)
         return f"{target} IN ({marks})"
+
+    @staticmethod
+    def _flat(chunk: Sequence[Any]) -> list[Any]:
+        """Bound parameters of a chunk of key values (composite keys are lists)."""
+        out: list[Any] = []
+        for v in chunk:
+            out.extend(v) if isinstance(v, list | tuple) else out.append(v)
+        return out
 
     def find_rows(self, table: str, column: str, values: Sequence[Any],
                   fold_case: bool = False) -> list[dict[str, Any]]:
@@ -107,14 +120,30 @@ class SqlConnector(Connector):
 
     # Changing --------------------------------------------------------------------------
     def delete_rows(self, table: str, column: str, values: Sequence[Any]) -> int:
-        self.check_columns(table, [column])
+        self.check_columns(table, column.split(","))
         return self._in_transaction(
             lambda chunk: f"DELETE FROM {self._table_ref(table)} WHERE "
                           f"{self._where_in(column, len(chunk))}", values)
 
+    def delete_unreferenced(self, table: str, column: str, values: Sequence[Any],
+                            guards: Sequence[tuple[str, str, str]]) -> int:
+        self.check_columns(table, column.split(","))
+        ref = self._table_ref(table)
+        conds = []
+        for g_table, g_column, target in guards:
+            self.check_columns(g_table, [g_column])
+            self.check_columns(table, [target])
+            conds.append(f"NOT EXISTS (SELECT 1 FROM {self._table_ref(g_table)} AS g "
+                         f"WHERE g.{self._ident(g_column)} = {ref}.{self._ident(target)})")
+        extra = "".join(f" AND {c}" for c in conds)
+        return self._in_transaction(
+            lambda chunk: f"DELETE FROM {ref} WHERE "
+                          f"{self._where_in(column, len(chunk))}{extra}", values)
+
     def update_rows(self, table: str, column: str, values: Sequence[Any],
                     assignments: Mapping[str, Any]) -> int:
-        targets = self.check_columns(table, [column, *assignments])[1:]
+        self.check_columns(table, column.split(","))
+        targets = self.check_columns(table, list(assignments))
         if not targets:
             raise ValueError("update_rows needs at least one column to assign")
         sets = ", ".join(f"{self._ident(c)} = {self.placeholder}" for c in targets)
@@ -145,7 +174,8 @@ class SqlConnector(Connector):
         total = 0
         with self.transaction():
             for chunk in _chunks(values):
-                total += self._changed(self._run(make_sql(chunk), [*prefix, *chunk]))
+                total += self._changed(self._run(make_sql(chunk),
+                                                 [*prefix, *self._flat(chunk)]))
         return total
 
     def _changed(self, cur: Any) -> int:
@@ -173,6 +203,6 @@ class SqlConnector(Connector):
 
 
 def _chunks(values: Sequence[Any]) -> Iterator[list[Any]]:
-    values = list(dict.fromkeys(values))
+    values = list({repr(v): v for v in values}.values())  # composite keys are lists
     for i in range(0, len(values), KEY_CHUNK):
         yield values[i:i + KEY_CHUNK]

@@ -1,0 +1,200 @@
+"""Who owns which rows: the ownership graph of an inventory, built as plain data.
+
+Every reference between two tables (declared in the inventory, or a foreign key read from
+a source's catalogue) becomes an ``Edge`` with a kind:
+
+- ``owner``: a row belongs to whoever owns the row it points at (rental -> customer,
+  invoice_line -> invoice);
+- ``detail``: the row pointed at holds personal detail of the referring row's owner (a
+  customer's address): exported with access, erased only when nobody else refers to it;
+- ``reference``: a mere pointer (a store, a film, the employee who served). Never followed
+  to find a subject's rows.
+
+Person tables hold one person per row (a table with a ``subject_key``, or ``person: true``).
+When the inventory does not say the kind, it is inferred so that a graph written from
+foreign keys alone is safe: person -> person is a ``reference`` (the support rep is another
+person), person -> other is ``detail`` when the target holds personal data and a
+``reference`` otherwise, anything else -> ``owner``. The graph is checked without touching
+a database (``OwnershipGraph.problems``); the resolver then runs the queries it prescribes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from governance.inventory import Inventory, PlaceholderTarget, Reference
+from governance.sources import ForeignKey
+
+TableKey = tuple[str, str]          # (source, table)
+UNREACHABLE = 10**6                 # distance of a table that leads to no person table
+
+
+@dataclass(frozen=True)
+class Edge:
+    """``source.table.column`` points at ``to_source.to_table.to_column``."""
+
+    source: str
+    table: str
+    column: str
+    to_source: str
+    to_table: str
+    to_column: str
+    kind: str                       # owner | detail | reference
+    on_erase: str = "refuse"        # refuse | detach | set
+    placeholder: Any = None         # with on_erase == "set"
+    declared: bool = True           # False: read from the source's catalogue only
+    inferred: bool = False          # the kind was not written in the inventory
+
+    @property
+    def origin(self) -> TableKey:
+        """The referring table."""
+        return (self.source, self.table)
+
+    @property
+    def target(self) -> TableKey:
+        """The table pointed at."""
+        return (self.to_source, self.to_table)
+
+    def describe(self) -> str:
+        """``rental.customer_id -> customer.customer_id (owner)``, with sources when they differ."""
+        left = f"{self.source}.{self.table}.{self.column}"
+        right = (f"{self.to_table}.{self.to_column}" if self.to_source == self.source
+                 else f"{self.to_source}.{self.to_table}.{self.to_column}")
+        how = f"{self.kind}, inferred" if self.inferred else self.kind
+        return f"{left} -> {right} ({how})"
+
+
+@dataclass
+class OwnershipGraph:
+    """The person tables and the typed edges between the tables of an inventory."""
+
+    persons: set[TableKey]
+    edges: list[Edge]
+    _out: dict[TableKey, list[Edge]] = field(default_factory=dict, repr=False)
+    _in: dict[TableKey, list[Edge]] = field(default_factory=dict, repr=False)
+    _distance: dict[TableKey, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        out: dict[TableKey, list[Edge]] = defaultdict(list)
+        into: dict[TableKey, list[Edge]] = defaultdict(list)
+        for e in self.edges:
+            out[e.origin].append(e)
+            into[e.target].append(e)
+        self._out, self._in = dict(out), dict(into)
+        self._distance = self._distances()
+
+    def is_person(self, table: TableKey) -> bool:
+        """True when each row of ``table`` is one person."""
+        return table in self.persons
+
+    def out_edges(self, table: TableKey, kind: str | None = None) -> list[Edge]:
+        """Edges from ``table`` (of ``kind`` when given)."""
+        return [e for e in self._out.get(table, []) if kind is None or e.kind == kind]
+
+    def in_edges(self, table: TableKey, kind: str | None = None) -> list[Edge]:
+        """Edges pointing at ``table`` (of ``kind`` when given)."""
+        return [e for e in self._in.get(table, []) if kind is None or e.kind == kind]
+
+    def distance(self, table: TableKey) -> int:
+        """Owner edges from ``table`` to the nearest person table (0 for a person table)."""
+        return self._distance.get(table, UNREACHABLE)
+
+    def owner_edges(self, table: TableKey) -> list[Edge]:
+        """The owner edges of ``table`` that lead to a person table, nearest first."""
+        edges = [e for e in self.out_edges(table, "owner")
+                 if self.distance(e.target) < UNREACHABLE]
+        return sorted(edges, key=lambda e: (self.distance(e.target), e.column))
+
+    def _distances(self) -> dict[TableKey, int]:
+        dist = {t: 0 for t in self.persons}
+        changed = True
+        while changed:
+            changed = False
+            for e in self.edges:
+                if e.kind != "owner" or e.origin in self.persons:
+                    continue
+                d = dist.get(e.target, UNREACHABLE) + 1
+                if d < dist.get(e.origin, UNREACHABLE):
+                    dist[e.origin] = d
+                    changed = True
+        return dist
+
+    def problems(self) -> list[str]:
+        """What makes requests stop on this graph: tables whose rows may belong to two
+        people at once because two inferred owner edges at the same distance lead to
+        person tables (declare which one is the owner)."""
+        out = []
+        for table in sorted({e.origin for e in self.edges}):
+            edges = self.owner_edges(table)
+            if len(edges) < 2:
+                continue
+            nearest = self.distance(edges[0].target)
+            tied = [e for e in edges if self.distance(e.target) == nearest]
+            if len(tied) > 1 and any(e.inferred for e in tied):
+                cols = ", ".join(e.describe() for e in tied)
+                out.append(f"{table[0]}.{table[1]}: rows may belong to two people ({cols}); "
+                           "mark the reference that is the owner `kind: owner` and the "
+                           "others `kind: reference`")
+        return out
+
+
+def _edge_from(source: str, table: str, ref: Reference, kind: str, inferred: bool,
+               declared: bool = True) -> Edge:
+    on_erase = ref.on_erase
+    placeholder = None
+    if isinstance(on_erase, PlaceholderTarget):
+        placeholder, on_erase = on_erase.set, "set"
+    return Edge(source, table, ref.column, ref.source or source, ref.table,
+                ref.target_column, kind, str(on_erase), placeholder, declared, inferred)
+
+
+def infer_kind(origin_is_person: bool, target_is_person: bool,
+               target_has_personal_data: bool) -> str:
+    """The kind of a reference the inventory does not qualify (see the module docstring)."""
+    if origin_is_person:
+        if target_is_person:
+            return "reference"
+        return "detail" if target_has_personal_data else "reference"
+    return "owner"
+
+
+def build_graph(inventory: Inventory,
+                catalogue_keys: Mapping[str, Iterable[ForeignKey]] | None = None,
+                personal_tables: Iterable[TableKey] = ()) -> OwnershipGraph:
+    """The ownership graph of ``inventory``, with the foreign keys each source's catalogue
+    declares (``catalogue_keys``: source -> keys) that the inventory does not.
+    ``personal_tables`` are tables known to hold personal data (declared column categories
+    are added here), which decides whether a person table's pointer is a detail."""
+    persons: set[TableKey] = set()
+    personal = set(personal_tables)
+    for src in inventory.sources:
+        for t in src.tables:
+            if t.is_person:
+                persons.add((src.name, t.name))
+            if any(c.category for c in t.columns.values()):
+                personal.add((src.name, t.name))
+
+    def kind_of(origin: TableKey, target: TableKey) -> str:
+        return infer_kind(origin in persons, target in persons, target in personal)
+
+    edges: list[Edge] = []
+    seen: set[tuple[str, str, str]] = set()
+    for src in inventory.sources:
+        for t in src.tables:
+            for ref in t.references:
+                target = (ref.source or src.name, ref.table)
+                kind = ref.kind or kind_of((src.name, t.name), target)
+                edges.append(_edge_from(src.name, t.name, ref, kind, ref.kind is None))
+                seen.add((src.name, t.name, ref.column))
+    for source, keys in (catalogue_keys or {}).items():
+        for fk in keys:
+            if (source, fk.table, fk.column) in seen:
+                continue
+            seen.add((source, fk.table, fk.column))
+            kind = kind_of((source, fk.table), (source, fk.ref_table))
+            edges.append(Edge(source, fk.table, fk.column, source, fk.ref_table,
+                              fk.ref_column, kind, declared=False, inferred=True))
+    return OwnershipGraph(persons, edges)
