@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
@@ -16,15 +17,50 @@ from governance.errors import GovernanceError
 DEFAULT_INVENTORY = "inventory.yaml"
 
 
-def _fail(message: str) -> None:
+# Exit statuses (README: "Exit codes").
+EXIT_OK = 0        # done, nothing wrong found
+EXIT_PROBLEMS = 1  # done, and it found problems (or a check failed, or the user declined)
+EXIT_USAGE = 2     # bad usage or input: nothing was done
+
+
+def _fail(message: str) -> NoReturn:
     click.echo(f"govkit: error: {message}", err=True)
-    sys.exit(2)
+    sys.exit(EXIT_USAGE)
+
+
+def _echo_json(value: Any) -> None:
+    from governance.reports import jsonable
+
+    click.echo(json.dumps(jsonable(value), ensure_ascii=False, indent=2))
+
+
+def _request_json(r: Any) -> dict[str, Any]:
+    """A data-subject request as a JSON object: masked identities, no fingerprints."""
+    from dataclasses import asdict
+
+    out = {k: v for k, v in asdict(r).items() if k != "fingerprints"}
+    out["days_left"] = r.days_left()
+    out["overdue"] = r.is_open and r.days_left() < 0
+    return out
+
+
+def _step_json(step: Any) -> dict[str, Any]:
+    """A journal step as a JSON object: where and what, never the values."""
+    return {"step": step.step_no, "source": step.source, "table": step.table,
+            "action": str(step.action), "found_by": step.found_by,
+            "match_column": step.match_column, "columns": step.columns,
+            "planned_rows": step.planned_rows, "status": step.status,
+            "rows_affected": step.rows_affected, "description": step.describe()}
+
+
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print one JSON document (objects nested, not JSON text).")
 
 
 class _Group(click.Group):
     """Turns toolkit errors into one clear line and exit status 2."""
 
-    def invoke(self, ctx: click.Context):  # noqa: ANN201
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except GovernanceError as e:
@@ -48,14 +84,22 @@ def _actor() -> str:
         return "unknown"
 
 
+class _LiveDefault(click.Option):
+    """An option whose default comes from the environment when the command runs; --help
+    shows that value instead of "(dynamic)"."""
+
+    def get_default(self, ctx: click.Context, call: bool = True) -> Any:
+        return super().get_default(ctx, call=True)
+
+
 inventory_option = click.option(
-    "--inventory", "-i", "inventory_path", type=click.Path(path_type=Path),
+    "--inventory", "-i", "inventory_path", type=click.Path(path_type=Path), cls=_LiveDefault,
     default=lambda: os.environ.get("GOVKIT_INVENTORY", DEFAULT_INVENTORY), show_default=True,
-    help="Inventory YAML (env GOVKIT_INVENTORY).")
+    help="Inventory YAML (env GOVKIT_INVENTORY, else ./inventory.yaml).")
 store_option = click.option(
-    "--store", "store_path", type=click.Path(path_type=Path),
+    "--store", "store_path", type=click.Path(path_type=Path), cls=_LiveDefault,
     default=lambda: str(default_store_path()), show_default=True,
-    help="Audit store DuckDB file (env GOVKIT_AUDIT_STORE).")
+    help="Audit store DuckDB file (env GOVKIT_AUDIT_STORE, else ./govkit-audit.duckdb).")
 
 
 @click.group(cls=_Group)
@@ -70,37 +114,61 @@ def main() -> None:
 @main.command()
 @inventory_option
 @click.option("--source", "sources", multiple=True, help="Only this source (repeatable).")
-def inventory(inventory_path: Path, sources: tuple[str, ...]) -> None:
-    """List declared sources and tables, and what is actually found in them."""
+@json_option
+def inventory(inventory_path: Path, sources: tuple[str, ...], as_json: bool) -> None:
+    """List declared sources and tables, and what is actually found in them.
+
+    Exit status 1 when a source is unreachable, a declared table or column is missing, or
+    a table is not declared.
+    """
+    from dataclasses import asdict
+
     from governance.discovery import discover
     from governance.inventory import load_inventory
 
     inv = load_inventory(inventory_path)
-    click.echo(f"{inv.organization}: {len(inv.sources)} source(s) declared in {inventory_path}")
+    for name in sources:
+        inv.source(name)
+
+    def out(text: str) -> None:
+        if not as_json:
+            click.echo(text)
+
+    out(f"{inv.organization}: {len(inv.sources)} source(s) declared in {inventory_path}")
     problems = 0
+    listed: list[dict[str, Any]] = []
     for state in discover(inv, list(sources) or None):
         src = inv.source(state.source)
-        click.echo(f"\n{state.source} [{state.kind}] owner={src.owner} "
-                   f"jurisdictions={','.join(src.jurisdictions)}")
+        listed.append({"name": state.source, "kind": state.kind, "owner": src.owner,
+                       "jurisdictions": list(src.jurisdictions), "reachable": state.reachable,
+                       "error": state.error, "tables": [asdict(t) for t in state.tables]})
+        out(f"\n{state.source} [{state.kind}] owner={src.owner} "
+            f"jurisdictions={','.join(src.jurisdictions)}")
         if not state.reachable:
             problems += 1
-            click.echo(f"  UNREACHABLE: {state.error}")
+            out(f"  UNREACHABLE: {state.error}")
             continue
         for t in state.tables:
             if not t.present:
                 problems += 1
-                click.echo(f"  - {t.table}: DECLARED BUT NOT FOUND in the source")
+                out(f"  - {t.table}: DECLARED BUT NOT FOUND in the source")
                 continue
             mark = "" if t.declared else "  <- NOT DECLARED in the inventory"
-            click.echo(f"  - {t.table}: {t.row_count:,} rows, {len(t.columns)} columns{mark}")
+            out(f"  - {t.table}: {t.row_count:,} rows, {len(t.columns)} columns{mark}")
             if not t.declared:
                 problems += 1
             elif t.undeclared_columns:
-                click.echo(f"      columns not declared: {', '.join(t.undeclared_columns)}")
+                out(f"      columns not declared: {', '.join(t.undeclared_columns)}")
             if t.declared and t.missing_columns:
                 problems += 1
-                click.echo(f"      DECLARED COLUMNS MISSING: {', '.join(t.missing_columns)}")
-    click.echo(f"\n{problems} discrepancy(ies) between inventory and sources")
+                out(f"      DECLARED COLUMNS MISSING: {', '.join(t.missing_columns)}")
+    if as_json:
+        _echo_json({"organization": inv.organization, "inventory": str(inventory_path),
+                    "sources": listed, "discrepancies": problems})
+    else:
+        click.echo(f"\n{problems} discrepancy(ies) between inventory and sources")
+    if problems:
+        sys.exit(EXIT_PROBLEMS)
 
 
 # ------------------------------------------------------------------------ scan
@@ -139,8 +207,10 @@ def _run_scan(inventory_path: Path, store_path: Path, sources: tuple[str, ...],
     click.echo(f"\nFindings: audit store {store.path} (tables column_findings, source_tables, "
                f"run_id = '{result.run_id}')")
     click.echo(f"Report:   {report}")
-    if result.status == "failed":
-        sys.exit(1)
+    if result.status != "succeeded":
+        click.echo(f"scan {result.status}: {len(result.errors)} source(s) could not be scanned",
+                   err=True)
+        sys.exit(EXIT_PROBLEMS)
 
 
 @main.command()
@@ -157,7 +227,10 @@ def _run_scan(inventory_path: Path, store_path: Path, sources: tuple[str, ...],
               help="Where the Markdown report goes [default: reports/ beside the store].")
 def scan(inventory_path: Path, store_path: Path, sources: tuple[str, ...], mode: str,
          sample_rows: int, seed: int, report_dir: Path | None) -> None:
-    """Run the PII discovery scan and record findings in the audit store."""
+    """Run the PII discovery scan and record findings in the audit store.
+
+    Exit status 1 when a source could not be scanned (the run is partial or failed).
+    """
     _run_scan(inventory_path, store_path, sources, sample_rows, seed, report_dir, mode)
 
 
@@ -179,41 +252,70 @@ def demo(demo_dir: Path, rebuild: bool, store_path: Path | None) -> None:
 
 @main.command()
 @store_option
-@click.option("--run", "run_id", default=None, help="Scan run id [default: latest].")
+@click.option("--run", "run_id", default=None,
+              help="Only this scan run (see `govkit scans`) [default: the latest findings "
+                   "of every source].")
 @click.option("--all", "show_all", is_flag=True, help="Also columns without personal data.")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@json_option
 def findings(store_path: Path, run_id: str | None, show_all: bool, as_json: bool) -> None:
-    """Show the column findings of a scan run."""
+    """Show the column findings: each source's latest, or those of one scan run."""
+    from governance.reports import finding_json, latest_findings, run_findings
+
     store = AuditStore(store_path)
-    run_id = run_id or store.latest_run_id()
-    if not run_id:
-        raise GovernanceError(f"no successful scan run in {store_path}; run `govkit scan` first")
-    rows = store.findings(run_id)
+    selected = run_findings(store, run_id) if run_id else latest_findings(store)
+    rows = selected.findings
     if not show_all:
         rows = [r for r in rows if r["detected_category"] or r["declared_category"]]
+    if as_json:
+        _echo_json({"runs": {source: run["run_id"] for source, run in selected.runs.items()},
+                    "findings": [finding_json(r) for r in rows]})
+        return
+    for source, run in sorted(selected.runs.items()):
+        click.echo(f"{source}: {run['run_id']} ({run['status']}, "
+                   f"{run['started_at']:%Y-%m-%d %H:%M:%S %Z})", err=True)
     for r in rows:
-        if as_json:
-            click.echo(json.dumps(r, default=str, ensure_ascii=False))
-        else:
-            click.echo(f"{r['source']}.{r['table_name']}.{r['column_name']}: "
-                       f"{r['detected_category'] or '-'} (declared {r['declared_category'] or '-'},"
-                       f" confidence {r['confidence']:.2f}, {r['status']})")
+        click.echo(f"{r['source']}.{r['table_name']}.{r['column_name']}: "
+                   f"{r['detected_category'] or '-'} (declared {r['declared_category'] or '-'},"
+                   f" confidence {r['confidence']:.2f}, {r['status']})")
 
 
 @main.command()
 @store_option
-@click.option("--run", "run_id", default=None, help="Scan run id [default: latest].")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"),
-              show_default=True)
+@click.option("--run", "run_id", default=None,
+              help="Report this scan run (see `govkit scans`) [default: the latest findings "
+                   "of every source, written as latest.md].")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("reports"), show_default=True,
+              help="Folder the Markdown report is written to (created if needed).")
 def report(store_path: Path, run_id: str | None, out_dir: Path) -> None:
-    """Write the Markdown report of a scan run."""
-    from governance.reports import write_scan_report
+    """Write the Markdown report of the latest findings, or of one scan run."""
+    from governance.reports import write_latest_report, write_scan_report
 
     store = AuditStore(store_path)
-    run_id = run_id or store.latest_run_id()
-    if not run_id:
-        raise GovernanceError(f"no successful scan run in {store_path}")
-    click.echo(str(write_scan_report(store, run_id, out_dir)))
+    path = (write_scan_report(store, run_id, out_dir) if run_id
+            else write_latest_report(store, out_dir))
+    click.echo(str(path))
+
+
+@main.command()
+@store_option
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1),
+              help="How many of the newest scan runs to list.")
+@json_option
+def scans(store_path: Path, limit: int, as_json: bool) -> None:
+    """List past scan runs, newest first, with what each found."""
+    from governance.reports import scan_runs_summary
+
+    runs = scan_runs_summary(AuditStore(store_path), limit)
+    if as_json:
+        _echo_json(runs)
+        return
+    for r in runs:
+        click.echo(f"{r['run_id']}  {r['started_at']:%Y-%m-%d %H:%M:%S}  {r['status']:<9} "
+                   f"{r['mode']:<7} {','.join(r['sources'])}  {r['columns']} columns, "
+                   f"{r['personal_columns']} personal, {r['undeclared_personal_columns']} "
+                   "undeclared personal" + (f"  error: {r['error']}" if r["error"] else ""))
+    click.echo(f"{len(runs)} scan run(s)", err=True)
 
 
 # ------------------------------------------------------------------------ detect
@@ -225,7 +327,7 @@ def report(store_path: Path, run_id: str | None, out_dir: Path) -> None:
               help="Write the lines with entities replaced by <TYPE> instead of JSON.")
 @click.option("--min-score", default=0.4, show_default=True, type=click.FloatRange(0, 1),
               help="Lowest recognizer score reported.")
-def detect(source, do_redact: bool, min_score: float) -> None:  # noqa: ANN001
+def detect(source: Any, do_redact: bool, min_score: float) -> None:
     """Find personal data in text lines (FILE, or - for stdin); write JSON lines.
 
     Each output line is {"line": N, "entities": [{"type", "start", "end", "score",
@@ -250,7 +352,7 @@ def dsar() -> None:
     """Data-subject requests: access, erasure, rectification; legal holds."""
 
 
-def _print_request(r) -> None:  # noqa: ANN001
+def _print_request(r: Any) -> None:
     left = r.days_left()
     due = (f"OVERDUE by {-left} day(s)" if left < 0 else f"{left} day(s) left") \
         if r.is_open else r.state.value
@@ -313,11 +415,15 @@ def dsar_new(store_path: Path, request_type: str, identities: tuple[str, ...],
 @dsar.command("list")
 @store_option
 @click.option("--all", "show_all", is_flag=True, help="Also completed and rejected requests.")
-def dsar_list(store_path: Path, show_all: bool) -> None:
+@json_option
+def dsar_list(store_path: Path, show_all: bool, as_json: bool) -> None:
     """Open requests with days left, overdue first."""
     from governance.dsar import RequestBook
 
     requests = RequestBook(AuditStore(store_path)).list_requests(open_only=not show_all)
+    if as_json:
+        _echo_json([_request_json(r) for r in requests])
+        return
     for r in requests:
         _print_request(r)
     overdue = sum(1 for r in requests if r.is_open and r.days_left() < 0)
@@ -327,13 +433,21 @@ def dsar_list(store_path: Path, show_all: bool) -> None:
 @dsar.command("show")
 @store_option
 @click.argument("request_id")
-def dsar_show(store_path: Path, request_id: str) -> None:
+@json_option
+def dsar_show(store_path: Path, request_id: str, as_json: bool) -> None:
     """A request, its journal and its audit-log history."""
+    from dataclasses import asdict
+
     from governance.dsar import RequestBook
     from governance.dsar.journal import read_journal
 
     store = AuditStore(store_path)
     r = RequestBook(store).get(request_id)
+    if as_json:
+        _echo_json({"request": _request_json(r),
+                    "steps": [_step_json(s) for s in read_journal(store, request_id, None)],
+                    "log": [asdict(e) for e in store.log_entries() if e.target == request_id]})
+        return
     _print_request(r)
     if r.extension_reason:
         click.echo(f"  extended: {r.extension_reason}")
@@ -381,7 +495,7 @@ def dsar_plan(inventory_path: Path, store_path: Path, request_id: str) -> None:
     _print_plan(resolution, steps)
 
 
-def _print_plan(resolution, steps) -> None:  # noqa: ANN001
+def _print_plan(resolution: Any, steps: Any) -> None:
     click.echo(f"Found in {len(resolution.locations)} place(s), "
                f"{len(resolution.searched)} column search(es):")
     for loc in resolution.locations:
@@ -409,7 +523,7 @@ def dsar_run(inventory_path: Path, store_path: Path, request_id: str, yes: bool,
     from governance.dsar import run_request
     from governance.inventory import load_inventory
 
-    def confirm(steps) -> bool:  # noqa: ANN001
+    def confirm(steps: Any) -> bool:
         click.echo("Planned changes:")
         for s in steps:
             click.echo(f"  {s.describe()}")
@@ -435,8 +549,10 @@ def dsar_run(inventory_path: Path, store_path: Path, request_id: str, yes: bool,
         click.echo("VERIFICATION FAILED: the subject is still found in:", err=True)
         for place, n in outcome.remaining.items():
             click.echo(f"  - {place}: {n}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_PROBLEMS)
     click.echo(f"{request_id}: {outcome.status}")
+    if outcome.status == "cancelled":
+        sys.exit(EXIT_PROBLEMS)
 
 
 @dsar.command("passphrase")
@@ -493,11 +609,18 @@ def hold_add(store_path: Path, identities: tuple[str, ...], table: str | None,
 
 @hold.command("list")
 @store_option
-def hold_list(store_path: Path) -> None:
+@json_option
+def hold_list(store_path: Path, as_json: bool) -> None:
     """Legal holds in force."""
+    from dataclasses import asdict
+
     from governance.dsar import LegalHolds
 
-    for h in LegalHolds(AuditStore(store_path)).active():
+    holds = LegalHolds(AuditStore(store_path)).active()
+    if as_json:
+        _echo_json([{**asdict(h), "target": h.target} for h in holds])
+        return
+    for h in holds:
         click.echo(f"{h.hold_id}: {h.scope} {h.target}: {h.reason} (by {h.placed_by}, "
                    f"{h.placed_at:%Y-%m-%d})")
 
@@ -545,14 +668,95 @@ def verify_log(store_path: Path) -> None:
 
 @audit.command("log")
 @store_option
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1))
-def show_log(store_path: Path, limit: int) -> None:
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1),
+              help="How many of the newest entries to show.")
+@json_option
+def show_log(store_path: Path, limit: int, as_json: bool) -> None:
     """Show the last entries of the audit log."""
+    from dataclasses import asdict
+
     if not store_path.exists():
         raise GovernanceError(f"audit store not found: {store_path}")
-    for e in AuditStore(store_path).log_entries(limit):
+    entries = AuditStore(store_path).log_entries(limit)
+    if as_json:
+        _echo_json([asdict(e) for e in entries])
+        return
+    for e in entries:
         click.echo(f"{e.seq:>6} {e.logged_at:%Y-%m-%d %H:%M:%S} {e.actor:<12} {e.action:<16} "
                    f"{e.target or ''} {json.dumps(e.details, ensure_ascii=False)}")
+
+
+# ------------------------------------------------------------------------ help texts
+
+# One example per command, shown at the end of its --help (tests/test_cli_output.py checks
+# that every command has one).
+EXAMPLES = {
+    "": "govkit inventory -i inventory.yaml && govkit scan && govkit findings",
+    "inventory": "govkit inventory -i inventory.yaml --json | jq .discrepancies",
+    "scan": "govkit scan --source crm_db --mode full",
+    "demo": "govkit demo --dir /tmp/govkit-demo --rebuild",
+    "findings": "govkit findings --json | jq '.findings[] | select(.status == \"undeclared_pii\")'",
+    "report": "govkit report --out reports    # writes reports/latest.md",
+    "scans": "govkit scans --limit 5 --json",
+    "detect": "cat export.txt | govkit detect --redact",
+    "dsar": "govkit dsar list",
+    "dsar new": "govkit dsar new --type erasure --jurisdiction EU --from-file subject.yaml",
+    "dsar list": "govkit dsar list --all --json",
+    "dsar show": "govkit dsar show dsar-20261125-1a2b3c4d",
+    "dsar verify": "govkit dsar verify dsar-20261125-1a2b3c4d --note 'ID checked on a video call'",
+    "dsar extend": "govkit dsar extend dsar-20261125-1a2b3c4d --reason 'records in 40 systems'",
+    "dsar reject": "govkit dsar reject dsar-20261125-1a2b3c4d --reason 'identity not confirmed'",
+    "dsar approve": "govkit dsar approve dsar-20261125-1a2b3c4d --note 'plan reviewed by DPO'",
+    "dsar plan": "govkit dsar plan dsar-20261125-1a2b3c4d",
+    "dsar run": "govkit dsar run dsar-20261125-1a2b3c4d",
+    "dsar passphrase": "govkit dsar passphrase dsar-20261125-1a2b3c4d",
+    "dsar open-export": "govkit dsar open-export exports/dsar-20261125-1a2b3c4d.zip --out subject",
+    "dsar hold": "govkit dsar hold list",
+    "dsar hold add": "govkit dsar hold add --table app_db.invoices --reason 'tax audit 2026'",
+    "dsar hold list": "govkit dsar hold list --json",
+    "dsar hold release": "govkit dsar hold release hold-1a2b3c4d",
+    "init": "govkit init --store /var/lib/govkit/audit.duckdb",
+    "audit": "govkit audit verify-log",
+    "audit anchor": "govkit audit anchor --out /mnt/offsite/govkit.anchor",
+    "audit verify-log": "govkit audit verify-log --store /var/lib/govkit/audit.duckdb",
+    "audit log": "govkit audit log --limit 50 --json",
+}
+
+# Help for options declared without one (command path, parameter name).
+OPTION_HELP = {
+    ("dsar new", "request_type"): "What the subject asks for.",
+    ("dsar verify", "text"): "How the subject's identity was verified (stored masked).",
+    ("dsar extend", "text"): "Why more time is needed, as told to the subject (stored masked).",
+    ("dsar reject", "text"): "Why the request is closed without action (stored masked).",
+    ("dsar approve", "text"): "What was reviewed before approving (stored masked).",
+    ("dsar open-export", "passphrase"): "The export's passphrase (`govkit dsar passphrase "
+                                        "ID`); asked for, unechoed, when not given.",
+    ("dsar hold add", "reason"): "Why the data must be kept, e.g. the litigation or audit "
+                                 "(stored masked).",
+}
+
+
+def _commands(group: click.Group, path: str = "") -> list[tuple[str, click.Command]]:
+    """Every command and group below ``group`` with its path (``dsar hold add``)."""
+    found: list[tuple[str, click.Command]] = []
+    for name, cmd in sorted(group.commands.items()):
+        sub = f"{path} {name}".strip()
+        found.append((sub, cmd))
+        if isinstance(cmd, click.Group):
+            found += _commands(cmd, sub)
+    return found
+
+
+def _document(root: click.Group) -> None:
+    for path, cmd in [("", root), *_commands(root)]:
+        if path in EXAMPLES and not cmd.epilog:
+            cmd.epilog = f"\b\nExample:\n  {EXAMPLES[path]}"
+        for param in cmd.params:
+            if isinstance(param, click.Option) and not param.help:
+                param.help = OPTION_HELP.get((path, param.name or ""))
+
+
+_document(main)
 
 
 if __name__ == "__main__":
