@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import fcntl
+import json
 import os
-import tempfile
+import re
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 import numpy as np
@@ -23,7 +26,7 @@ from governance.sources.base import (
     ColumnInfo,
     TableInfo,
 )
-from governance.sources.sql import SqlConnector
+from governance.sources.sql import KEY_CHUNK, SqlConnector
 
 
 class DuckDBConnector(SqlConnector):
@@ -104,14 +107,33 @@ SAMPLE_ROW_GROUPS = 16
 SAMPLE_WINDOW_ROWS = 65_536
 _SUFFIXES = {"csv": (".csv",), "parquet": (".parquet",), "jsonl": (".jsonl", ".ndjson", ".json")}
 
+# A rewrite of ``dir/name`` writes ``dir/.name.govkit-rewrite.tmp`` and renames it over the
+# file. A crash leaves that copy behind under this one name, where stale_temporaries()
+# finds it; the next rewrite or remove_stale_temporaries() deletes it under the file's lock.
+TEMP_SUFFIX = ".govkit-rewrite.tmp"
+# Versions before it used tempfile.mkstemp: ``.name.XXXXXXXX.tmp``; those are found too.
+_LEGACY_TEMP = r"\.{name}\.[a-z0-9_]{{8}}\.tmp"
+# Records (CSV, JSON lines) copied between two checks of the fault hook.
+REWRITE_BATCH_RECORDS = 65_536
+# Fault injection for tests: GOVKIT_FAULT=file_rewrite:N (a comma-separated list may name
+# other hooks) ends the process with status 137, as a kill would, once N batches (record
+# batches of CSV / JSON lines, row groups of Parquet) of a rewrite are in its temporary copy.
+FAULT_ENV = "GOVKIT_FAULT"
+
 
 class FileConnector(DuckDBConnector):
     """CSV, Parquet or JSON-lines files: one file is one table named after the file's stem.
 
     ``path`` is a file or a folder of files of that format. CSV is read as text so that
-    values such as ``007`` or ``+8613800000000`` keep their exact form. Changes rewrite the
-    file to a temporary copy and replace it atomically, holding an exclusive lock on the
-    file so that two writers (two erasures, say) never lose each other's changes.
+    values such as ``007`` or ``+8613800000000`` keep their exact form. Reads notice a file
+    replaced since they last looked (inode, size, mtime) and read it afresh, dialect
+    included.
+
+    A change (delete_rows, update_rows) holds an exclusive ``flock`` on the data file
+    itself, re-reads the file under it, copies it to ``.<name>.govkit-rewrite.tmp`` and
+    renames that over the file, keeping its mode and owner. CSV and JSON lines are copied
+    line by line: only the matched records are dropped or re-written, every other byte stays
+    as it was. Parquet keeps its schema, compression and row-group sizes.
     """
 
     atomic = False
@@ -125,14 +147,23 @@ class FileConnector(DuckDBConnector):
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in _SUFFIXES[kind]) \
             if path.is_dir() else [path]
         self._files: dict[str, Path] = {}
+        self._seen: dict[str, tuple[int, ...] | None] = {}
         self._conn = duckdb.connect()
         for f in files:
             self._files[f.stem] = f
-            try:
-                self._relation(f).create_view(f.stem)
-            except duckdb.Error as e:
-                raise SourceError(f"source {name!r}: cannot read {f} as {kind}: "
-                                  f"{str(e).splitlines()[0]}") from None
+            self._open_view(f.stem)
+
+    def _open_view(self, table: str) -> None:
+        """(Re)create the view of ``table``'s file, sniffing its dialect afresh."""
+        f = self._files[table]
+        seen = _signature(f)
+        try:
+            self._relation(f).create_view(table)
+        except duckdb.Error as e:
+            raise SourceError(f"source {self.name!r}: cannot read {f} as {self.kind}: "
+                              f"{str(e).splitlines()[0]}") from None
+        self._seen[table] = seen
+        self._forget_catalogue()
 
     def _relation(self, f: Path) -> duckdb.DuckDBPyRelation:
         if self.kind == "csv":
@@ -140,6 +171,13 @@ class FileConnector(DuckDBConnector):
         if self.kind == "parquet":
             return self._conn.read_parquet(str(f))
         return self._conn.read_json(str(f), format="newline_delimited")
+
+    def list_tables(self) -> list[TableInfo]:
+        """Every file's table; a file replaced since it was last read is read afresh."""
+        for table, f in self._files.items():
+            if _signature(f) != self._seen.get(table):
+                self._open_view(table)
+        return super().list_tables()
 
     def stream_rows(self, table: str, columns: Sequence[str] | None = None,
                     batch_size: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
@@ -182,125 +220,513 @@ class FileConnector(DuckDBConnector):
         self.table_info(table)
         return self._files[table]
 
+    # -- temporary copies ------------------------------------------------------------
+    def stale_temporaries(self) -> list[Path]:
+        """Copies left beside this source's files by rewrites that did not finish (a
+        crash, a kill); a rewrite running right now, which holds its file's lock, is not
+        stale and its copy is not listed."""
+        out = []
+        for f in self._files.values():
+            found = _temporaries(f)
+            if found and not _busy(f):
+                out.extend(found)
+        return out
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete the copies stale_temporaries() lists (each under its file's lock, after
+        any rewrite in progress has finished); return the paths removed."""
+        if not self.writable:
+            raise SourceError(f"source {self.name!r} was opened read-only; cannot remove "
+                              "temporary copies")
+        removed = []
+        for f in self._files.values():
+            if not _temporaries(f):
+                continue
+            with _locked(f):
+                for tmp in _temporaries(f):
+                    tmp.unlink(missing_ok=True)
+                    removed.append(tmp)
+            _sync_dir(f.parent)
+        return removed
+
+    # -- changing ---------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[None]:
         yield
 
-    def _rewrite(self, table: str, column: str, values: Sequence[Any],
-                 change: Any) -> int:
-        f = self.file_of(table)
-        if not self.writable:
-            raise SourceError(f"source {self.name!r} was opened read-only; cannot change {f}")
-        with _locked(f):
-            return self._rewrite_locked(f, table, column, values, change)
-
-    def _rewrite_locked(self, f: Path, table: str, column: str, values: Sequence[Any],
-                        change: Any) -> int:
-        """Stream ``table`` into a temporary copy with ``change`` applied to the batches
-        holding a matching row, then replace the file (only if a row matched)."""
-        keys = pa.array([str(v) for v in values], pa.string())
-        fd, tmp = tempfile.mkstemp(dir=f.parent, prefix=f".{f.name}.", suffix=".tmp")
-        os.close(fd)
-        n = 0
-        try:
-            with _Writer(self.kind, Path(tmp)) as out:
-                for batch in self._all_batches(table):
-                    data = pa.Table.from_batches([batch])
-                    mask = pc.fill_null(pc.is_in(data[column].cast(pa.string()),
-                                                 value_set=keys), False)
-                    hits = pc.sum(mask).as_py() or 0
-                    n += hits
-                    out.write(change(data, mask) if hits else data)
-            if n:
-                os.replace(tmp, f)
-                _sync_dir(f.parent)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        if n:
-            self._conn.execute(f"DROP VIEW {self._ident(table)}")
-            self._relation(f).create_view(table)
-            self._forget_catalogue()
-        return int(n)
-
-    def _all_batches(self, table: str) -> Iterator[pa.RecordBatch]:
-        """Every row of ``table`` with all its columns, in the file's own types."""
-        if self.kind == "parquet":
-            yield from self._parquet(table).iter_batches(batch_size=DEFAULT_BATCH_ROWS)
-            return
-        reader = self._conn.sql(f"SELECT * FROM {self._ident(table)}").to_arrow_reader(
-            DEFAULT_BATCH_ROWS)
-        yield from reader
-
     def delete_rows(self, table: str, column: str, values: Sequence[Any]) -> int:
         self.check_columns(table, [column])
-        return self._rewrite(table, column, values,
-                             lambda data, mask: data.filter(pc.invert(mask)))
+        return self._rewrite(table, column, values, None)
 
     def update_rows(self, table: str, column: str, values: Sequence[Any],
                     assignments: Mapping[str, Any]) -> int:
         self.check_columns(table, [column, *assignments])
+        if not assignments:
+            raise ValueError("update_rows needs at least one column to assign")
+        return self._rewrite(table, column, values, dict(assignments))
 
-        def change(data: pa.Table, mask: pa.Array) -> pa.Table:
-            for col, value in assignments.items():
-                i = data.schema.get_field_index(col)
-                typ = data.schema.field(i).type
-                data = data.set_column(i, col, pc.if_else(mask, pa.scalar(value, typ), data[col]))
-            return data
+    def _rewrite(self, table: str, column: str, values: Sequence[Any],
+                 assignments: dict[str, Any] | None) -> int:
+        """Delete (``assignments`` None) or update the rows whose ``column`` holds one of
+        ``values``: under the file's lock, re-read the file and copy it with the change to
+        the temporary copy, then rename it over the file (only if a row matched)."""
+        f = self.file_of(table)
+        if not self.writable:
+            raise SourceError(f"source {self.name!r} was opened read-only; cannot change {f}")
+        keys = {str(v) for v in values if v is not None}
+        if not keys:
+            return 0
+        with _locked(f) as fd:
+            before = os.fstat(fd)
+            tmp = _temporary(f)
+            tmp.unlink(missing_ok=True)  # a crashed rewrite's copy
+            self._open_view(table)  # what the file holds now, dialect sniffed under the lock
+            self.check_columns(table, [column, *(assignments or {})])
+            try:
+                with _create_like(tmp, before) as out:
+                    n = self._copy_changed(table, f, out, column, keys, assignments)
+                if n:
+                    if _signature(f) != _stat_signature(before):
+                        raise SourceError(f"source {self.name!r}: {f} was changed by another "
+                                          "program during the rewrite; nothing was changed")
+                    os.replace(tmp, f)
+                    _sync_dir(f.parent)
+            finally:
+                tmp.unlink(missing_ok=True)
+        if n:
+            self._open_view(table)
+        return n
 
-        return self._rewrite(table, column, values, change)
+    def _copy_changed(self, table: str, f: Path, out: BinaryIO, column: str, keys: set[str],
+                      assignments: dict[str, Any] | None) -> int:
+        """Write ``f`` with the change applied to ``out``; the number of rows matched."""
+        if self.kind == "parquet":
+            return _copy_parquet(f, out, column, keys, assignments)
+        cols = self.table_info(table).column_names
+        if self.kind == "csv":
+            n = _copy_csv(f, out, cols, column, keys, assignments, self._csv_dialect(f))
+        else:
+            n = _copy_jsonl(f, out, column, keys, assignments)
+        # An independent count by DuckDB's reader: the line parser and the view that
+        # find_rows searched must agree on which rows match, or nothing is changed.
+        expected = self._count_matches(table, column, keys)
+        if n != expected:
+            raise SourceError(
+                f"source {self.name!r}: {f}: {n} row(s) matched line by line but {expected} "
+                f"through DuckDB in column {column!r}; the file's format is read two ways, so "
+                "nothing was changed")
+        return n
+
+    def _count_matches(self, table: str, column: str, keys: set[str]) -> int:
+        total = 0
+        vals = sorted(keys)
+        info = self.table_info(table).column(column)
+        # A JSON-typed column (mixed value types) holds JSON text: "7" for the string 7.
+        target = (f"json_extract_string({self._ident(column)}, '$')"
+                  if info is not None and info.type == "JSON"
+                  else f"CAST({self._ident(column)} AS VARCHAR)")
+        for i in range(0, len(vals), KEY_CHUNK):
+            chunk = vals[i:i + KEY_CHUNK]
+            total += self._conn.execute(
+                f"SELECT count(*) FROM {self._ident(table)} WHERE {target} "
+                f"IN ({', '.join('?' * len(chunk))})", chunk).fetchall()[0][0]
+        return int(total)
+
+    def _csv_dialect(self, f: Path) -> _CsvDialect:
+        """The dialect DuckDB sniffs in ``f`` (as its view reads it)."""
+        row = self._conn.execute(
+            "SELECT Delimiter, Quote, Escape, SkipRows, Comment FROM sniff_csv(?)",
+            [str(f)]).fetchall()[0]
+
+        def char(v: str) -> str:
+            return "" if v in ("(empty)", None) else v
+
+        delim, quote, escape, skip, comment = (char(row[0]), char(row[1]), char(row[2]),
+                                               int(row[3]), char(row[4]))
+        if len(delim) != 1 or len(quote) > 1 or len(escape) > 1 or comment:
+            raise SourceError(f"source {self.name!r}: {f}: the CSV dialect (delimiter "
+                              f"{delim!r}, quote {quote!r}, escape {escape!r}, comment "
+                              f"{comment!r}) cannot be rewritten exactly; nothing was changed")
+        return _CsvDialect(delim, quote, escape, skip)
+
+
+class _CsvDialect:
+    """Delimiter, quote and escape characters ('' for none) and lines before the header."""
+
+    def __init__(self, delimiter: str, quote: str, escape: str, skip: int):
+        self.delimiter, self.quote, self.escape, self.skip = delimiter, quote, escape, skip
+
+    def reader_options(self) -> dict[str, Any]:
+        """The same dialect for Python's csv module."""
+        if not self.quote:
+            return {"delimiter": self.delimiter, "quoting": csv.QUOTE_NONE,
+                    "escapechar": self.escape or None}
+        doubled = not self.escape or self.escape == self.quote
+        return {"delimiter": self.delimiter, "quotechar": self.quote, "doublequote": doubled,
+                "escapechar": None if doubled else self.escape, "strict": False}
+
+    def split_raw(self, text: str) -> tuple[list[str], str]:
+        """The fields of one record as written (quotes included), and its line ending."""
+        body = text.rstrip("\r\n")
+        ending = text[len(body):]
+        q, e, d = self.quote, self.escape, self.delimiter
+        fields, start, inside, i = [], 0, False, 0
+        while i < len(body):
+            ch = body[i]
+            if inside:
+                if e and e != q and ch == e:
+                    i += 1
+                elif ch == q:
+                    if body[i + 1:i + 2] == q:
+                        i += 1
+                    else:
+                        inside = False
+            elif q and ch == q:
+                inside = True
+            elif ch == d:
+                fields.append(body[start:i])
+                start = i + 1
+            i += 1
+        fields.append(body[start:])
+        return fields, ending
+
+    def field(self, value: Any, was_quoted: bool) -> str:
+        """``value`` written as a field: quoted where the original field was or where it
+        must be; None as an empty field."""
+        if value is None:
+            return ""
+        s = str(value)
+        q = self.quote or '"'
+        needs = (not s or any(c in s for c in (self.delimiter, q, "\r", "\n"))
+                 or s != s.strip() or bool(self.escape and self.escape in s))
+        if not (was_quoted or needs):
+            return s
+        if self.escape and self.escape != q:
+            s = s.replace(self.escape, self.escape * 2).replace(q, self.escape + q)
+        else:
+            s = s.replace(q, q * 2)
+        return q + s + q
+
+
+def _records(f: BinaryIO, dialect: _CsvDialect) -> Iterator[tuple[bytes, list[str]]]:
+    """Each record of a CSV file: its bytes exactly as written (line ending included, a
+    quoted field may span lines) and its parsed fields."""
+    taken: list[bytes] = []
+
+    def lines() -> Iterator[str]:
+        for raw in f:
+            taken.append(raw)
+            yield raw.decode("utf-8", "surrogateescape")
+
+    for row in csv.reader(lines(), **dialect.reader_options()):
+        raw = taken[0] if len(taken) == 1 else b"".join(taken)
+        taken.clear()
+        yield raw, row
+
+
+def _copy_csv(f: Path, out: BinaryIO, columns: list[str], column: str, keys: set[str],
+              assignments: dict[str, Any] | None, dialect: _CsvDialect) -> int:
+    at = columns.index(column)
+    targets = {columns.index(c): v for c, v in (assignments or {}).items()}
+    n = copied = batches = 0
+    with f.open("rb") as src:
+        for _ in range(dialect.skip):
+            out.write(src.readline())
+        records = _records(src, dialect)
+        header = next(records, None)
+        if header is None:
+            return 0
+        out.write(header[0])
+        names = header[1]
+        if names and names[0].startswith("\ufeff"):
+            names[0] = names[0][1:]
+        if len(names) != len(columns):
+            raise SourceError(f"{f}: the header has {len(names)} fields, DuckDB reads "
+                              f"{len(columns)} columns; nothing was changed")
+        for raw, row in records:
+            # An empty field is NULL (as DuckDB reads it) and matches nothing.
+            if len(row) > at and row[at] and row[at] in keys:
+                n += 1
+                if assignments is not None:
+                    out.write(_csv_changed(raw, row, targets, dialect, f))
+            else:
+                out.write(raw)
+            copied += 1
+            if copied == REWRITE_BATCH_RECORDS:
+                batches, copied = batches + 1, 0
+                _fault_point(out, batches)
+    _fault_point(out, batches + 1)
+    return n
+
+
+def _csv_changed(raw: bytes, row: list[str], targets: dict[int, Any],
+                 dialect: _CsvDialect, f: Path) -> bytes:
+    """The record ``raw`` with the fields ``targets`` set, every other field as written."""
+    fields, ending = dialect.split_raw(raw.decode("utf-8", "surrogateescape"))
+    if len(fields) != len(row):
+        raise SourceError(f"{f}: a matched record splits into {len(fields)} fields, not "
+                          f"{len(row)}; nothing was changed")
+    for i, value in targets.items():
+        q = dialect.quote
+        fields[i] = dialect.field(value, bool(q) and fields[i].startswith(q))
+    text = dialect.delimiter.join(fields) + ending
+    # A file with no quoted field has no quote character: a value that needs one gets '"'.
+    quoted = dialect if dialect.quote else _CsvDialect(dialect.delimiter, '"', "", 0)
+    check = next(csv.reader([text], **quoted.reader_options()), [])
+    wanted = [("" if targets[i] is None else str(targets[i])) if i in targets else v
+              for i, v in enumerate(row)]
+    if check != wanted:
+        raise SourceError(f"{f}: a changed record would not read back as written; "
+                          "nothing was changed")
+    return text.encode("utf-8", "surrogateescape")
+
+
+_JSON = json.JSONDecoder()
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def _copy_jsonl(f: Path, out: BinaryIO, column: str, keys: set[str],
+                assignments: dict[str, Any] | None) -> int:
+    n = copied = batches = 0
+    with f.open("rb") as src:
+        for raw in src:
+            if _jsonl_matches(raw, column, keys):
+                n += 1
+                if assignments is not None:
+                    out.write(_jsonl_changed(raw, assignments))
+            else:
+                out.write(raw)
+            copied += 1
+            if copied == REWRITE_BATCH_RECORDS:
+                batches, copied = batches + 1, 0
+                _fault_point(out, batches)
+    _fault_point(out, batches + 1)
+    return n
+
+
+def _jsonl_matches(raw: bytes, column: str, keys: set[str]) -> bool:
+    """Whether the object on line ``raw`` holds one of ``keys`` in ``column``: a string
+    as it is, a number as written (``007`` is not ``7``, ``1.0`` is not ``1``)."""
+    if not raw.strip():
+        return False
+    try:
+        obj = json.loads(raw, parse_int=str, parse_float=str, parse_constant=lambda c: None)
+    except ValueError:
+        return False
+    value = obj.get(column) if isinstance(obj, dict) else None
+    return isinstance(value, str) and value in keys
+
+
+def _jsonl_changed(raw: bytes, assignments: dict[str, Any]) -> bytes:
+    """Line ``raw`` with the values of ``assignments`` replaced, every other byte kept."""
+    text = raw.decode("utf-8", "surrogateescape")
+    spans = _top_level_spans(text)
+    ascii_only = text.isascii()
+    edits = []
+    for key, value in assignments.items():
+        new = json.dumps(value, ensure_ascii=ascii_only, default=str)
+        if key in spans:
+            edits.append((*spans[key], new))
+        elif value is not None:  # an absent member reads as null already
+            end = text.rindex("}")
+            colon = ": " if '": ' in text else ":"
+            comma = ", " if ", " in text else ","
+            sep = comma if spans else ""
+            edits.append((end, end, f"{sep}{json.dumps(key, ensure_ascii=ascii_only)}"
+                                    f"{colon}{new}"))
+    for start, end, new in sorted(edits, reverse=True):
+        text = text[:start] + new + text[end:]
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _top_level_spans(text: str) -> dict[str, tuple[int, int]]:
+    """Where each top-level member's value is written in the JSON object ``text``."""
+    i = _WS.match(text, 0).end()  # type: ignore[union-attr]
+    if text[i:i + 1] != "{":
+        raise ValueError("not a JSON object")
+    i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+    spans: dict[str, tuple[int, int]] = {}
+    if text[i:i + 1] == "}":
+        return spans
+    while True:
+        key, i = _JSON.raw_decode(text, i)
+        i = _WS.match(text, i).end()  # type: ignore[union-attr]
+        if text[i:i + 1] != ":":
+            raise ValueError("malformed JSON object")
+        start = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+        _, end = _JSON.raw_decode(text, start)
+        spans[key] = (start, end)
+        i = _WS.match(text, end).end()  # type: ignore[union-attr]
+        if text[i:i + 1] == ",":
+            i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+        elif text[i:i + 1] == "}":
+            return spans
+        else:
+            raise ValueError("malformed JSON object")
+
+
+def _copy_parquet(f: Path, out: BinaryIO, column: str, keys: set[str],
+                  assignments: dict[str, Any] | None) -> int:
+    """Row group by row group, with the file's schema, compression and row-group sizes."""
+    pf = pq.ParquetFile(f, pre_buffer=False, buffer_size=PARQUET_READ_BUFFER)
+    meta, schema = pf.metadata, pf.schema_arrow
+    key_set = pa.array(sorted(keys), pa.string())
+    n = 0
+    with pq.ParquetWriter(out, schema, **_parquet_options(meta)) as writer:
+        for g in range(meta.num_row_groups):
+            parts = []
+            for batch in pf.iter_batches(batch_size=DEFAULT_BATCH_ROWS, row_groups=[g]):
+                data = pa.Table.from_batches([batch], schema=schema)
+                mask = pc.fill_null(pc.is_in(data[column].cast(pa.string()),
+                                             value_set=key_set), False)
+                hits = pc.sum(mask).as_py() or 0
+                if hits:
+                    n += hits
+                    data = _parquet_changed(data, mask, assignments)
+                parts.append(data)
+            group = pa.concat_tables(parts) if parts else schema.empty_table()
+            if group.num_rows:
+                writer.write_table(group, row_group_size=group.num_rows)
+            _fault_point(out, g + 1)
+    return int(n)
+
+
+def _parquet_changed(data: pa.Table, mask: pa.Array,
+                     assignments: dict[str, Any] | None) -> pa.Table:
+    if assignments is None:
+        return data.filter(pc.invert(mask))
+    for col, value in assignments.items():
+        i = data.schema.get_field_index(col)
+        typ = data.schema.field(i).type
+        data = data.set_column(i, data.schema.field(i),
+                               pc.if_else(mask, pa.scalar(value, typ), data[col]))
+    return data
+
+
+def _parquet_options(meta: pq.FileMetaData) -> dict[str, Any]:
+    """Writer options that reproduce the file's format version, compression and
+    dictionary encoding, as far as the file's metadata records them."""
+    opts: dict[str, Any] = {"version": meta.format_version
+                            if meta.format_version in ("1.0", "2.4", "2.6") else "2.6"}
+    if meta.num_row_groups:
+        group = meta.row_group(0)
+        chunks = [group.column(j) for j in range(group.num_columns)]
+        codecs = {c.path_in_schema: c.compression for c in chunks}
+        if len(set(codecs.values())) == 1:
+            opts["compression"] = next(iter(codecs.values()))
+        else:
+            opts["compression"] = codecs
+        opts["use_dictionary"] = [c.path_in_schema for c in chunks
+                                  if any("DICTIONARY" in e for e in c.encodings)]
+    return opts
+
+
+def _fault_point(out: BinaryIO, batches: int) -> None:
+    """The GOVKIT_FAULT=file_rewrite:N test hook (see FAULT_ENV)."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    for part in spec.split(","):
+        name, _, count = part.strip().partition(":")
+        if name == "file_rewrite" and count.strip() == str(batches):
+            out.flush()
+            os.fsync(out.fileno())
+            os._exit(137)
+
+
+def _signature(f: Path) -> tuple[int, ...] | None:
+    """What identifies one version of ``f``: device, inode, size, modification time."""
+    try:
+        return _stat_signature(f.stat())
+    except FileNotFoundError:
+        return None
+
+
+def _stat_signature(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _temporary(f: Path) -> Path:
+    """The one name a rewrite of ``f`` writes its copy under."""
+    return f.with_name(f".{f.name}{TEMP_SUFFIX}")
+
+
+def _temporaries(f: Path) -> list[Path]:
+    """Rewrite copies of ``f`` present beside it (this version's and older ones')."""
+    legacy = re.compile(_LEGACY_TEMP.format(name=re.escape(f.name)))
+    found = [_temporary(f)] if _temporary(f).exists() else []
+    try:
+        found += sorted(p for p in f.parent.iterdir() if legacy.fullmatch(p.name))
+    except FileNotFoundError:
+        pass
+    return found
 
 
 @contextmanager
-def _locked(f: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock for rewriting ``f`` (waits for other writers)."""
-    lock = f.with_name(f".{f.name}.lock")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
-class _Writer:
-    """Writes Arrow tables one after another to a CSV, Parquet or JSON-lines file, and
-    flushes it to disk on close."""
-
-    def __init__(self, kind: str, path: Path):
-        self.kind, self.path = kind, path
-        self._out: Any = None
-
-    def __enter__(self) -> _Writer:
-        return self
-
-    def write(self, table: pa.Table) -> None:
-        """Append the rows of ``table``."""
-        if self._out is None:
-            if self.kind == "csv":
-                import pyarrow.csv as pacsv
-
-                self._out = pacsv.CSVWriter(str(self.path), table.schema)
-            elif self.kind == "parquet":
-                self._out = pq.ParquetWriter(str(self.path), table.schema)
-            else:
-                self._out = self.path.open("w", encoding="utf-8")
-        if self.kind == "jsonl":
-            import json
-
-            for row in table.to_pylist():
-                self._out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-        else:
-            self._out.write_table(table)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._out is not None:
-            self._out.close()
-        fd = os.open(self.path, os.O_RDONLY)
+def _locked(f: Path) -> Iterator[int]:
+    """Hold an exclusive ``flock`` on the file ``f`` (waiting for other writers); yields
+    the locked descriptor. A writer that was waiting while another replaced the file locks
+    the new file, not the one it first opened."""
+    while True:
         try:
-            os.fsync(fd)
-        finally:
+            fd = os.open(f, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise SourceError(f"{f} no longer exists") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held, now = os.fstat(fd), f.stat()
+        except FileNotFoundError:
             os.close(fd)
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+            break
+        os.close(fd)
+    try:
+        yield fd
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _busy(f: Path) -> bool:
+    """Whether a rewrite of ``f`` holds its lock right now."""
+    try:
+        fd = os.open(f, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+@contextmanager
+def _create_like(tmp: Path, like: os.stat_result) -> Iterator[BinaryIO]:
+    """Create ``tmp`` (it must not exist) with the owner and group of ``like``; on a clean
+    exit flush it to disk and give it ``like``'s permissions."""
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        mine = os.fstat(fd)
+        if (mine.st_uid, mine.st_gid) != (like.st_uid, like.st_gid):
+            try:
+                os.fchown(fd, like.st_uid, like.st_gid)
+            except PermissionError:
+                raise SourceError(f"cannot give a rewritten copy the owner and group of "
+                                  f"{tmp.name[1:-len(TEMP_SUFFIX)]} (uid {like.st_uid}, gid "
+                                  f"{like.st_gid}); nothing was changed") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+        yield out
+        out.flush()
+        os.fchmod(fd, stat.S_IMODE(like.st_mode))
+        os.fsync(fd)
 
 
 def _sync_dir(folder: Path) -> None:
