@@ -55,9 +55,11 @@ class PublicDb:
 def _new_store(path: Path) -> AuditStore:
     """An empty audit store (``create=True`` where the store asks for it)."""
     try:
-        return AuditStore(path, create=True)  # type: ignore[call-arg]
+        store = AuditStore(path, create=True)  # type: ignore[call-arg]
     except TypeError:
-        return AuditStore(path)
+        store = AuditStore(path)
+    store.query("SELECT 1")  # created now, as `govkit init` would, before the test uses it
+    return store
 
 
 def _unavailable(e: Exception) -> None:
