@@ -378,9 +378,12 @@ def _print_request(r: Any) -> None:
                    "data category; repeatable).")
 @click.option("--pipl-working-days", default=15, show_default=True, type=click.IntRange(1),
               help="PIPL deadline in working days (GB/T 35273-2020: 15).")
+@click.option("--received", metavar="YYYY-MM-DD", default=None,
+              help="When the request arrived (a letter last week); the deadline counts from "
+                   "it; not in the future [default: now].")
 def dsar_new(store_path: Path, request_type: str, identities: tuple[str, ...],
              intake_file: Path | None, jurisdiction: str, corrections: tuple[str, ...],
-             pipl_working_days: int) -> None:
+             pipl_working_days: int, received: str | None) -> None:
     """Record a new data-subject request."""
     from governance.dsar import RequestBook
 
@@ -393,7 +396,8 @@ def dsar_new(store_path: Path, request_type: str, identities: tuple[str, ...],
         if corrections:
             raise click.UsageError("with --from-file, put the corrections in the file's `set`")
         r = create_from_file(RequestBook(AuditStore(store_path)), intake_file, request_type,
-                             jurisdiction, _actor(), pipl_working_days=pipl_working_days)
+                             jurisdiction, _actor(), pipl_working_days=pipl_working_days,
+                             received_at=received)
         _print_request(r)
         click.echo(f"intake file {intake_file} removed; next: `govkit dsar verify "
                    f"{r.request_id} --note '...'`", err=True)
@@ -406,7 +410,7 @@ def dsar_new(store_path: Path, request_type: str, identities: tuple[str, ...],
         fixes[name.strip()] = value.strip()
     r = RequestBook(AuditStore(store_path)).create(
         request_type, list(identities), jurisdiction, _actor(), fixes,
-        pipl_working_days=pipl_working_days)
+        pipl_working_days=pipl_working_days, received_at=received)
     _print_request(r)
     click.echo(f"next: verify the subject's identity, then `govkit dsar verify {r.request_id} "
                "--note '...'`", err=True)
@@ -469,8 +473,16 @@ def _transition_command(name: str, help_text: str, option: str, method: str) -> 
     def command(store_path: Path, request_id: str, text: str) -> None:
         from governance.dsar import RequestBook
 
-        _print_request(getattr(RequestBook(AuditStore(store_path)), method)(
-            request_id, _actor(), text))
+        r = getattr(RequestBook(AuditStore(store_path)), method)(request_id, _actor(), text)
+        _print_request(r)
+        if method == "verify" and r.destructive:
+            click.echo(f"NOT YET APPROVED: identity verification does not let this "
+                       f"{r.request_type} change data; review `govkit dsar plan {request_id}`, "
+                       f"then `govkit dsar approve {request_id} --note '...'`")
+        elif method == "approve":
+            click.echo(f"approved by {r.approved_by}; `govkit dsar run {request_id}` shows the "
+                       "plan and asks before changing data (the Dagster sensor "
+                       "verified_requests, if turned on, runs it without asking)")
 
 
 _transition_command("verify", "Record that the subject's identity was verified, and how.",
@@ -479,6 +491,9 @@ _transition_command("extend", "Extend the deadline once (GDPR +2 months, CCPA +4
                     "with the reason told to the subject.", "reason", "extend")
 _transition_command("reject", "Close a request without acting on it, with the reason.",
                     "reason", "reject")
+_transition_command("approve", "Approve running a verified erasure or rectification (who "
+                    "and when are recorded; the note is stored masked). Verification alone "
+                    "never lets data be changed.", "note", "approve")
 
 
 @dsar.command("plan")
@@ -573,15 +588,12 @@ def dsar_passphrase(store_path: Path, request_id: str) -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Folder the decrypted files are written to.")
 def dsar_open_export(export_file: Path, passphrase: str, out_dir: Path) -> None:
-    """Decrypt an access export into a folder."""
-    from governance.dsar.export import open_export
+    """Decrypt an access export into a folder (files 0600, folders 0700). The subject opens
+    the same file with 7-Zip, WinZip, macOS Archive Utility or `7z x`."""
+    from governance.dsar.export import extract_export
 
-    files = open_export(export_file, passphrase)
-    for name, content in files.items():
-        target = out_dir / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(content, ensure_ascii=False, indent=2), encoding="utf-8")
-    click.echo(f"{len(files)} file(s) written to {out_dir}")
+    files = extract_export(export_file, passphrase, out_dir)
+    click.echo(f"{len(files)} file(s) written to {out_dir} (readable by you only)")
 
 
 @dsar.group()

@@ -31,7 +31,9 @@ def build_request_job(request_type: RequestType) -> dg.JobDefinition:
     """A job running one verified request of ``request_type``."""
 
     @dg.op(name=op_name(request_type),
-           description=f"Run a verified {request_type.value} request end to end.")
+           description=f"Run a verified {request_type.value} request end to end"
+                       + (" (only once approved: `govkit dsar approve`)."
+                          if request_type is not RequestType.ACCESS else "."))
     def run_one(context: dg.OpExecutionContext, config: RequestRunConfig,
                 governance: GovernanceResource) -> dict:
         store = governance.store()
@@ -77,13 +79,16 @@ def build_request_jobs() -> dict[RequestType, dg.JobDefinition]:
 
 class IntakeConfig(dg.Config):
     """A request to record. The subject's identities are read from ``intake_file`` (see
-    governance.dsar.intake), never from this config, which Dagster keeps in plaintext."""
+    governance.dsar.intake), never from this config, which Dagster keeps in plaintext.
+    ``received`` (YYYY-MM-DD) records a request that arrived earlier (a letter); the
+    deadline counts from it; default: now. It may be in the intake file instead."""
 
     request_type: str
     jurisdiction: str
     intake_file: str
     remove_file: bool = True
     pipl_working_days: int = DEFAULT_PIPL_WORKING_DAYS
+    received: str | None = None
 
 
 @dg.op(description="Record a data-subject request from an intake file (then removed).")
@@ -94,12 +99,15 @@ def record_request(context: dg.OpExecutionContext, config: IntakeConfig,
         request = create_from_file(
             RequestBook(governance.store()), config.intake_file, config.request_type,
             config.jurisdiction, actor=f"dagster:{context.run_id}", remove=config.remove_file,
-            pipl_working_days=config.pipl_working_days)
+            pipl_working_days=config.pipl_working_days, received_at=config.received)
     except GovernanceError as e:
         raise dg.Failure(description=str(e)) from None
+    then = (f"; then `govkit dsar approve {request.request_id} --note ...` before it can "
+            "run" if request.destructive else "")
     context.log.info(f"recorded {request.request_id} ({request.request_type}, "
-                     f"{', '.join(request.masked_identities)}), due {request.due_date}; "
-                     f"next: `govkit dsar verify {request.request_id} --note ...`")
+                     f"{', '.join(request.masked_identities)}), received "
+                     f"{request.received_at:%Y-%m-%d}, due {request.due_date}; "
+                     f"next: `govkit dsar verify {request.request_id} --note ...`{then}")
     context.add_output_metadata({"request_id": request.request_id,
                                  "due_date": str(request.due_date),
                                  "identities": ", ".join(request.masked_identities)})

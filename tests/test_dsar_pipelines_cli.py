@@ -41,6 +41,7 @@ def test_sensor_launches_verified_requests_and_jobs_run_them(fresh_demo) -> None
     access = book.create("access", [f"user_id={uid}"], "US-CA", "dpo")
     for r in (erase, access):
         book.verify(r.request_id, "dpo", "checked")
+    book.approve(erase.request_id, "dpo-lead", "plan reviewed")
     sensor = defs.get_sensor_def("verified_requests")
     resource = GovernanceResource(inventory_path=str(fresh_demo.inventory),
                                   audit_store_path=str(store_path))
@@ -53,7 +54,7 @@ def test_sensor_launches_verified_requests_and_jobs_run_them(fresh_demo) -> None
         result = job.execute_in_process(run_config=req.run_config)
         assert result.success
     assert book.get(access.request_id).state is RequestState.COMPLETED
-    export = fresh_demo.root / "exports" / f"{access.request_id}.govkit-export"
+    export = fresh_demo.root / "exports" / f"{access.request_id}.zip"
     files = open_export(export, delivery_passphrase(store, access.request_id))
     assert [u["email"] for u in files["data/app_db/users.json"]] == [email]
     assert book.get(erase.request_id).state is RequestState.COMPLETED
@@ -177,7 +178,7 @@ def test_cli_request_lifecycle(fresh_demo, monkeypatch) -> None:
     assert ran.exit_code == 0, ran.output
     passphrase = ran.output.split("Passphrase (send it to the subject by another channel): ")[
         1].split()[0]
-    export = next(fresh_demo.root.glob("*.govkit-export"))
+    export = next(fresh_demo.root.glob("dsar-*.zip"))
     out = fresh_demo.root / "opened"
     opened = runner.invoke(main, ["dsar", "open-export", str(export), "--passphrase",
                                   passphrase, "--out", str(out)])
@@ -259,6 +260,7 @@ def test_postgres_erasure_respects_foreign_keys_and_binds_values(pg_estate, pg_d
     for email in ("c7@example.org", "x'; DROP TABLE customers; --@example.org"):
         r = book.create("erasure", [f"email={email}"], "EU", "dpo")
         book.verify(r.request_id, "dpo", "checked")
+        book.approve(r.request_id, "dpo-lead", "plan reviewed")
         ids.append(r.request_id)
     outcome = run_request(inventory, store, ids[0], "dpo")
     assert outcome.status == "completed", outcome.remaining
@@ -283,6 +285,7 @@ def test_postgres_failure_rolls_back_the_whole_source(pg_estate, pg_dsn) -> None
     book = RequestBook(store)
     r = book.create("erasure", ["email=c3@example.org"], "EU", "dpo")
     book.verify(r.request_id, "dpo", "checked")
+    book.approve(r.request_id, "dpo-lead", "plan reviewed")
     with pytest.raises(GovernanceError, match=r"NotNullViolation.*rolled back") as err:
         run_request(inventory, store, r.request_id, "dpo")
     assert "c3@example.org" not in str(err.value) and "\n" not in str(err.value)

@@ -64,6 +64,8 @@ class Estate:
                              **kw)
         if verify:
             self.book.verify(r.request_id, "dpo", "identity checked against the account")
+            if rtype != "access":   # erasure/rectify also need a recorded approval
+                self.book.approve(r.request_id, "dpo-lead", "plan reviewed")
         return r.request_id
 
 

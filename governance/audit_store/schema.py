@@ -162,6 +162,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         "COMMENT ON TABLE legal_holds IS "
         "'One row per legal hold: data that must not be erased, and why'",
     )),
+    Migration(4, "recorded approval of erasure and rectification runs", (
+        "ALTER TABLE dsar_requests ADD COLUMN approved_at TIMESTAMPTZ",
+        "ALTER TABLE dsar_requests ADD COLUMN approved_by VARCHAR",
+        "ALTER TABLE dsar_requests ADD COLUMN approval_note VARCHAR",
+        "COMMENT ON COLUMN dsar_requests.approved_at IS "
+        "'When a person approved running an erasure/rectification (verification alone is "
+        "not approval); NULL until then and for access requests'",
+        "COMMENT ON COLUMN dsar_requests.approval_note IS "
+        "'Why the run was approved, as typed, with personal data masked'",
+    )),
 )
 
-SCHEMA_VERSION = MIGRATIONS[-1].version
+SCHEMA_VERSION = max(m.version for m in MIGRATIONS)

@@ -1,8 +1,9 @@
 """When a data-subject request must be answered, by jurisdiction.
 
 - GDPR (EU, EEA, UK), Art. 12(3): one month from receipt, extendable once by two further
-  months where necessary, with the reason told to the subject.
-- CCPA/CPRA (US-CA), Cal. Civ. Code 1798.130(a)(2): 45 days, extendable once by 45 days.
+  months where necessary, with the reason told to the subject *within the first month*.
+- CCPA/CPRA (US-CA), Cal. Civ. Code 1798.130(a)(2): 45 days, extendable once by 45 days,
+  with notice to the consumer within the first 45 days.
 - PIPL (CN), Art. 50 "promptly"; GB/T 35273-2020 8.7 sets 15 working days (configurable
   here, with the public holidays to skip). No extension by default.
 """
@@ -35,6 +36,12 @@ class DeadlineRule:
     def extendable(self) -> bool:
         """True when the law allows extending the deadline."""
         return bool(self.extension_months or self.extension_days)
+
+    def extension_deadline(self, received: date) -> date | None:
+        """The last day an extension may be decided and told to the subject: the original
+        due date (GDPR: within the first month; CCPA: within the first 45 days); None when
+        the law gives no extension."""
+        return self.due(received) if self.extendable else None
 
     def due(self, received: date, extended: bool = False) -> date:
         """The last day to answer a request received on ``received``."""

@@ -42,10 +42,23 @@ MIN_TEXT_VARIANT = 6
 
 @dataclass(frozen=True)
 class Identity:
-    """One identity of a data subject."""
+    """One identity of a data subject. Building one from a value that is not text, or an
+    unknown type, raises IdentityError (so do ``canonical`` and ``variants`` for a value
+    that cannot be that kind of identity, e.g. a phone column holding ``n/a``)."""
 
     type: IdentityType
     value: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.type, IdentityType):
+            try:
+                object.__setattr__(self, "type", IdentityType(self.type))
+            except ValueError:
+                raise IdentityError(f"unknown identity type {self.type!r}; known: "
+                                    f"{', '.join(t.value for t in IdentityType)}") from None
+        if not isinstance(self.value, str):
+            raise IdentityError(f"{self.type}: the value is a {type(self.value).__name__}, "
+                                "not text")
 
     @property
     def category(self) -> str:
@@ -99,6 +112,16 @@ class Identity:
         return f"{self.type}:{self.canonical()}"
 
 
+# phonenumbers' NumberParseException.error_type is a plain int.
+_PARSE_ERRORS = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "invalid country code",
+    phonenumbers.NumberParseException.NOT_A_NUMBER: "not a number",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too short after the prefix",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "too short",
+    phonenumbers.NumberParseException.TOO_LONG: "too long",
+}
+
+
 def _parse_phone(value: str) -> phonenumbers.PhoneNumber:
     text = value.strip()
     try:
@@ -113,8 +136,8 @@ def _parse_phone(value: str) -> phonenumbers.PhoneNumber:
                 raise IdentityError(
                     "phone: write the number with its country code, e.g. +44 20 7946 0123")
     except phonenumbers.NumberParseException as e:
-        raise IdentityError(f"phone: not a phone number ({e.error_type.name.lower()})") \
-            from None
+        reason = _PARSE_ERRORS.get(e.error_type, "unreadable")
+        raise IdentityError(f"phone: not a phone number ({reason})") from None
     if not phonenumbers.is_possible_number(number):
         raise IdentityError("phone: not a possible phone number")
     return number

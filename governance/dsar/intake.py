@@ -10,6 +10,7 @@ rectification's new values)::
       phone: ["+44 20 7946 0958", "+86 138 1234 5678"]
     set:              # rectify requests only
       phone: "+44 20 7946 0959"
+    received: 2026-11-20   # optional: when the request arrived (default: now)
 
 The file (YAML or JSON) is read, the request is recorded sealed in the audit store, and
 the file is then removed, so that no plaintext copy outlives the intake.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from governance.config_files import load_yaml_model
 from governance.dsar.identities import Identity, IdentityError, parse_identity
-from governance.dsar.requests import DataSubjectRequest, RequestBook, RequestError
+from governance.dsar.requests import (
+    DataSubjectRequest,
+    RequestBook,
+    RequestError,
+    received_datetime,
+)
 from governance.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -38,6 +45,17 @@ class _IntakeModel(BaseModel):
 
     identities: dict[str, list[str]]
     corrections: dict[str, str] = Field(default_factory=dict, alias="set")
+    received: date | None = None
+
+    @field_validator("received")
+    @classmethod
+    def _not_future(cls, value: date | None) -> date | None:
+        if value is not None:
+            try:
+                received_datetime(value)
+            except RequestError as e:
+                raise ValueError(str(e)) from None
+        return value
 
     @field_validator("identities", mode="before")
     @classmethod
@@ -55,6 +73,7 @@ class Intake:
 
     identities: list[Identity]
     corrections: dict[str, str]
+    received: date | None = None
 
 
 def read_intake_file(path: str | os.PathLike) -> Intake:
@@ -73,7 +92,8 @@ def read_intake_file(path: str | os.PathLike) -> Intake:
         if not name.strip() or not value.strip():
             raise ConfigError(str(path), "a correction needs a field and a new value",
                               field=f"set.{name}")
-    return Intake(identities, {k.strip(): v.strip() for k, v in model.corrections.items()})
+    return Intake(identities, {k.strip(): v.strip() for k, v in model.corrections.items()},
+                  model.received)
 
 
 def create_from_file(book: RequestBook, path: str | os.PathLike, request_type: str,
@@ -81,8 +101,15 @@ def create_from_file(book: RequestBook, path: str | os.PathLike, request_type: s
                      **options: Any) -> DataSubjectRequest:
     """Record a request for the subject described by the intake file ``path`` (see
     ``RequestBook.create`` for ``options``); the file is removed once the request is
-    recorded, unless ``remove`` is False. A failure leaves the file in place."""
+    recorded, unless ``remove`` is False. A failure leaves the file in place. The date
+    the request was received is the file's ``received`` or ``options['received_at']``
+    (not both)."""
     intake = read_intake_file(path)
+    if intake.received is not None:
+        if options.get("received_at") is not None:
+            raise ConfigError(str(path), "the received date is given both here and by the "
+                                         "caller (--received); give it once", field="received")
+        options["received_at"] = intake.received
     try:
         request = book.create(request_type, intake.identities, jurisdiction, actor,
                               intake.corrections, **options)

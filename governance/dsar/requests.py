@@ -3,6 +3,10 @@
 Every state change is written together with its hash-chained audit-log row, in one
 transaction, naming who made it. Identities are kept sealed under a data key of the
 request (``payload``), shown masked, and compared by keyed fingerprint.
+
+Verifying the subject's identity lets an access request run. An erasure or rectification
+changes or destroys data and also needs a recorded approval (``approve``: who, when, a
+masked note), which ``require_approval`` checks before such a run.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import socket
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -61,6 +65,7 @@ TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
     S.REJECTED: frozenset(),
 }
 OPEN_STATES = (S.RECEIVED, S.VERIFIED, S.IN_PROGRESS, S.EXTENDED)
+DESTRUCTIVE = frozenset({RequestType.ERASURE, RequestType.RECTIFY})
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,13 @@ class DataSubjectRequest:
     closed_at: datetime | None
     outcome: dict[str, Any] | None
     created_by: str
+    approved_at: datetime | None = None   # erasure/rectify: when a person approved the run
+    approved_by: str | None = None
+
+    @property
+    def destructive(self) -> bool:
+        """True for requests whose run changes or deletes data (erasure, rectify)."""
+        return self.request_type in DESTRUCTIVE
 
     def days_left(self, today: date | None = None) -> int:
         """Days until the due date (negative when overdue)."""
@@ -102,7 +114,28 @@ def _row_to_request(r: Mapping[str, Any]) -> DataSubjectRequest:
         RequestState(r["state"]), r["received_at"], r["due_date"], r["extended"],
         r["extension_reason"], list(r["identity_types"]), list(r["masked_identities"]),
         list(r["fingerprints"]), r["key_id"], r["verified_at"], r["closed_at"],
-        json.loads(outcome) if isinstance(outcome, str) else outcome, r["created_by"])
+        json.loads(outcome) if isinstance(outcome, str) else outcome, r["created_by"],
+        r.get("approved_at"), r.get("approved_by"))
+
+
+def received_datetime(received: date | datetime | str) -> datetime:
+    """When a request was received, as an aware UTC datetime (a date or ``YYYY-MM-DD``
+    counts from the start of that day, UTC); RequestError for a date in the future or
+    text that is not a date."""
+    if isinstance(received, str):
+        try:
+            received = date.fromisoformat(received.strip())
+        except ValueError:
+            raise RequestError(f"received date {received!r}: write it as YYYY-MM-DD") from None
+    if not isinstance(received, datetime):
+        received = datetime.combine(received, time(0), tzinfo=UTC)
+    elif received.tzinfo is None:
+        received = received.replace(tzinfo=UTC)
+    now = utcnow()
+    if received > now:
+        raise RequestError(f"received date {received:%Y-%m-%d} is in the future (today is "
+                           f"{now:%Y-%m-%d} UTC)")
+    return received
 
 
 def worker_id() -> str:
@@ -120,10 +153,12 @@ class RequestBook:
     # -- intake --------------------------------------------------------------------
     def create(self, request_type: RequestType | str, identities: Sequence[Identity | str],
                jurisdiction: str, actor: str, corrections: Mapping[str, str] | None = None,
-               received_at: datetime | None = None,
+               received_at: date | datetime | str | None = None,
                pipl_working_days: int = DEFAULT_PIPL_WORKING_DAYS,
                holidays: Iterable[date] = ()) -> DataSubjectRequest:
-        """Record a new request; its due date follows from its jurisdiction."""
+        """Record a new request; its due date follows from its jurisdiction, counted from
+        ``received_at`` (default: now; a request received earlier, e.g. a letter, gives its
+        date; a date in the future is refused)."""
         try:
             rtype = RequestType(request_type)
         except ValueError:
@@ -139,7 +174,7 @@ class RequestBook:
         if corrections and rtype is not RequestType.RECTIFY:
             raise RequestError("corrections (`--set`, `set`) are only for rectify requests")
         rule = rule_for(jurisdiction, pipl_working_days, holidays)
-        received = received_at or utcnow()
+        received = utcnow() if received_at is None else received_datetime(received_at)
         request_id = f"dsar-{received:%Y%m%d}-{uuid.uuid4().hex[:8]}"
         key_id, key = self.keyring.create("dsar-request")
         payload = seal_json(key, {"identities": [[i.type.value, i.value] for i in ids],
@@ -159,8 +194,8 @@ class RequestBook:
                  actor, utcnow()])
             append_log_row(conn, actor, "dsar.received", request_id, {
                 "type": rtype.value, "jurisdiction": jurisdiction, "law": rule.law,
-                "identities": masked, "due_date": due.isoformat(),
-                "corrected_fields": sorted(corrections)})
+                "identities": masked, "received_at": received.isoformat(),
+                "due_date": due.isoformat(), "corrected_fields": sorted(corrections)})
 
         self.store.write(insert)
         return self.get(request_id)
@@ -267,14 +302,67 @@ class RequestBook:
             raise RequestError("say how the identity was verified (--note)")
         return self.transition(request_id, S.VERIFIED, actor, {"note": _safe_text(note)})
 
+    def approve(self, request_id: str, actor: str, note: str) -> DataSubjectRequest:
+        """Record that ``actor`` approved running a verified erasure or rectification
+        (why, in ``note``, stored masked): identity verification alone never lets data be
+        changed or deleted."""
+        if not note.strip():
+            raise RequestError("say why the run is approved (--note), e.g. the plan was "
+                               "reviewed")
+        safe = _safe_text(note)
+
+        def change(conn: Any) -> None:
+            rows = conn.execute("SELECT request_type, state, verified_at, approved_at, "
+                                "approved_by FROM dsar_requests WHERE request_id = ?",
+                                [request_id]).fetchall()
+            if not rows:
+                raise RequestError(f"no data-subject request {request_id!r}")
+            rtype, state, verified_at, approved_at, approved_by = rows[0]
+            if RequestType(rtype) not in DESTRUCTIVE:
+                raise RequestError(f"request {request_id} is an {rtype} request: it changes "
+                                   "no data and needs no approval; it runs once verified")
+            if RequestState(state) not in OPEN_STATES:
+                raise RequestError(f"request {request_id} is {state}; nothing to approve")
+            if verified_at is None:
+                raise RequestError(f"request {request_id}: verify the subject's identity "
+                                   "before approving the run (govkit dsar verify)")
+            if approved_at is not None:
+                raise RequestError(f"request {request_id} was already approved by "
+                                   f"{approved_by} on {approved_at:%Y-%m-%d %H:%M} UTC")
+            now = utcnow()
+            conn.execute("UPDATE dsar_requests SET approved_at = ?, approved_by = ?, "
+                         "approval_note = ?, updated_at = ? WHERE request_id = ?",
+                         [now, actor, safe, now, request_id])
+            append_log_row(conn, actor, "dsar.approved", request_id,
+                           {"type": rtype, "note": safe, "approved_at": now.isoformat()})
+
+        self.store.write(change)
+        return self.get(request_id)
+
+    def require_approval(self, request: DataSubjectRequest) -> None:
+        """RequestError unless ``request`` may change data: an erasure or rectification
+        needs a recorded approval (``approve``); an access request needs none."""
+        if request.destructive and request.approved_at is None:
+            what = ("an erasure" if request.request_type is RequestType.ERASURE
+                    else "a rectification")
+            rid = request.request_id
+            raise RequestError(
+                f"request {rid}: {what} changes or deletes data and needs a recorded approval "
+                f"first: review `govkit dsar plan {rid}`, then `govkit dsar approve {rid} "
+                "--note '...'` (identity verification alone is not approval)")
+
     def reject(self, request_id: str, actor: str, reason: str) -> DataSubjectRequest:
         """Close the request without acting on it, for ``reason`` (told to the subject)."""
         if not reason.strip():
             raise RequestError("a rejection needs a reason (--reason)")
         return self.transition(request_id, S.REJECTED, actor, {"reason": _safe_text(reason)})
 
-    def extend(self, request_id: str, actor: str, reason: str) -> DataSubjectRequest:
-        """Extend the deadline once, as far as the law allows, recording ``reason``."""
+    def extend(self, request_id: str, actor: str, reason: str,
+               today: date | None = None) -> DataSubjectRequest:
+        """Extend the deadline once, as far as the law allows, recording ``reason``. The
+        extension must be decided and told to the subject before the original deadline
+        has passed (GDPR Art. 12(3): within the first month; CCPA 1798.130(a)(2): within
+        the first 45 days): a late one is refused and the request stays overdue."""
         request = self.get(request_id)
         rule = rule_for(request.jurisdiction)
         if not rule.extendable:
@@ -282,6 +370,17 @@ class RequestBook:
         if request.extended:
             raise RequestError(f"request {request_id} was already extended "
                                f"(due {request.due_date})")
+        if not request.is_open:
+            raise RequestError(f"request {request_id} is {request.state}; nothing to extend")
+        last_day = rule.extension_deadline(request.received_at.date())
+        today = today or utcnow().date()
+        if last_day is not None and today > last_day:
+            period = "first month" if request.law == "GDPR" else "first 45 days"
+            raise RequestError(
+                f"request {request_id}: too late to extend: {request.law} allows an "
+                f"extension only if it is decided and told to the subject within the "
+                f"{period} (by {last_day}); the request is overdue by "
+                f"{(today - request.due_date).days} day(s): answer it now")
         if not reason.strip():
             raise RequestError("an extension needs a reason (--reason); it is told to the "
                                "subject")
