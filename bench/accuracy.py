@@ -23,7 +23,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import datagen  # noqa: E402
+import datagen
 
 SENTENCES = ("Please update my record: {} thanks", "客户提供的信息 {} 已核验",
              "Called back, the customer confirmed {} as correct")

@@ -210,7 +210,7 @@ def users_batch(rng: np.random.Generator, start: int, n: int,
 
 
 def users_batches(rows: int, seed: int = 20261125, chunk: int = 1_000_000,
-                  mention_share: float = 0.01):  # noqa: ANN201 - generator of batches
+                  mention_share: float = 0.01):
     """The table as record batches of at most ``chunk`` rows (same seed, same data)."""
     rng = np.random.default_rng(seed)
     for start in range(0, rows, chunk):

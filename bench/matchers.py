@@ -20,10 +20,10 @@ import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import datagen  # noqa: E402
+import datagen
 
 
-def _timed(fn) -> tuple[float, object]:  # noqa: ANN001
+def _timed(fn) -> tuple[float, object]:
     t0 = time.perf_counter()
     out = fn()
     return time.perf_counter() - t0, out
@@ -44,12 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     specs = {s.entity_type: s for s in load_specs()}
     batches = list(datagen.users_batches(args.rows, args.seed, chunk=65_536))
 
-    def column(name: str):  # noqa: ANN202
+    def column(name: str):
         import pyarrow as pa
 
         return pa.chunked_array([b.column(name) for b in batches]).combine_chunks()
 
-    def database(patterns: list[str], flags: int):  # noqa: ANN202
+    def database(patterns: list[str], flags: int):
         db = hyperscan.Database()
         db.compile(expressions=[p.encode() for p in patterns], ids=list(range(len(patterns))),
                    elements=len(patterns), flags=[flags] * len(patterns))

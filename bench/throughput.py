@@ -32,7 +32,7 @@ import datagen  # noqa: E402
 DATA = HERE.parent / "bench-data"
 
 
-def _connector(parquet: Path):  # noqa: ANN202
+def _connector(parquet: Path):
     from governance.inventory import load_inventory
     from governance.sources import open_connector
 

@@ -1,6 +1,6 @@
 """Retention rules: how long each category of personal data may be kept, and what then.
 
-Rules are YAML profiles (``retention_policies/*.yaml``) validated into these models.
+Rules are YAML profiles (``governance/retention_policies/*.yaml``) validated into these models.
 This module defines and loads them; enforcement on a schedule (with legal holds) builds
 on it.
 """
@@ -14,10 +14,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from governance.config_files import load_yaml_model
+from governance.errors import GovernanceError
 from governance.inventory import check_jurisdictions, check_unique
 from governance.taxonomy import CATEGORIES
 
-SHIPPED_PROFILES = Path(__file__).resolve().parent.parent / "retention_policies"
+# Package data: shipped inside the wheel (pyproject: tool.setuptools.package-data).
+SHIPPED_PROFILES = Path(__file__).resolve().parent / "retention_policies"
 
 
 class RetentionRule(BaseModel):
@@ -79,6 +81,10 @@ def load_retention_profile(path: str | os.PathLike) -> RetentionProfile:
 
 
 def shipped_profiles() -> dict[str, RetentionProfile]:
-    """The default profiles shipped in retention_policies/, by profile name."""
-    profiles = [load_retention_profile(p) for p in sorted(SHIPPED_PROFILES.glob("*.yaml"))]
+    """The default profiles shipped in governance/retention_policies/, by profile name."""
+    files = sorted(SHIPPED_PROFILES.glob("*.yaml"))
+    if not files:
+        raise GovernanceError(f"no retention profiles in {SHIPPED_PROFILES}: the installation "
+                              "is incomplete (package data missing)")
+    profiles = [load_retention_profile(p) for p in files]
     return {p.profile: p for p in profiles}

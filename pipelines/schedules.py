@@ -19,7 +19,7 @@ def build_daily_scan_schedule(job: UnresolvedAssetJobDefinition,
     @dg.schedule(job=job, cron_schedule=DAILY_SCAN_CRON, name="daily_discovery_scan",
                  execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.STOPPED,
                  description=SCHEDULE_DESCRIPTION)
-    def daily_discovery_scan(context: dg.ScheduleEvaluationContext):  # noqa: ANN202
+    def daily_discovery_scan(context: dg.ScheduleEvaluationContext):
         tick = context.scheduled_execution_time.strftime("%Y%m%d")
         for source in partitions.get_partition_keys():
             yield dg.RunRequest(run_key=f"{tick}-{source}", partition_key=source,

@@ -36,7 +36,7 @@ def build_verified_requests_sensor(jobs: list[dg.JobDefinition]) -> dg.SensorDef
                description=SENSOR_DESCRIPTION,
                default_status=dg.DefaultSensorStatus.STOPPED)
     def verified_requests(context: dg.SensorEvaluationContext,
-                          governance: GovernanceResource):  # noqa: ANN202
+                          governance: GovernanceResource):
         for r in RequestBook(governance.store()).list_requests():
             if not cleared_to_run(r):
                 continue
