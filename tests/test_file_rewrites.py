@@ -437,3 +437,34 @@ def test_a_rewrite_stops_when_the_two_readings_disagree(tmp_path: Path) -> None:
     assert f.read_bytes() == b"".join(JSONL)
     assert _files(tmp_path) == ["events.jsonl"]
     conn.close()
+
+
+@pytest.mark.parametrize("block", [64, 1 << 20])
+def test_blocks_without_a_key_are_copied_and_records_spanning_lines_are_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int) -> None:
+    """Tiny blocks cut the file between many records, some of them spanning two lines;
+    keys that need quoting (a quote, a comma) are matched by parsing every record."""
+    from governance.sources import duckdb_source
+
+    monkeypatch.setattr(duckdb_source, "CSV_BLOCK_BYTES", block)
+    f = tmp_path / "people.csv"
+    records = _csv_records(400, b"\r\n")
+    _write(f, records)
+    conn = FileConnector("p", "csv", tmp_path, writable=True)
+    # Notes: row i % 4 == 1 "with, comma", 2 'say "hi"', 3 "two\nlines".
+    assert conn.delete_rows("people", "note", ["two\nlines"]) == 100
+    assert conn.delete_rows("people", "note", ['say "hi"']) == 100
+    assert conn.delete_rows("people", "email", ["u1@example.com", "u397@example.com"]) == 2
+    gone = {i for i in range(400) if i % 4 in (2, 3)} | {1, 397}
+    assert f.read_bytes() == b"".join(r for i, r in enumerate(records) if i - 1 not in gone)
+    jl = tmp_path / "j"
+    jl.mkdir()
+    lines = [json.dumps({"id": i, "email": f"u{i}@example.com", "n": "é" if i % 3 else "\u00e9"},
+                        ensure_ascii=bool(i % 2)).encode() + b"\n" for i in range(300)]
+    _write(jl / "e.jsonl", lines)
+    jconn = FileConnector("j", "jsonl", jl, writable=True)
+    assert jconn.delete_rows("e", "email", ["u7@example.com", "u250@example.com"]) == 2
+    assert jconn.delete_rows("e", "n", ["é"]) == 298
+    assert (jl / "e.jsonl").read_bytes() == b""
+    conn.close()
+    jconn.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import io
+import itertools
 import json
 import os
 import re
@@ -115,6 +117,9 @@ TEMP_SUFFIX = ".govkit-rewrite.tmp"
 _LEGACY_TEMP = r"\.{name}\.[a-z0-9_]{{8}}\.tmp"
 # Records (CSV, JSON lines) copied between two checks of the fault hook.
 REWRITE_BATCH_RECORDS = 65_536
+# CSV and JSON lines are read in blocks of about this size; a block where no key is written
+# is copied without parsing it.
+CSV_BLOCK_BYTES = 1 << 20
 # Fault injection for tests: GOVKIT_FAULT=file_rewrite:N (a comma-separated list may name
 # other hooks) ends the process with status 137, as a kill would, once N batches (record
 # batches of CSV / JSON lines, row groups of Parquet) of a rewrite are in its temporary copy.
@@ -281,7 +286,11 @@ class FileConnector(DuckDBConnector):
             tmp = _temporary(f)
             tmp.unlink(missing_ok=True)  # a crashed rewrite's copy
             self._open_view(table)  # what the file holds now, dialect sniffed under the lock
-            self.check_columns(table, [column, *(assignments or {})])
+            columns = self._columns(table)
+            missing = [c for c in [column, *(assignments or {})] if c not in columns]
+            if missing:
+                raise SourceError(f"source {self.name!r}, table {table!r} has no column "
+                                  f"{missing[0]!r}")
             try:
                 with _create_like(tmp, before) as out:
                     n = self._copy_changed(table, f, out, column, keys, assignments)
@@ -302,7 +311,7 @@ class FileConnector(DuckDBConnector):
         """Write ``f`` with the change applied to ``out``; the number of rows matched."""
         if self.kind == "parquet":
             return _copy_parquet(f, out, column, keys, assignments)
-        cols = self.table_info(table).column_names
+        cols = list(self._columns(table))
         if self.kind == "csv":
             n = _copy_csv(f, out, cols, column, keys, assignments, self._csv_dialect(f))
         else:
@@ -320,10 +329,9 @@ class FileConnector(DuckDBConnector):
     def _count_matches(self, table: str, column: str, keys: set[str]) -> int:
         total = 0
         vals = sorted(keys)
-        info = self.table_info(table).column(column)
         # A JSON-typed column (mixed value types) holds JSON text: "7" for the string 7.
         target = (f"json_extract_string({self._ident(column)}, '$')"
-                  if info is not None and info.type == "JSON"
+                  if self._columns(table)[column] == "JSON"
                   else f"CAST({self._ident(column)} AS VARCHAR)")
         for i in range(0, len(vals), KEY_CHUNK):
             chunk = vals[i:i + KEY_CHUNK]
@@ -331,6 +339,11 @@ class FileConnector(DuckDBConnector):
                 f"SELECT count(*) FROM {self._ident(table)} WHERE {target} "
                 f"IN ({', '.join('?' * len(chunk))})", chunk).fetchall()[0][0]
         return int(total)
+
+    def _columns(self, table: str) -> dict[str, str]:
+        """The view's columns and their types, as read now (without counting rows)."""
+        rel = self._conn.sql(f"SELECT * FROM {self._ident(table)} LIMIT 0")
+        return {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True)}
 
     def _csv_dialect(self, f: Path) -> _CsvDialect:
         """The dialect DuckDB sniffs in ``f`` (as its view reads it)."""
@@ -424,16 +437,74 @@ def _records(f: BinaryIO, dialect: _CsvDialect) -> Iterator[tuple[bytes, list[st
         yield raw, row
 
 
+class _Progress:
+    """Counts the records copied, in batches of REWRITE_BATCH_RECORDS, for the fault hook."""
+
+    def __init__(self, out: BinaryIO):
+        self.out, self.records, self.batches = out, 0, 0
+
+    def add(self, records: int) -> None:
+        self.records += records
+        while self.records >= REWRITE_BATCH_RECORDS:
+            self.records -= REWRITE_BATCH_RECORDS
+            self.batches += 1
+            _fault_point(self.out, self.batches)
+
+    def done(self) -> None:
+        _fault_point(self.out, self.batches + 1)
+
+
+def _blocks(src: BinaryIO, quote: bytes) -> Iterator[bytes]:
+    """The rest of ``src`` in blocks of about CSV_BLOCK_BYTES that end at a record's end:
+    after a line end, outside any quoted field (an even count of quote characters)."""
+    while True:
+        blob = src.read(CSV_BLOCK_BYTES)
+        if not blob:
+            return
+        if not blob.endswith(b"\n"):
+            blob += src.readline()
+        odd = bool(quote) and blob.count(quote) % 2 == 1
+        while odd:
+            line = src.readline()
+            if not line:
+                break
+            blob += line
+            odd ^= line.count(quote) % 2 == 1
+        yield blob
+
+
 def _copy_csv(f: Path, out: BinaryIO, columns: list[str], column: str, keys: set[str],
               assignments: dict[str, Any] | None, dialect: _CsvDialect) -> int:
+    """Copy ``f`` record by record, dropping or changing the matched ones. A block of the
+    file in which no key is written at all is copied as it is, unparsed."""
     at = columns.index(column)
     targets = {columns.index(c): v for c, v in (assignments or {}).items()}
-    n = copied = batches = 0
+    n = 0
+    progress = _Progress(out)
+    # A matching field holds the key as written, unless the key holds a character that is
+    # doubled or escaped when quoted: then every record is parsed.
+    special = {dialect.quote, dialect.escape, "\r", "\n"} - {""}
+    by_block = len(keys) <= 64 and not any(c in k for k in keys for c in special)
+    if dialect.escape and dialect.escape != dialect.quote:
+        by_block = False  # escaped quotes break the quote count that finds record ends
+    raw_keys = [k.encode("utf-8", "surrogateescape") for k in keys]
+
+    def copy(records: Iterator[tuple[bytes, list[str]]]) -> None:
+        nonlocal n
+        for raw, row in records:
+            # An empty field is NULL (as DuckDB reads it) and matches nothing.
+            if len(row) > at and row[at] and row[at] in keys:
+                n += 1
+                if assignments is not None:
+                    out.write(_csv_changed(raw, row, targets, dialect, f))
+            else:
+                out.write(raw)
+
     with f.open("rb") as src:
         for _ in range(dialect.skip):
             out.write(src.readline())
-        records = _records(src, dialect)
-        header = next(records, None)
+        header_lines = next(_blocks_of_one(src, dialect.quote.encode()), b"")
+        header = next(_records(io.BytesIO(header_lines), dialect), None)
         if header is None:
             return 0
         out.write(header[0])
@@ -443,20 +514,36 @@ def _copy_csv(f: Path, out: BinaryIO, columns: list[str], column: str, keys: set
         if len(names) != len(columns):
             raise SourceError(f"{f}: the header has {len(names)} fields, DuckDB reads "
                               f"{len(columns)} columns; nothing was changed")
-        for raw, row in records:
-            # An empty field is NULL (as DuckDB reads it) and matches nothing.
-            if len(row) > at and row[at] and row[at] in keys:
-                n += 1
-                if assignments is not None:
-                    out.write(_csv_changed(raw, row, targets, dialect, f))
-            else:
-                out.write(raw)
-            copied += 1
-            if copied == REWRITE_BATCH_RECORDS:
-                batches, copied = batches + 1, 0
-                _fault_point(out, batches)
-    _fault_point(out, batches + 1)
+        if not by_block:
+            records = _records(src, dialect)
+            while True:
+                chunk = list(itertools.islice(records, REWRITE_BATCH_RECORDS))
+                if not chunk:
+                    break
+                copy(iter(chunk))
+                progress.add(len(chunk))
+        else:
+            for blob in _blocks(src, dialect.quote.encode()):
+                if any(k in blob for k in raw_keys):
+                    copy(_records(io.BytesIO(blob), dialect))
+                else:
+                    out.write(blob)
+                progress.add(blob.count(b"\n"))
+    progress.done()
     return n
+
+
+def _blocks_of_one(src: BinaryIO, quote: bytes) -> Iterator[bytes]:
+    """The next record of ``src`` (its lines, up to an even count of quote characters)."""
+    blob = src.readline()
+    odd = bool(quote) and blob.count(quote) % 2 == 1
+    while odd:
+        line = src.readline()
+        if not line:
+            break
+        blob += line
+        odd ^= line.count(quote) % 2 == 1
+    yield blob
 
 
 def _csv_changed(raw: bytes, row: list[str], targets: dict[int, Any],
@@ -487,20 +574,28 @@ _WS = re.compile(r"[ \t\n\r]*")
 
 def _copy_jsonl(f: Path, out: BinaryIO, column: str, keys: set[str],
                 assignments: dict[str, Any] | None) -> int:
-    n = copied = batches = 0
+    """Copy ``f`` line by line, dropping or changing the matched lines. A line (or a block
+    of lines) without any key written in it and without escapes cannot match: it is
+    copied unparsed."""
+    n = 0
+    progress = _Progress(out)
+    raw_keys = [k.encode("utf-8", "surrogateescape") for k in keys]
+    by_block = len(keys) <= 64
     with f.open("rb") as src:
-        for raw in src:
-            if _jsonl_matches(raw, column, keys):
-                n += 1
-                if assignments is not None:
-                    out.write(_jsonl_changed(raw, assignments))
+        for blob in _blocks(src, b""):
+            if by_block and b"\\" not in blob and not any(k in blob for k in raw_keys):
+                out.write(blob)
             else:
-                out.write(raw)
-            copied += 1
-            if copied == REWRITE_BATCH_RECORDS:
-                batches, copied = batches + 1, 0
-                _fault_point(out, batches)
-    _fault_point(out, batches + 1)
+                for raw in io.BytesIO(blob):
+                    maybe = not by_block or b"\\" in raw or any(k in raw for k in raw_keys)
+                    if maybe and _jsonl_matches(raw, column, keys):
+                        n += 1
+                        if assignments is not None:
+                            out.write(_jsonl_changed(raw, assignments))
+                    else:
+                        out.write(raw)
+            progress.add(blob.count(b"\n"))
+    progress.done()
     return n
 
 
