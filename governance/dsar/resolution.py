@@ -203,14 +203,32 @@ def coerce_values(values: Iterable[Any], column_type: str) -> list[Any]:
     return list(dict.fromkeys(out))
 
 
+def _forms(identities: Sequence[Identity]) -> tuple[list[str], list[str]]:
+    """The written forms of ``identities`` searched inside text: those compared in any
+    letter case (e-mail addresses), and those compared exactly."""
+    ci: list[str] = []
+    cs: list[str] = []
+    for ident in identities:
+        (ci if ident.case_insensitive else cs).extend(ident.text_variants())
+    return list(dict.fromkeys(ci)), list(dict.fromkeys(cs))
+
+
 def search_text(connector: Connector, table: str, columns: Sequence[str],
                 identities: Sequence[Identity]) -> dict[str, dict[str, int]]:
     """Every cell of ``columns`` holding a written form of an identity: per column, the
-    distinct matching texts with their cell counts (reads the whole columns)."""
-    patterns = [(form, i.case_insensitive) for i in identities for form in i.text_variants()]
+    distinct matching texts with their cell counts. Sources that search text themselves
+    (SQLite, PostgreSQL, DuckDB: ``search_substrings``) do it in one pass per table and
+    return only the matching cells; files are read batch by batch through Arrow."""
+    ci, cs = _forms(identities)
     found: dict[str, dict[str, int]] = {c: {} for c in columns}
-    if not patterns or not columns:
+    if not (ci or cs) or not columns:
         return found
+    pushed = getattr(connector, "search_substrings", None)
+    if pushed is not None:
+        result = pushed(table, list(columns), ci, cs)
+        if result is not None:
+            return {c: result.get(c, {}) for c in columns}
+    patterns = [(form, False) for form in cs] + [(form, True) for form in ci]
     for batch in connector.stream_rows(table, list(columns)):
         for name in columns:
             arr = batch.column(batch.schema.get_field_index(name))
@@ -220,8 +238,8 @@ def search_text(connector: Connector, table: str, columns: Sequence[str],
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                     continue
             hit = None
-            for form, ci in patterns:
-                m = pc.match_substring(arr, form, ignore_case=ci)
+            for form, fold in patterns:
+                m = pc.match_substring(arr, form, ignore_case=fold)
                 hit = m if hit is None else pc.or_(hit, m)
             hits = arr.filter(pc.fill_null(hit, False))
             for text in hits.to_pylist():
@@ -296,6 +314,7 @@ class _Resolver:
         self.mentions: list[Location] = []
         self.blockers: list[str] = []
         self._cache: dict[tuple[TableKey, str, str], Owners] = {}
+        self.identity_column: dict[TableKey, str] = {}
 
     # -- catalogue -----------------------------------------------------------------
     def info(self, table: TableKey) -> TableInfo | None:
@@ -486,6 +505,7 @@ class _Resolver:
                 else:
                     self._own(table, [r], FoundBy.IDENTITY, found[0][1].type.value,
                               self.graph.distance(table) if who else 0)
+                    self.identity_column.setdefault(table, found[0][2])
 
     def follow_owners(self) -> None:
         """Rows reaching the subject's rows through owner edges, breadth first."""
@@ -582,6 +602,11 @@ class _Resolver:
         decl = self.inv.source(table[0]).table(table[1])
         key = match_key(info, decl.subject_key if decl else None,  # type: ignore[arg-type]
                         self.graph.owner_edges(table)) if info else None
+        if (key is None and relation is Relation.OWNED and table in self.identity_column
+                and not self.shared.get(table)
+                and not self.others.get(f"{table[0]}.{table[1]}")):
+            # No key, but every row holding the subject's identifier there is theirs.
+            key = self.identity_column[table]
         if key is None:
             self.blockers.append(
                 f"{table[0]}.{table[1]}: has no primary key, subject key or single owner "
@@ -681,12 +706,39 @@ def locate_subject(inventory: Inventory, identities: Sequence[Identity], pool: C
                       dict(r.others), shared_ids, r.blockers, notes)
 
 
+Place = tuple[str, str, str]   # (source, table, column)
+
+
 def search_everywhere(inventory: Inventory, identities: Sequence[Identity],
                       pool: ConnectorPool, progress: Progress | None = None
-                      ) -> tuple[dict[tuple[str, str, str], int], dict[str, str]]:
+                      ) -> tuple[dict[Place, int], dict[str, str]]:
     """Cells of every text column of every table of every source holding a written form
     of an identity: counts per (source, table, column), and unreachable sources."""
-    remaining: dict[tuple[str, str, str], int] = {}
+    by_identity, unreachable = search_everywhere_by_identity(inventory, identities, pool,
+                                                             progress)
+    return {place: sum(texts.values()) for place, texts in _cells(by_identity).items()}, \
+        unreachable
+
+
+def _cells(by_identity: dict[Place, dict[Identity, dict[str, int]]]
+           ) -> dict[Place, dict[str, int]]:
+    out: dict[Place, dict[str, int]] = {}
+    for place, per in by_identity.items():
+        texts: dict[str, int] = {}
+        for found in per.values():
+            texts.update(found)
+        out[place] = texts
+    return out
+
+
+def search_everywhere_by_identity(inventory: Inventory, identities: Sequence[Identity],
+                                  pool: ConnectorPool, progress: Progress | None = None
+                                  ) -> tuple[dict[Place, dict[Identity, dict[str, int]]],
+                                             dict[str, str]]:
+    """Like ``search_everywhere`` for all ``identities`` at once (one pass per table):
+    per (source, table, column), which identities were found there, each with the distinct
+    texts holding it and their cell counts; and the unreachable sources."""
+    found: dict[Place, dict[Identity, dict[str, int]]] = {}
     unreachable: dict[str, str] = {}
     for src in inventory.sources:
         try:
@@ -698,21 +750,83 @@ def search_everywhere(inventory: Inventory, identities: Sequence[Identity],
         for info in tables:
             for col, texts in search_text(conn, info.name, _text_columns(info),
                                           identities).items():
-                if texts:
-                    remaining[(src.name, info.name, col)] = sum(texts.values())
+                for text, n in texts.items():
+                    for ident in identities:
+                        if _mentions(text, [ident]):
+                            per = found.setdefault((src.name, info.name, col), {})
+                            per.setdefault(ident, {})[text] = n
         if progress:
             progress(f"{src.name}: every text cell searched")
-    return remaining, unreachable
+    return found, unreachable
 
 
 def exact_hits(inventory: Inventory, identity: Identity, pool: ConnectorPool,
-               store: AuditStore | None = None) -> dict[tuple[str, str, str], int]:
+               store: AuditStore | None = None) -> dict[Place, int]:
     """Rows holding ``identity`` exactly in a column of its kind (declared or classified),
     in every base table of every reachable source: counts per (source, table, column)."""
+    return {place: per[identity] for place, per in
+            exact_hits_by_identity(inventory, [identity], pool, store).items()}
+
+
+def exact_hits_by_identity(inventory: Inventory, identities: Sequence[Identity],
+                           pool: ConnectorPool, store: AuditStore | None = None
+                           ) -> dict[Place, dict[Identity, int]]:
+    """Like ``exact_hits`` for all ``identities`` at once (the catalogue, foreign keys and
+    column categories read once): per (source, table, column), rows per identity."""
     categories, _ = column_categories(inventory, store)
     r = _Resolver(inventory, pool, categories, None)
-    out: dict[tuple[str, str, str], int] = {}
-    for table, found in r.match_identities([identity]).items():
-        for _, _, col in found:
-            out[(table[0], table[1], col)] = out.get((table[0], table[1], col), 0) + 1
+    out: dict[Place, dict[Identity, int]] = {}
+    for table, found in r.match_identities(list(identities)).items():
+        for _, ident, col in found:
+            per = out.setdefault((table[0], table[1], col), {})
+            per[ident] = per.get(ident, 0) + 1
+    return out
+
+
+def verification_hits(inventory: Inventory, identities: Sequence[Identity],
+                      pool: ConnectorPool, store: AuditStore | None = None
+                      ) -> tuple[dict[Place, set[Identity]], dict[Place, int], dict[str, str]]:
+    """What verification finds of ``identities``, searching every source once for all of
+    them: each identity exactly in the columns of its kind and inside every text cell.
+    Returns per (source, table, column) which identities were found there, how many cells
+    or rows the identity found most often there holds, and the unreachable sources."""
+    cells, unreachable = search_everywhere_by_identity(inventory, identities, pool)
+    exact = exact_hits_by_identity(inventory, identities, pool, store)
+    found: dict[Place, set[Identity]] = {}
+    counts: dict[Place, int] = {}
+    for place, per_text in cells.items():
+        for ident, texts in per_text.items():
+            found.setdefault(place, set()).add(ident)
+            counts[place] = max(counts.get(place, 0), sum(texts.values()))
+    for place, per_row in exact.items():
+        for ident, n in per_row.items():
+            found.setdefault(place, set()).add(ident)
+            counts[place] = max(counts.get(place, 0), n)
+    return found, counts, unreachable
+
+
+def index_advice(inventory: Inventory, pool: ConnectorPool,
+                 store: AuditStore | None = None) -> list[str]:
+    """Columns holding e-mail addresses (declared, or classified by the latest scan) that
+    no index serves when they are matched in any letter case, with the index to create:
+    without one, finding a subject by e-mail reads the whole table."""
+    categories, _ = column_categories(inventory, store)
+    email = CATEGORY_OF[IdentityType.EMAIL]
+    out = []
+    for (source, table, column), cats in sorted(categories.items()):
+        if email not in cats:
+            continue
+        try:
+            conn = pool.get(source)
+            check = getattr(conn, "folded_index", None)
+            if check is None or conn.table_info(table).kind != "table":
+                continue
+            if check(table, column) is None:
+                out.append(f"{source}.{table}.{column}: no index serves matching e-mail "
+                           "addresses in any letter case, so each request reads the whole "
+                           f"table; create one: CREATE INDEX ON {table} (lower({column}))"
+                           + (" (SQLite: CREATE INDEX <name> ON ...)"
+                              if conn.kind == "sqlite" else ""))
+        except GovernanceError:
+            continue
     return out

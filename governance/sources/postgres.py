@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -18,6 +19,11 @@ from governance.sources.base import (
     rows_to_table,
 )
 from governance.sources.sql import SqlConnector
+
+# Tables with fewer rows than this are counted exactly; larger ones are estimated.
+EXACT_COUNT_BELOW = 100_000
+# A table never analysed is estimated from a sample from this many 8 kB pages on.
+ESTIMATE_FROM_PAGES = 2_000
 
 
 class PostgresConnector(SqlConnector):
@@ -55,7 +61,9 @@ class PostgresConnector(SqlConnector):
         # tells a partitioned table (one table) from its partitions (never listed).
         with self._conn.cursor() as cur:
             cur.execute(
-                "SELECT c.relname, c.relkind, c.reltuples::bigint, a.attname, "
+                "SELECT c.relname, c.relkind, c.reltuples::bigint, "
+                "CASE WHEN c.relkind IN ('r', 'm') THEN pg_relation_size(c.oid) / 8192 END, "
+                "a.attname, "
                 "format_type(a.atttypid, a.atttypmod), a.attnotnull, "
                 "COALESCE(a.attnum = ANY(i.indkey), false) "
                 "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -69,24 +77,68 @@ class PostgresConnector(SqlConnector):
         kinds = {"r": "table", "p": "table", "f": "table", "v": "view",
                  "m": "materialized_view"}
         tables: dict[str, dict[str, Any]] = {}
-        for table, relkind, estimate, column, dtype, notnull, is_pk in rows:
+        for table, relkind, estimate, pages, column, dtype, notnull, is_pk in rows:
             t = tables.setdefault(table, {"kind": kinds[relkind], "estimate": estimate,
-                                          "cols": [], "pk": []})
+                                          "pages": pages, "rel": relkind, "cols": [],
+                                          "pk": []})
             t["cols"].append(ColumnInfo(column, dtype, not notnull))
             if is_pk:
                 t["pk"].append(column)
         out = []
         for table, t in tables.items():
             count = t["estimate"]
-            if count is None or count < 0 or count < 100_000:
+            if count is None or count < 0 or count < EXACT_COUNT_BELOW:
                 # Never analysed (-1), or small enough to count exactly.
-                with self._conn.cursor() as cur:
-                    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
-                        sql.Identifier(self.schema, table)))
-                    count = cur.fetchone()[0]
+                if t["rel"] in ("r", "m") and (t["pages"] or 0) >= ESTIMATE_FROM_PAGES:
+                    count = self._sampled_count(table)  # large and never analysed
+                else:
+                    with self._conn.cursor() as cur:
+                        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
+                            sql.Identifier(self.schema, table)))
+                        count = cur.fetchone()[0]
             out.append(TableInfo(table, tuple(t["cols"]), count, t["kind"], tuple(t["pk"])))
         self._end_read()
         return out
+
+    def _sampled_count(self, table: str) -> int:
+        """The rows of a large table never analysed, estimated from a 1% block sample."""
+        with self._conn.cursor() as cur:
+            cur.execute(sql.SQL("SELECT count(*) FROM {} TABLESAMPLE SYSTEM (1) "
+                                "REPEATABLE (0)").format(sql.Identifier(self.schema, table)))
+            return int(cur.fetchone()[0]) * 100
+
+    def folded_index(self, table: str, column: str) -> str | None:
+        """``lower`` when an index of the table leads with lower(column) (it serves matching
+        e-mail addresses in any letter case), else None (such a match reads the whole
+        table; create one with ``CREATE INDEX ON t (lower(column))``)."""
+        self.check_columns(table, [column])
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_get_indexdef(i.indexrelid, 1, true) FROM pg_index i "
+                    "JOIN pg_class c ON c.oid = i.indrelid "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = %s AND c.relname = %s AND i.indkey[0] = 0 "
+                    "AND i.indpred IS NULL", (self.schema, table))
+                keys = [r[0] for r in cur.fetchall()]
+        finally:
+            self._end_read()
+        # lower(email), lower((email)::text), lower("E-mail"::text): the same key.
+        wanted = "lower" + column
+        keys = [re.sub(r'[()"]|::text|::charactervarying', "", "".join(k.split()))
+                for k in keys]
+        return "lower" if wanted in keys else None
+
+    def _text_expr(self, column: str) -> str:
+        return f"{self._ident(column)}::text"
+
+    def _contains(self, expr: str, ignore_case: bool) -> str:
+        if ignore_case:
+            return f"{expr} ILIKE %s ESCAPE '\\'"
+        return f"strpos({expr}, %s) > 0"
+
+    def _end_search(self) -> None:
+        self._end_read()
 
     def foreign_keys(self) -> list[ForeignKey]:
         with self._conn.cursor() as cur:

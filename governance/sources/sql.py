@@ -17,6 +17,8 @@ from governance.sources.base import (
 
 # How many key values go into one IN (...) list.
 KEY_CHUNK = 500
+# A-Z to a-z and nothing else: the letter case SQLite's LIKE, NOCASE and lower() ignore.
+ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 def quote_ident(name: str) -> str:
@@ -118,6 +120,70 @@ class SqlConnector(Connector):
             cur.close()
         return out
 
+    # Searching inside text -------------------------------------------------------------
+    def _text_expr(self, column: str) -> str:
+        """``column`` as text (its values compared as they are written)."""
+        return self._ident(column)
+
+    def _contains(self, expr: str, ignore_case: bool) -> str:
+        """A condition true when ``expr`` contains the bound form (ASCII letter case
+        ignored with ``ignore_case``; the form is bound as a LIKE pattern then)."""
+        if ignore_case:
+            return f"{expr} LIKE {self.placeholder} ESCAPE '\\'"
+        return f"instr({expr}, {self.placeholder}) > 0"
+
+    def _contains_param(self, form: str, ignore_case: bool) -> str:
+        if not ignore_case:
+            return form
+        escaped = form.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"%{escaped}%"
+
+    def search_substrings(self, table: str, columns: Sequence[str], forms_ci: Sequence[str],
+                          forms_cs: Sequence[str]) -> dict[str, dict[str, int]] | None:
+        """The cells of ``columns`` that contain one of ``forms_ci`` (ASCII letter case
+        ignored) or ``forms_cs`` (exactly): per column, the distinct matching texts with
+        their cell counts. The source finds them in one pass over the table and returns only
+        the matching rows. None when a case-insensitive form is not plain ASCII (letter case
+        beyond ASCII is not folded the same way by every source): search another way."""
+        cols = self.check_columns(table, list(columns))
+        ci = _minimal([f for f in forms_ci if f], True)
+        cs = [f for f in _minimal([f for f in forms_cs if f], False)
+              if not any(g in f.translate(ASCII_LOWER) for g in ci)]
+        found: dict[str, dict[str, int]] = {c: {} for c in cols}
+        if not cols or not (ci or cs):
+            return found
+        if not all(f.isascii() for f in ci):
+            return None
+        conds, params = [], []
+        for col in cols:
+            expr = self._text_expr(col)
+            for forms, fold in ((ci, True), (cs, False)):
+                for form in forms:
+                    conds.append(self._contains(expr, fold))
+                    params.append(self._contains_param(form, fold))
+        select = ", ".join(self._text_expr(c) for c in cols)
+        cur = self._run(f"SELECT {select} FROM {self._table_ref(table)} WHERE "
+                        + " OR ".join(conds), params)
+        try:
+            while True:
+                rows = cur.fetchmany(DEFAULT_BATCH_ROWS)
+                if not rows:
+                    break
+                for row in rows:
+                    for col, value in zip(cols, row, strict=True):
+                        if value is None:
+                            continue
+                        text = value if isinstance(value, str) else str(value)
+                        if contains_any(text, ci, cs):
+                            found[col][text] = found[col].get(text, 0) + 1
+        finally:
+            cur.close()
+            self._end_search()
+        return found
+
+    def _end_search(self) -> None:
+        """End the read a search began (sources with implicit transactions)."""
+
     # Changing --------------------------------------------------------------------------
     def delete_rows(self, table: str, column: str, values: Sequence[Any]) -> int:
         self.check_columns(table, column.split(","))
@@ -200,6 +266,25 @@ class SqlConnector(Connector):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def contains_any(text: str, forms_ci: Sequence[str], forms_cs: Sequence[str]) -> bool:
+    """Whether ``text`` contains one of ``forms_ci`` (letter case ignored, ASCII or
+    Unicode folding) or one of ``forms_cs`` exactly."""
+    if any(f in text for f in forms_cs):
+        return True
+    if not forms_ci:
+        return False
+    folded, lowered = text.translate(ASCII_LOWER), text.lower()
+    return any(f.translate(ASCII_LOWER) in folded or f.lower() in lowered for f in forms_ci)
+
+
+def _minimal(forms: Sequence[str], ignore_case: bool) -> list[str]:
+    """``forms`` without those that contain another (a cell holding the longer form holds
+    the shorter one too), so that each cell is compared with as few forms as possible."""
+    key = (lambda f: f.translate(ASCII_LOWER)) if ignore_case else (lambda f: f)
+    uniq = list(dict.fromkeys(key(f) for f in forms))
+    return [f for f in uniq if not any(g != f and g in f for g in uniq)]
 
 
 def _chunks(values: Sequence[Any]) -> Iterator[list[Any]]:

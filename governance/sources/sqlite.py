@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from governance.errors import SourceError
 from governance.sources.base import ColumnInfo, ForeignKey, TableInfo
 from governance.sources.sql import SqlConnector
+
+# Tables with fewer rows than this are counted exactly; larger ones are estimated.
+EXACT_COUNT_BELOW = 100_000
 
 
 class SqliteConnector(SqlConnector):
@@ -37,9 +43,75 @@ class SqliteConnector(SqlConnector):
             info = self._conn.execute(f"PRAGMA table_info({self._ident(name)})").fetchall()
             cols = tuple(ColumnInfo(r[1], r[2] or "ANY", not r[3] and not r[5]) for r in info)
             pk = tuple(r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5]))
-            count = self._conn.execute(f"SELECT count(*) FROM {self._ident(name)}").fetchone()[0]
-            tables.append(TableInfo(name, cols, count, kind, pk))
+            tables.append(TableInfo(name, cols, self._row_count(name, kind), kind, pk))
         return tables
+
+    def _row_count(self, table: str, kind: str) -> int:
+        """The table's rows: exact below EXACT_COUNT_BELOW, else an estimate that reads no
+        rows (the ANALYZE statistics, else the largest rowid), so that reading the catalogue
+        does not count every table."""
+        ref = self._ident(table)
+        if kind == "table":
+            try:
+                top = self._conn.execute(f"SELECT max(rowid) FROM {ref}").fetchone()[0]
+            except sqlite3.OperationalError:  # WITHOUT ROWID
+                top = None
+            if top is not None and top >= EXACT_COUNT_BELOW:
+                stat = self._stat1(table)
+                return stat if stat is not None else int(top)
+        return int(self._conn.execute(f"SELECT count(*) FROM {ref}").fetchone()[0])
+
+    def _stat1(self, table: str) -> int | None:
+        """The row count ANALYZE recorded for ``table``, if it was analysed."""
+        try:
+            row = self._conn.execute(
+                "SELECT stat FROM sqlite_stat1 WHERE tbl = ? ORDER BY idx IS NOT NULL LIMIT 1",
+                (table,)).fetchone()
+        except sqlite3.OperationalError:  # never analysed: no sqlite_stat1
+            return None
+        try:
+            return int(str(row[0]).split()[0]) if row else None
+        except ValueError:
+            return None
+
+    def folded_index(self, table: str, column: str) -> str | None:
+        """How an index serves matching ``column`` in any letter case: ``lower`` (an index
+        on lower(column)), ``nocase`` (an index on the column with COLLATE NOCASE), or None
+        (no such index: matching it in any letter case reads the whole table)."""
+        self.check_columns(table, [column])
+        col = column.lower()
+        nocase = False
+        for idx in self._conn.execute(f"PRAGMA index_list({self._ident(table)})").fetchall():
+            info = self._conn.execute(f"PRAGMA index_xinfo({self._ident(idx[1])})").fetchall()
+            lead = next((r for r in info if r[5]), None)  # the first key column
+            if lead is None:
+                continue
+            if lead[1] >= 0 and str(lead[2]).lower() == col and str(lead[4]).upper() == "NOCASE":
+                nocase = True
+            elif lead[1] == -2:  # an expression: read it from the index's SQL
+                sql = self._conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' "
+                                         "AND name = ?", (idx[1],)).fetchone()
+                if sql and sql[0] and _lower_of(sql[0], column):
+                    return "lower"
+        return "nocase" if nocase else None
+
+    def _where_in(self, column: str, n: int, fold_case: bool = False) -> str:
+        if fold_case and "," not in column and self._fold_with_nocase(column):
+            # Same rows as lower(column) IN (...) (both fold A-Z only), served by the index.
+            marks = ", ".join([self.placeholder] * n)
+            return f"{self._ident(column)} COLLATE NOCASE IN ({marks})"
+        return super()._where_in(column, n, fold_case)
+
+    def find_rows(self, table: str, column: str, values: Sequence[Any],
+                  fold_case: bool = False) -> list[dict[str, Any]]:
+        self._folding = self.folded_index(table, column) if fold_case else None
+        try:
+            return super().find_rows(table, column, values, fold_case)
+        finally:
+            self._folding = None
+
+    def _fold_with_nocase(self, column: str) -> bool:
+        return getattr(self, "_folding", None) == "nocase"
 
     def foreign_keys(self) -> list[ForeignKey]:
         out = []
@@ -73,3 +145,11 @@ class SqliteConnector(SqlConnector):
         order = f"((rowid * 1103515245 + {int(seed)}) % 2147483647)"
         return (f"{self._select_sql(table, cols)} WHERE rowid IN "
                 f"(SELECT rowid FROM {ref} ORDER BY {order} LIMIT {int(limit)})")
+
+
+def _lower_of(index_sql: str, column: str) -> bool:
+    """Whether a CREATE INDEX statement's first key is lower(column)."""
+    body = index_sql[index_sql.find("(") + 1:]
+    name = re.escape(column)
+    return re.match(rf'\s*lower\s*\(\s*(?:"{name}"|`{name}`|\[{name}\]|{name})\s*\)',
+                    body, re.IGNORECASE) is not None
