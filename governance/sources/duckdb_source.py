@@ -30,6 +30,9 @@ from governance.sources.base import (
 )
 from governance.sources.sql import KEY_CHUNK, SqlConnector
 
+# DuckDB tables with fewer rows than this are counted exactly; larger ones estimated.
+EXACT_COUNT_BELOW = 100_000
+
 
 class DuckDBConnector(SqlConnector):
     """A DuckDB database file, opened read-only unless changes are asked for."""
@@ -69,6 +72,23 @@ class DuckDBConnector(SqlConnector):
             cur.close()
             raise
         return cur
+
+    def search_substrings(self, table: str, columns: Sequence[str], forms_ci: Sequence[str],
+                          forms_cs: Sequence[str]) -> dict[str, dict[str, int]] | None:
+        """See SqlConnector.search_substrings; file sources answer None (their tables are
+        searched batch by batch, with bounded memory, by the caller)."""
+        if self.kind != "duckdb":
+            return None
+        return super().search_substrings(table, columns, forms_ci, forms_cs)
+
+    def _text_expr(self, column: str) -> str:
+        return f"CAST({self._ident(column)} AS VARCHAR)"
+
+    def _contains(self, expr: str, ignore_case: bool) -> str:
+        return f"contains(lower({expr}), ?)" if ignore_case else f"contains({expr}, ?)"
+
+    def _contains_param(self, form: str, ignore_case: bool) -> str:
+        return form.lower() if ignore_case else form
 
     def _sample_sql(self, table: str, cols: list[str], limit: int, seed: int) -> str:
         return (f"{self._select_sql(table, cols)} USING SAMPLE reservoir({int(limit)} ROWS) "
