@@ -25,7 +25,7 @@ from governance.faults import POINTS
 from governance.inventory import load_inventory
 from governance.scan import run_scan
 
-KILL_POINTS = [p for p in POINTS if p != "file.mid_rewrite"]
+KILL_POINTS = list(POINTS)
 
 
 def _store(paths: DemoPaths) -> AuditStore:

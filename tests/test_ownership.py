@@ -118,3 +118,27 @@ def test_inventories_of_today_stay_valid(demo_inventory) -> None:
     assert kinds[("events", "user_id")] == "owner"
     assert g.distance(("app_db", "ticket_messages")) == 2
     assert g.problems() == []
+
+
+def test_review_names_ambiguous_and_crossing_references_and_unreached_tables(
+        tmp_path: Path) -> None:
+    from governance.dsar.ownership import review
+
+    p = tmp_path / "inventory.yaml"
+    p.write_text(RENTAL_SHOP.replace(
+        "      - name: store\n",
+        "      - name: loyalty_notes\n"
+        "        columns: {note_address: {category: location.address}}\n"
+        "      - name: store\n").replace(
+        "          - {column: address_id, to: address.address_id}\n"
+        "      - name: address",
+        "          - {column: address_id, to: address.address_id}\n"
+        "          - {column: buddy_id, to: customer.customer_id, kind: owner}\n"
+        "      - name: address"))
+    inv = load_inventory(p)
+    lines = review(build_graph(inv), inv)
+    assert any(line.startswith("shop.rental:") for line in lines)
+    assert any("staff.buddy_id" in line and "crosses from one person" in line
+               for line in lines), lines
+    assert any(line.startswith("shop.loyalty_notes:") for line in lines), lines
+    assert not any(line.startswith("shop.address:") for line in lines)  # a detail target

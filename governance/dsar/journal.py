@@ -17,6 +17,7 @@ from governance.crypto.aead import open_json, seal_json
 from governance.dsar.identities import Identity
 from governance.dsar.plan import Action, Step
 from governance.errors import GovernanceError
+from governance.faults import fault_point
 from governance.sources import Connector
 from governance.sources.pool import ConnectorPool
 
@@ -187,14 +188,21 @@ def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
         if conn.atomic:
             with conn.transaction():
                 for step in group:
+                    fault_point("journal.before_step")
                     step.rows_affected = _apply(conn, step, hash_value, True, identities)
+                    fault_point("journal.after_step")
                     if on_step:
                         on_step(step)
+            fault_point("journal.after_commit")
             mark_done(store, request_id, group)
+            fault_point("journal.after_mark")
         else:
             for step in group:
+                fault_point("journal.before_step")
                 step.rows_affected = _apply(conn, step, hash_value, False, identities)
+                fault_point("journal.after_commit")
                 mark_done(store, request_id, [step])
+                fault_point("journal.after_mark")
                 if on_step:
                     on_step(step)
         for step in group:

@@ -198,3 +198,39 @@ def build_graph(inventory: Inventory,
             edges.append(Edge(source, fk.table, fk.column, source, fk.ref_table,
                               fk.ref_column, kind, declared=False, inferred=True))
     return OwnershipGraph(persons, edges)
+
+
+IDENTITY_CATEGORIES = ("contact.email", "contact.phone", "identity.national_id",
+                       "identity.user_id")
+
+
+def review(graph: OwnershipGraph, inventory: Inventory,
+           categories: Mapping[tuple[str, str, str], set[str]] | None = None) -> list[str]:
+    """What requests cannot do safely on this inventory, one line each: tables whose rows
+    may belong to two people, references declared to cross from one person to another, and
+    tables holding personal data that neither an identity nor an owner reference reaches."""
+    out = list(graph.problems())
+    for e in graph.edges:
+        if e.kind in ("owner", "detail") and e.origin in graph.persons \
+                and e.target in graph.persons:
+            out.append(f"{e.describe()}: crosses from one person to another; a request for "
+                       "one would take the other's row (use kind: reference)")
+    cats: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for src in inventory.sources:
+        for t in src.tables:
+            for decl in t.columns.values():
+                if decl.category:
+                    cats[(src.name, t.name)].add(decl.category)
+    for (source, table, _), found in (categories or {}).items():
+        cats[(source, table)] |= set(found)
+    details = {e.target for e in graph.edges if e.kind == "detail"}
+    for table, found in sorted(cats.items()):
+        personal = found - {"free_text"}
+        if (not personal or table in graph.persons or table in details
+                or graph.distance(table) < UNREACHABLE
+                or personal & set(IDENTITY_CATEGORIES)):
+            continue
+        out.append(f"{table[0]}.{table[1]}: holds personal data ({', '.join(sorted(personal))}) "
+                   "that no identity column or owner reference reaches: requests will not find "
+                   "it (declare a reference to its owner, or a subject_key)")
+    return out

@@ -10,9 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-
-from presidio_anonymizer import AnonymizerEngine
-from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+from typing import TYPE_CHECKING, Any
 
 from governance.dsar.identities import Identity, IdentityType
 
@@ -25,13 +23,28 @@ ENTITY_OF = {
 }
 
 
+if TYPE_CHECKING:
+    from presidio_anonymizer.entities import RecognizerResult
+
+
 @lru_cache(maxsize=1)
-def _engine() -> AnonymizerEngine:
+def _engine() -> Any:
+    # Imported when first needed: presidio-anonymizer takes seconds to import.
+    from presidio_anonymizer import AnonymizerEngine
+
     return AnonymizerEngine()
+
+
+def _operator(new_value: str) -> Any:
+    from presidio_anonymizer.entities import OperatorConfig
+
+    return OperatorConfig("replace", {"new_value": new_value})
 
 
 def identity_spans(text: str, identities: Sequence[Identity]) -> list[RecognizerResult]:
     """Where the identities' written forms occur in ``text`` (character offsets)."""
+    from presidio_anonymizer.entities import RecognizerResult
+
     spans = []
     for ident in identities:
         flags = re.IGNORECASE if ident.case_insensitive else 0
@@ -49,7 +62,7 @@ def redact_identities(text: str, identities: Sequence[Identity],
         return _replace(text, spans)
     if not spans:
         return text
-    operators = {"DEFAULT": OperatorConfig("replace", {"new_value": replacement})}
+    operators = {"DEFAULT": _operator(replacement)}
     return _engine().anonymize(text=text, analyzer_results=spans, operators=operators).text
 
 
@@ -57,14 +70,15 @@ def _replace(text: str, spans: list[RecognizerResult]) -> str:
     """``text`` with each span replaced by ``<TYPE>`` of its entity type."""
     if not spans:
         return text
-    operators = {e: OperatorConfig("replace", {"new_value": f"<{e}>"})
-                 for e in {s.entity_type for s in spans}}
+    operators = {e: _operator(f"<{e}>") for e in {s.entity_type for s in spans}}
     return _engine().anonymize(text=text, analyzer_results=spans, operators=operators).text
 
 
 def keep_only_subject(text: str, identities: Sequence[Identity]) -> str:
     """``text`` with personal data of anyone else masked as ``<TYPE>``: detected entities
     that are not one of the subject's identities (for access exports)."""
+    from presidio_anonymizer.entities import RecognizerResult
+
     from governance.detection.text import detect_line
 
     own = identity_spans(text, identities)

@@ -1,0 +1,182 @@
+"""Erasure killed at step boundaries on PostgreSQL, DuckDB and JSON lines, and the same
+request run by two workers at once: a rerun finishes it, only the subject's rows are gone
+(checked with SQL and bytes written here), and the request is completed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import duckdb
+import psycopg
+import pytest
+
+from governance.audit_store import AuditStore
+from governance.dsar.requests import RequestBook
+from governance.dsar.runner import run_request
+from governance.inventory import load_inventory
+
+pytestmark = pytest.mark.postgres
+
+POINTS = ["journal.after_step", "journal.after_commit", "journal.after_mark",
+          "request.after_journal", "file_rewrite"]
+USERS = [(i, f"user{i}@example.org", f"+44 20 7946 0{i:03d}") for i in range(1, 31)]
+
+
+@pytest.fixture()
+def estate(pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    schema = f"faults_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"CREATE TABLE {schema}.users (id int PRIMARY KEY, email text NOT NULL, "
+                     "phone text)")
+        conn.execute(f"CREATE TABLE {schema}.orders (id int PRIMARY KEY, user_id int NOT NULL "
+                     f"REFERENCES {schema}.users(id), total numeric(10,2))")
+        with conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO {schema}.users VALUES (%s, %s, %s)", USERS)
+            cur.executemany(f"INSERT INTO {schema}.orders VALUES (%s, %s, %s)",
+                            [(n, 1 + n % 30, n * 1.5) for n in range(1, 91)])
+    db = duckdb.connect(str(tmp_path / "sessions.duckdb"))
+    db.execute("CREATE TABLE sessions (id INTEGER PRIMARY KEY, user_id INTEGER, ip VARCHAR)")
+    db.executemany("INSERT INTO sessions VALUES (?, ?, ?)",
+                   [[n, 1 + n % 30, f"10.0.{n % 7}.{n}"] for n in range(1, 121)])
+    db.close()
+    lines = [json.dumps({"email": e, "ts": "2024-01-05T10:00:00Z",
+                         "n": 12345678901234567890 + i}) for i, e, _ in USERS]
+    (tmp_path / "newsletter.jsonl").write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("FAULTS_PG_DSN", pg_dsn)
+    (tmp_path / "inventory.yaml").write_text(f"""
+version: 1
+organization: fault tests
+sources:
+  - name: crm
+    kind: postgres
+    connection: {{dsn_env: FAULTS_PG_DSN, schema: {schema}}}
+    owner: dba@example.org
+    jurisdictions: [EU]
+    tables:
+      - name: users
+        subject_key: id
+        columns: {{email: {{category: contact.email}}, phone: {{category: contact.phone}}}}
+      - name: orders
+        references: [{{column: user_id, to: users.id}}]
+  - name: web
+    kind: duckdb
+    connection: {{path: sessions.duckdb}}
+    owner: web@example.org
+    jurisdictions: [EU]
+    tables:
+      - name: sessions
+        references: [{{column: user_id, to: crm.users.id}}]
+        columns: {{ip: {{category: network.ip}}}}
+  - name: mailing
+    kind: jsonl
+    connection: {{path: newsletter.jsonl}}
+    owner: marketing@example.org
+    jurisdictions: [EU]
+    tables:
+      - name: newsletter
+        columns: {{email: {{category: contact.email}}}}
+""")
+    try:
+        store = AuditStore(tmp_path / "audit.duckdb", create=True)  # type: ignore[call-arg]
+    except TypeError:
+        store = AuditStore(tmp_path / "audit.duckdb")
+    yield tmp_path, schema, store
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def _request(store: AuditStore, email: str) -> str:
+    book = RequestBook(store)
+    r = book.create("erasure", [f"email={email}"], "EU", "dpo")
+    book.verify(r.request_id, "dpo", "identity checked")
+    if hasattr(book, "approve"):
+        book.approve(r.request_id, "dpo", "plan reviewed")
+    return r.request_id
+
+
+def _child(folder: Path, store: AuditStore, rid: str, fault: str | None
+           ) -> subprocess.Popen:
+    code = ("import sys\n"
+            "from governance.audit_store import AuditStore\n"
+            "from governance.dsar.runner import run_request\n"
+            "from governance.inventory import load_inventory\n"
+            f"out = run_request(load_inventory({str(folder / 'inventory.yaml')!r}), "
+            f"AuditStore({str(store.path)!r}), {rid!r}, 'worker', "
+            "confirm=lambda steps: True, take_over=True)\n"
+            "print(out.status)\n")
+    env = {k: v for k, v in os.environ.items() if k != "GOVKIT_FAULT"}
+    if fault:
+        env["GOVKIT_FAULT"] = fault
+    return subprocess.Popen([sys.executable, "-c", code], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _state(pg_dsn: str, schema: str, folder: Path) -> dict:
+    with psycopg.connect(pg_dsn) as conn:
+        users = conn.execute(f"SELECT id, email, phone FROM {schema}.users ORDER BY id").fetchall()
+        orders = conn.execute(f"SELECT id, user_id, total FROM {schema}.orders ORDER BY id"
+                              ).fetchall()
+    db = duckdb.connect(str(folder / "sessions.duckdb"), read_only=True)
+    sessions = db.execute("SELECT * FROM sessions ORDER BY id").fetchall()
+    db.close()
+    return {"users": users, "orders": orders, "sessions": sessions,
+            "jsonl": (folder / "newsletter.jsonl").read_bytes().splitlines(keepends=True)}
+
+
+def _expect_erased(before: dict, after: dict, uid: int, email: str) -> None:
+    assert after["users"] == [u for u in before["users"] if u[0] != uid]
+    assert after["orders"] == [o for o in before["orders"] if o[1] != uid]
+    assert after["sessions"] == [s for s in before["sessions"] if s[1] != uid]
+    assert after["jsonl"] == [line for line in before["jsonl"]
+                              if f'"{email}"'.encode() not in line]
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_killed_erasure_resumes_on_postgres_duckdb_and_jsonl(estate, pg_dsn: str,
+                                                             point: str) -> None:
+    folder, schema, store = estate
+    uid, email, _ = USERS[6]
+    before = _state(pg_dsn, schema, folder)
+    rid = _request(store, email)
+    proc = _child(folder, store, rid, f"{point}:1")
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 137, (out, err[-2000:])
+    done = run_request(load_inventory(folder / "inventory.yaml"), store, rid, "dpo",
+                       confirm=lambda steps: True, take_over=True)
+    assert done.status == "completed", done.remaining
+    _expect_erased(before, _state(pg_dsn, schema, folder), uid, email)
+    assert [p for p in folder.iterdir() if p.name.endswith((".tmp", ".lock"))] == []
+
+
+def test_the_same_request_run_twice_at_once_completes_once(estate, pg_dsn: str) -> None:
+    folder, schema, store = estate
+    uid, email, _ = USERS[11]
+    before = _state(pg_dsn, schema, folder)
+    rid = _request(store, email)
+    code = ("import sys\n"
+            "from governance.audit_store import AuditStore\n"
+            "from governance.dsar.runner import run_request\n"
+            "from governance.inventory import load_inventory\n"
+            "from governance.errors import GovernanceError\n"
+            "try:\n"
+            f"    out = run_request(load_inventory({str(folder / 'inventory.yaml')!r}), "
+            f"AuditStore({str(store.path)!r}), {rid!r}, 'worker', confirm=lambda s: True)\n"
+            "    print(out.status)\n"
+            "except GovernanceError as e:\n"
+            "    print('refused:', e)\n")
+    env = {k: v for k, v in os.environ.items() if k != "GOVKIT_FAULT"}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=240) for p in procs]
+    statuses = [o.strip().splitlines()[-1] if o.strip() else e[-300:] for o, e in outs]
+    assert statuses.count("completed") == 1, statuses
+    other = next(s for s in statuses if s != "completed")
+    assert other.startswith("refused:"), statuses   # being run / already completed
+    assert RequestBook(store).get(rid).state.value == "completed"
+    _expect_erased(before, _state(pg_dsn, schema, folder), uid, email)
