@@ -33,3 +33,7 @@ class UnsafeIdentifierError(GovernanceError):
 
 class AuditStoreError(GovernanceError):
     """The audit store cannot be opened, migrated or written."""
+
+
+class UnknownSourceError(GovernanceError):
+    """A source name that the inventory does not declare."""

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from governance.config_files import FieldError, format_loc, load_yaml_file, secret_kind
-from governance.errors import ConfigError
+from governance.errors import ConfigError, UnknownSourceError
 from governance.taxonomy import CATEGORIES
 
 SourceKind = Literal["csv", "parquet", "jsonl", "duckdb", "sqlite", "postgres"]
@@ -330,7 +330,7 @@ class Inventory(_Model):
         for s in self.sources:
             if s.name == name:
                 return s
-        raise KeyError(
+        raise UnknownSourceError(
             f"unknown source {name!r}; declared: {', '.join(s.name for s in self.sources)}"
         )
 

@@ -26,3 +26,12 @@ def mask_value(value: object, entity_type: str | None = None) -> str:
 def fingerprint(value: object, salt: str = "") -> str:
     """A short, stable, non-reversible reference to ``value`` (for logs that must correlate)."""
     return hashlib.sha256(f"{salt}\x00{value}".encode()).hexdigest()[:16]
+
+
+def mask_free_text(text: str) -> str:
+    """Free text typed by a person (a reason, a note) with the personal data the project's
+    detector finds in it replaced by its type (``<EMAIL_ADDRESS>``), before it is stored
+    anywhere kept for good (the audit log, legal holds)."""
+    from governance.detection.text import detect_line, redact
+
+    return redact(text, detect_line(text))

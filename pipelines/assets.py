@@ -44,7 +44,7 @@ def build_assets(partitions: dg.StaticPartitionsDefinition) -> list[dg.AssetsDef
     def pii_classification(context: dg.AssetExecutionContext, config: ClassificationConfig,
                            governance: GovernanceResource) -> dg.MaterializeResult:
         source = context.partition_key
-        store = governance.store()
+        store = governance.store(create=True)
         try:
             mode = ScanMode(config.mode or governance.scan_mode)
         except ValueError:

@@ -25,9 +25,9 @@ class GovernanceResource(dg.ConfigurableResource):
         """The validated inventory."""
         return load_inventory(self.inventory_path)
 
-    def store(self) -> AuditStore:
-        """The audit store."""
-        return AuditStore(self.audit_store_path)
+    def store(self, create: bool = False) -> AuditStore:
+        """The audit store (created only with ``create``: the discovery scan)."""
+        return AuditStore(self.audit_store_path, create=create)
 
     def exports_path(self) -> Path:
         """Where access exports are written."""

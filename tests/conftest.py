@@ -28,7 +28,7 @@ def demo_inventory(demo: DemoPaths) -> Inventory:
 def scanned_demo(demo: DemoPaths, demo_inventory: Inventory,
                  tmp_path_factory: pytest.TempPathFactory) -> tuple[ScanResult, AuditStore]:
     """One discovery scan of the whole demo, recorded in its own audit store."""
-    store = AuditStore(tmp_path_factory.mktemp("store") / "audit.duckdb")
+    store = AuditStore(tmp_path_factory.mktemp("store") / "audit.duckdb", create=True)
     return run_scan(demo_inventory, store), store
 
 

@@ -14,7 +14,7 @@ from governance.errors import AuditStoreError
 
 
 def _filled(tmp_path: Path, n: int = 6) -> AuditStore:
-    store = AuditStore(tmp_path / "audit.duckdb")
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
     for i in range(n):
         store.append_log("dpo", "request.received", f"req-{i}", {"step": i, "note": "masked"})
     return store
@@ -27,7 +27,7 @@ def _raw(store: AuditStore, sql: str) -> None:
 
 
 def test_store_created_and_migrated_on_first_use(tmp_path: Path) -> None:
-    store = AuditStore(tmp_path / "sub" / "audit.duckdb")
+    store = AuditStore(tmp_path / "sub" / "audit.duckdb", create=True)
     assert store.schema_version() == SCHEMA_VERSION
     tables = {r["table_name"] for r in store.query(
         "SELECT table_name FROM information_schema.tables")}
@@ -104,7 +104,7 @@ def _append_many(path: str, actor: str, n: int) -> None:
 
 def test_appends_from_concurrent_processes_keep_the_chain(tmp_path: Path) -> None:
     path = str(tmp_path / "audit.duckdb")
-    AuditStore(path).schema_version()
+    AuditStore(path, create=True).schema_version()
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_append_many, args=(path, f"p{i}", 15)) for i in range(2)]
     for p in procs:

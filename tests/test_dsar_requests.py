@@ -20,7 +20,7 @@ EMAIL = "ann.lee@example.org"
 
 @pytest.fixture()
 def book(tmp_path: Path) -> RequestBook:
-    return RequestBook(AuditStore(tmp_path / "audit.duckdb"))
+    return RequestBook(AuditStore(tmp_path / "audit.duckdb", create=True))
 
 
 def test_gdpr_deadline_is_one_month_and_extends_by_two() -> None:
@@ -147,7 +147,7 @@ def test_data_keys_can_be_destroyed(book: RequestBook) -> None:
 
 
 def test_a_wrong_master_key_is_refused(tmp_path: Path, monkeypatch) -> None:
-    store = AuditStore(tmp_path / "audit.duckdb")
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
     r = RequestBook(store).create("access", [f"email={EMAIL}"], "EU", "dpo")
     assert (tmp_path / "audit.duckdb.key").stat().st_mode & 0o777 == 0o600
     monkeypatch.setenv("GOVKIT_MASTER_KEY", "A" * 44)

@@ -16,7 +16,7 @@ from pipelines.build import build_definitions
 @pytest.fixture()
 def defs_and_store(fresh_demo, tmp_path):
     store_path = tmp_path / "audit.duckdb"
-    return build_definitions(fresh_demo.inventory, store_path), AuditStore(store_path)
+    return build_definitions(fresh_demo.inventory, store_path), AuditStore(store_path, create=True)
 
 
 def test_discovery_job_executes_per_source_partition(defs_and_store) -> None:

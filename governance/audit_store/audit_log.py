@@ -43,6 +43,7 @@ class LogVerification:
 
     rows_checked: int
     problems: list[str] = field(default_factory=list)
+    anchor: str | None = None        # the anchor checked, when one was
 
     @property
     def ok(self) -> bool:
@@ -50,14 +51,18 @@ class LogVerification:
         return not self.problems
 
 
-def verify_rows(rows: list[tuple], head: tuple[int, str] | None) -> LogVerification:
+def verify_rows(rows: list[tuple], head: tuple[int, str] | None,
+                parsed_details: list[Any] | None = None) -> LogVerification:
     """Check ``rows`` (seq, logged_at, actor, action, target, details, prev_hash, row_hash)
-    ordered by seq against each other and against the recorded ``head``."""
+    ordered by seq against each other and against the recorded ``head`` (``parsed_details``:
+    the rows' details already parsed from JSON)."""
     result = LogVerification(rows_checked=len(rows))
     prev = GENESIS_HASH
     expected_seq = 1
-    for seq, logged_at, actor, action, target, details, prev_hash, stored in rows:
-        details_value = json.loads(details) if isinstance(details, str) else details
+    for i, (seq, logged_at, actor, action, target, details, prev_hash, stored) in \
+            enumerate(rows):
+        details_value = parsed_details[i] if parsed_details is not None else (
+            json.loads(details) if isinstance(details, str) else details)
         if seq != expected_seq:
             result.problems.append(
                 f"seq {expected_seq}"

@@ -162,6 +162,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         "COMMENT ON TABLE legal_holds IS "
         "'One row per legal hold: data that must not be erased, and why'",
     )),
+    Migration(3, "store metadata: identity, master-key fingerprint, audit-log high-water mark", (
+        """CREATE TABLE store_meta (
+            name VARCHAR PRIMARY KEY,           -- store_id | key_fingerprint | log_high_water
+            value VARCHAR NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL
+        )""",
+        "COMMENT ON TABLE store_meta IS "
+        "'Facts about the store itself: its id, the fingerprint of its master key (never "
+        "the key), and the highest audit-log seq ever written'",
+    )),
     Migration(4, "recorded approval of erasure and rectification runs", (
         "ALTER TABLE dsar_requests ADD COLUMN approved_at TIMESTAMPTZ",
         "ALTER TABLE dsar_requests ADD COLUMN approved_by VARCHAR",

@@ -14,11 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from governance.audit_store import AuditStore
-from governance.audit_store.store import append_log_row, utcnow
+from governance.audit_store.store import record_row, utcnow
 from governance.crypto import KeyRing
 from governance.dsar.identities import Identity
 from governance.errors import GovernanceError
 from governance.inventory import check_name
+from governance.masking import mask_free_text
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class LegalHolds:
                table: str | None, reason: str, actor: str) -> LegalHold:
         if not reason.strip():
             raise GovernanceError("a legal hold needs a reason (--reason)")
+        reason = mask_free_text(reason)   # the reason is kept for good: no personal data
         hold_id = f"hold-{uuid.uuid4().hex[:10]}"
 
         def insert(conn: Any) -> None:
@@ -78,7 +80,7 @@ class LegalHolds:
                          "masked_identities, source, table_name, reason, placed_by, placed_at) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          [hold_id, scope, fps, masked, source, table, reason, actor, utcnow()])
-            append_log_row(conn, actor, "hold.placed", hold_id, {
+            record_row(conn, "legal_holds", hold_id, actor, "hold.placed", {
                 "scope": scope, "identities": masked,
                 "table": f"{source}.{table}" if table else None, "reason": reason})
 
@@ -96,7 +98,7 @@ class LegalHolds:
                 raise GovernanceError(f"legal hold {hold_id} was already released")
             conn.execute("UPDATE legal_holds SET released_at = ?, released_by = ? "
                          "WHERE hold_id = ?", [utcnow(), actor, hold_id])
-            append_log_row(conn, actor, "hold.released", hold_id, {})
+            record_row(conn, "legal_holds", hold_id, actor, "hold.released")
 
         self.store.write(change)
         return self.get(hold_id)

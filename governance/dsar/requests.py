@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from governance.audit_store import AuditStore
-from governance.audit_store.store import append_log_row, utcnow
+from governance.audit_store.store import append_log_row, record_row, utcnow
 from governance.crypto import KeyRing
 from governance.crypto.aead import open_json, seal_json
 from governance.dsar.deadlines import DEFAULT_PIPL_WORKING_DAYS, rule_for
@@ -192,7 +192,7 @@ class RequestBook:
                 [request_id, rtype.value, jurisdiction, rule.law, received, due,
                  sorted({i.type.value for i in ids}), masked, fingerprints, key_id, payload,
                  actor, utcnow()])
-            append_log_row(conn, actor, "dsar.received", request_id, {
+            record_row(conn, "dsar_requests", request_id, actor, "dsar.received", {
                 "type": rtype.value, "jurisdiction": jurisdiction, "law": rule.law,
                 "identities": masked, "received_at": received.isoformat(),
                 "due_date": due.isoformat(), "corrected_fields": sorted(corrections)})
@@ -245,8 +245,8 @@ class RequestBook:
         def change(conn: Any) -> None:
             conn.execute("UPDATE dsar_requests SET payload = ? WHERE request_id = ?",
                          [sealed, request.request_id])
-            append_log_row(conn, actor, "dsar.identities_derived", request.request_id,
-                           {"identities": [i.masked() for i in identities]})
+            record_row(conn, "dsar_requests", request.request_id, actor,
+                       "dsar.identities_derived", {"identities": [i.masked() for i in identities]})
 
         self.store.write(change)
 
@@ -290,8 +290,8 @@ class RequestBook:
             cols = ", ".join(f"{k} = ?" for k in assigns)
             conn.execute(f"UPDATE dsar_requests SET {cols} WHERE request_id = ?",  # noqa: S608
                          [*assigns.values(), request_id])
-            append_log_row(conn, actor, f"dsar.{target.value}", request_id,
-                           {"from": current.value, "to": target.value, **(details or {})})
+            record_row(conn, "dsar_requests", request_id, actor, f"dsar.{target.value}",
+                       {"from": current.value, "to": target.value, **(details or {})})
 
         self.store.write(change)
         return self.get(request_id)
@@ -333,8 +333,8 @@ class RequestBook:
             conn.execute("UPDATE dsar_requests SET approved_at = ?, approved_by = ?, "
                          "approval_note = ?, updated_at = ? WHERE request_id = ?",
                          [now, actor, safe, now, request_id])
-            append_log_row(conn, actor, "dsar.approved", request_id,
-                           {"type": rtype, "note": safe, "approved_at": now.isoformat()})
+            record_row(conn, "dsar_requests", request_id, actor, "dsar.approved",
+                       {"type": rtype, "note": safe, "approved_at": now.isoformat()})
 
         self.store.write(change)
         return self.get(request_id)
@@ -437,6 +437,6 @@ class RequestBook:
 
 def _safe_text(text: str) -> str:
     """Free text typed by a person, with any personal data in it masked."""
-    from governance.detection.text import detect_line, redact
+    from governance.masking import mask_free_text
 
-    return redact(text, detect_line(text))
+    return mask_free_text(text)
