@@ -65,8 +65,6 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except GovernanceError as e:
             _fail(str(e))
-        except KeyError as e:
-            _fail(str(e.args[0]) if e.args else "not found")
         except FileExistsError as e:
             _fail(str(e))
 
@@ -184,7 +182,8 @@ def _run_scan(inventory_path: Path, store_path: Path, sources: tuple[str, ...],
     inv = load_inventory(inventory_path)
     for name in sources:
         inv.source(name)
-    store = AuditStore(store_path)
+    store = AuditStore(store_path, create=True)
+    store.schema_version()   # open (or create) it now: a bad store fails before the scan
     how = f"{sample_rows} sampled rows per table" if mode == "sampled" else "every cell"
     click.echo(f"Scanning {len(sources) or len(inv.sources)} source(s) of {inv.organization} "
                f"({how}) ...", err=True)
@@ -658,14 +657,28 @@ def audit() -> None:
 
 @audit.command("verify-log")
 @store_option
-def verify_log(store_path: Path) -> None:
-    """Check that no audit-log row was edited or deleted (exit 1 if one was)."""
-    if not store_path.exists():
-        raise GovernanceError(f"audit store not found: {store_path}")
+@click.option("--expect-head", default=None, metavar="SHA256",
+              help="A head hash recorded outside the store: the log must still hold it.")
+@click.option("--expect-count", default=None, type=click.IntRange(1), metavar="N",
+              help="With --expect-head: the seq it was recorded at (the log must hold at "
+                   "least N rows).")
+@click.option("--anchor", "anchor_file", type=click.Path(path_type=Path), default=None,
+              help="An anchor file (govkit audit anchor --out) [default: STORE.anchor].")
+@click.option("--no-anchor", is_flag=True,
+              help="Check the chain without the anchor beside the store.")
+def verify_log(store_path: Path, expect_head: str | None, expect_count: int | None,
+               anchor_file: Path | None, no_anchor: bool) -> None:
+    """Check that no audit-log row, and no row of requests, holds or findings, was edited,
+    inserted or deleted outside govkit (exit 1 if one was)."""
     store = AuditStore(store_path)
-    result = store.verify_log()
+    result = store.verify_log(anchor_file, expect_head, expect_count,
+                              require_anchor=not no_anchor and anchor_file is None)
+    if no_anchor and anchor_file is None:
+        result.anchor = None
     if result.ok:
-        click.echo(f"audit log OK: {result.rows_checked} rows, chain intact")
+        click.echo(f"audit log OK: {result.rows_checked} rows, chain intact, tracked rows "
+                   "match the log" + (f", anchor {result.anchor} matches" if result.anchor
+                                      else ""))
         last = store.log_entries(limit=1)
         if last:
             click.echo(f"head: seq {last[0].seq} sha256 {last[0].row_hash} "
@@ -678,6 +691,37 @@ def verify_log(store_path: Path) -> None:
     sys.exit(1)
 
 
+@audit.command("anchor")
+@store_option
+@click.option("--out", "out_file", type=click.Path(path_type=Path), default=None,
+              help="Where to write the anchor (mode 0600) [default: STORE.anchor].")
+def audit_anchor(store_path: Path, out_file: Path | None) -> None:
+    """Record the audit log's head (seq, hash, time) in an anchor file, to check the log
+    against later with `verify-log --anchor FILE`; keep a copy outside the store's host."""
+    store = AuditStore(store_path)
+    if not store.verify_log().ok:
+        raise GovernanceError(f"the audit log of {store_path} does not verify; run "
+                              "`govkit audit verify-log` (no anchor written)")
+    a = store.write_anchor(out_file)
+    click.echo(f"anchor {out_file or store.anchor_path}: seq {a['seq']} sha256 {a['head']}")
+
+
+@main.command("init")
+@store_option
+def init_store(store_path: Path) -> None:
+    """Create an empty audit store and its master key (mode 0600)."""
+    from governance.crypto.keyring import key_file_for
+
+    existed = store_path.exists()
+    store = AuditStore(store_path, create=True)
+    version = store.schema_version()
+    fingerprint = store.meta("key_fingerprint")
+    key = ("GOVKIT_MASTER_KEY" if os.environ.get("GOVKIT_MASTER_KEY")
+           else str(key_file_for(store)))
+    click.echo(f"audit store {store_path} {'already exists' if existed else 'created'} "
+               f"(schema {version}); master key {key}, fingerprint {fingerprint}")
+
+
 @audit.command("log")
 @store_option
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1),
@@ -687,8 +731,6 @@ def show_log(store_path: Path, limit: int, as_json: bool) -> None:
     """Show the last entries of the audit log."""
     from dataclasses import asdict
 
-    if not store_path.exists():
-        raise GovernanceError(f"audit store not found: {store_path}")
     entries = AuditStore(store_path).log_entries(limit)
     if as_json:
         _echo_json([asdict(e) for e in entries])

@@ -193,7 +193,7 @@ def test_one_planted_id_in_a_million_row_column(tmp_path) -> None:
         "version: 1\norganization: Test\nsources:\n  - name: crm\n    kind: parquet\n"
         "    connection: {path: crm}\n    owner: dpo@example.org\n    jurisdictions: [CN]\n"
         "    tables: []\n")
-    store = AuditStore(tmp_path / "audit.duckdb")
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
     result = run_scan(load_inventory(inventory), store, mode=ScanMode.FULL)
     assert result.status == "succeeded", result.errors
     notes_finding = next(f for f in result.findings if f.column_name == "notes")

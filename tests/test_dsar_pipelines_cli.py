@@ -32,7 +32,7 @@ def _subject(db: Path) -> tuple[int, str]:
 def test_sensor_launches_verified_requests_and_jobs_run_them(fresh_demo) -> None:
     store_path = fresh_demo.root / "audit.duckdb"
     defs = build_definitions(fresh_demo.inventory, store_path)
-    store = AuditStore(store_path)
+    store = AuditStore(store_path, create=True)
     run_scan(load_inventory(fresh_demo.inventory), store)
     uid, email = _subject(fresh_demo.app_db)
     book = RequestBook(store)
@@ -86,6 +86,7 @@ def test_dagster_intake_keeps_identities_out_of_dagster(fresh_demo, tmp_path: Pa
     """A request recorded by the intake job: identities come from the intake file, which
     is removed; Dagster's run storage and event log hold the file's path, never a value."""
     store_path = fresh_demo.root / "audit.duckdb"
+    AuditStore(store_path, create=True).schema_version()   # the store exists (govkit init)
     defs = build_definitions(fresh_demo.inventory, store_path)
     _, email = _subject(fresh_demo.app_db)
     phone = "+44 20 7946 0958"
@@ -139,6 +140,7 @@ def test_cli_intake_file(fresh_demo, monkeypatch, tmp_path: Path) -> None:
     intake.write_text(f'{{"identities": {{"email": "{email}"}}, '
                       f'"set": {{"phone": "+44 20 7946 0959"}}}}')
     runner = CliRunner()
+    assert runner.invoke(main, ["init"]).exit_code == 0
     both = runner.invoke(main, ["dsar", "new", "--type", "rectify", "--from-file", str(intake),
                                 "--identity", f"email={email}", "--jurisdiction", "UK"])
     assert both.exit_code == 2 and "one of the two" in both.output and intake.exists()
@@ -146,7 +148,7 @@ def test_cli_intake_file(fresh_demo, monkeypatch, tmp_path: Path) -> None:
                                "--jurisdiction", "UK"])
     assert new.exit_code == 0, new.output
     assert email not in new.output and not intake.exists()
-    book = RequestBook(AuditStore(fresh_demo.root / "audit.duckdb"))
+    book = RequestBook(AuditStore(fresh_demo.root / "audit.duckdb", create=True))
     request = book.get(new.output.split()[0])
     assert request.created_by == "dpo-cli"
     assert book.corrections(request) == {"phone": "+44 20 7946 0959"}
@@ -158,6 +160,7 @@ def test_cli_request_lifecycle(fresh_demo, monkeypatch) -> None:
     monkeypatch.setenv("GOVKIT_INVENTORY", str(fresh_demo.inventory))
     monkeypatch.setenv("GOVKIT_ACTOR", "dpo-cli")
     runner = CliRunner()
+    assert runner.invoke(main, ["init"]).exit_code == 0
     _, email = _subject(fresh_demo.app_db)
     bad = runner.invoke(main, ["dsar", "new", "--type", "access", "--identity", "mail=x",
                                "--jurisdiction", "EU"])
@@ -247,7 +250,7 @@ sources:
         columns:
           body: {{category: free_text}}
 """)
-    yield load_inventory(inv), AuditStore(tmp_path / "audit.duckdb"), schema
+    yield load_inventory(inv), AuditStore(tmp_path / "audit.duckdb", create=True), schema
     with psycopg.connect(pg_dsn, autocommit=True) as c:
         c.execute(f'DROP SCHEMA "{schema}" CASCADE')
 

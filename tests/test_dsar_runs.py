@@ -72,7 +72,7 @@ class Estate:
 @pytest.fixture()
 def estate(fresh_demo: DemoPaths) -> Estate:
     inv = load_inventory(fresh_demo.inventory)
-    store = AuditStore(fresh_demo.root / "audit.duckdb")
+    store = AuditStore(fresh_demo.root / "audit.duckdb", create=True)
     run_scan(inv, store)
     emails = {row["email"] for row in csv.DictReader(fresh_demo.marketing_csv.open())}
     with sqlite3.connect(fresh_demo.app_db) as c:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from governance.audit_store import AuditStore
+from governance.audit_store import AuditStore, record_row
 from governance.crypto.aead import seal
 from governance.dsar.export import EXPORT_SUFFIX, build_package, write_export
 from governance.dsar.holds import LegalHolds
@@ -141,10 +141,11 @@ def _run_access(inventory: Inventory, store: AuditStore, book: RequestBook,
     path = Path(export_dir) / f"{request.request_id}{EXPORT_SUFFIX}"
     passphrase = write_export(path, package)
     key = book.request_key(request)
-    store.write(lambda conn: conn.execute(
+    store.write(lambda conn: (conn.execute(
         "UPDATE dsar_requests SET delivery_secret = ? WHERE request_id = ?",
         [seal(key, passphrase.encode(), f"{request.request_id}/delivery".encode()),
-         request.request_id]))
+         request.request_id]), record_row(conn, "dsar_requests", request.request_id, actor,
+                                          "dsar.delivery_secret_stored")))
     outcome = {
         "export_file": path.name,
         "export_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
