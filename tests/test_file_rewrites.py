@@ -455,7 +455,9 @@ def test_blocks_without_a_key_are_copied_and_records_spanning_lines_are_kept(
     assert conn.delete_rows("people", "note", ["two\nlines"]) == 100
     assert conn.delete_rows("people", "note", ['say "hi"']) == 100
     assert conn.delete_rows("people", "email", ["u1@example.com", "u397@example.com"]) == 2
-    gone = {i for i in range(400) if i % 4 in (2, 3)} | {1, 397}
+    many = [f"u{i}@example.com" for i in range(100, 170)] + ["nobody@example.com"]
+    assert conn.delete_rows("people", "email", many) == 36  # more keys than are searched for
+    gone = {i for i in range(400) if i % 4 in (2, 3) or 100 <= i < 170} | {1, 397}
     assert f.read_bytes() == b"".join(r for i, r in enumerate(records) if i - 1 not in gone)
     jl = tmp_path / "j"
     jl.mkdir()

@@ -496,18 +496,21 @@ def _blocks(src: BinaryIO, quote: bytes) -> Iterator[bytes]:
 def _copy_csv(f: Path, out: BinaryIO, columns: list[str], column: str, keys: set[str],
               assignments: dict[str, Any] | None, dialect: _CsvDialect) -> int:
     """Copy ``f`` record by record, dropping or changing the matched ones. A block of the
-    file in which no key is written at all is copied as it is, unparsed."""
+    file in which no key is written at all is copied as it is, unparsed; elsewhere only the
+    records that may match are parsed."""
     at = columns.index(column)
     targets = {columns.index(c): v for c, v in (assignments or {}).items()}
     n = 0
     progress = _Progress(out)
-    # A matching field holds the key as written, unless the key holds a character that is
-    # doubled or escaped when quoted: then every record is parsed.
+    # Blocks end at record ends found by counting quotes, which an escape character other
+    # than the doubled quote would upset: such files are parsed record by record.
+    blockwise = not (dialect.escape and dialect.escape != dialect.quote)
+    # A matching field holds the key as written unless the key holds a character that is
+    # doubled or escaped when quoted: only then may a block without the key be skipped.
     special = {dialect.quote, dialect.escape, "\r", "\n"} - {""}
-    by_block = len(keys) <= 64 and not any(c in k for k in keys for c in special)
-    if dialect.escape and dialect.escape != dialect.quote:
-        by_block = False  # escaped quotes break the quote count that finds record ends
-    raw_keys = [k.encode("utf-8", "surrogateescape") for k in keys]
+    skip_absent = len(keys) <= 64 and not any(c in k for k in keys for c in special)
+    raw_keys = {k.encode("utf-8", "surrogateescape") for k in keys}
+    delim, quote = dialect.delimiter.encode(), dialect.quote.encode()
 
     def copy(records: Iterator[tuple[bytes, list[str]]]) -> None:
         nonlocal n
@@ -519,6 +522,27 @@ def _copy_csv(f: Path, out: BinaryIO, columns: list[str], column: str, keys: set
                     out.write(_csv_changed(raw, row, targets, dialect, f))
             else:
                 out.write(raw)
+
+    def copy_lines(blob: bytes) -> None:
+        """A record without quotes is one line whose fields split at the delimiter; it
+        is parsed only if it matches. Quoted records (maybe several lines) are parsed."""
+        pending: list[bytes] = []
+        odd = False
+        for raw in io.BytesIO(blob):
+            if not pending and not (quote and quote in raw):
+                fields = raw.rstrip(b"\r\n").split(delim)
+                if len(fields) > at and fields[at] in raw_keys:
+                    copy(_records(io.BytesIO(raw), dialect))
+                else:
+                    out.write(raw)
+                continue
+            pending.append(raw)
+            odd ^= raw.count(quote) % 2 == 1
+            if not odd:
+                copy(_records(io.BytesIO(b"".join(pending)), dialect))
+                pending.clear()
+        if pending:
+            copy(_records(io.BytesIO(b"".join(pending)), dialect))
 
     with f.open("rb") as src:
         for _ in range(dialect.skip):
@@ -534,7 +558,7 @@ def _copy_csv(f: Path, out: BinaryIO, columns: list[str], column: str, keys: set
         if len(names) != len(columns):
             raise SourceError(f"{f}: the header has {len(names)} fields, DuckDB reads "
                               f"{len(columns)} columns; nothing was changed")
-        if not by_block:
+        if not blockwise:
             records = _records(src, dialect)
             while True:
                 chunk = list(itertools.islice(records, REWRITE_BATCH_RECORDS))
@@ -542,13 +566,12 @@ def _copy_csv(f: Path, out: BinaryIO, columns: list[str], column: str, keys: set
                     break
                 copy(iter(chunk))
                 progress.add(len(chunk))
-        else:
-            for blob in _blocks(src, dialect.quote.encode()):
-                if any(k in blob for k in raw_keys):
-                    copy(_records(io.BytesIO(blob), dialect))
-                else:
-                    out.write(blob)
-                progress.add(blob.count(b"\n"))
+        for blob in _blocks(src, quote) if blockwise else ():
+            if skip_absent and not any(k in blob for k in raw_keys):
+                out.write(blob)
+            else:
+                copy_lines(blob)
+            progress.add(blob.count(b"\n"))
     progress.done()
     return n
 
