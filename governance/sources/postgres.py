@@ -132,10 +132,19 @@ class PostgresConnector(SqlConnector):
     def _text_expr(self, column: str) -> str:
         return f"{self._ident(column)}::text"
 
-    def _contains(self, expr: str, ignore_case: bool) -> str:
-        if ignore_case:
-            return f"{expr} ILIKE %s ESCAPE '\\'"
-        return f"strpos({expr}, %s) > 0"
+    def _contains_any(self, expr: str, forms_ci: Sequence[str], forms_cs: Sequence[str]
+                      ) -> tuple[str, list[Any]]:
+        # LIKE ANY folds the text once per row for all forms; LIKE is much faster than
+        # ILIKE or strpos here (measured in bench/requests.py).
+        conds: list[str] = []
+        params: list[Any] = []
+        if forms_ci:
+            conds.append(f"lower({expr}) LIKE ANY (%s)")
+            params.append([self._contains_param(f.lower(), True) for f in forms_ci])
+        if forms_cs:
+            conds.append(f"{expr} LIKE ANY (%s)")
+            params.append([self._contains_param(f, True) for f in forms_cs])
+        return " OR ".join(conds), params
 
     def _end_search(self) -> None:
         self._end_read()

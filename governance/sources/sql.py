@@ -138,6 +138,17 @@ class SqlConnector(Connector):
         escaped = form.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return f"%{escaped}%"
 
+    def _contains_any(self, expr: str, forms_ci: Sequence[str], forms_cs: Sequence[str]
+                      ) -> tuple[str, list[Any]]:
+        """A condition true when ``expr`` contains one of the forms, and its parameters."""
+        conds: list[str] = []
+        params: list[Any] = []
+        for forms, fold in ((forms_ci, True), (forms_cs, False)):
+            for form in forms:
+                conds.append(self._contains(expr, fold))
+                params.append(self._contains_param(form, fold))
+        return " OR ".join(conds), params
+
     def search_substrings(self, table: str, columns: Sequence[str], forms_ci: Sequence[str],
                           forms_cs: Sequence[str]) -> dict[str, dict[str, int]] | None:
         """The cells of ``columns`` that contain one of ``forms_ci`` (ASCII letter case
@@ -154,13 +165,12 @@ class SqlConnector(Connector):
             return found
         if not all(f.isascii() for f in ci):
             return None
-        conds, params = [], []
+        conds: list[str] = []
+        params: list[Any] = []
         for col in cols:
-            expr = self._text_expr(col)
-            for forms, fold in ((ci, True), (cs, False)):
-                for form in forms:
-                    conds.append(self._contains(expr, fold))
-                    params.append(self._contains_param(form, fold))
+            cond, bound = self._contains_any(self._text_expr(col), ci, cs)
+            conds.append(cond)
+            params.extend(bound)
         select = ", ".join(self._text_expr(c) for c in cols)
         cur = self._run(f"SELECT {select} FROM {self._table_ref(table)} WHERE "
                         + " OR ".join(conds), params)
