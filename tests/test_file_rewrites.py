@@ -470,3 +470,20 @@ def test_blocks_without_a_key_are_copied_and_records_spanning_lines_are_kept(
     assert (jl / "e.jsonl").read_bytes() == b""
     conn.close()
     jconn.close()
+
+
+def test_a_linked_file_is_rewritten_where_it_lives(tmp_path: Path) -> None:
+    """A source path that is a symbolic link stays a link; the real file is rewritten."""
+    real = tmp_path / "data"
+    real.mkdir()
+    records = [b"id,email\n", b"1,a@example.com\n", b"2,b@example.com\n"]
+    _write(real / "people.csv", records)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "people.csv").symlink_to(real / "people.csv")
+    conn = FileConnector("p", "csv", src, writable=True)
+    assert conn.delete_rows("people", "email", ["a@example.com"]) == 1
+    assert (src / "people.csv").is_symlink()
+    assert (real / "people.csv").read_bytes() == records[0] + records[2]
+    assert _files(real) == ["people.csv"] and conn.stale_temporaries() == []
+    conn.close()

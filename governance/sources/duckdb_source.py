@@ -298,6 +298,7 @@ class FileConnector(DuckDBConnector):
         f = self.file_of(table)
         if not self.writable:
             raise SourceError(f"source {self.name!r} was opened read-only; cannot change {f}")
+        f = Path(os.path.realpath(f))  # a symbolic link stays a link to the rewritten file
         keys = {str(v) for v in values if v is not None}
         if not keys:
             return 0
@@ -785,12 +786,14 @@ def _stat_signature(st: os.stat_result) -> tuple[int, ...]:
 
 
 def _temporary(f: Path) -> Path:
-    """The one name a rewrite of ``f`` writes its copy under."""
+    """The one name a rewrite of ``f`` writes its copy under (beside the real file)."""
+    f = Path(os.path.realpath(f))
     return f.with_name(f".{f.name}{TEMP_SUFFIX}")
 
 
 def _temporaries(f: Path) -> list[Path]:
     """Rewrite copies of ``f`` present beside it (this version's and older ones')."""
+    f = Path(os.path.realpath(f))
     legacy = re.compile(_LEGACY_TEMP.format(name=re.escape(f.name)))
     found = [_temporary(f)] if _temporary(f).exists() else []
     try:
