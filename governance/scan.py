@@ -106,19 +106,46 @@ def finding_status(declared: str | None, detected: str | None, table_declared: b
     return FindingStatus.UNDECLARED_PII if detected else FindingStatus.NO_PII
 
 
+def person_key_columns(source: SourceDecl, table: str,
+                       inventory: Inventory | None = None) -> set[str]:
+    """Columns of ``table`` that identify a person's row: its subject key, and declared
+    references to a table that has a subject key (GDPR Art. 4(1): identifiable by
+    reference). Cross-source references are followed when ``inventory`` is given."""
+    decl = source.table(table)
+    if decl is None:
+        return set()
+    keys = {decl.subject_key} if decl.subject_key else set()
+    for ref in decl.references:
+        target_source = source
+        if ref.source is not None and ref.source != source.name:
+            if inventory is None:
+                continue
+            other = next((s for s in inventory.sources if s.name == ref.source), None)
+            if other is None:
+                continue
+            target_source = other
+        target = target_source.table(ref.table)
+        if target is not None and target.subject_key:
+            keys.add(ref.column)
+    return keys
+
+
 def scan_table(source: SourceDecl, connector: Connector, state: TableState,
                sample_rows: int = DEFAULT_SAMPLE_ROWS, seed: int = DEFAULT_SEED,
                mode: ScanMode | str = ScanMode.SAMPLED,
-               progress: Progress | None = None) -> list[ColumnFinding]:
+               progress: Progress | None = None,
+               inventory: Inventory | None = None) -> list[ColumnFinding]:
     """Classify every column of one present table, from a deterministic sample or from
     every cell (``mode``); both give the same kind of findings."""
     decl = source.table(state.table)
     info = connector.table_info(state.table)
+    person_keys = person_key_columns(source, state.table, inventory)
     if ScanMode(mode) is ScanMode.FULL:
-        classified = _full_scan(connector, state, info.column_names, progress)
+        classified = _full_scan(connector, state, info.column_names, progress, person_keys)
     else:
         sample = connector.sample_rows(state.table, limit=sample_rows, seed=seed)
-        classified = [classify_column(c, sample.column(c).to_pylist())
+        classified = [classify_column(c, sample.column(c).to_pylist(), table=state.table,
+                                      person_key=c in person_keys)
                       for c in info.column_names]
     findings = []
     for col, c in zip(info.columns, classified, strict=True):
@@ -138,7 +165,8 @@ def scan_table(source: SourceDecl, connector: Connector, state: TableState,
 
 
 def _full_scan(connector: Connector, state: TableState, columns: list[str],
-               progress: Progress | None) -> list[ColumnClassification]:
+               progress: Progress | None, person_keys: set[str] | None = None
+               ) -> list[ColumnClassification]:
     """Every cell of the table, read in batches (memory stays bounded)."""
     with TableScanner(columns) as scanner:
 
@@ -150,7 +178,8 @@ def _full_scan(connector: Connector, state: TableState, columns: list[str],
         batches = connector.stream_rows(state.table,
                                         batch_size=full_scan_batch_rows(len(columns)))
         results = scanner.scan(batches, report)
-    return [classify_matches(c, results[c]) for c in columns]
+    return [classify_matches(c, results[c], table=state.table,
+                             person_key=c in (person_keys or set())) for c in columns]
 
 
 def scan_source(inventory: Inventory, source: SourceDecl | str,
@@ -169,7 +198,8 @@ def scan_source(inventory: Inventory, source: SourceDecl | str,
             if progress:
                 progress(f"{src.name}: table {i}/{len(present)} {table.table} "
                          f"({table.row_count:,} rows, {len(table.columns)} columns)")
-            findings.extend(scan_table(src, conn, table, sample_rows, seed, mode, progress))
+            findings.extend(scan_table(src, conn, table, sample_rows, seed, mode, progress,
+                                       inventory))
     return state, findings
 
 

@@ -51,6 +51,12 @@ _CATEGORIES = [
     DataCategory("special.political", "Political opinions", gdpr_art9=True),
     DataCategory("special.trade_union", "Trade union membership", gdpr_art9=True),
     DataCategory("special.sex_life", "Sex life or sexual orientation", gdpr_art9=True),
+    # GB/T 35273-2020 Annex B lists account passwords and their protection answers as
+    # sensitive personal information; a leaked secret opens the person's account.
+    DataCategory("credential.password", "A password, stored in plain text or hashed "
+                 "(the finding grades how it is stored)", pipl_art28=True),
+    DataCategory("credential.secret", "An API token, access key or other secret",
+                 pipl_art28=True),
     DataCategory("free_text", "Free text that contains personal data of the kinds listed "
                  "in the finding's entity types"),
 ]

@@ -69,3 +69,86 @@ def test_missing_file_is_one_line_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["detect", str(tmp_path / "nope.log")])
     assert result.exit_code == 2
     assert "nope.log" in result.output
+
+
+# --- issue 14: text formats -------------------------------------------------------------------
+
+import pytest  # noqa: E402
+from stdnum import iban as std_iban  # noqa: E402
+from stdnum import luhn  # noqa: E402
+
+from governance.detection.text import detect_line  # noqa: E402
+
+
+def _types(text: str, **kw) -> dict[str, str]:
+    return {e.type: text[e.start:e.end] for e in detect_line(text, **kw)}
+
+
+def _card(prefix: str, length: int) -> str:
+    body = prefix + "0" * (length - len(prefix) - 2) + "1"
+    return body + luhn.calc_check_digit(body)
+
+
+@pytest.mark.parametrize("value", [
+    "AD1200012030200359100100", "AT611904300234573201", "CZ6508000000192000145399",
+    "AD12 0001 2030 2003 5910 0100", "AT61 1904 3002 3457 3201",
+    "CZ65 0800 0000 1920 0014 5399", "DE89 3704 0044 0532 0130 00",
+    "MT84MALT011000012345MTLCAST001S", "BR1800000000141455123924100C2",
+])
+def test_ibans_of_every_country_compact_and_printed(value: str) -> None:
+    assert std_iban.is_valid(value)
+    text = f"Transfer to {value} by Friday"
+    found = detect_line(text)
+    assert [(e.type, text[e.start:e.end]) for e in found] == [("IBAN_CODE", value)]
+
+
+def test_iban_with_a_wrong_check_is_not_reported() -> None:
+    assert not detect_line("Transfer to AD1210012030200359100100 by Friday")
+
+
+@pytest.mark.parametrize(("prefix", "length"), [
+    ("4", 19), ("4", 13), ("2131", 15), ("1800", 15), ("3530", 16), ("5018", 12),
+    ("2221", 16), ("2720", 16), ("51", 16), ("34", 15), ("37", 15), ("6011", 16), ("62", 17),
+])
+def test_card_brands_and_lengths(prefix: str, length: int) -> None:
+    number = _card(prefix, length)
+    assert luhn.is_valid(number) and len(number) == length
+    assert _types(f"card {number} ok") == {"CREDIT_CARD": number} or \
+        _types(f"card {number} ok") == {"CN_BANK_CARD": number}
+    wrong = number[:-1] + str((int(number[-1]) + 1) % 10)
+    assert not {"CREDIT_CARD", "CN_BANK_CARD"} & set(_types(f"card {wrong} ok"))
+
+
+def test_mastercard_outside_its_2_series_is_no_card() -> None:
+    assert "CREDIT_CARD" not in _types(f"ref {_card('2721', 16)} ok")
+
+
+def test_no_phone_inside_a_card_an_ssn_or_a_licence() -> None:
+    for text in ("card 4111 1111 1111 1111 ok", "card 4000056655665556 ok",
+                 "SSN 536-22-1234 on file", "licence D1234567 A1234567 issued"):
+        assert "PHONE_NUMBER" not in _types(text), text
+
+
+def test_house_number_and_postcode_are_no_phone() -> None:
+    for text in ("Hauptstraße 12, 10115 Berlin", "12 Main St, Springfield 62704",
+                 "Flat 3, 221 Baker Street, NW1 6XE London"):
+        assert "PHONE_NUMBER" not in _types(text), text
+
+
+def test_national_phone_after_a_label_or_with_the_records_country() -> None:
+    assert _types("Phone: 020 7946 0958") == {"PHONE_NUMBER": "020 7946 0958"}
+    assert _types("Tel. 030 901820") == {"PHONE_NUMBER": "030 901820"}
+    assert _types("电话：010 6552 9988") == {"PHONE_NUMBER": "010 6552 9988"}
+    # Without a trunk prefix or label, a national number counts only in its country.
+    assert "PHONE_NUMBER" not in _types("Rufnummer 30901820")
+    assert _types("Rufnummer 30901820", country="DE") == {"PHONE_NUMBER": "30901820"}
+
+
+def test_resident_id_needs_a_real_province() -> None:
+    # 990426199112010074: right check digit, real date, no province 99 (GB/T 2260).
+    assert "CN_RESIDENT_ID" not in _types("身份证 990426199112010074")
+    assert _types("身份证 360426199101010071") == {"CN_RESIDENT_ID": "360426199101010071"}
+
+
+def test_uscc_written_with_spaces() -> None:
+    assert _types("信用代码 91 110000 600037341L") == {"CN_USCC": "91 110000 600037341L"}

@@ -11,23 +11,25 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
+import phonenumbers
+
 from governance.detection.recognizers import RecognizerSpec, load_specs
-from governance.detection.recognizers.phone import PHONE_REGIONS
+from governance.detection.recognizers.phone import PHONE_REGIONS, national_numbers
 
 log = logging.getLogger(__name__)
 
 # Presidio's predefined recognizers we run by default: the ones that are precise without
 # context. Driver licences, bank numbers, dates, URLs and the like match too much
 # ordinary data to classify a column on.
+# (Cards and IBANs are ours: Presidio's patterns miss brands, lengths and printed IBANs.)
 PRESIDIO_RECOGNIZERS = (
     "EmailRecognizer",
     "PhoneRecognizer",
-    "CreditCardRecognizer",
-    "IbanRecognizer",
     "IpRecognizer",
     "UsSsnRecognizer",
 )
@@ -43,6 +45,9 @@ class Entity:
     end: int
     score: float
     recognizer: str
+    # A phone number written with its country code or after a phone label: it outranks a
+    # US SSN shape inside it.
+    international: bool = False
 
 
 def _offline_tldextract() -> None:
@@ -68,7 +73,7 @@ def spacy_model_name() -> str | None:
     return None
 
 
-def spec_recognizer(spec: RecognizerSpec, language: str = LANGUAGE):  # noqa: ANN201
+def spec_recognizer(spec: RecognizerSpec, language: str = LANGUAGE):
     """Wrap a RecognizerSpec as a Presidio PatternRecognizer with its validator."""
     from presidio_analyzer import Pattern, PatternRecognizer
 
@@ -86,7 +91,7 @@ def spec_recognizer(spec: RecognizerSpec, language: str = LANGUAGE):  # noqa: AN
 
 
 @lru_cache(maxsize=1)
-def build_analyzer():  # noqa: ANN201
+def build_analyzer():
     """The shared AnalyzerEngine (built once per process)."""
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NlpEngineProvider, NoOpNlpEngine
@@ -123,9 +128,48 @@ def supported_entities() -> list[str]:
     return sorted(build_analyzer().get_supported_entities(language=LANGUAGE))
 
 
+# Labelled national phone numbers ("Phone: 020 7946 0958") and those of a known country.
+LABELLED_PHONE_SCORE = 0.75
+
+
+@lru_cache(maxsize=1)
+def _rank() -> dict[str, int]:
+    """Entity type -> rank (lower wins an overlap): the recognizers' order, checksum-validated
+    identifiers first; NER types last."""
+    return {s.entity_type: i for i, s in enumerate(load_specs())}
+
+
+def resolve_overlaps(entities: list[Entity]) -> list[Entity]:
+    """``entities`` without the spans that overlap a better one: better is a higher-ranked
+    recognizer, then the longer span, then the higher score (a phone number is never
+    reported inside a card number, an IBAN or an ID)."""
+    rank = _rank()
+    # A phone number written internationally (+44 ..., validated) outranks a US SSN shape
+    # inside it ("+591 800 17 1234"), but not the checksummed identifiers.
+    international = rank.get("US_SSN", len(rank)) - 0.5
+
+    def key(e: Entity) -> tuple[float, int, float]:
+        r = float(rank.get(e.type, len(rank)))
+        if e.type == "CN_MOBILE":
+            r = international - 0.25  # validated against CN's own mobile ranges
+        elif e.type == "PHONE_NUMBER" and e.international:
+            r = international
+        return r, e.start - e.end, -e.score
+
+    kept: list[Entity] = []
+    for e in sorted(entities, key=key):
+        if not any(e.start < k.end and k.start < e.end for k in kept):
+            kept.append(e)
+    return kept
+
+
 def analyze_text(text: str, context: list[str] | None = None,
-                 score_threshold: float = 0.3) -> list[Entity]:
-    """The entities found in ``text``; ``context`` words (e.g. a column name) raise scores."""
+                 score_threshold: float = 0.3, country: str | None = None) -> list[Entity]:
+    """The entities found in ``text``; ``context`` words (e.g. a column name) raise scores.
+
+    ``country`` (ISO 3166 alpha-2, e.g. the record's country) lets national phone numbers
+    count without a label. Overlapping spans are resolved by ``resolve_overlaps``.
+    """
     if not text or not text.strip():
         return []
     results = build_analyzer().analyze(text=text, language=LANGUAGE, context=context,
@@ -135,7 +179,34 @@ def analyze_text(text: str, context: list[str] | None = None,
                (r.recognition_metadata or {}).get("recognizer_name", "unknown"))
         for r in results
     ]
-    return sorted(out, key=lambda e: (e.start, -e.score, e.type))
+    out = [_phone(text, e, country) if e.type == "PHONE_NUMBER" else e for e in out]
+    out = [e for e in out if e is not None]
+    if LABELLED_PHONE_SCORE >= score_threshold:
+        out += [Entity("PHONE_NUMBER", b, e, LABELLED_PHONE_SCORE, "PhoneLabelRecognizer",
+                       labelled or text[b:e].startswith(("+", "00")))
+                for b, e, labelled in national_numbers(text, country)]
+    return sorted(resolve_overlaps(out), key=lambda e: (e.start, -e.score, e.type))
+
+
+_COUNTRY_CODE_BEFORE = re.compile(r"(?:\+|\b00)\d{1,4}[ .\-]?$")
+
+
+def _phone(text: str, e: Entity, country: str | None) -> Entity | None:
+    """Presidio's phone match, kept only when phonenumbers finds it a valid number (not
+    merely a possible one) and it is no house number and postcode ("12, 10115 Berlin": a
+    comma, which no written phone number holds)."""
+    span = text[e.start:e.end]
+    if "," in span or _COUNTRY_CODE_BEFORE.search(text, 0, e.start):
+        return None  # an address, or the rest of a "+971 ..." number that is not valid
+    international = span.lstrip("(").startswith(("+", "00"))
+    regions = (country,) if country else PHONE_REGIONS
+    for region in ("ZZ",) if span.startswith("+") else regions:
+        try:
+            if phonenumbers.is_valid_number(phonenumbers.parse(span, region)):
+                return Entity(e.type, e.start, e.end, e.score, e.recognizer, international)
+        except phonenumbers.NumberParseException:
+            continue
+    return None
 
 
 NER_ENTITIES = ("PERSON", "LOCATION", "NRP")

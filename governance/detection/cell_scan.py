@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 
 from governance.detection.checksums import string_buffers
 from governance.detection.recognizers import NOT_PERSONAL, RecognizerSpec, load_specs
+from governance.detection.values import PROFILE_VALUES, profile
 from governance.masking import mask_value
 
 # A value counts as *being* an entity when the entity spans this share of its characters.
@@ -64,6 +65,8 @@ class ColumnMatches:
     whole: Counter[str] = field(default_factory=Counter)    # cells that are one entity
     anywhere: Counter[str] = field(default_factory=Counter)  # cells containing the entity
     examples: dict[str, list[str]] = field(default_factory=dict)  # masked
+    # What the first values look like (values.profile): names, streets, hash schemes.
+    profile: Counter[str] = field(default_factory=Counter)
 
     @property
     def free_text(self) -> bool:
@@ -78,6 +81,7 @@ class ColumnMatches:
         self.text_cells += other.text_cells
         self.whole.update(other.whole)
         self.anywhere.update(other.anywhere)
+        self.profile.update(other.profile)
         for t, masked in other.examples.items():
             self._example(t, masked)
 
@@ -170,6 +174,10 @@ class ColumnScanner:
             # Only numbers of 11 digits or more can be identifiers we know (CN mobile,
             # cards, ids kept as integers).
             m.cells += len(values)
+            room = PROFILE_VALUES - m.profile["values"]
+            if room > 0:
+                m.profile.update({"values": min(room, len(values)),
+                                  "integer": min(room, len(values))})
             text = as_text(values.filter(pc.greater_equal(pc.abs(values), 10**10)))
             weights = np.ones(len(text), dtype=np.int64)
         else:
@@ -183,6 +191,9 @@ class ColumnScanner:
                 weights = weights[filled.to_numpy(zero_copy_only=False)]
                 text = text.filter(filled)
             m.cells += int(weights.sum())
+            room = PROFILE_VALUES - m.profile["values"]
+            if room > 0 and len(text):
+                m.profile.update(profile(text.slice(0, room).to_pylist()))
         if not len(text):
             return
         # 1. The identifiers the column probably holds, on every cell (probed again while
@@ -489,7 +500,7 @@ def read_ahead(items: Iterable[object], depth: int = 1) -> Iterator:
                 if stop.is_set():
                     return
             buffer.put((_DONE, None))
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+        except BaseException as e:
             buffer.put((_DONE, e))
 
     worker = threading.Thread(target=produce, name="govkit-read-ahead", daemon=True)

@@ -12,9 +12,11 @@ from governance.detection.analyzer import Entity, analyze_text
 DEFAULT_MIN_SCORE = 0.4
 
 
-def detect_line(text: str, min_score: float = DEFAULT_MIN_SCORE) -> list[Entity]:
-    """Entities in ``text`` scoring at least ``min_score``; offsets count characters."""
-    return analyze_text(text, score_threshold=min_score)
+def detect_line(text: str, min_score: float = DEFAULT_MIN_SCORE,
+                country: str | None = None) -> list[Entity]:
+    """Entities in ``text`` scoring at least ``min_score``; offsets count characters.
+    ``country`` (the record's, ISO 3166 alpha-2) admits national phone numbers unlabelled."""
+    return analyze_text(text, score_threshold=min_score, country=country)
 
 
 def redact(text: str, entities: Iterable[Entity]) -> str:

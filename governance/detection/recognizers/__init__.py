@@ -81,7 +81,7 @@ class RecognizerSpec:
 
 # Also the column scan's order of preference when one value fits several identifiers:
 # checksum-validated, more specific identifiers first.
-_MODULES = ("cn_resident_id", "cn_uscc", "cn_bank_card", "credit_card", "iban", "us_ssn",
+_MODULES = ("cn_resident_id", "cn_uscc", "iban", "cn_bank_card", "credit_card", "us_ssn",
             "ip_address", "cn_mobile", "phone", "email")
 
 

@@ -10,14 +10,15 @@ _SHAPE = (r"[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\
 
 
 def is_cn_resident_id(text: str) -> bool:
-    """True when ``text`` has a valid GB 11643 check digit and a real birth date.
+    """True when ``text`` has a valid GB 11643 check digit, a real birth date and a real
+    province (and, where python-stdnum's table knows it, prefecture) code (GB/T 2260).
 
-    python-stdnum's full ``ric.is_valid`` also requires the area code to be in its own
-    table of county codes; that table lags behind reality (it rejects 310115, Shanghai
-    Pudong), so the area is only checked for shape by the pattern.
+    python-stdnum's full ``ric.is_valid`` also requires the six-digit county code to be in
+    its table; that table lags behind reality (it rejects 310115, Shanghai Pudong), so
+    only the first four digits are checked against it.
     """
     number = ric.compact(text)
-    if len(number) != 18 or not number[:-1].isdigit():
+    if len(number) != 18 or not number[:-1].isdigit() or not checksums.is_known_division(number):
         return False
     try:
         if number[-1].upper() != ric.calc_check_digit(number):
@@ -41,12 +42,12 @@ SPEC = RecognizerSpec(
         ),
     ),
     cell_pattern=_SHAPE,
-    cell_validator=checksums.cn_resident_id,
+    cell_validator=checksums.cn_resident_id_division,
     validator=is_cn_resident_id,
     context=("身份证", "身份证号", "居民身份证", "id card", "resident id", "identity"),
     examples_valid=("11010519491231002X", "110101199003074573", "44030519851012123X",
                     "31011519550430870X"),
     examples_invalid=("110105194912310021", "110101199003074578", "110101199013074573",
                       "11010119900307457",
-                      "110101199002304576"),
+                      "110101199002304576", "990426199112010074"),
 )

@@ -8,6 +8,8 @@ trunk prefix in national form (``(415) 555-0134``, ``020 7946 0958``); bare digi
 without a trunk prefix are left alone, because order numbers and other ids look the same.
 """
 
+import re
+
 import numpy as np
 import phonenumbers
 import pyarrow as pa
@@ -80,3 +82,33 @@ SPEC = RecognizerSpec(
     examples_valid=("+44 20 7946 0958", "(415) 555-2671", "+49 30 901820", "020 7946 0958"),
     examples_invalid=("2024-01-05", "+44 12", "(000) 000-0000"),
 )
+
+
+# A phone label right before a number: "Phone:", "Tel.", "Mobile no.", "电话：", "手机号".
+PHONE_LABEL = re.compile(
+    r"(?:\b(?:phone|telephone|tel|mobile|cell|fax|ph)\b\.?(?:\s*(?:no\.?|number|#))?"
+    r"|电话|手机号?|联系电话|联系方式)\s*[:：]?\s*$", re.IGNORECASE)
+_NATIONAL_CANDIDATE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d ().\-]{3,18}\d(?!\w)")
+
+
+def national_numbers(text: str, country: str | None = None) -> list[tuple[int, int, bool]]:
+    """Spans of ``text`` that are valid phone numbers in national (or international) form,
+    where a phone label precedes them or the record's ``country`` is known; each with
+    whether a label preceded. Without a country, a labelled number must be valid in one
+    of PHONE_REGIONS."""
+    out = []
+    for mt in _NATIONAL_CANDIDATE.finditer(text):
+        labelled = bool(PHONE_LABEL.search(text[max(0, mt.start() - 24):mt.start()]))
+        if not labelled and not country:
+            continue
+        value = mt.group(0)
+        if re.fullmatch(NOT_PERSONAL, value) or "," in value:
+            continue
+        for region in (country,) if country else (*PHONE_REGIONS, "CN"):
+            try:
+                if phonenumbers.is_valid_number(phonenumbers.parse(value, region)):
+                    out.append((mt.start(), mt.end(), labelled))
+                    break
+            except phonenumbers.NumberParseException:
+                continue
+    return out

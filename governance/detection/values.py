@@ -1,0 +1,249 @@
+"""Evidence from a column's values beyond identifiers: person names, street addresses,
+postcodes, password storage schemes.
+
+Person names are recognised without an NER model, from the given names and surnames
+Faker ships for each of its locales (about 31,000 given names and 28,000 surnames, kept
+by Faker's contributors per locale) plus its Chinese surnames. A value is name-like when
+it reads as one or more persons ("Angus Young, Malcolm Young", "J.C. Fogerty", "王芳").
+
+Password storage is told apart by the hash scheme's own format (bcrypt ``$2b$``, argon2
+``$argon2id$``, scrypt, PBKDF2 with its iteration count) or, for unsalted fast hashes,
+by length and hex alphabet (MD5 32, SHA-1 40, SHA-256 64), and graded after the OWASP
+Password Storage Cheat Sheet and GB/T 22239-2019 (8.1.4.1: authentication data stored
+with cryptographic protection).
+
+Only counts leave this module; values are never kept.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from collections import Counter
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+
+# Values looked at per column (the first ones, distinct values of a repetitive column).
+PROFILE_VALUES = 1_000
+
+_WORD = re.compile(r"[^\W\d_][^\W\d_'’\-]*(?:['’\-][^\W\d_]+)*")
+_INITIALS = re.compile(r"^(?:[A-Z]\.?\s*){1,3}$")
+_SEGMENTS = re.compile(r"\s*(?:[,;/&+]|\band\b|\be\b|\by\b|\bund\b|\bet\b)\s*")
+_PARTICLES = frozenset("van der den de da das do dos du von la le di del della bin al "
+                       "ben mc mac st jr sr ii iii".split())
+_HAN = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
+
+
+@lru_cache(maxsize=1)
+def name_lists() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(given names, surnames, Chinese surnames) from every Faker locale, lower-cased."""
+    import faker.providers.person as person
+
+    given: set[str] = set()
+    family: set[str] = set()
+    chinese: set[str] = set()
+    for info in pkgutil.iter_modules(person.__path__):
+        provider = importlib.import_module(f"{person.__name__}.{info.name}").Provider
+        for attr in ("first_names", "first_names_male", "first_names_female", "last_names"):
+            names = provider.__dict__.get(attr)
+            if not isinstance(names, (list, tuple, dict)):
+                continue
+            words = [n for n in names if isinstance(n, str)]
+            if info.name.startswith("zh_") and attr == "last_names":
+                chinese.update(words)
+            (family if attr == "last_names" else given).update(
+                w.lower() for w in words if w.isalpha() or " " not in w)
+    return frozenset(given), frozenset(family), frozenset(chinese)
+
+
+def _person_segment(segment: str, given: frozenset[str], family: frozenset[str]) -> bool:
+    words = _WORD.findall(segment)
+    rest = _WORD.sub("", segment)
+    if not words or len(words) > 5 or re.search(r"\d", rest):
+        return False
+    proper = [w for w in words if w.lower() not in _PARTICLES]
+    if not proper or not all(w[0].isupper() for w in proper):
+        return False
+    initials = [w for w in proper if len(w) == 1]
+    full = [w for w in proper if len(w) > 1]
+    if not full:
+        return False
+    known = [w for w in full if w.lower() in given or w.lower() in family]
+    if len(full) == 1:
+        # One word: a listed name, or a surname after initials ("J.C. Fogerty").
+        return bool(known) if not initials else full[0][0].isupper()
+    # Several words: a given name and a (different) surname, most words listed.
+    first = next((i for i, w in enumerate(full) if w.lower() in given), None)
+    if first is None:
+        return bool(initials) and bool(known) and 2 * len(known) >= len(full)
+    has_family = any(w.lower() in family for i, w in enumerate(full) if i != first)
+    return has_family and 2 * len(known) >= len(full)
+
+
+def is_single_name(value: str) -> bool:
+    """True when ``value`` is one listed given name or surname ("Javier", "Lewis")."""
+    value = value.strip()
+    if not value.isalpha() or not value[0].isupper():
+        return False
+    given, family, _ = name_lists()
+    return value.lower() in given or value.lower() in family
+
+
+def is_person_name(value: str) -> bool:
+    """True when ``value`` reads as the names of one or more persons."""
+    value = value.strip()
+    if not value or len(value) > 120:
+        return False
+    given, family, chinese = name_lists()
+    if _HAN.match(value):
+        return value[0] in chinese or value[:2] in chinese
+    segments = [s for s in _SEGMENTS.split(value) if s and s.strip()]
+    if not segments or len(segments) > 8:
+        return False
+    if len(segments) == 1 and " " not in segments[0].strip() and "." not in segments[0]:
+        return False  # one word: is_single_name
+    named = sum(_person_segment(s, given, family) for s in segments)
+    return 2 * named >= len(segments) and named > 0
+
+
+_STREET = re.compile(
+    r"^\d+[A-Za-z]?(?:[-/]\d+)?,?\s+(?:[\w'.\-]+\s+){0,5}(?:street|st|avenue|ave|road|rd"
+    r"|boulevard|blvd|lane|ln|drive|dr|way|court|ct|place|pl|square|sq|terrace|parkway|pkwy"
+    r"|highway|hwy|circle|cir|crescent|close|row|trail|plaza)\b\.?"
+    r"|\b(?:street|avenue|road|boulevard|lane|drive)\b.*\d"
+    r"|[\w\-]*(?:straße|strasse|str\.|weg|platz|gasse|allee|laan|straat|gatan|vej|veien)\s*\d+"
+    r"|^(?:rue|avenue|av\.|boulevard|bd|chemin|via|viale|calle|avda\.?|rua|praça|travessa"
+    r"|ul\.|ulica|plac)\s+\S"
+    r"|^\d+[,\s]+(?:rue|avenue|av\.|boulevard|bd|chemin|via|calle|rua)\s"
+    r"|[\u4e00-\u9fff]+(?:路|街|道|巷|弄|胡同)[\d一二三四五六七八九十]+号",
+    re.IGNORECASE)
+# Postcode formats distinctive enough to count without a column name (UK, CA, NL, BR,
+# PL, PT, JP, US ZIP+4); five- and six-digit postcodes look like any other number.
+_POSTCODE = re.compile(
+    r"^(?:[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}|[A-Z]\d[A-Z] ?\d[A-Z]\d|\d{4} ?[A-Z]{2}"
+    r"|\d{5}-\d{3}|\d{2}-\d{3}|\d{4}-\d{3}|\d{3}-\d{4}|\d{5}-\d{4})$")
+_INTEGER = re.compile(r"^[+-]?\d+$")
+_FLAGS = frozenset({"Y", "N", "YES", "NO", "T", "F", "TRUE", "FALSE", "0", "1"})
+_LOWER_WORD = re.compile(r"^[a-z][a-z_\-]*$")
+
+# Password hash formats: (scheme, pattern); the group, when present, is an iteration count.
+_HASHES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (name, re.compile(rx)) for name, rx in (
+        ("bcrypt", r"^\$2[abxy]?\$\d{2}\$[./A-Za-z0-9]{53}$"),
+        ("argon2", r"^\$argon2(?:id|i|d)\$"),
+        ("scrypt", r"^(?:\$scrypt\$|\$7\$|scrypt:\d+:\d+:\d+\$)"),
+        ("pbkdf2_sha256", r"^(?:pbkdf2_sha256\$|\$pbkdf2-sha256\$|pbkdf2:sha256:)(\d+)\$"),
+        ("pbkdf2_sha512", r"^(?:pbkdf2_sha512\$|\$pbkdf2-sha512\$|pbkdf2:sha512:)(\d+)\$"),
+        ("pbkdf2_sha1", r"^(?:pbkdf2_sha1\$|\$pbkdf2\$|pbkdf2:sha1:)(\d+)\$"),
+        ("sha512_crypt", r"^\$6\$"),
+        ("sha256_crypt", r"^\$5\$"),
+        ("md5_crypt", r"^\$1\$"),
+        ("md5_hex", r"^[0-9a-fA-F]{32}$"),
+        ("sha1_hex", r"^[0-9a-fA-F]{40}$"),
+        ("sha256_hex", r"^[0-9a-fA-F]{64}$"),
+        ("sha512_hex", r"^[0-9a-fA-F]{128}$"),
+    ))
+# OWASP Password Storage Cheat Sheet: PBKDF2 iterations for its recommended strength.
+PBKDF2_MIN_ITERATIONS = {"pbkdf2_sha256": 600_000, "pbkdf2_sha512": 210_000,
+                         "pbkdf2_sha1": 1_300_000}
+SLOW_HASHES = frozenset({"bcrypt", "argon2", "scrypt"})
+SALTED_HASHES = frozenset({*SLOW_HASHES, *PBKDF2_MIN_ITERATIONS, "sha512_crypt",
+                           "sha256_crypt", "md5_crypt"})
+
+
+def hash_scheme(value: str) -> tuple[str, int | None] | None:
+    """The password hash scheme ``value`` is written in (and its iteration count), or None."""
+    for name, rx in _HASHES:
+        mt = rx.match(value)
+        if mt:
+            return name, int(mt.group(1)) if mt.groups() else None
+    return None
+
+
+def profile(values: Iterable[Any]) -> Counter[str]:
+    """Counts of what the given values look like: ``values`` (examined), ``person``,
+    ``person_word`` (one listed name), ``street``, ``postcode``, ``integer``, ``flag``
+    (Y/N), ``lower_word``, ``hash:<scheme>``, ``pbkdf2_weak`` (fewer iterations than
+    OWASP's), ``plain`` (no hash format)."""
+    out: Counter[str] = Counter()
+    for v in values:
+        if v is None:
+            continue
+        text = str(v).strip()
+        if not text:
+            continue
+        out["values"] += 1
+        if _INTEGER.match(text):
+            out["integer"] += 1
+            if text in ("0", "1"):
+                out["flag"] += 1
+            out["plain"] += 1
+            continue
+        if _LOWER_WORD.match(text):
+            out["lower_word"] += 1
+        scheme = hash_scheme(text)
+        if scheme is not None:
+            out[f"hash:{scheme[0]}"] += 1
+            if scheme[1] is not None and scheme[1] < PBKDF2_MIN_ITERATIONS.get(scheme[0], 0):
+                out["pbkdf2_weak"] += 1
+            continue
+        out["plain"] += 1
+        if _STREET.search(text):
+            out["street"] += 1
+        elif _POSTCODE.match(text):
+            out["postcode"] += 1
+        elif is_person_name(text):
+            out["person"] += 1
+        elif is_single_name(text):
+            out["person_word"] += 1
+        if text.upper() in _FLAGS:
+            out["flag"] += 1
+    return out
+
+
+def share(counts: Counter[str], key: str) -> float:
+    """The share of the profiled values counted under ``key``."""
+    return counts.get(key, 0) / counts["values"] if counts.get("values") else 0.0
+
+
+def hashed_share(counts: Counter[str]) -> float:
+    """The share of profiled values written in a password hash format."""
+    n = sum(c for k, c in counts.items() if k.startswith("hash:"))
+    return n / counts["values"] if counts.get("values") else 0.0
+
+
+def password_storage(counts: Counter[str]) -> dict[str, Any]:
+    """How a password column stores its passwords, graded: the finding's evidence.
+
+    ``grade`` is ``weak`` (plain text, or an unsalted fast hash / MD5-crypt: severity
+    critical or high), ``acceptable`` (salted PBKDF2 below OWASP's iterations, SHA-crypt:
+    medium) or ``strong`` (bcrypt, scrypt, argon2, PBKDF2 at OWASP's iterations: info).
+    """
+    schemes = Counter({k[5:]: c for k, c in counts.items() if k.startswith("hash:")})
+    plain = counts.get("plain", 0)
+    if plain > sum(schemes.values()):
+        scheme, grade, severity = "plaintext", "weak", "critical"
+        reason = "passwords stored in plain text"
+    else:
+        scheme = schemes.most_common(1)[0][0] if schemes else "unknown"
+        if scheme in SLOW_HASHES:
+            grade, severity, reason = "strong", "info", "adaptive, salted password hash"
+        elif scheme in PBKDF2_MIN_ITERATIONS:
+            if counts.get("pbkdf2_weak", 0):
+                grade, severity = "acceptable", "medium"
+                reason = (f"salted PBKDF2 below OWASP's {PBKDF2_MIN_ITERATIONS[scheme]:,} "
+                          "iterations")
+            else:
+                grade, severity, reason = "strong", "info", "salted PBKDF2 at OWASP's iterations"
+        elif scheme in ("sha512_crypt", "sha256_crypt"):
+            grade, severity, reason = "acceptable", "medium", "salted, iterated SHA-crypt"
+        elif scheme == "md5_crypt":
+            grade, severity, reason = "weak", "high", "MD5-crypt: salted but fast and broken"
+        else:
+            grade, severity, reason = "weak", "high", "unsalted fast hash"
+    return {"kind": "password_storage", "scheme": scheme, "salted": scheme in SALTED_HASHES,
+            "grade": grade, "severity": severity, "reason": reason,
+            "schemes": dict(schemes.most_common()), "plaintext_values": plain,
+            "standards": ["OWASP Password Storage Cheat Sheet", "GB/T 22239-2019 8.1.4.1"]}
