@@ -39,7 +39,8 @@ def _connector(parquet: Path):
     with tempfile.TemporaryDirectory(prefix="govkit-bench-") as folder:
         path = Path(folder) / "inventory.yaml"
         path.write_text(
-            "version: 1\norganization: bench\nsources:\n  - name: bench\n    kind: parquet\n"
+            "version: 1\nallow_outside_paths: true\norganization: bench\nsources:\n"
+            "  - name: bench\n    kind: parquet\n"
             f"    connection: {{path: {json.dumps(str(parquet.parent))}}}\n"
             "    owner: bench@example.org\n    jurisdictions: [EU]\n    tables: []\n")
         inv = load_inventory(path)
