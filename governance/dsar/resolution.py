@@ -427,11 +427,15 @@ class _Resolver:
     def identity_columns(self, table: TableKey, info: TableInfo, ident: Identity) -> list[str]:
         """Columns of ``table`` an identity of this kind is matched in."""
         decl = self.inv.source(table[0]).table(table[1])
+        if ident.type is IdentityType.USER_ID:
+            # An account id means something only in a person table's own key: a column
+            # that merely refers to some person (staff_id) must not match the same number.
+            key = decl.subject_key if decl is not None and decl.is_person else None
+            return [key] if key and key in info.column_names else []
         cols = []
         for col in info.columns:
             cats = self.cats.get((table[0], table[1], col.name), set())
-            is_key = decl is not None and decl.subject_key == col.name
-            if ident.category in cats or (is_key and ident.type is IdentityType.USER_ID):
+            if ident.category in cats:
                 cols.append(col.name)
         return cols
 
@@ -472,6 +476,14 @@ class _Resolver:
             for row, ident, _ in found:
                 by_ident[ident][self.row_id(table, row)] = row
             for ident, people in by_ident.items():
+                if ident.type is IdentityType.USER_ID:
+                    tables = [t for t, f in hits.items() if self.graph.is_person(t)
+                              and any(i == ident for _, i, _ in f)]
+                    if len(tables) > 1 and table == tables[0]:
+                        self.blockers.append(
+                            f"{ident.masked()} names a row in {len(tables)} person tables "
+                            f"({', '.join(f'{s}.{t}' for s, t in tables)}): an account id "
+                            "is ambiguous across tables; give an e-mail, phone or ID number")
                 if len(people) < 2:
                     continue
                 key = ",".join(info.primary_key) if info and info.primary_key else None
@@ -683,14 +695,21 @@ def locate_subject(inventory: Inventory, identities: Sequence[Identity], pool: C
         if derived:
             extra = r.match_identities(derived)
             for ident in derived:
-                holders = [(t, row) for t, found in extra.items() if r.graph.is_person(t)
-                           for row, i, _ in found if i == ident
-                           and r.row_id(t, row) not in r.owned.get(t, {})]
-                if holders:
-                    shared_ids.append(ident)
+                # Shared: another row of a person table where the subject already has a
+                # row (a household member's account), or two rows of one person table.
+                for t, found in extra.items():
+                    if not r.graph.is_person(t):
+                        continue
+                    rows = {r.row_id(t, row) for row, i, _ in found if i == ident}
+                    others = rows - set(r.owned.get(t, {}))
+                    if others and (r.owned.get(t) or len(rows) > 1):
+                        shared_ids.append(ident)
+                        break
             exclusive = [i for i in derived if i not in shared_ids]
-            r.claim_rows({t: [h for h in found if h[1] in exclusive and not
-                              r.graph.is_person(t)] for t, found in extra.items()})
+            # Rows found only by an exclusive derived identity are the subject's, including
+            # their row in another person table (the marketing contact of a user).
+            r.claim_rows({t: [h for h in found if h[1] in exclusive]
+                          for t, found in extra.items()})
         if progress:
             progress(f"{len(derived)} identities derived from the subject's rows "
                      f"({len(shared_ids)} shared with another person)")

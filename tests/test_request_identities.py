@@ -1,0 +1,94 @@
+"""Which identities may match rows: a shared phone stops the request; an e-mail read from the
+subject's own row reaches rows found only by it; an identifier another person also holds is
+never used to match or redact that person's rows. Checked with SQL written here."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from governance.audit_store import AuditStore
+from governance.demo import DemoPaths
+from governance.dsar import RequestBook, plan_request, run_request
+from governance.dsar.plan import PlanError
+from governance.inventory import load_inventory
+from governance.scan import run_scan
+
+
+@pytest.fixture()
+def estate(fresh_demo: DemoPaths):
+    inv = load_inventory(fresh_demo.inventory)
+    store = AuditStore(fresh_demo.root / "audit.duckdb", create=True)
+    run_scan(inv, store)
+    db = sqlite3.connect(fresh_demo.app_db)
+    (a_id, a_email, a_phone), (b_id, _, _) = db.execute(
+        "SELECT id, email, phone FROM users u WHERE EXISTS (SELECT 1 FROM support_tickets t "
+        "WHERE t.user_id = u.id) ORDER BY id LIMIT 2").fetchall()
+    # A household: B has A's phone number, and B's own ticket mentions it.
+    db.execute("UPDATE users SET phone = ? WHERE id = ?", [a_phone, b_id])
+    db.execute("INSERT INTO support_tickets VALUES (9101, ?, 'Callback', ?, '2026-01-03')",
+               [b_id, f"Please call us back on {a_phone} after six"])
+    # A newsletter signup that holds only A's e-mail (an undeclared table).
+    db.execute("INSERT INTO legacy_newsletter_signups VALUES (9102, ?, 'A', '10.1.1.1', "
+               "'2021-01-01')", [a_email])
+    db.commit()
+    db.close()
+    return fresh_demo, inv, store, (a_id, a_email, a_phone), b_id
+
+
+def _request(store: AuditStore, rtype: str, identity: str) -> str:
+    book = RequestBook(store)
+    r = book.create(rtype, [identity], "EU", "dpo")
+    book.verify(r.request_id, "dpo", "checked")
+    if rtype != "access":
+        book.approve(r.request_id, "dpo-lead", "plan reviewed")
+    return r.request_id
+
+
+def _dump(demo: DemoPaths) -> list:
+    db = sqlite3.connect(demo.app_db)
+    rows = [(t, *r) for t in ("users", "support_tickets", "legacy_newsletter_signups", "orders")
+            for r in db.execute(f"SELECT * FROM {t} ORDER BY 1")]
+    db.close()
+    return rows
+
+
+def test_a_phone_two_people_share_stops_the_request_and_changes_nothing(estate) -> None:
+    demo, inv, store, (_, _, phone), _ = estate
+    rid = _request(store, "erasure", f"phone={phone}")
+    before = _dump(demo)
+    resolution, steps = plan_request(inv, store, rid)
+    assert any("matches 2 people" in b for b in resolution.blockers), resolution.blockers
+    assert phone not in " ".join(resolution.blockers)       # candidates shown masked
+    with pytest.raises(PlanError, match="needs a decision"):
+        run_request(inv, store, rid, "dpo", confirm=lambda s: True)
+    assert _dump(demo) == before
+
+
+def test_an_email_derived_from_the_subjects_row_reaches_rows_found_only_by_it(estate) -> None:
+    demo, inv, store, (a_id, a_email, _), b_id = estate
+    rid = _request(store, "erasure", f"user_id={a_id}")
+    out = run_request(inv, store, rid, "dpo", confirm=lambda s: True)
+    assert out.status == "completed", out.remaining
+    db = sqlite3.connect(demo.app_db)
+    assert db.execute("SELECT count(*) FROM legacy_newsletter_signups WHERE "
+                      "lower(email_address) = lower(?)", [a_email]).fetchone()[0] == 0
+    # B shares the phone: B's account and B's ticket mentioning the number are untouched.
+    assert db.execute("SELECT count(*) FROM users WHERE id = ?", [b_id]).fetchone()[0] == 1
+    note = db.execute("SELECT notes FROM support_tickets WHERE id = 9101").fetchone()[0]
+    assert note.startswith("Please call us back on +") and "<" not in note
+    assert any("another person" in why for why in out.kept.values()), out.kept
+
+
+def test_access_by_email_returns_no_row_of_the_household_member(estate) -> None:
+    demo, inv, store, (a_id, a_email, _), b_id = estate
+    rid = _request(store, "access", f"email={a_email}")
+    resolution, _ = plan_request(inv, store, rid)
+    users = resolution.owned[("app_db", "users")]
+    assert [u["id"] for u in users] == [a_id]
+    tickets = resolution.owned.get(("app_db", "support_tickets"), [])
+    assert all(t["user_id"] == a_id for t in tickets)
+    mentions = [loc for loc in resolution.locations if loc.table == "support_tickets"
+                and loc.relation.value == "mention"]
+    assert not any("call us back" in str(v) for loc in mentions for v in loc.values)
