@@ -182,6 +182,91 @@ MIGRATIONS: tuple[Migration, ...] = (
         "COMMENT ON COLUMN dsar_requests.approval_note IS "
         "'Why the run was approved, as typed, with personal data masked'",
     )),
+    Migration(5, "field encryption: subject data keys, encryption checks", (
+        """CREATE TABLE subject_keys (
+            key_id VARCHAR PRIMARY KEY,         -- named in every envelope sealed under it
+            subject VARCHAR NOT NULL,           -- keyed fingerprint of the person row; never a value
+            generation INTEGER NOT NULL,        -- 1, then +1 at each data-key rotation
+            state VARCHAR NOT NULL,             -- active | retiring | destroyed
+            kek_id VARCHAR NOT NULL,            -- the key-encryption key that wraps it (never the key)
+            wrapped BLOB,                       -- NULL once destroyed (crypto-shredding)
+            created_at TIMESTAMPTZ NOT NULL,
+            rewrapped_at TIMESTAMPTZ,
+            destroyed_at TIMESTAMPTZ
+        )""",
+        "COMMENT ON TABLE subject_keys IS "
+        "'One row per data key of field encryption: one per data subject (and generation), "
+        "wrapped by a key-encryption key kept outside the store'",
+        """CREATE TABLE encryption_checks (
+            check_id VARCHAR NOT NULL,
+            checked_at TIMESTAMPTZ NOT NULL,
+            source VARCHAR NOT NULL,
+            table_name VARCHAR NOT NULL,
+            column_name VARCHAR NOT NULL,
+            required BOOLEAN NOT NULL,          -- the policy requires it encrypted
+            status VARCHAR NOT NULL,            -- encrypted | plaintext | mixed | invalid | missing_keys | unreadable
+            cells BIGINT,                       -- non-null cells read
+            plaintext_cells BIGINT,
+            invalid_cells BIGINT,               -- envelope-shaped but malformed or not decrypting
+            missing_key_cells BIGINT,           -- naming a data key the store does not have
+            shredded_cells BIGINT,              -- under destroyed keys (erased subjects): expected
+            detail VARCHAR,                     -- never a value
+            PRIMARY KEY (check_id, source, table_name, column_name)
+        )""",
+        "COMMENT ON TABLE encryption_checks IS "
+        "'One row per column per encryption audit: whether the cells the policy requires "
+        "encrypted hold valid envelopes whose keys exist; counts only'",
+    )),
+    Migration(7, "compliance audit runs, their checks and rendered reports", (
+        """CREATE TABLE audit_runs (
+            run_id VARCHAR PRIMARY KEY,
+            started_at TIMESTAMPTZ NOT NULL,
+            finished_at TIMESTAMPTZ,
+            status VARCHAR NOT NULL,            -- running | passed | warnings | failed | error
+            actor VARCHAR NOT NULL,
+            orchestrator_run_id VARCHAR,        -- e.g. the Dagster run id, when run there
+            inventory_path VARCHAR,
+            inventory_digest VARCHAR,           -- sha256 of the inventory audited
+            processing_digest VARCHAR,          -- sha256 of processing.yaml, when there was one
+            as_of DATE NOT NULL,                -- the day deadlines and retention were judged on
+            counts JSON,                        -- checks by status and severity
+            metrics JSON,                       -- figures the trend charts plot
+            snapshot JSON,                      -- data map, requests, records: masked only
+            error VARCHAR
+        )""",
+        "COMMENT ON TABLE audit_runs IS "
+        "'One row per compliance audit run: when, over what, outcome, and the masked "
+        "snapshot its report is rendered from'",
+        """CREATE TABLE audit_checks (
+            run_id VARCHAR NOT NULL,
+            seq INTEGER NOT NULL,
+            check_id VARCHAR NOT NULL,
+            title VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,            -- pass | warn | fail | error | not_applicable
+            severity VARCHAR NOT NULL,          -- critical | high | medium | low | info
+            articles VARCHAR[] NOT NULL,        -- e.g. GDPR Art. 32(1)(a), PIPL Art. 51
+            source VARCHAR,
+            table_name VARCHAR,
+            column_name VARCHAR,
+            evidence JSON,                      -- counts and masked samples only
+            remediation VARCHAR,
+            engine VARCHAR NOT NULL,            -- great_expectations | store | provider
+            PRIMARY KEY (run_id, seq)
+        )""",
+        "COMMENT ON TABLE audit_checks IS "
+        "'One row per check outcome of an audit run (one check may give one row per column)'",
+        """CREATE TABLE audit_reports (
+            run_id VARCHAR NOT NULL,
+            format VARCHAR NOT NULL,            -- html | md | json
+            rendered_at TIMESTAMPTZ NOT NULL,
+            sha256 VARCHAR NOT NULL,
+            bytes BIGINT NOT NULL,
+            content VARCHAR NOT NULL,           -- the report as written (masked data only)
+            PRIMARY KEY (run_id, format, rendered_at)
+        )""",
+        "COMMENT ON TABLE audit_reports IS "
+        "'One row per report rendered from an audit run, with its content and hash'",
+    )),
 )
 
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)
