@@ -37,3 +37,7 @@ class AuditStoreError(GovernanceError):
 
 class UnknownSourceError(GovernanceError):
     """A source name that the inventory does not declare."""
+
+
+class RetentionError(GovernanceError):
+    """A retention plan cannot be applied safely (a held or unkeyed table, a changed policy)."""
