@@ -92,3 +92,28 @@ def test_access_by_email_returns_no_row_of_the_household_member(estate) -> None:
     mentions = [loc for loc in resolution.locations if loc.table == "support_tickets"
                 and loc.relation.value == "mention"]
     assert not any("call us back" in str(v) for loc in mentions for v in loc.values)
+
+
+def test_holds_refuse_undeclared_tables_and_show_on_requests_they_block(estate) -> None:
+    from click.testing import CliRunner
+
+    from governance.cli import main
+    from governance.dsar import LegalHolds, parse_identity
+    from governance.errors import GovernanceError
+
+    demo, inv, store, (a_id, a_email, _), _ = estate
+    holds = LegalHolds(store)
+    with pytest.raises(GovernanceError, match="declares no table 'userz'"):
+        holds.place_on_table("app_db.userz", "litigation", "dpo", inv)
+    # A hold on the e-mail; the request names the account id only: the e-mail is derived.
+    rid = _request(store, "erasure", f"user_id={a_id}")
+    resolution, _ = plan_request(inv, store, rid)
+    hold = holds.place_on_subject([parse_identity(f"email={a_email}")], "litigation", "dpo")
+    RequestBook(store).add_derived(RequestBook(store).get(rid), resolution.derived, "dpo")
+    result = CliRunner().invoke(main, ["dsar", "list", "--store", str(store.path)])
+    assert result.exit_code == 0, result.output
+    assert f"HELD: legal hold {hold.hold_id}" in result.output
+    resolution, _ = plan_request(inv, store, rid)
+    assert any(hold.hold_id in b for b in resolution.blockers)
+    with pytest.raises(GovernanceError, match="legal hold"):
+        run_request(inv, store, rid, "dpo", confirm=lambda s: True)

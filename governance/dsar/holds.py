@@ -18,7 +18,7 @@ from governance.audit_store.store import record_row, utcnow
 from governance.crypto import KeyRing
 from governance.dsar.identities import Identity
 from governance.errors import GovernanceError
-from governance.inventory import check_name
+from governance.inventory import Inventory, check_name
 from governance.masking import mask_free_text
 
 
@@ -60,12 +60,18 @@ class LegalHolds:
         return self._place("subject", fps, [i.masked() for i in identities], None, None,
                            reason, actor)
 
-    def place_on_table(self, table: str, reason: str, actor: str) -> LegalHold:
-        """Hold a whole table, written ``source.table``."""
+    def place_on_table(self, table: str, reason: str, actor: str,
+                       inventory: Inventory | None = None) -> LegalHold:
+        """Hold a whole table, written ``source.table``; with ``inventory``, a table it does
+        not declare is refused (a hold on a mistyped name would protect nothing)."""
         source, _, name = table.partition(".")
         if not name:
             raise GovernanceError(f"table hold {table!r}: write it as source.table")
         check_name(name, "table")
+        if inventory is not None and inventory.source(source).table(name) is None:
+            declared = ", ".join(t.name for t in inventory.source(source).tables)
+            raise GovernanceError(f"table hold {table!r}: source {source!r} declares no table "
+                                  f"{name!r} (declared: {declared})")
         return self._place("table", [], [], source, name, reason, actor)
 
     def _place(self, scope: str, fps: list[str], masked: list[str], source: str | None,

@@ -143,12 +143,13 @@ class OwnershipGraph:
 
 def _edge_from(source: str, table: str, ref: Reference, kind: str, inferred: bool,
                declared: bool = True) -> Edge:
-    on_erase = ref.on_erase
-    placeholder = None
-    if isinstance(on_erase, PlaceholderTarget):
-        placeholder, on_erase = on_erase.set, "set"
+    placeholder: Any = None
+    if isinstance(ref.on_erase, PlaceholderTarget):
+        placeholder, on_erase = ref.on_erase.set, "set"
+    else:
+        on_erase = str(ref.on_erase)
     return Edge(source, table, ref.column, ref.source or source, ref.table,
-                ref.target_column, kind, str(on_erase), placeholder, declared, inferred)
+                ref.target_column, kind, on_erase, placeholder, declared, inferred)
 
 
 def infer_kind(origin_is_person: bool, target_is_person: bool,
@@ -224,13 +225,13 @@ def review(graph: OwnershipGraph, inventory: Inventory,
     for (source, table, _), found in (categories or {}).items():
         cats[(source, table)] |= set(found)
     details = {e.target for e in graph.edges if e.kind == "detail"}
-    for table, found in sorted(cats.items()):
+    for key, found in sorted(cats.items()):
         personal = found - {"free_text"}
-        if (not personal or table in graph.persons or table in details
-                or graph.distance(table) < UNREACHABLE
+        if (not personal or key in graph.persons or key in details
+                or graph.distance(key) < UNREACHABLE
                 or personal & set(IDENTITY_CATEGORIES)):
             continue
-        out.append(f"{table[0]}.{table[1]}: holds personal data ({', '.join(sorted(personal))}) "
+        out.append(f"{key[0]}.{key[1]}: holds personal data ({', '.join(sorted(personal))}) "
                    "that no identity column or owner reference reaches: requests will not find "
                    "it (declare a reference to its owner, or a subject_key)")
     return out

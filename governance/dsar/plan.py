@@ -199,12 +199,12 @@ class _Planner:
                 continue
             if loc.relation is Relation.MENTION:
                 scope = identities if loc.via == "all" else exclusive
-                changes = {text: redact_identities(text, scope) for text in loc.values}
-                changes = {old: new for old, new in changes.items() if new != old}
-                if changes:
+                redacted = {text: redact_identities(text, scope) for text in loc.values}
+                redacted = {old: new for old, new in redacted.items() if new != old}
+                if redacted:
                     self.steps.append((loc.depth, False, Step(
                         0, loc.source, loc.table, loc.found_by.value, Action.REDACT,
-                        loc.match_column, list(changes), changes, len(changes))))
+                        loc.match_column, list(redacted), redacted, len(redacted))))
                 continue
             if loc.relation is Relation.DETAIL:
                 details.append(loc)

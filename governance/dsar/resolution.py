@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -577,7 +577,8 @@ class _Resolver:
                 if not texts:
                     continue
                 rows = self.find(table, col, list(texts))
-                own, theirs = [], []
+                own: list[str] = []
+                theirs: list[str] = []
                 for r, (who, _) in zip(rows, self.owners(table, rows), strict=True):
                     (own if who == {SUBJECT} else theirs).append(r[col])
                 own = list(dict.fromkeys(own))
@@ -612,7 +613,7 @@ class _Resolver:
                   how: FoundBy, via: str, hops: int) -> Location:
         info = self.info(table)
         decl = self.inv.source(table[0]).table(table[1])
-        key = match_key(info, decl.subject_key if decl else None,  # type: ignore[arg-type]
+        key = match_key(info, decl.subject_key if decl else None,
                         self.graph.owner_edges(table)) if info else None
         if (key is None and relation is Relation.OWNED and table in self.identity_column
                 and not self.shared.get(table)
@@ -642,7 +643,7 @@ def _mentions(text: str, identities: Sequence[Identity]) -> bool:
 _DERIVABLE = (IdentityType.EMAIL, IdentityType.PHONE, IdentityType.NATIONAL_ID)
 
 
-def derive_identities(resolution_rows: dict[TableKey, Iterable[Row]],
+def derive_identities(resolution_rows: Mapping[TableKey, Iterable[Row]],
                       categories: dict[tuple[str, str, str], set[str]],
                       known: Sequence[Identity]) -> tuple[list[Identity], list[str]]:
     """Identities written in the subject's person rows that were not given (the phone
