@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# bench/ last on sys.path: a module there may shadow a library (bench/requests.py).
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH] + [str(_BENCH)]
 
-import datagen
+import datagen  # noqa: E402
 
 SENTENCES = ("Please update my record: {} thanks", "客户提供的信息 {} 已核验",
              "Called back, the customer confirmed {} as correct")
