@@ -1,0 +1,242 @@
+"""Data keys of field encryption: one per data subject, wrapped by a key-encryption key.
+
+Keys live in the audit store's ``subject_keys`` table (migration 5), wrapped by a
+``KeyStore`` (local master key or HSM). A subject is named there only by a keyed
+fingerprint of its person row (``subj-...``: HMAC under the store's index key), never by a
+value. The index key is itself a wrapped row (``__index__``); it also derives the keys of
+blind indexes. Destroying a subject's keys (``shred``) makes every envelope sealed under
+them unreadable wherever a copy of it lies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pyarrow as pa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from governance.audit_store import AuditStore
+from governance.audit_store.store import append_log_row, utcnow
+from governance.crypto.field import row_key_text
+from governance.crypto.keystore import KeyStore, KeyStoreError
+from governance.errors import GovernanceError
+
+INDEX_SUBJECT = "__index__"
+SHRED_ACTION = "encryption.subject_shredded"
+
+
+class KeyUnavailable(GovernanceError):
+    """A data key was destroyed (the subject was erased) or never existed."""
+
+    def __init__(self, key_id: str, reason: str):
+        self.key_id, self.reason = key_id, reason
+        super().__init__(f"data key {key_id}: {reason}")
+
+
+def person_ref(person: tuple[str, str], key_value: Any) -> str:
+    """The text that names one person row (``source.table`` and its key), before hashing."""
+    return f"{person[0]}.{person[1]}\x00{row_key_text(key_value)}"
+
+
+class SubjectKeys:
+    """Create, fetch, rotate and destroy the data keys of one audit store.
+
+    ``keystore`` wraps new keys; ``previous`` are key stores still accepted for keys wrapped
+    before a KEK rotation finished (so no read fails during one).
+    """
+
+    def __init__(self, store: AuditStore, keystore: KeyStore,
+                 previous: Sequence[KeyStore] = ()):
+        self.store = store
+        self.keystore = keystore
+        self._by_kek = {k.kek_id: k for k in (*previous, keystore)}
+        self._aead: dict[str, AESGCM] = {}
+        self._gone: dict[str, str] = {}
+        self._index_key = self._load_index()
+        self._bidx: dict[str, bytes] = {}
+
+    # -- the index key ------------------------------------------------------------------
+    def _load_index(self) -> bytes:
+        rows = self.store.query("SELECT key_id, kek_id, wrapped FROM subject_keys "
+                                "WHERE subject = ? AND state = 'active'", [INDEX_SUBJECT])
+        if rows:
+            r = rows[0]
+            return self._unwrap(r["key_id"], r["kek_id"], bytes(r["wrapped"]))
+        key_id = "ix-" + os.urandom(10).hex()
+        key = os.urandom(32)
+        wrapped = self.keystore.wrap(key_id, key)
+        with self.store.transaction() as conn:
+            found = conn.execute("SELECT key_id, kek_id, wrapped FROM subject_keys WHERE "
+                                 "subject = ? AND state = 'active'", [INDEX_SUBJECT]).fetchall()
+            if not found:
+                conn.execute("INSERT INTO subject_keys VALUES (?, ?, 1, 'active', ?, ?, ?, "
+                             "NULL, NULL)", [key_id, INDEX_SUBJECT, self.keystore.kek_id,
+                                             wrapped, utcnow()])
+                return key
+        return self._unwrap(found[0][0], found[0][1], bytes(found[0][2]))
+
+    def _unwrap(self, key_id: str, kek_id: str, wrapped: bytes) -> bytes:
+        ks = self._by_kek.get(kek_id)
+        if ks is None:
+            raise KeyStoreError(
+                f"data keys of {self.store.path} are wrapped under {kek_id}, which is not the "
+                f"configured key-encryption key ({self.keystore.kek_id}): wrong master key or "
+                "HSM key? (nothing was changed)")
+        return ks.unwrap(key_id, wrapped)
+
+    def subject_ref(self, person: tuple[str, str], key_value: Any) -> str:
+        """The keyed fingerprint naming the subject of a person row (never reversible)."""
+        digest = hmac.new(self._index_key, person_ref(person, key_value).encode(),
+                          hashlib.sha256).hexdigest()
+        return "subj-" + digest[:32]
+
+    def blind_index(self, source: str, table: str, column: str, value: Any) -> str | None:
+        """The keyed blind index of ``value`` for one column (letter case and surrounding
+        blanks ignored), or None for None: equal values give equal indexes."""
+        if value is None:
+            return None
+        name = f"{source}.{table}.{column}"
+        key = self._bidx.get(name)
+        if key is None:
+            key = hmac.new(self._index_key, b"blind-index\x00" + name.encode(),
+                           hashlib.sha256).digest()
+            self._bidx[name] = key
+        text = row_key_text(value).strip().casefold()
+        return "bx1-" + hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:32]
+
+    # -- data keys ----------------------------------------------------------------------
+    def active_keys(self, subjects: Iterable[str], create: bool = True
+                    ) -> dict[str, tuple[str, AESGCM]]:
+        """The current data key (id, cipher) of each subject; missing ones are created
+        (wrapped and committed before any cell is sealed under them) when ``create``."""
+        wanted = sorted(set(subjects))
+        if not wanted:
+            return {}
+        out = self._fetch_active(wanted)
+        missing = [s for s in wanted if s not in out]
+        if missing and create:
+            new = {s: ("sk-" + os.urandom(10).hex(), os.urandom(32)) for s in missing}
+            wrapped = self.keystore.wrap_many([(kid, key) for kid, key in new.values()])
+            now = utcnow()
+            table = pa.table({
+                "key_id": [kid for kid, _ in new.values()],
+                "subject": list(new),
+                "wrapped": pa.array(wrapped, pa.binary()),
+            })
+            with self.store.transaction() as conn:
+                conn.register("gk_new_keys", table)
+                # A subject given a key meanwhile keeps that one.
+                conn.execute(
+                    "INSERT INTO subject_keys SELECT n.key_id, n.subject, 1, 'active', ?, "
+                    "n.wrapped, ?, NULL, NULL FROM gk_new_keys n WHERE NOT EXISTS (SELECT 1 "
+                    "FROM subject_keys k WHERE k.subject = n.subject AND k.state <> "
+                    "'destroyed')", [self.keystore.kek_id, now])
+                conn.unregister("gk_new_keys")
+            out.update(self._fetch_active(missing))
+        return out
+
+    def _fetch_active(self, subjects: list[str]) -> dict[str, tuple[str, AESGCM]]:
+        out: dict[str, tuple[str, AESGCM]] = {}
+        with self.store.connect() as conn:
+            conn.register("gk_subjects", pa.table({"subject": subjects}))
+            rows = conn.execute(
+                "SELECT k.subject, k.key_id, k.kek_id, k.wrapped FROM subject_keys k "
+                "JOIN gk_subjects s USING (subject) WHERE k.state = 'active'").fetchall()
+            conn.unregister("gk_subjects")
+        for subject, key_id, kek_id, wrapped in rows:
+            out[subject] = (key_id, self._cipher(key_id, kek_id, bytes(wrapped)))
+        return out
+
+    def _cipher(self, key_id: str, kek_id: str, wrapped: bytes) -> AESGCM:
+        a = self._aead.get(key_id)
+        if a is None:
+            a = AESGCM(self._unwrap(key_id, kek_id, wrapped))
+            self._aead[key_id] = a
+        return a
+
+    def ciphers(self, key_ids: Iterable[str]) -> dict[str, AESGCM | KeyUnavailable]:
+        """The cipher of each data key, or why it is unavailable (destroyed, unknown)."""
+        ids = set(key_ids)
+        out: dict[str, AESGCM | KeyUnavailable] = {}
+        todo = []
+        for k in ids:
+            if k in self._aead:
+                out[k] = self._aead[k]
+            elif k in self._gone:
+                out[k] = KeyUnavailable(k, self._gone[k])
+            else:
+                todo.append(k)
+        if todo:
+            with self.store.connect(read_only=False) as conn:
+                conn.register("gk_ids", pa.table({"key_id": todo}))
+                rows = conn.execute(
+                    "SELECT k.key_id, k.kek_id, k.wrapped, k.destroyed_at FROM subject_keys k "
+                    "JOIN gk_ids i USING (key_id) WHERE k.subject <> ?",
+                    [INDEX_SUBJECT]).fetchall()
+                conn.unregister("gk_ids")
+            seen = set()
+            for key_id, kek_id, wrapped, destroyed in rows:
+                seen.add(key_id)
+                if wrapped is None:
+                    when = f" on {destroyed:%Y-%m-%d}" if destroyed else ""
+                    self._gone[key_id] = f"destroyed{when} (crypto-shredded)"
+                    out[key_id] = KeyUnavailable(key_id, self._gone[key_id])
+                else:
+                    out[key_id] = self._cipher(key_id, kek_id, bytes(wrapped))
+            for k in todo:
+                if k not in seen:
+                    self._gone[k] = "not found in the audit store"
+                    out[k] = KeyUnavailable(k, self._gone[k])
+        return out
+
+    def cipher(self, key_id: str) -> AESGCM:
+        """The cipher of data key ``key_id``; KeyUnavailable when destroyed or unknown."""
+        found = self.ciphers([key_id])[key_id]
+        if isinstance(found, KeyUnavailable):
+            raise found
+        return found
+
+    # -- crypto-shredding ---------------------------------------------------------------
+    def shred(self, subjects: Iterable[str], actor: str, reason: str | None = None,
+              request_id: str | None = None) -> list[str]:
+        """Destroy every data key (all generations) of ``subjects``; return their ids.
+        Logged with the subjects' fingerprints and key ids, never a value."""
+        wanted = sorted(set(subjects) - {INDEX_SUBJECT})
+        if not wanted:
+            return []
+        now = utcnow()
+        with self.store.transaction() as conn:
+            placeholders = ", ".join("?" * len(wanted))
+            ids = [r[0] for r in conn.execute(
+                f"SELECT key_id FROM subject_keys WHERE subject IN ({placeholders}) "  # noqa: S608
+                "AND wrapped IS NOT NULL ORDER BY key_id", wanted).fetchall()]
+            if ids:
+                conn.execute(
+                    f"UPDATE subject_keys SET wrapped = NULL, state = 'destroyed', "  # noqa: S608
+                    f"destroyed_at = ? WHERE subject IN ({placeholders}) AND wrapped IS NOT NULL",
+                    [now, *wanted])
+            append_log_row(conn, actor, SHRED_ACTION, request_id,
+                           {"subjects": wanted, "keys_destroyed": ids,
+                            "reason": _masked(reason)})
+        for k in ids:
+            self._aead.pop(k, None)
+            self._gone[k] = "destroyed (crypto-shredded)"
+        return ids
+
+    def subject_state(self, subject: str) -> list[dict[str, Any]]:
+        """The key rows of one subject (ids, generations, states, dates; no key material)."""
+        return self.store.query(
+            "SELECT key_id, generation, state, kek_id, created_at, destroyed_at FROM "
+            "subject_keys WHERE subject = ? ORDER BY generation", [subject])
+
+
+def _masked(text: str | None) -> str | None:
+    if text is None:
+        return None
+    from governance.masking import mask_free_text
+
+    return mask_free_text(text)

@@ -1,0 +1,645 @@
+"""Encrypt, read, rotate and shred: the operations of field-level encryption.
+
+- ``encrypt``: seals the columns the policy requires, each cell under its data subject's
+  key (found through the ownership graph), in place. Dry run unless ``apply``. Cells that
+  already hold an envelope are left alone (never encrypted twice); rows shared by two
+  people or owned by nobody are left in clear and reported.
+- ``Decryptor``: authorised reads; each call is logged (who, why, where, how many cells).
+- ``shred_subjects`` / ``shred_person_rows``: crypto-shredding by destroying data keys.
+- ``rotate_kek``: rewraps data keys under a new key-encryption key, no data rewritten.
+- ``rotate_data_keys``: new data keys for subjects, their cells re-encrypted, old keys
+  destroyed once no policy column holds a cell under them.
+Every audit-log row holds counts, places, key ids and subject fingerprints: never a value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from governance.audit_store import AuditStore
+from governance.audit_store.store import append_log_row, utcnow
+from governance.crypto.field import (
+    EnvelopeError,
+    associated_data,
+    looks_sealed,
+    open_cell,
+    parse,
+    seal_cell,
+)
+from governance.crypto.keystore import KeyStore
+from governance.encryption.keys import INDEX_SUBJECT, KeyUnavailable, SubjectKeys
+from governance.encryption.policy import EncryptionPolicy, Target, targets
+from governance.encryption.subjects import NOBODY, SHARED, OwnerIndex, person_key_column
+from governance.encryption.writers import column_kind, rewrite_table, unique_key
+from governance.errors import GovernanceError, SourceError
+from governance.inventory import Inventory
+from governance.sources.pool import ConnectorPool
+
+Progress = Callable[[str], None]
+ENCRYPT_ACTION = "encryption.encrypted"
+DECRYPT_ACTION = "encryption.decrypted"
+ROTATE_KEK_ACTION = "encryption.kek_rotated"
+ROTATE_KEYS_ACTION = "encryption.data_keys_rotated"
+
+
+class EncryptionError(GovernanceError):
+    """An encryption run cannot be done as asked (the reason names the place)."""
+
+
+@dataclass
+class TableOutcome:
+    """What a run did (or would do) to one table's policy columns. Counts only."""
+
+    source: str
+    table: str
+    columns: list[str]
+    rows: int = 0
+    cells_sealed: int = 0             # encrypted by this run (or to encrypt, dry run)
+    cells_already: int = 0            # already envelopes: left alone
+    cells_null: int = 0
+    rows_shared: int = 0              # owned by two people: left in clear
+    rows_unowned: int = 0             # reach no person: left in clear
+    subjects: int = 0
+    error: str | None = None
+
+    def describe(self) -> str:
+        """One line for the terminal."""
+        if self.error:
+            return f"{self.source}.{self.table}: NOT DONE: {self.error}"
+        extra = ""
+        if self.rows_shared or self.rows_unowned:
+            extra = (f"; left in clear: {self.rows_shared} shared row(s), "
+                     f"{self.rows_unowned} row(s) of nobody")
+        return (f"{self.source}.{self.table} [{', '.join(self.columns)}]: {self.rows} rows, "
+                f"{self.cells_sealed} cell(s) sealed, {self.cells_already} already sealed, "
+                f"{self.subjects} subject(s){extra}")
+
+
+@dataclass
+class RunOutcome:
+    """An encryption run: one outcome per table."""
+
+    applied: bool
+    tables: list[TableOutcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no table failed."""
+        return not any(t.error for t in self.tables)
+
+
+def keystore_for(policy: EncryptionPolicy, store: AuditStore, create_kek: bool = False
+                 ) -> KeyStore:
+    """The key store the policy names: local (the store's master key, or ``key_env``) or
+    PKCS#11 (PIN from ``pin_env``). KeyStoreError (one line) when it cannot be opened."""
+    import base64
+    import binascii
+    import os
+
+    from governance.crypto.keystore import (
+        KeyStoreError,
+        LocalKeyStore,
+        Pkcs11KeyStore,
+        find_pkcs11_module,
+    )
+
+    ks = policy.key_store
+    if ks.kind == "pkcs11":
+        module = ks.module or find_pkcs11_module()
+        if not module:
+            raise KeyStoreError("no PKCS#11 module: set key_store.module or "
+                                "GOVKIT_PKCS11_MODULE")
+        pin = os.environ.get(ks.pin_env or "")
+        if not pin:
+            raise KeyStoreError(f"the HSM PIN is not set (environment variable {ks.pin_env}); "
+                                "nothing was changed")
+        return Pkcs11KeyStore(module, ks.token_label or "", pin, ks.key_label or "",
+                              create=create_kek)
+    if ks.key_env:
+        text = os.environ.get(ks.key_env)
+        if not text:
+            raise KeyStoreError(f"the key-encryption key is not set (environment variable "
+                                f"{ks.key_env}); nothing was changed")
+        try:
+            key = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise KeyStoreError(f"{ks.key_env}: not valid base64; nothing was changed") from None
+        return LocalKeyStore(key, ks.key_env)
+    from governance.crypto.keyring import load_master_key
+
+    return LocalKeyStore(load_master_key(store, create=False), "master key")
+
+
+def _row_key(inventory: Inventory, policy: EncryptionPolicy, pool: ConnectorPool,
+             source: str, table: str) -> list[str]:
+    conn = pool.get(source)
+    declared = policy.row_keys.get(f"{source}.{table}")
+    if declared:
+        return [c.strip() for c in declared.split(",")]
+    info = conn.table_info(table)
+    if info.primary_key:
+        return list(info.primary_key)
+    decl = inventory.source(source).table(table)
+    if decl is not None and decl.is_person and decl.subject_key:
+        return [decl.subject_key]
+    raise EncryptionError(f"{source}.{table} has no primary key: name the column(s) that "
+                          f"identify a row under row_keys in the encryption policy "
+                          f"(e.g. {source}.{table}: id)")
+
+
+def _detected(store: AuditStore) -> dict[tuple[str, str, str], set[str]]:
+    """Categories the latest scan of each source found (so undeclared columns count)."""
+    try:
+        rows = store.query(
+            "SELECT f.source, f.table_name, f.column_name, f.detected_category FROM "
+            "column_findings f JOIN (SELECT source, max(run_id) AS run_id FROM column_findings "
+            "GROUP BY source) l USING (source, run_id) WHERE f.detected_category IS NOT NULL")
+    except GovernanceError:
+        return {}
+    out: dict[tuple[str, str, str], set[str]] = {}
+    for r in rows:
+        out.setdefault((r["source"], r["table_name"], r["column_name"]), set()).add(
+            r["detected_category"])
+    return out
+
+
+def policy_targets(inventory: Inventory, store: AuditStore, policy: EncryptionPolicy,
+                   sources: Sequence[str] | None = None) -> list[Target]:
+    """The columns the policy requires encrypted (declared and latest-scan categories)."""
+    return targets(policy, inventory, _detected(store), list(sources) if sources else None)
+
+
+def _by_table(found: Iterable[Target]) -> dict[tuple[str, str], list[Target]]:
+    out: dict[tuple[str, str], list[Target]] = {}
+    for t in found:
+        out.setdefault((t.source, t.table), []).append(t)
+    return out
+
+
+def encrypt(inventory: Inventory, store: AuditStore, keys: SubjectKeys | None,
+            policy: EncryptionPolicy, apply: bool = False, actor: str = "govkit",
+            sources: Sequence[str] | None = None, tables: Sequence[str] | None = None,
+            columns: Sequence[str] | None = None, progress: Progress | None = None,
+            found: Sequence[Target] | None = None) -> RunOutcome:
+    """Seal the policy's columns (``source.table.column`` filters: ``tables``, ``columns``).
+    Dry run without ``apply`` (``keys`` may then be None: nothing is created or read)."""
+    if apply and keys is None:
+        raise EncryptionError("encrypting needs the data keys (a key store)")
+    chosen = [t for t in (found if found is not None
+                          else policy_targets(inventory, store, policy, sources))
+              if (not sources or t.source in sources)
+              and (not tables or f"{t.source}.{t.table}" in tables or t.table in tables)
+              and (not columns or t.name in columns or t.column in columns)]
+    outcome = RunOutcome(apply)
+    with ConnectorPool(inventory, writable=apply) as pool:
+        owners = OwnerIndex(inventory, pool)
+        for (source, table), cols in _by_table(chosen).items():
+            res = TableOutcome(source, table, [t.column for t in cols])
+            outcome.tables.append(res)
+            started = time.monotonic()
+            try:
+                _encrypt_table(inventory, policy, pool, owners, keys, source, table, cols,
+                               apply, res, progress)
+            except GovernanceError as e:
+                res.error = str(e).splitlines()[0]
+            if apply:
+                _log(store, actor, ENCRYPT_ACTION, f"{source}.{table}",
+                     {"columns": res.columns, "rows": res.rows, "cells_sealed": res.cells_sealed,
+                      "cells_already": res.cells_already, "rows_shared": res.rows_shared,
+                      "rows_unowned": res.rows_unowned, "subjects": res.subjects,
+                      "seconds": round(time.monotonic() - started, 3), "error": res.error})
+    return outcome
+
+
+def _check_table(inventory: Inventory, policy: EncryptionPolicy, pool: ConnectorPool,
+                 owners: OwnerIndex, source: str, table: str, cols: Sequence[Target]
+                 ) -> tuple[list[str], list[str], dict[str, str]]:
+    conn = pool.get(source)
+    info = conn.table_info(table)
+    if not info.changeable:
+        raise EncryptionError(f"{source}.{table} is a view; encrypt the table it reads")
+    key = _row_key(inventory, policy, pool, source, table)
+    conn.check_columns(table, key)
+    need = owners.needed_columns((source, table))
+    kinds = {}
+    for t in cols:
+        if t.column in key or t.column in need:
+            raise EncryptionError(f"{t.name} identifies rows or their owner; it cannot be "
+                                  "encrypted in place (exempt it in the encryption policy)")
+        kinds[t.column] = column_kind(conn, table, t.column)
+        if t.blind_index:
+            conn.check_columns(table, [t.blind_index])
+    if f"{source}.{table}" in policy.row_keys and not unique_key(conn, table, key):
+        raise EncryptionError(f"{source}.{table}: row_keys {', '.join(key)} is not unique "
+                              "(or has empty values)")
+    return key, need, kinds
+
+
+def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: ConnectorPool,
+                   owners: OwnerIndex, keys: SubjectKeys | None, source: str, table: str,
+                   cols: Sequence[Target], apply: bool, res: TableOutcome,
+                   progress: Progress | None) -> None:
+    key, need, kinds = _check_table(inventory, policy, pool, owners, source, table, cols)
+    conn = pool.get(source)
+    targets_ = [t.column for t in cols]
+    bidx = {t.column: t.blind_index for t in cols if t.blind_index}
+    subjects: set[str] = set()
+    total = conn.table_info(table).row_count
+
+    def transform(rows: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+        who = owners.owners((source, table), rows)
+        todo_subject: dict[int, str] = {}
+        for i, (r, w) in enumerate(zip(rows, who, strict=True)):
+            plain = [c for c in targets_ if r.get(c) is not None and not looks_sealed(r[c])]
+            res.cells_null += sum(1 for c in targets_ if r.get(c) is None)
+            res.cells_already += sum(1 for c in targets_ if r.get(c) is not None
+                                     and looks_sealed(r[c]))
+            if not plain:
+                continue
+            if w is SHARED:
+                res.rows_shared += 1
+            elif w is NOBODY:
+                res.rows_unowned += 1
+            elif keys is not None:
+                todo_subject[i] = keys.subject_ref(w[0], w[1])
+            else:
+                todo_subject[i] = f"{w[0]}:{w[1]}"
+        subjects.update(todo_subject.values())
+        if not apply or keys is None:
+            res.cells_sealed += sum(1 for i in todo_subject for c in targets_
+                                    if rows[i].get(c) is not None and not looks_sealed(rows[i][c]))
+            return [None] * len(rows)
+        active = keys.active_keys(todo_subject.values(), create=True)
+        out: list[dict[str, Any] | None] = [None] * len(rows)
+        for i, subject in todo_subject.items():
+            r = rows[i]
+            key_id, aead = active[subject]
+            rk = r[key[0]] if len(key) == 1 else [r[k] for k in key]
+            ch: dict[str, Any] = {}
+            for c in targets_:
+                v = r.get(c)
+                if v is None or looks_sealed(v):
+                    continue
+                ch[c] = seal_cell(aead, key_id, v, associated_data(source, table, c, rk),
+                                  text=kinds[c] == "text")
+                if c in bidx:
+                    ch[bidx[c]] = keys.blind_index(source, table, c, v)
+            res.cells_sealed += len([c for c in ch if c in targets_])
+            out[i] = ch
+        return out
+
+    def report(done: int, changed: int) -> None:
+        if progress:
+            of = f"/{total}" if total is not None else ""
+            progress(f"{source}.{table}: {done}{of} rows read, {changed} row(s) "
+                     f"{'sealed' if apply else 'to seal'}")
+
+    result = rewrite_table(conn, table, key, [*key, *need, *targets_], targets_, transform,
+                           apply, report)
+    res.rows = result.rows
+    res.subjects = len(subjects)
+
+
+def _log(store: AuditStore, actor: str, action: str, target: str | None,
+         details: dict[str, Any]) -> None:
+    store.append_log(actor, action, target, details)
+
+
+# -- authorised reads ---------------------------------------------------------------------
+
+@dataclass
+class ReadOutcome:
+    """What one authorised read returned (rows hold plaintext: the caller's to protect)."""
+
+    rows: list[dict[str, Any]]
+    cells_decrypted: int
+    cells_unreadable: int             # destroyed keys (erased subjects), or invalid
+
+
+ERASED = None   # what an unreadable (shredded) cell reads as
+
+
+class Decryptor:
+    """Authorised reads of encrypted cells. Every call is logged: who, why, where and
+    how many cells; never a value."""
+
+    def __init__(self, inventory: Inventory, store: AuditStore, keys: SubjectKeys,
+                 policy: EncryptionPolicy | None = None):
+        self.inv, self.store, self.keys = inventory, store, keys
+        self.policy = policy or EncryptionPolicy()
+
+    def row_key(self, pool: ConnectorPool, source: str, table: str) -> list[str]:
+        """The column(s) whose values bind a row's ciphertexts."""
+        return _row_key(self.inv, self.policy, pool, source, table)
+
+    def open_rows(self, source: str, table: str, rows: Sequence[dict[str, Any]],
+                  key: Sequence[str], actor: str, purpose: str,
+                  request_id: str | None = None, log: bool = True) -> ReadOutcome:
+        """``rows`` (as read from the source) with every envelope cell decrypted; a cell
+        whose key was destroyed or that does not decrypt in its place reads as None."""
+        out: list[dict[str, Any]] = []
+        ok = bad = 0
+        envs: list[tuple[int, str, Any]] = []
+        for i, r in enumerate(rows):
+            out.append(dict(r))
+            for c, v in r.items():
+                if v is not None and looks_sealed(v):
+                    envs.append((i, c, v))
+        parsed = []
+        for i, c, v in envs:
+            try:
+                parsed.append((i, c, parse(v)))
+            except EnvelopeError:
+                out[i][c] = ERASED
+                bad += 1
+        ciphers = self.keys.ciphers({e.key_id for _, _, e in parsed})
+        for i, c, env in parsed:
+            a = ciphers[env.key_id]
+            r = rows[i]
+            rk = r[key[0]] if len(key) == 1 else [r[k] for k in key]
+            if isinstance(a, KeyUnavailable):
+                out[i][c] = ERASED
+                bad += 1
+                continue
+            try:
+                out[i][c] = open_cell(a, env, associated_data(source, table, c, rk))
+                ok += 1
+            except EnvelopeError:
+                out[i][c] = ERASED
+                bad += 1
+        if log and (ok or bad):
+            _log(self.store, actor, DECRYPT_ACTION, f"{source}.{table}",
+                 {"purpose": _mask(purpose), "request": request_id, "rows": len(rows),
+                  "columns": sorted({c for _, c, _ in envs}), "cells_decrypted": ok,
+                  "cells_unreadable": bad})
+        return ReadOutcome(out, ok, bad)
+
+    def read(self, source: str, table: str, columns: Sequence[str] | None, actor: str,
+             purpose: str, key_values: Sequence[Any] | None = None,
+             request_id: str | None = None) -> ReadOutcome:
+        """Rows of a table (all, or those whose row key is in ``key_values``), decrypted."""
+        with ConnectorPool(self.inv) as pool:
+            conn = pool.get(source)
+            key = self.row_key(pool, source, table)
+            cols = list(dict.fromkeys([*key, *(columns or conn.table_info(table).column_names)]))
+            conn.check_columns(table, cols)
+            if key_values is not None:
+                if len(key) != 1:
+                    raise EncryptionError(f"{source}.{table}: selecting by a composite row "
+                                          "key is not supported; read all rows")
+                rows = [{c: r[c] for c in cols}
+                        for r in conn.find_rows(table, key[0], list(key_values))]
+            else:
+                rows = [r for b in conn.stream_rows(table, cols) for r in b.to_pylist()]
+        return self.open_rows(source, table, rows, key, actor, purpose, request_id)
+
+
+def _mask(text: str | None) -> str | None:
+    if text is None:
+        return None
+    from governance.masking import mask_free_text
+
+    return mask_free_text(text)
+
+
+# -- crypto-shredding ---------------------------------------------------------------------
+
+@dataclass
+class ShredOutcome:
+    """Keys destroyed for a subject, and the independent check that they are gone."""
+
+    subjects: list[str]
+    keys_destroyed: list[str]
+    verified: bool
+    seconds: float
+
+
+def shred_subjects(keys: SubjectKeys, subjects: Sequence[str], actor: str,
+                   reason: str | None = None, request_id: str | None = None) -> ShredOutcome:
+    """Destroy every data key of ``subjects`` (fingerprints from ``SubjectKeys.subject_ref``),
+    then check, with a fresh read of the store, that none of them can be unwrapped."""
+    started = time.perf_counter()
+    destroyed = keys.shred(subjects, actor, reason, request_id)
+    took = time.perf_counter() - started
+    return ShredOutcome(list(subjects), destroyed, verify_shredded(keys.store, subjects), took)
+
+
+def verify_shredded(store: AuditStore, subjects: Sequence[str]) -> bool:
+    """True when no key of ``subjects`` is left wrapped in the store (so no ciphertext of
+    theirs, wherever copied, can be decrypted)."""
+    if not subjects:
+        return True
+    marks = ", ".join("?" * len(subjects))
+    rows = store.query(f"SELECT count(*) AS n FROM subject_keys WHERE subject IN ({marks}) "  # noqa: S608
+                       "AND (wrapped IS NOT NULL OR state <> 'destroyed')", list(subjects))
+    return rows[0]["n"] == 0
+
+
+def shred_person_rows(inventory: Inventory, keys: SubjectKeys,
+                      person_rows: dict[tuple[str, str], Sequence[dict[str, Any]]], actor: str,
+                      reason: str | None = None, request_id: str | None = None) -> ShredOutcome:
+    """Crypto-shred the subjects of person rows (e.g. a resolution's owned rows of person
+    tables): the request engine's erasure calls this."""
+    subjects = []
+    with ConnectorPool(inventory) as pool:
+        for table, rows in person_rows.items():
+            col = person_key_column(inventory, pool, table)
+            for r in rows:
+                kv = r.get(col) if "," not in col else [r.get(c) for c in col.split(",")]
+                if kv is not None:
+                    subjects.append(keys.subject_ref(table, kv))
+    return shred_subjects(keys, sorted(set(subjects)), actor, reason, request_id)
+
+
+# -- rotation ------------------------------------------------------------------------------
+
+@dataclass
+class RotationOutcome:
+    """Keys rewrapped (KEK rotation) or rotated (data keys), with the rate."""
+
+    keys: int
+    seconds: float
+    remaining: int = 0
+    cells_resealed: int = 0
+
+    @property
+    def rate(self) -> float:
+        """Keys per second."""
+        return self.keys / self.seconds if self.seconds else 0.0
+
+
+def rotate_kek(store: AuditStore, old: KeyStore, new: KeyStore, actor: str = "govkit",
+               batch: int = 50_000, progress: Progress | None = None,
+               limit: int | None = None) -> RotationOutcome:
+    """Rewrap every data key wrapped under ``old`` with ``new``, ``batch`` keys per
+    transaction (resumable: a rerun picks up the keys still under ``old``). No data is
+    rewritten; each key row names its KEK, so readers holding both never fail meanwhile."""
+    if old.kek_id == new.kek_id:
+        raise EncryptionError("the new key-encryption key is the current one")
+    started = time.perf_counter()
+    done = 0
+    total = store.query("SELECT count(*) AS n FROM subject_keys WHERE kek_id = ? AND "
+                        "wrapped IS NOT NULL", [old.kek_id])[0]["n"]
+    while limit is None or done < limit:
+        size = batch if limit is None else min(batch, limit - done)
+        rows = store.query("SELECT key_id, wrapped FROM subject_keys WHERE kek_id = ? AND "
+                           "wrapped IS NOT NULL ORDER BY key_id LIMIT ?", [old.kek_id, size])
+        if not rows:
+            break
+        items = [(r["key_id"], bytes(r["wrapped"])) for r in rows]
+        plain = old.unwrap_many(items)
+        wrapped = new.wrap_many([(k, p) for (k, _), p in zip(items, plain, strict=True)])
+        del plain
+        table = pa.table({"key_id": [k for k, _ in items],
+                          "old": pa.array([w for _, w in items], pa.binary()),
+                          "new": pa.array(wrapped, pa.binary())})
+        now = utcnow()
+        with store.transaction() as conn:
+            conn.register("gk_rewrap", table)
+            conn.execute("UPDATE subject_keys SET wrapped = u.new, kek_id = ?, rewrapped_at = ? "
+                         "FROM gk_rewrap u WHERE subject_keys.key_id = u.key_id AND "
+                         "subject_keys.kek_id = ? AND subject_keys.wrapped = u.old",
+                         [new.kek_id, now, old.kek_id])
+            conn.unregister("gk_rewrap")
+        done += len(items)
+        if progress:
+            progress(f"rewrapped {done}/{total} data keys")
+    seconds = time.perf_counter() - started
+    remaining = store.query("SELECT count(*) AS n FROM subject_keys WHERE kek_id = ? AND "
+                            "wrapped IS NOT NULL", [old.kek_id])[0]["n"]
+    _log(store, actor, ROTATE_KEK_ACTION, None,
+         {"from": old.kek_id, "to": new.kek_id, "keys": done, "remaining": remaining,
+          "seconds": round(seconds, 3)})
+    return RotationOutcome(done, seconds, remaining)
+
+
+def rotate_data_keys(inventory: Inventory, store: AuditStore, keys: SubjectKeys,
+                     policy: EncryptionPolicy, subjects: Sequence[str] | None = None,
+                     actor: str = "govkit", progress: Progress | None = None) -> RotationOutcome:
+    """Give ``subjects`` (None: every subject) a new data key, re-encrypt their cells in
+    every policy column, then destroy the old keys. Resumable: keys marked ``retiring``
+    by an interrupted run are finished first. A column that holds a cell under a retiring
+    key after the pass (a failed table) keeps the old keys alive."""
+    started = time.perf_counter()
+    now = utcnow()
+    with store.transaction() as conn:
+        where = "state = 'active' AND subject <> ?"
+        params: list[Any] = [INDEX_SUBJECT]
+        if subjects is not None:
+            if not subjects:
+                return RotationOutcome(0, 0.0)
+            where += f" AND subject IN ({', '.join('?' * len(subjects))})"
+            params += list(subjects)
+        chosen = conn.execute(f"SELECT subject, key_id, generation FROM subject_keys "  # noqa: S608
+                              f"WHERE {where} AND subject NOT IN (SELECT subject FROM "
+                              "subject_keys WHERE state = 'retiring')", params).fetchall()
+        if chosen:
+            conn.register("gk_rot", pa.table({"key_id": [c[1] for c in chosen]}))
+            conn.execute("UPDATE subject_keys SET state = 'retiring' WHERE key_id IN "
+                         "(SELECT key_id FROM gk_rot)")
+            conn.unregister("gk_rot")
+    if chosen:
+        import os as _os
+
+        new = [(s, "sk-" + _os.urandom(10).hex(), g + 1, _os.urandom(32)) for s, _, g in chosen]
+        wrapped = keys.keystore.wrap_many([(kid, k) for _, kid, _, k in new])
+        table = pa.table({"key_id": [n[1] for n in new], "subject": [n[0] for n in new],
+                          "generation": pa.array([n[2] for n in new], pa.int32()),
+                          "wrapped": pa.array(wrapped, pa.binary())})
+        with store.transaction() as conn:
+            conn.register("gk_newgen", table)
+            conn.execute("INSERT INTO subject_keys SELECT key_id, subject, generation, 'active', "
+                         "?, wrapped, ?, NULL, NULL FROM gk_newgen", [keys.keystore.kek_id, now])
+            conn.unregister("gk_newgen")
+    retiring = {r["key_id"]: r["subject"] for r in store.query(
+        "SELECT key_id, subject FROM subject_keys WHERE state = 'retiring'")}
+    if not retiring:
+        return RotationOutcome(0, time.perf_counter() - started)
+    resealed = 0
+    failed = []
+    found = policy_targets(inventory, store, policy)
+    with ConnectorPool(inventory, writable=True) as pool:
+        owners = OwnerIndex(inventory, pool)
+        for (source, table), cols in _by_table(found).items():
+            try:
+                resealed += _reseal_table(inventory, policy, pool, owners, keys, source,
+                                          table, cols, retiring, progress)
+            except GovernanceError as e:
+                failed.append(f"{source}.{table}: {str(e).splitlines()[0]}")
+    if failed:
+        raise EncryptionError("data-key rotation not finished (old keys kept; rerun to "
+                              f"resume): {'; '.join(failed)}")
+    with store.transaction() as conn:
+        conn.register("gk_ret", pa.table({"key_id": list(retiring)}))
+        conn.execute("UPDATE subject_keys SET wrapped = NULL, state = 'destroyed', "
+                     "destroyed_at = ? WHERE key_id IN (SELECT key_id FROM gk_ret)", [utcnow()])
+        conn.unregister("gk_ret")
+        append_log_row(conn, actor, ROTATE_KEYS_ACTION, None,
+                       {"keys_rotated": len(retiring), "cells_resealed": resealed,
+                        "old_keys_destroyed": sorted(retiring)[:1000]})
+    return RotationOutcome(len(retiring), time.perf_counter() - started, 0, resealed)
+
+
+def _reseal_table(inventory: Inventory, policy: EncryptionPolicy, pool: ConnectorPool,
+                  owners: OwnerIndex, keys: SubjectKeys, source: str, table: str,
+                  cols: Sequence[Target], retiring: dict[str, str],
+                  progress: Progress | None) -> int:
+    key, _, kinds = _check_table(inventory, policy, pool, owners, source, table, cols)
+    conn = pool.get(source)
+    targets_ = [t.column for t in cols]
+    count = 0
+
+    def transform(rows: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+        nonlocal count
+        out: list[dict[str, Any] | None] = [None] * len(rows)
+        old_ids = set()
+        parsed: dict[tuple[int, str], Any] = {}
+        for i, r in enumerate(rows):
+            for c in targets_:
+                v = r.get(c)
+                if v is not None and looks_sealed(v):
+                    try:
+                        env = parse(v)
+                    except EnvelopeError:
+                        continue
+                    if env.key_id in retiring:
+                        parsed[(i, c)] = env
+                        old_ids.add(env.key_id)
+        if not parsed:
+            return out
+        old = keys.ciphers(old_ids)
+        active = keys.active_keys({retiring[k] for k in old_ids}, create=False)
+        for (i, c), env in parsed.items():
+            r = rows[i]
+            rk = r[key[0]] if len(key) == 1 else [r[k] for k in key]
+            aad = associated_data(source, table, c, rk)
+            a = old[env.key_id]
+            if isinstance(a, KeyUnavailable):
+                continue
+            value = open_cell(a, env, aad)
+            new_id, new_aead = active[retiring[env.key_id]]
+            ch = out[i] or {}
+            ch[c] = seal_cell(new_aead, new_id, value, aad, text=kinds[c] == "text")
+            out[i] = ch
+            count += 1
+        return out
+
+    def report(done: int, changed: int) -> None:
+        if progress:
+            progress(f"{source}.{table}: {done} rows read, {changed} row(s) re-encrypted")
+
+    rewrite_table(conn, table, key, key, targets_, transform, True, report)
+    return count
+
+
+def require_source(inventory: Inventory, name: str) -> None:
+    """SourceError for an unknown source (one line)."""
+    try:
+        inventory.source(name)
+    except GovernanceError as e:
+        raise SourceError(str(e)) from None
