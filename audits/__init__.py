@@ -1,0 +1,1 @@
+"""Compliance audit definitions: one check per file in ``checks/``, report templates."""
