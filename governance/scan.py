@@ -152,6 +152,9 @@ def scan_table(source: SourceDecl, connector: Connector, state: TableState,
         declared = None
         if decl is not None and col.name in decl.columns:
             declared = decl.columns[col.name].category
+        elif col.name in person_keys:
+            # Declared by the inventory itself: a subject key, or a reference to one.
+            declared = "identity.user_id"
         findings.append(ColumnFinding(
             source=source.name, table_name=state.table, column_name=col.name,
             column_type=col.type, declared_category=declared, detected_category=c.category,
