@@ -1,0 +1,244 @@
+"""What retention would do now: per rule and table, the rows due, counted by the source.
+
+``plan_retention`` resolves the rules of every table (``conflicts``), compiles each to a
+predicate (``predicates``) and asks the source ``SELECT count(*) ... WHERE <predicate>``:
+no table is read into Python. A deletion also takes the rows that the deleted rows own
+(the ownership graph's owner references in the same source: a due person's orders, a due
+ticket's messages), children first, and a row goes only once no row refers to it.
+"""
+
+# SQL here is built from identifiers quoted by the connector and placeholders; every value
+# is a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from governance.audit_store import AuditStore
+from governance.dsar.ownership import OwnershipGraph, build_graph
+from governance.errors import GovernanceError, RetentionError
+from governance.inventory import FILE_KINDS, Inventory
+from governance.retention.conflicts import RuleOnTable, TableDecision, decide
+from governance.retention.holds import Hold, held_subject_keys, holds_in_force
+from governance.retention.policy import Estate, Policy, check_policy, load_estate
+from governance.retention.predicates import (
+    ALIAS,
+    TRUE,
+    Clause,
+    Compiler,
+    Dialect,
+    negate,
+    text_of,
+)
+from governance.sources.pool import ConnectorPool
+
+
+@dataclass
+class Step:
+    """One rule applied to one table: the predicate, its counts, how it is applied."""
+
+    rule: str
+    profile: str
+    source: str
+    table: str
+    action: str                          # delete | anonymize | review
+    columns: dict[str, str]
+    cutoff: datetime | None
+    where: Clause                        # the rows to act on now
+    held_where: Clause                   # the rows a hold keeps
+    due: int = 0
+    held: int = 0
+    file_key: str | None = None          # file tables: the row key the rewrite matches
+    strict_where: Clause | None = None   # person rows of a per-subject rule, when applied
+    cascade_of: str | None = None        # per-subject: the person table this follows
+    blocked: str | None = None           # why it cannot be applied (reported, not applied)
+
+    @property
+    def predicate(self) -> str:
+        """The predicate as recorded: placeholders only."""
+        return text_of(self.strict_where or self.where)
+
+    def describe(self) -> str:
+        """One line for people: what, where, how many."""
+        what = self.action + (f" {', '.join(self.columns)}" if self.columns else "")
+        via = f" (rows owned by rows due in {self.cascade_of})" if self.cascade_of else ""
+        held = f", {self.held} held" if self.held else ""
+        block = f"  NOT APPLIED: {self.blocked}" if self.blocked else ""
+        return (f"{self.rule}: {self.source}.{self.table}: {what}{via}: {self.due} row(s) "
+                f"due{held}{block}")
+
+
+@dataclass
+class RetentionPlan:
+    """The steps of a retention run at ``now``, with each table's decision."""
+
+    now: datetime
+    steps: list[Step]
+    decisions: dict[tuple[str, str], TableDecision]
+    holds: list[Hold]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def due(self) -> int:
+        """Rows that applying would delete or anonymize."""
+        return sum(s.due for s in self.steps if s.action != "review" and not s.blocked)
+
+    def as_json(self) -> dict[str, Any]:
+        """The plan without values: predicates with placeholders, counts."""
+        return {"now": self.now.isoformat(), "due": self.due, "notes": self.notes,
+                "steps": [{"rule": s.rule, "profile": s.profile, "source": s.source,
+                           "table": s.table, "action": s.action, "columns": list(s.columns),
+                           "cutoff": s.cutoff.isoformat() if s.cutoff else None,
+                           "predicate": s.predicate, "due": s.due, "held": s.held,
+                           "cascade_of": s.cascade_of, "blocked": s.blocked}
+                          for s in self.steps],
+                "tables": {f"{s}.{t}": d.as_json() for (s, t), d in self.decisions.items()}}
+
+
+def build_steps(policies: Sequence[Policy], inventory: Inventory, store: AuditStore,
+                pool: ConnectorPool, now: datetime, sources: Iterable[str] | None = None,
+                estate: Estate | None = None) -> RetentionPlan:
+    """The steps at ``now`` with their predicates (not counted yet)."""
+    wanted = set(sources) if sources is not None else {s.name for s in inventory.sources}
+    estate = estate or load_estate(inventory, store, pool)
+    for p in policies:
+        check_policy(p, estate, pool)
+    holds = holds_in_force(store, now)
+    keys: dict[str, Any] = {}
+    for src in inventory.sources:
+        try:
+            keys[src.name] = pool.get(src.name).foreign_keys()
+        except GovernanceError:
+            continue
+    graph = build_graph(inventory, keys, {(s, t) for (s, t, _) in estate.categories})
+    held_keys = held_subject_keys(store, holds, inventory, pool, estate.categories)
+    decisions = decide(policies, estate, holds)
+    plan = RetentionPlan(now, [], decisions, holds)
+    for (source, table), decision in sorted(decisions.items()):
+        if source not in wanted or not decision.applying:
+            continue
+        if decision.whole_hold is not None:
+            plan.notes.append(f"{source}.{table}: held ({decision.whole_hold.describe()}); "
+                              "nothing is touched")
+            continue
+        conn = pool.get(source)
+        comp = Compiler(Dialect(conn, estate), decision, now, held_keys, graph, holds)
+        for r in decision.applying:
+            try:
+                plan.steps.extend(_steps_for(comp, r, decisions, graph, estate))
+            except RetentionError as e:
+                plan.notes.append(f"{r.name}: {source}.{table}: not applied: {e}")
+    return plan
+
+
+def _steps_for(comp: Compiler, r: RuleOnTable, decisions: dict[tuple[str, str], TableDecision],
+               graph: OwnershipGraph, estate: Estate) -> list[Step]:
+    where, held = comp.due(r)
+    step = Step(r.name, r.policy.profile.profile, r.source, r.table, r.rule.action,
+                r.columns if r.rule.action == "anonymize" else {}, comp.cutoff(r), where, held)
+    src = estate.inventory.source(r.source)
+    if src.kind in FILE_KINDS and r.rule.action != "review":
+        decl = src.table(r.table)
+        step.file_key = r.policy.profile.keys.get(f"{r.source}.{r.table}") or \
+            (decl.subject_key if decl else None)
+        if step.file_key is None:
+            step.blocked = (f"a file table needs a row key to remove rows by: add keys: "
+                            f"{{{r.source}.{r.table}: COLUMN}} to the policy")
+    if r.rule.action != "delete" or step.file_key is not None or step.blocked:
+        return [step]
+    return [*_cascade(comp, r, step, decisions, graph), step]
+
+
+def _cascade(comp: Compiler, r: RuleOnTable, person: Step,
+             decisions: dict[tuple[str, str], TableDecision], graph: OwnershipGraph
+             ) -> list[Step]:
+    """Steps deleting the rows owned by the rows ``person`` deletes (deepest first; e.g. a
+    due person's orders, a due ticket's messages), and the guard of ``person``: a row is
+    deleted only when no row of its source refers to it any more."""
+    d = comp.d
+    source = r.source
+    owned_sql: dict[tuple[str, str], Clause] = {(source, r.table): person.where}
+    order: list[tuple[str, str]] = []
+    changed = True
+    while changed:     # tables whose nearest owner edge leads (within the source) to due persons
+        changed = False
+        for e in graph.edges:
+            if e.kind != "owner" or e.origin in owned_sql or e.source != source \
+                    or e.to_source != source or e.target not in owned_sql:
+                continue
+            if graph.owner_edges(e.origin)[:1] != [e]:
+                continue
+            inner = owned_sql[e.target]
+            owned_sql[e.origin] = Clause(
+                f"{d.q(e.column)} IN (SELECT {d.q(e.to_column)} FROM {d.table(e.to_table)} "
+                f"WHERE {inner.sql})", list(inner.params))
+            order.append(e.origin)
+            changed = True
+    steps: list[Step] = []
+    due_of: dict[tuple[str, str], Clause] = {}
+    for key in reversed(order):          # deepest first
+        table = key[1]
+        dec = decisions.get(key) or TableDecision(*key)
+        held = comp.held(table, None)
+        where = owned_sql[key] & comp.obligations_over(None, table, dec)
+        held_where = where & held if held.sql else Clause("FALSE")
+        if held.sql:
+            where = where & negate(held)
+        due_of[key] = where
+        steps.append(Step(r.name, r.policy.profile.profile, source, table, "delete", {},
+                          person.cutoff, where, held_where, cascade_of=r.table))
+    lenient, strict = TRUE, TRUE
+    for e in graph.in_edges((source, r.table)):
+        if e.source != source:
+            continue
+        ref = f"SELECT 1 FROM {d.table(e.table)} AS govkit_ref WHERE " \
+              f"govkit_ref.{d.q(e.column)} = {ALIAS}.{d.q(e.to_column)}"
+        strict = strict & Clause(f"NOT EXISTS ({ref})")
+        if e.origin in due_of:
+            inner = negate(due_of[e.origin])
+            lenient = lenient & Clause(f"NOT EXISTS ({ref} AND {inner.sql})", inner.params)
+        else:
+            lenient = lenient & Clause(f"NOT EXISTS ({ref})")
+    person.strict_where = person.where & strict
+    person.where = person.where & lenient
+    return steps
+
+
+def count_step(pool: ConnectorPool, step: Step, strict: bool = False) -> tuple[int, int]:
+    """Rows due and rows held of ``step``, counted by the source."""
+    conn = pool.get(step.source)
+    where = step.strict_where if strict and step.strict_where is not None else step.where
+    ref = conn._table_ref(step.table)
+    due = _count(conn, ref, where)
+    held = 0 if step.held_where.sql == "FALSE" else _count(conn, ref, step.held_where)
+    return due, held
+
+
+def _count(conn: Any, ref: str, where: Clause) -> int:
+    cur = conn._run(f"SELECT count(*) FROM {ref} AS {ALIAS} WHERE {where.sql}", where.params)
+    try:
+        return int(cur.fetchall()[0][0])
+    finally:
+        cur.close()
+        if hasattr(conn, "_end_read"):
+            conn._end_read()
+
+
+def plan_retention(policies: Sequence[Policy], inventory: Inventory, store: AuditStore,
+                   now: datetime, sources: Iterable[str] | None = None,
+                   pool: ConnectorPool | None = None) -> RetentionPlan:
+    """The dry run: every step with its rows due and held, counted by the sources."""
+    own = pool is None
+    pool = pool or ConnectorPool(inventory)
+    try:
+        plan = build_steps(policies, inventory, store, pool, now, sources)
+        for s in plan.steps:
+            s.due, s.held = count_step(pool, s)
+        return plan
+    finally:
+        if own:
+            pool.close()
