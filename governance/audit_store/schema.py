@@ -217,6 +217,67 @@ MIGRATIONS: tuple[Migration, ...] = (
         "'One row per column per encryption audit: whether the cells the policy requires "
         "encrypted hold valid envelopes whose keys exist; counts only'",
     )),
+    Migration(6, "retention: runs, their journal, decisions per table; holds on sources, "
+                 "time ranges and persons' keys, with end dates", (
+        "ALTER TABLE legal_holds ADD COLUMN covers_from TIMESTAMPTZ",
+        "ALTER TABLE legal_holds ADD COLUMN covers_to TIMESTAMPTZ",
+        "ALTER TABLE legal_holds ADD COLUMN ends_at TIMESTAMPTZ",
+        "ALTER TABLE legal_holds ADD COLUMN key_id VARCHAR",
+        "ALTER TABLE legal_holds ADD COLUMN sealed_keys BLOB",
+        "COMMENT ON COLUMN legal_holds.covers_from IS "
+        "'With covers_to: the hold covers only rows whose retention clock falls in this range'",
+        "COMMENT ON COLUMN legal_holds.ends_at IS "
+        "'When the hold ends by itself (NULL: until released)'",
+        "COMMENT ON COLUMN legal_holds.sealed_keys IS "
+        "'Scope subject_keys: the subject keys of the held persons, sealed under key_id'",
+        """CREATE TABLE retention_runs (
+            run_id VARCHAR PRIMARY KEY,
+            started_at TIMESTAMPTZ NOT NULL,
+            finished_at TIMESTAMPTZ,
+            status VARCHAR NOT NULL,            -- running | completed | failed
+            clock_at TIMESTAMPTZ NOT NULL,      -- the moment periods are counted back from
+            policies VARCHAR[] NOT NULL,        -- policy files applied
+            policy_digest VARCHAR NOT NULL,     -- sha256 over the policy files
+            actor VARCHAR NOT NULL,
+            error VARCHAR
+        )""",
+        "COMMENT ON TABLE retention_runs IS "
+        "'One row per retention apply: when, by whom, against which policies and clock'",
+        """CREATE TABLE retention_steps (
+            run_id VARCHAR NOT NULL,
+            step_no INTEGER NOT NULL,
+            rule VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            table_name VARCHAR NOT NULL,
+            action VARCHAR NOT NULL,            -- delete | anonymize | review
+            columns VARCHAR[],                  -- anonymized columns
+            predicate VARCHAR NOT NULL,         -- the WHERE clause, placeholders only
+            cutoff TIMESTAMPTZ,                 -- rows whose clock is before it are due
+            planned_rows BIGINT NOT NULL,
+            held_rows BIGINT NOT NULL,
+            rows_affected BIGINT NOT NULL,
+            batches INTEGER NOT NULL,
+            in_flight BIGINT,                   -- due rows before the batch now running
+            status VARCHAR NOT NULL,            -- pending | done | skipped | failed
+            note VARCHAR,
+            done_at TIMESTAMPTZ,
+            PRIMARY KEY (run_id, step_no)
+        )""",
+        "COMMENT ON TABLE retention_steps IS "
+        "'The retention journal: one row per rule and table of a run, its counts and "
+        "progress, so that a killed run resumes without redoing or missing rows'",
+        """CREATE TABLE retention_decisions (
+            source VARCHAR NOT NULL,
+            table_name VARCHAR NOT NULL,
+            decided_at TIMESTAMPTZ NOT NULL,
+            run_id VARCHAR,                     -- the run it was recorded for (NULL: plan)
+            deciding VARCHAR,                   -- the rule or hold that decides
+            explanation JSON NOT NULL,          -- every rule considered and why it applies
+            PRIMARY KEY (source, table_name, decided_at)
+        )""",
+        "COMMENT ON TABLE retention_decisions IS "
+        "'How the conflict rule resolved the retention rules of each table, and when'",
+    )),
     Migration(7, "compliance audit runs, their checks and rendered reports", (
         """CREATE TABLE audit_runs (
             run_id VARCHAR PRIMARY KEY,
