@@ -810,6 +810,9 @@ def _document(root: click.Group) -> None:
                 param.help = OPTION_HELP.get((path, param.name or ""))
 
 
+from governance.cli_retention import retention  # noqa: E402 (issue 16)
+
+main.add_command(retention)
 _document(main)
 
 
