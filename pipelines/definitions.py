@@ -14,6 +14,7 @@ import dagster as dg
 
 from governance.demo import DEFAULT_DEMO_DIR, ensure_demo
 from pipelines.build import build_definitions
+from pipelines.retention import retention_definitions
 
 
 def _from_environment() -> dg.Definitions:
@@ -24,7 +25,8 @@ def _from_environment() -> dg.Definitions:
         demo = ensure_demo(Path(os.environ.get("GOVKIT_DEMO_DIR", DEFAULT_DEMO_DIR)))
         inventory = str(demo.inventory)
         store = os.environ.get("GOVKIT_AUDIT_STORE", str(demo.root / "audit.duckdb"))
-    return build_definitions(inventory, store)
+    return dg.Definitions.merge(build_definitions(inventory, store),
+                                retention_definitions(inventory))
 
 
 defs = _from_environment()
