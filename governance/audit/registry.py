@@ -17,6 +17,7 @@ from governance.audit.model import Check
 from governance.errors import GovernanceError
 
 BUILTIN_PACKAGE = "audits.checks"
+CHECKOUT_CHECKS = Path(__file__).resolve().parents[2] / "audits" / "checks"
 
 
 class CheckDefinitionError(GovernanceError):
@@ -40,14 +41,23 @@ def _validate(check: object, where: str) -> Check:
 def load_checks(only: list[str] | None = None) -> list[Check]:
     """The registered checks, sorted by id (``only``: just those ids)."""
     found: dict[str, Check] = {}
-    package = importlib.import_module(BUILTIN_PACKAGE)
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{BUILTIN_PACKAGE}.{info.name}")
-        check = _validate(getattr(module, "CHECK", None), f"{module.__file__}")
-        found[check.check_id] = check
-    for folder in filter(None, os.environ.get("GOVKIT_AUDIT_CHECKS", "").split(os.pathsep)):
+    folders = list(filter(None, os.environ.get("GOVKIT_AUDIT_CHECKS", "").split(os.pathsep)))
+    try:
+        package = importlib.import_module(BUILTIN_PACKAGE)
+    except ImportError:
+        # An editable install made before audits/ became a package: load by path.
+        folders.insert(0, str(CHECKOUT_CHECKS))
+    else:
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+            if info.name.startswith("_"):
+                continue
+            module = importlib.import_module(f"{BUILTIN_PACKAGE}.{info.name}")
+            check = _validate(getattr(module, "CHECK", None), f"{module.__file__}")
+            found[check.check_id] = check
+    if not found and not folders:
+        raise CheckDefinitionError("no audit checks found (audits/checks missing from the "
+                                   "installation?)")
+    for folder in folders:
         for path in sorted(Path(folder).glob("*.py")):
             if path.name.startswith("_"):
                 continue
