@@ -160,13 +160,45 @@ def inventory(inventory_path: Path, sources: tuple[str, ...], as_json: bool) -> 
             if t.declared and t.missing_columns:
                 problems += 1
                 out(f"      DECLARED COLUMNS MISSING: {', '.join(t.missing_columns)}")
+    ownership = _ownership_review(inv)
+    if ownership:
+        out("\nOwnership (what data-subject requests cannot do safely here):")
+        for line in ownership:
+            out(f"  ! {line}")
+        problems += len(ownership)
+    from governance.dsar.resolution import index_advice
+    from governance.sources.pool import ConnectorPool
+
+    with ConnectorPool(inv) as pool:
+        indexes = index_advice(inv, pool)
+    if indexes:
+        out("\nIndexes (requests work without them, but each one reads the whole table):")
+        for line in indexes:
+            out(f"  ~ {line}")
     if as_json:
         _echo_json({"organization": inv.organization, "inventory": str(inventory_path),
-                    "sources": listed, "discrepancies": problems})
+                    "sources": listed, "ownership": ownership, "index_advice": indexes,
+                    "discrepancies": problems})
     else:
         click.echo(f"\n{problems} discrepancy(ies) between inventory and sources")
     if problems:
         sys.exit(EXIT_PROBLEMS)
+
+
+def _ownership_review(inv: Any) -> list[str]:
+    """The ownership graph's problems, with the foreign keys of every reachable source."""
+    from governance.dsar.ownership import build_graph, review
+    from governance.errors import GovernanceError
+    from governance.sources.pool import ConnectorPool
+
+    keys = {}
+    with ConnectorPool(inv) as pool:
+        for src in inv.sources:
+            try:
+                keys[src.name] = pool.get(src.name).foreign_keys()
+            except GovernanceError:
+                continue
+    return review(build_graph(inv, keys), inv)
 
 
 # ------------------------------------------------------------------------ scan
@@ -423,14 +455,40 @@ def dsar_list(store_path: Path, show_all: bool, as_json: bool) -> None:
     """Open requests with days left, overdue first."""
     from governance.dsar import RequestBook
 
-    requests = RequestBook(AuditStore(store_path)).list_requests(open_only=not show_all)
+    store = AuditStore(store_path)
+    book = RequestBook(store)
+    requests = book.list_requests(open_only=not show_all)
+    held = _held_requests(store, book, requests)
     if as_json:
-        _echo_json([_request_json(r) for r in requests])
+        _echo_json([{**_request_json(r), "held_by": held.get(r.request_id, [])}
+                    for r in requests])
         return
     for r in requests:
         _print_request(r)
+        if r.request_id in held:
+            click.echo(f"    HELD: legal hold {', '.join(held[r.request_id])} blocks this "
+                       "erasure")
     overdue = sum(1 for r in requests if r.is_open and r.days_left() < 0)
     click.echo(f"{len(requests)} request(s), {overdue} overdue", err=True)
+
+
+def _held_requests(store: AuditStore, book: Any, requests: list[Any]) -> dict[str, list[str]]:
+    """Open erasure requests a subject hold blocks (by any identity, given or derived)."""
+    from governance.dsar import LegalHolds
+
+    holds = LegalHolds(store, book.keyring)
+    if not any(h.scope == "subject" for h in holds.active()):
+        return {}
+    out = {}
+    for r in requests:
+        if not r.is_open or r.request_type.value != "erasure":
+            continue
+        fps = sorted(set(r.fingerprints) | {book.keyring.fingerprint(i.fingerprint_text())
+                                            for i in book.identities(r)})
+        blocking = [h.hold_id for h in holds.on_subject(fps)]
+        if blocking:
+            out[r.request_id] = blocking
+    return out
 
 
 @dsar.command("show")
@@ -516,10 +574,22 @@ def _print_plan(resolution: Any, steps: Any) -> None:
         click.echo(f"  - {loc.describe()}")
     for source, error in resolution.unreachable.items():
         click.echo(f"  ! {source}: UNREACHABLE: {error}")
+    for (source, table), rows in resolution.shared.items():
+        click.echo(f"  = {source}.{table}: {len(rows)} row(s) shared with another person "
+                   "(never changed)")
+    for place, n in resolution.others.items():
+        click.echo(f"  = {place}: {n} row(s) of another person hold the subject's identifier "
+                   "(reported, not changed)")
+    for note in resolution.notes:
+        click.echo(f"  ? {note}")
     if steps:
         click.echo("Changes:")
         for s in steps:
             click.echo(f"  {s.describe()}")
+    if resolution.blockers:
+        click.echo("Blocked: a run would change nothing until this is decided:")
+        for b in resolution.blockers:
+            click.echo(f"  ! {b}")
 
 
 @dsar.command("run")
@@ -569,6 +639,20 @@ def dsar_run(inventory_path: Path, store_path: Path, request_id: str, yes: bool,
         sys.exit(EXIT_PROBLEMS)
 
 
+@dsar.command("replan", epilog="Example: govkit dsar replan dsar-20261125-1a2b3c4d "
+              "--reason 'inventory fixed: payment.rental_id detaches'")
+@store_option
+@click.argument("request_id")
+@click.option("--reason", required=True, help="Why the pending steps are dropped (logged, masked).")
+def dsar_replan(store_path: Path, request_id: str, reason: str) -> None:
+    """Drop a request's pending journal steps so that the next run plans it again."""
+    from governance.dsar.runner import replan_request
+
+    dropped = replan_request(AuditStore(store_path), request_id, _actor(), reason)
+    click.echo(f"{request_id}: {len(dropped)} pending step(s) dropped; `govkit dsar run "
+               f"{request_id}` plans it again")
+
+
 @dsar.command("passphrase")
 @store_option
 @click.argument("request_id")
@@ -602,18 +686,22 @@ def hold() -> None:
 
 @hold.command("add")
 @store_option
+@inventory_option
 @click.option("--identity", "identities", multiple=True, help="Hold a subject (repeatable).")
-@click.option("--table", default=None, help="Hold a whole table: source.table.")
-@click.option("--reason", required=True)
-def hold_add(store_path: Path, identities: tuple[str, ...], table: str | None,
-             reason: str) -> None:
+@click.option("--table", default=None,
+              help="Hold a whole table: source.table (must be declared in the inventory).")
+@click.option("--reason", required=True, help="Why (stored masked, kept for good).")
+def hold_add(store_path: Path, inventory_path: Path, identities: tuple[str, ...],
+             table: str | None, reason: str) -> None:
     """Place a legal hold on a subject or a table."""
     from governance.dsar import LegalHolds, parse_identity
+    from governance.inventory import load_inventory
 
     if bool(identities) == bool(table):
         raise GovernanceError("give either --identity (a subject) or --table (source.table)")
     holds = LegalHolds(AuditStore(store_path))
-    h = (holds.place_on_table(table, reason, _actor()) if table else
+    h = (holds.place_on_table(table, reason, _actor(), load_inventory(inventory_path))
+         if table else
          holds.place_on_subject([parse_identity(i) for i in identities], reason, _actor()))
     click.echo(f"{h.hold_id}: {h.scope} {h.target}: {h.reason}")
 
@@ -762,6 +850,7 @@ EXAMPLES = {
     "dsar reject": "govkit dsar reject dsar-20261125-1a2b3c4d --reason 'identity not confirmed'",
     "dsar approve": "govkit dsar approve dsar-20261125-1a2b3c4d --note 'plan reviewed by DPO'",
     "dsar plan": "govkit dsar plan dsar-20261125-1a2b3c4d",
+    "dsar replan": "govkit dsar replan dsar-20261125-1a2b3c4d",
     "dsar run": "govkit dsar run dsar-20261125-1a2b3c4d",
     "dsar passphrase": "govkit dsar passphrase dsar-20261125-1a2b3c4d",
     "dsar open-export": "govkit dsar open-export exports/dsar-20261125-1a2b3c4d.zip --out subject",
@@ -810,9 +899,15 @@ def _document(root: click.Group) -> None:
                 param.help = OPTION_HELP.get((path, param.name or ""))
 
 
+from governance.cli_crypto import register as _register_crypto  # noqa: E402
+
+_register_crypto(main)  # govkit encrypt, decrypt, crypto ... (issue 15)
 from governance.cli_retention import retention  # noqa: E402 (issue 16)
 
 main.add_command(retention)
+from governance.cli_audit import register as _register_audit  # noqa: E402 (issue 17)
+
+_register_audit(audit, EXAMPLES)  # govkit audit run, audit report
 _document(main)
 
 
