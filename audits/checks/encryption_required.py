@@ -22,17 +22,20 @@ def _from_provider(ctx: AuditContext) -> Iterable[CheckResult] | None:
     if fn is None:
         return None
     out = []
-    for row in fn(ctx.inventory, ctx.store):
-        if not row.get("required"):
+    for item in fn(ctx.inventory, ctx.store, record=False):
+        row = item if isinstance(item, dict) else vars(item)
+        if not row.get("required", True):
             continue
-        bad = int(row.get("plaintext_cells", 0)) + int(row.get("invalid_envelopes", 0)) \
-            + int(row.get("missing_keys", 0))
-        evidence = {k: row[k] for k in ("category", "cells", "plaintext_cells",
-                                        "invalid_envelopes", "missing_keys", "policy")
-                    if k in row}
-        out.append(CHECK.result(Status.FAIL if bad else Status.PASS, source=row["source"],
-                                table=row["table"], column=row["column"], evidence=evidence,
-                                engine="provider"))
+        status = row.get("status")
+        evidence = {k: row[k] for k in ("status", "cells", "plaintext_cells", "invalid_cells",
+                                        "missing_key_cells", "shredded_cells")
+                    if row.get(k) is not None}
+        evidence["provider"] = ".".join(ENCRYPTION_PROVIDER)
+        out.append(CHECK.result(
+            Status.PASS if status == "encrypted" else
+            Status.ERROR if status == "unreadable" else Status.FAIL,
+            source=row["source"], table=row["table"], column=row["column"],
+            evidence=evidence, engine="provider"))
     return out
 
 

@@ -5,11 +5,11 @@ A provider is looked up by module and function name at run time; when the module
 function is not there, the audit uses its built-in check (or reports the check as
 ``not_applicable``: never as passed). Expected functions:
 
-- ``governance.encryption.audit_encryption(inventory, store) -> Iterable[dict]``, one
-  dict per column the encryption policy covers: ``source, table, column, category,
-  required`` (bool), ``cells, plaintext_cells, invalid_envelopes, missing_keys`` (ints),
-  and optionally ``masked_samples`` (masked plaintext examples) and ``policy`` (where the
-  policy came from).
+- ``governance.encryption.audit.encryption_status(inventory, store, record=False)`` (issue
+  15) -> one object (or dict) per column the encryption policy covers, with ``source,
+  table, column, required, status`` (encrypted | plaintext | mixed | invalid |
+  missing_keys | unreadable) and the counts ``cells, plaintext_cells, invalid_cells,
+  missing_key_cells, shredded_cells``.
 - ``governance.retention.audit_retention(inventory, store, today) -> Iterable[dict]``,
   one dict per (rule, table): ``source, table, rule, rows_due, rows_held`` (ints),
   ``clock_column, basis, action``; and optionally ``uncovered`` rows naming personal-data
@@ -30,7 +30,7 @@ from typing import Any
 
 from governance.taxonomy import CATEGORIES
 
-ENCRYPTION_PROVIDER = ("governance.encryption", "audit_encryption")
+ENCRYPTION_PROVIDER = ("governance.encryption.audit", "encryption_status")
 RETENTION_PROVIDER = ("governance.retention", "audit_retention")
 
 # Issue 15's defaults: national IDs, financial data, health, biometric, precise location
@@ -61,9 +61,12 @@ def envelope_pattern() -> str:
     """The regular expression a valid envelope cell matches (the encryption module's
     ``ENVELOPE_PATTERN`` when it defines one, else the built-in shape)."""
     try:
-        mod = importlib.import_module(ENCRYPTION_PROVIDER[0])
+        mod = importlib.import_module("governance.crypto.field")
     except ImportError:
         return ENVELOPE_PATTERN
+    prefix = getattr(mod, "TEXT_PREFIX", None)
+    if isinstance(prefix, str) and getattr(mod, "ENVELOPE_PATTERN", None) is None:
+        return "^" + re.escape(prefix) + r"[A-Za-z0-9_.-]{1,64}:[A-Za-z0-9_-]{22,}$"
     pattern = getattr(mod, "ENVELOPE_PATTERN", None)
     if isinstance(pattern, str):
         return pattern
