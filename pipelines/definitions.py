@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from governance.demo import DEFAULT_DEMO_DIR, ensure_demo
+from pipelines.audit import audit_definitions
 from pipelines.build import build_definitions
 from pipelines.retention import retention_definitions
 
@@ -26,7 +27,8 @@ def _from_environment() -> dg.Definitions:
         inventory = str(demo.inventory)
         store = os.environ.get("GOVKIT_AUDIT_STORE", str(demo.root / "audit.duckdb"))
     return dg.Definitions.merge(build_definitions(inventory, store),
-                                retention_definitions(inventory))
+                                retention_definitions(inventory),
+                                audit_definitions())  # issue 17
 
 
 defs = _from_environment()
