@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from governance.audit import AuditContext, Check, CheckResult, Severity, Status, TableTarget
-from governance.audit.providers import (
-    ENCRYPTION_PROVIDER,
-    encryption_categories,
-    envelope_pattern,
-    provider,
+from governance.audit import (
+    AuditContext,
+    Check,
+    CheckResult,
+    Severity,
+    Status,
+    TableTarget,
+    providers,
 )
 
 ARTICLES = ("GDPR Art. 32(1)(a)", "GDPR Art. 34(3)(a)", "CCPA 1798.150(a)(1)",
@@ -18,7 +20,7 @@ ARTICLES = ("GDPR Art. 32(1)(a)", "GDPR Art. 34(3)(a)", "CCPA 1798.150(a)(1)",
 
 
 def _from_provider(ctx: AuditContext) -> Iterable[CheckResult] | None:
-    fn = provider(ENCRYPTION_PROVIDER)
+    fn = providers.provider(providers.ENCRYPTION_PROVIDER)
     if fn is None:
         return None
     out = []
@@ -30,7 +32,7 @@ def _from_provider(ctx: AuditContext) -> Iterable[CheckResult] | None:
         evidence = {k: row[k] for k in ("status", "cells", "plaintext_cells", "invalid_cells",
                                         "missing_key_cells", "shredded_cells")
                     if row.get(k) is not None}
-        evidence["provider"] = ".".join(ENCRYPTION_PROVIDER)
+        evidence["provider"] = ".".join(providers.ENCRYPTION_PROVIDER)
         out.append(CHECK.result(
             Status.PASS if status == "encrypted" else
             Status.ERROR if status == "unreadable" else Status.FAIL,
@@ -40,7 +42,7 @@ def _from_provider(ctx: AuditContext) -> Iterable[CheckResult] | None:
 
 
 def _targets(ctx: AuditContext) -> Iterable[TableTarget]:
-    required, where = encryption_categories(ctx.processing)
+    required, where = providers.encryption_categories(ctx.processing)
     by_table: dict[tuple[str, str], TableTarget] = {}
     for c in ctx.columns:
         if c.category in required or c.declared in required:
@@ -55,7 +57,8 @@ def _targets(ctx: AuditContext) -> Iterable[TableTarget]:
 def _expectations(target: TableTarget) -> list[Any]:
     import great_expectations as gx
 
-    return [gx.expectations.ExpectColumnValuesToMatchRegex(column=c, regex=envelope_pattern())
+    pattern = providers.envelope_pattern()
+    return [gx.expectations.ExpectColumnValuesToMatchRegex(column=c, regex=pattern)
             for c in target.columns]
 
 
