@@ -299,8 +299,8 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
             progress(f"{source}.{table}: {done}{of} rows read, {changed} row(s) "
                      f"{'sealed' if apply else 'to seal'}")
 
-    result = rewrite_table(conn, table, key, [*key, *need, *targets_], targets_, transform,
-                           apply, report)
+    result = rewrite_table(conn, table, key, [*key, *need, *targets_, *bidx.values()],
+                           [*targets_, *bidx.values()], transform, apply, report)
     res.rows = result.rows
     res.subjects = len(subjects)
 

@@ -48,7 +48,7 @@ class RewriteResult:
 def rewrite_table(conn: Connector, table: str, key: list[str], read: list[str],
                   targets: list[str], transform: Transform, apply: bool,
                   progress: Callable[[int, int], None] | None = None,
-                  page_rows: int = PAGE_ROWS) -> RewriteResult:
+                  page_rows: int | None = None) -> RewriteResult:
     """Read ``read`` (which holds ``key``), change ``targets`` as ``transform`` says; write
     only with ``apply``. ``progress(rows_done, rows_changed)`` after each page."""
     read = list(dict.fromkeys([*key, *read, *targets]))
@@ -56,7 +56,7 @@ def rewrite_table(conn: Connector, table: str, key: list[str], read: list[str],
     if conn.kind in ("csv", "jsonl", "parquet"):
         return _rewrite_file(conn, table, read, targets, transform, apply, progress)
     return _rewrite_sql(conn, table, key, read, targets, transform, apply, progress,
-                        page_rows)
+                        page_rows or PAGE_ROWS)
 
 
 # -- SQL -------------------------------------------------------------------------------

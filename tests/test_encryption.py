@@ -1,0 +1,481 @@
+"""Field-level encryption (issue 15): policy, encrypt/decrypt on SQLite, DuckDB, CSV,
+Parquet and PostgreSQL, tampering and moved ciphertexts, crypto-shredding (also of a file
+copy taken before), rotation, crash and resume, the encryption audit, and no plaintext or
+key material in the store or the log. Checks read the sources with their own drivers."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from governance.audit_store import AuditStore
+from governance.cli import main
+from governance.crypto.field import EnvelopeError, associated_data, open_cell, parse
+from governance.crypto.keystore import LocalKeyStore
+from governance.encryption import (
+    Decryptor,
+    SubjectKeys,
+    encrypt,
+    encryption_status,
+    keystore_for,
+    load_policy,
+    rotate_data_keys,
+    rotate_kek,
+    shred_person_rows,
+)
+from governance.encryption import writers as writers_mod
+from governance.encryption.policy import EncryptionPolicy
+from governance.errors import ConfigError, GovernanceError
+from governance.inventory import load_inventory
+
+
+def _kyc(db: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as c:
+        return c.execute("SELECT user_id, resident_id, bank_card FROM user_kyc "
+                         "ORDER BY user_id").fetchall()
+
+
+def _setup(demo: Any, tmp_path: Path, policy_text: str | None = None
+           ) -> tuple[Any, AuditStore, EncryptionPolicy, SubjectKeys]:
+    inv = load_inventory(demo.inventory)
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
+    path = None
+    if policy_text is not None:
+        path = demo.root / "encryption.yaml"
+        path.write_text(policy_text)
+    policy = load_policy(path, inv)
+    return inv, store, policy, SubjectKeys(store, keystore_for(policy, store))
+
+
+def test_policy_defaults_cover_sensitive_categories_and_errors_name_file_line_field(
+        fresh_demo: Any, tmp_path: Path) -> None:
+    inv = load_inventory(fresh_demo.inventory)
+    pol = load_policy(None, inv)
+    for cat in ("identity.national_id", "financial.card", "financial.bank_account", "health",
+                "biometric", "location.precise", "identity.passport"):
+        assert cat in pol.require
+    bad = fresh_demo.root / "encryption.yaml"
+    bad.write_text("version: 1\nrequire: [identity.national_id]\ncolumns:\n"
+                   "  - {column: app_db.nosuch.col}\n")
+    with pytest.raises(ConfigError) as e:
+        load_policy(bad, inv)
+    assert str(e.value).startswith(f"{bad}:4: columns[0].column:")
+    bad.write_text("version: 1\nrequire: [identity.nationalid]\n")
+    with pytest.raises(ConfigError) as e:
+        load_policy(bad, inv)
+    assert f"{bad}:2: require" in str(e.value) and "unknown data category" in str(e.value)
+
+
+def test_sqlite_encrypt_decrypt_tamper_move_shred_audit(fresh_demo: Any, tmp_path: Path
+                                                       ) -> None:
+    inv, store, policy, keys = _setup(fresh_demo, tmp_path)
+    before = _kyc(fresh_demo.app_db)
+    assert len(before) >= 3
+    # The audit flags the required columns while they hold plaintext.
+    status = {s.column: s for s in encryption_status(inv, store, policy)}
+    assert status["resident_id"].status == "plaintext"
+    assert status["resident_id"].plaintext_cells == len(before)
+    # A dry run changes nothing.
+    digest = hashlib.sha256(fresh_demo.app_db.read_bytes()).hexdigest()
+    dry = encrypt(inv, store, None, policy, apply=False)
+    assert dry.tables[0].cells_sealed == 2 * len(before)
+    assert hashlib.sha256(fresh_demo.app_db.read_bytes()).hexdigest() == digest
+
+    out = encrypt(inv, store, keys, policy, apply=True)
+    assert out.ok and out.tables[0].cells_sealed == 2 * len(before)
+    after = _kyc(fresh_demo.app_db)
+    plain = {v for r in before for v in r[1:]}
+    for _uid, rid, card in after:
+        assert rid.startswith("gk1:sk-") and card.startswith("gk1:sk-")
+        assert rid not in plain and card not in plain
+        # The two cells of a row are under one key: the row's owner's.
+        assert parse(rid).key_id == parse(card).key_id
+    assert len({parse(r[1]).key_id for r in after}) == len(after)  # a key per subject
+    # Twice: nothing encrypted twice.
+    again = encrypt(inv, store, keys, policy, apply=True)
+    assert again.tables[0].cells_sealed == 0 and again.tables[0].cells_already == 2 * len(after)
+    assert _kyc(fresh_demo.app_db) == after
+    # Decrypted back identically.
+    got = Decryptor(inv, store, keys, policy).read("app_db", "user_kyc", None, "tester",
+                                                   "test read")
+    assert sorted((r["user_id"], r["resident_id"], r["bank_card"]) for r in got.rows) == before
+    # The audit is satisfied, also when decrypting every envelope in place.
+    assert all(s.ok for s in encryption_status(inv, store, policy, keys))
+
+    # Moving a ciphertext to another row, and altering one, are detected.
+    (a, a_rid, _), (b, _, _) = after[0], after[1]
+    with sqlite3.connect(fresh_demo.app_db) as c:
+        c.execute("UPDATE user_kyc SET resident_id = ? WHERE user_id = ?", (a_rid, b))
+    env = parse(a_rid)
+    with pytest.raises(EnvelopeError):
+        open_cell(keys.cipher(env.key_id), env,
+                  associated_data("app_db", "user_kyc", "resident_id", b))
+    with pytest.raises(EnvelopeError):  # another column of the same row
+        open_cell(keys.cipher(env.key_id), env,
+                  associated_data("app_db", "user_kyc", "bank_card", a))
+    flipped = a_rid[:-3] + ("A" if a_rid[-3] != "A" else "B") + a_rid[-2:]
+    with sqlite3.connect(fresh_demo.app_db) as c:
+        c.execute("UPDATE user_kyc SET bank_card = ? WHERE user_id = ?", (flipped, a))
+    found = {s.column: s for s in encryption_status(inv, store, policy, keys)}
+    assert found["resident_id"].status == "invalid" and found["resident_id"].invalid_cells == 1
+    assert found["bank_card"].status == "invalid" and found["bank_card"].invalid_cells == 1
+    rows = store.query("SELECT status FROM encryption_checks ORDER BY checked_at DESC LIMIT 2")
+    assert {r["status"] for r in rows} == {"invalid"}
+
+
+def test_shredded_subject_unreadable_in_sources_and_in_a_copy_taken_before(
+        fresh_demo: Any, tmp_path: Path) -> None:
+    policy_text = ("version: 1\nrequire: [identity.national_id, financial.bank_account]\n"
+                   "sources:\n  event_log: {require: [network.ip]}\n"
+                   "row_keys:\n  event_log.events: event_id\n")
+    inv, store, policy, keys = _setup(fresh_demo, tmp_path, policy_text)
+    events = sorted(fresh_demo.events_dir.glob("*.parquet"))[0]
+    plain = {r["event_id"]: r for r in pq.read_table(events).to_pylist()}
+    out = encrypt(inv, store, keys, policy, apply=True)
+    assert out.ok, [t.describe() for t in out.tables]
+    sealed = pq.read_table(events)
+    assert sealed.schema == pq.read_table(events).schema
+    rows = sealed.to_pylist()
+    assert all(r["ip_address"].startswith("gk1:") for r in rows)
+    # Every other column is unchanged.
+    for r in rows:
+        p = plain[r["event_id"]]
+        assert {k: v for k, v in r.items() if k != "ip_address"} == \
+               {k: v for k, v in p.items() if k != "ip_address"}
+    backup = tmp_path / "events-backup.parquet"
+    shutil.copy2(events, backup)
+    kyc_db = tmp_path / "app-backup.db"
+    shutil.copy2(fresh_demo.app_db, kyc_db)
+
+    # An events row's IP is under its user's key (owner found across sources).
+    victim = rows[0]["user_id"]
+    other = next(r["user_id"] for r in rows if r["user_id"] != victim)
+    outcome = shred_person_rows(inv, keys, {("app_db", "users"): [{"id": victim}]},
+                                "tester", "erasure test", "dsar-test")
+    assert outcome.verified and outcome.keys_destroyed
+    # A fresh key ring (another process) cannot read the victim's cells of the old copy.
+    fresh = SubjectKeys(store, keystore_for(policy, store))
+    dec = Decryptor(inv, store, fresh, policy)
+    copy_rows = pq.read_table(backup).to_pylist()
+    res = dec.open_rows("event_log", "events", copy_rows, ["event_id"], "tester", "check")
+    by_user: dict[Any, list[Any]] = {}
+    for r, orig in zip(res.rows, copy_rows, strict=True):
+        by_user.setdefault(r["user_id"], []).append((r["ip_address"], orig["event_id"]))
+    assert all(ip is None for ip, _ in by_user[victim])
+    assert all(ip == plain[eid]["ip_address"] for ip, eid in by_user[other])
+    # The same in the copy of the SQLite file (if the victim had KYC rows).
+    with sqlite3.connect(kyc_db) as c:
+        copy_kyc = c.execute("SELECT user_id, resident_id FROM user_kyc").fetchall()
+    for uid, rid in copy_kyc:
+        env = parse(rid)
+        if uid == victim:
+            with pytest.raises(GovernanceError):
+                fresh.cipher(env.key_id)
+        else:
+            assert open_cell(fresh.cipher(env.key_id), env, associated_data(
+                "app_db", "user_kyc", "resident_id", uid)) is not None
+    # The log records it: fingerprints and key ids, no value.
+    entry = [e for e in store.log_entries() if e.action == "encryption.subject_shredded"][-1]
+    assert entry.details["keys_destroyed"] == outcome.keys_destroyed
+    assert entry.details["subjects"] == [keys.subject_ref(("app_db", "users"), victim)]
+    assert all(len(s) == 37 and s.startswith("subj-") for s in entry.details["subjects"])
+    # The audit counts shredded cells as expected, not as failures.
+    ip = next(s for s in encryption_status(inv, store, policy) if s.column == "ip_address")
+    assert ip.ok and ip.shredded_cells == len(by_user[victim])
+
+
+def test_csv_rewrite_keeps_other_fields_and_round_trips(fresh_demo: Any, tmp_path: Path
+                                                       ) -> None:
+    policy_text = ("version: 1\nrequire: []\ncolumns:\n"
+                   "  - {column: marketing_export.contacts.last_name}\n")
+    inv, store, policy, keys = _setup(fresh_demo, tmp_path, policy_text)
+    with fresh_demo.marketing_csv.open(newline="") as f:
+        before = list(csv.reader(f))
+    assert encrypt(inv, store, keys, policy, apply=True).ok
+    with fresh_demo.marketing_csv.open(newline="") as f:
+        after = list(csv.reader(f))
+    assert after[0] == before[0] and len(after) == len(before)
+    at = before[0].index("last_name")
+    for b, a in zip(before[1:], after[1:], strict=True):
+        assert a[:at] + a[at + 1:] == b[:at] + b[at + 1:]
+        assert a[at].startswith("gk1:") and a[at] != b[at]
+    got = Decryptor(inv, store, keys, policy).read("marketing_export", "contacts", None,
+                                                   "tester", "check")
+    assert sorted((r["email"], r["last_name"]) for r in got.rows) == \
+        sorted((b[0], b[at]) for b in before[1:])
+
+
+def test_crash_midway_leaves_plaintext_or_valid_ciphertext_and_resumes(
+        fresh_demo: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    inv, store, policy, keys = _setup(fresh_demo, tmp_path)
+    before = _kyc(fresh_demo.app_db)
+    monkeypatch.setattr(writers_mod, "PAGE_ROWS", 2)
+    calls = {"n": 0}
+
+    def crash(message: str) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # as a kill between two pages would
+
+    with pytest.raises(KeyboardInterrupt):
+        encrypt(inv, store, keys, policy, apply=True, progress=crash)
+    mid = _kyc(fresh_demo.app_db)
+    orig = {r[0]: r for r in before}
+    sealed = 0
+    for uid, rid, card in mid:
+        for col, v in (("resident_id", rid), ("bank_card", card)):
+            if v.startswith("gk1:"):
+                env = parse(v)
+                assert open_cell(keys.cipher(env.key_id), env, associated_data(
+                    "app_db", "user_kyc", col, uid)) == orig[uid][1 if col == "resident_id"
+                                                                  else 2]
+                sealed += 1
+            else:
+                assert v == orig[uid][1 if col == "resident_id" else 2]
+    assert 0 < sealed < 2 * len(before)
+    out = encrypt(inv, store, keys, policy, apply=True)
+    assert out.tables[0].cells_sealed == 2 * len(before) - sealed
+    assert all(r[1].startswith("gk1:") and r[2].startswith("gk1:")
+               for r in _kyc(fresh_demo.app_db))
+
+
+def test_rotation_of_kek_and_of_data_keys(fresh_demo: Any, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    inv, store, policy, keys = _setup(fresh_demo, tmp_path)
+    before = _kyc(fresh_demo.app_db)
+    encrypt(inv, store, keys, policy, apply=True)
+    cells = _kyc(fresh_demo.app_db)
+    new_kek = os.urandom(32)
+    new = LocalKeyStore(new_kek, "new")
+    old = keys.keystore
+    # Part-way (a limit stands for an interruption): readers holding both keys still read.
+    part = rotate_kek(store, old, new, "tester", batch=2, limit=2)
+    assert part.keys == 2 and part.remaining > 0
+    both = SubjectKeys(store, new, previous=[old])
+    got = Decryptor(inv, store, both, policy).read("app_db", "user_kyc", None, "t", "r")
+    assert sorted((r["user_id"], r["resident_id"], r["bank_card"]) for r in got.rows) == before
+    rest = rotate_kek(store, old, new, "tester", batch=3)
+    assert rest.remaining == 0
+    assert _kyc(fresh_demo.app_db) == cells  # no data rewritten
+    monkeypatch.setenv("GOVKIT_NEW_KEK", base64.b64encode(new_kek).decode())
+    pol_new = policy.model_copy(update={"key_store": policy.key_store.model_copy(
+        update={"key_env": "GOVKIT_NEW_KEK"})})
+    only_new = SubjectKeys(store, keystore_for(pol_new, store))
+    got = Decryptor(inv, store, only_new, pol_new).read("app_db", "user_kyc", None, "t", "r")
+    assert sorted((r["user_id"], r["resident_id"], r["bank_card"]) for r in got.rows) == before
+    with pytest.raises(GovernanceError, match="not the configured key-encryption key"):
+        SubjectKeys(store, old)
+    # Data-key rotation: new key ids, same plaintext, the old keys destroyed.
+    old_ids = {parse(r[1]).key_id for r in cells}
+    out = rotate_data_keys(inv, store, only_new, pol_new, None, "tester")
+    assert out.cells_resealed == 2 * len(before)
+    rotated = _kyc(fresh_demo.app_db)
+    assert not old_ids & {parse(r[1]).key_id for r in rotated}
+    got = Decryptor(inv, store, SubjectKeys(store, keystore_for(pol_new, store)), pol_new
+                    ).read("app_db", "user_kyc", None, "t", "r")
+    assert sorted((r["user_id"], r["resident_id"], r["bank_card"]) for r in got.rows) == before
+    states = store.query("SELECT state, count(*) AS n FROM subject_keys WHERE key_id IN "
+                         f"({', '.join('?' * len(old_ids))}) GROUP BY state", list(old_ids))
+    assert states == [{"state": "destroyed", "n": len(old_ids)}]
+
+
+def test_blind_index_finds_a_subject_by_encrypted_email(fresh_demo: Any, tmp_path: Path
+                                                       ) -> None:
+    with sqlite3.connect(fresh_demo.app_db) as c:
+        c.execute("ALTER TABLE legacy_newsletter_signups ADD COLUMN email_bidx TEXT")
+        wanted = c.execute("SELECT signup_id, email_address FROM legacy_newsletter_signups "
+                           "ORDER BY signup_id LIMIT 1").fetchone()
+    original = fresh_demo.inventory.read_text()
+
+    def declare(extra: str) -> None:
+        fresh_demo.inventory.write_text(original.replace(
+            "      - name: orders\n",
+            f"      - name: legacy_newsletter_signups\n{extra}      - name: orders\n", 1))
+
+    declare("")
+    policy_text = ("version: 1\nrequire: []\ncolumns:\n  - {column: "
+                   "app_db.legacy_newsletter_signups.email_address, blind_index: email_bidx}\n")
+    inv, store, policy, keys = _setup(fresh_demo, tmp_path, policy_text)
+    out = encrypt(inv, store, keys, policy, apply=True)
+    # Rows that reach no person are left in clear and reported, never guessed.
+    assert out.tables[0].rows_unowned == out.tables[0].rows > 0
+    assert out.tables[0].cells_sealed == 0
+    # Declared a person table keyed by signup_id, each row is its own subject.
+    declare("        subject_key: signup_id\n")
+    inv = load_inventory(fresh_demo.inventory)
+    out = encrypt(inv, store, keys, policy, apply=True)
+    assert out.ok and out.tables[0].cells_sealed == out.tables[0].rows
+    probe = keys.blind_index("app_db", "legacy_newsletter_signups", "email_address",
+                             "  " + wanted[1].upper())
+    with sqlite3.connect(fresh_demo.app_db) as c:
+        hits = c.execute("SELECT signup_id, email_address FROM legacy_newsletter_signups "
+                         "WHERE email_bidx = ?", (probe,)).fetchall()
+    assert [h[0] for h in hits] == [wanted[0]]
+    assert hits[0][1].startswith("gk1:")
+
+
+def test_wrong_or_missing_master_key_is_one_line_and_changes_nothing(
+        fresh_demo: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store_path = tmp_path / "audit.duckdb"
+    AuditStore(store_path, create=True).schema_version()
+    digest = hashlib.sha256(fresh_demo.app_db.read_bytes()).hexdigest()
+    runner = CliRunner()
+    monkeypatch.setenv("GOVKIT_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
+    r = runner.invoke(main, ["encrypt", "-i", str(fresh_demo.inventory), "--store",
+                             str(store_path), "--apply"])
+    assert r.exit_code == 2, r.output
+    assert r.output.count("\n") == 1 and "is not the key of audit store" in r.output
+    monkeypatch.delenv("GOVKIT_MASTER_KEY")
+    (tmp_path / "audit.duckdb.key").rename(tmp_path / "elsewhere.key")
+    r = runner.invoke(main, ["encrypt", "-i", str(fresh_demo.inventory), "--store",
+                             str(store_path), "--apply"])
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and "not found" in r.output
+    assert hashlib.sha256(fresh_demo.app_db.read_bytes()).hexdigest() == digest
+    assert AuditStore(store_path).query("SELECT count(*) AS n FROM subject_keys")[0]["n"] == 0
+
+
+def test_cli_and_store_hold_no_plaintext_and_no_key_material(fresh_demo: Any, tmp_path: Path
+                                                            ) -> None:
+    store_path = tmp_path / "audit.duckdb"
+    AuditStore(store_path, create=True).schema_version()
+    before = _kyc(fresh_demo.app_db)
+    runner = CliRunner()
+    args = ["-i", str(fresh_demo.inventory), "--store", str(store_path)]
+    outputs = []
+    for cmd in (["encrypt", *args], ["encrypt", *args, "--apply"],
+                ["crypto", "audit", *args], ["crypto", "audit", *args, "--decrypt-check"],
+                ["crypto", "shred", *args, "--person", f"app_db.users={before[0][0]}",
+                 "--reason", "erasure of k.silva@example.com", "--yes"],
+                ["decrypt", *args, "app_db", "user_kyc", "--reason", "fraud check",
+                 "--out", str(tmp_path / "out.csv")]):
+        r = runner.invoke(main, cmd)
+        assert r.exit_code == 0, (cmd, r.output)
+        outputs.append(r.output)
+    assert oct((tmp_path / "out.csv").stat().st_mode & 0o777) == "0o600"
+    with (tmp_path / "out.csv").open() as f:
+        read = {(int(r["user_id"]), r["resident_id"], r["bank_card"]) for r in csv.DictReader(f)}
+    assert read == {(u, "", "") if u == before[0][0] else (u, a, b) for u, a, b in before}
+    secrets = {v for r in before for v in r[1:]}
+    secrets.add((tmp_path / "audit.duckdb.key").read_text().strip())
+    text = "\n".join(outputs)
+    with duckdb.connect(str(store_path), read_only=True) as c:
+        for (table,) in c.execute("SELECT table_name FROM information_schema.tables "
+                                  "WHERE table_schema = 'main'").fetchall():
+            text += str(c.execute(f'SELECT * FROM "{table}"').fetchall())
+    assert "k.silva@example.com" not in text
+    for s in secrets:
+        assert s not in text
+    raw = store_path.read_bytes()
+    for s in secrets:
+        assert s.encode() not in raw
+    log = [e for e in AuditStore(store_path).log_entries() if e.action.startswith("encryption.")]
+    assert {e.action for e in log} >= {"encryption.encrypted", "encryption.audited",
+                                       "encryption.subject_shredded", "encryption.decrypted"}
+    dec = next(e for e in log if e.action == "encryption.decrypted")
+    assert dec.details["cells_decrypted"] == 2 * (len(before) - 1)
+    assert dec.details["cells_unreadable"] == 2
+
+
+def _duckdb_inventory(tmp_path: Path, demo: Any) -> Path:
+    db = tmp_path / "crm.duckdb"
+    with duckdb.connect(str(db)) as c:
+        c.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, email VARCHAR)")
+        c.execute("CREATE TABLE kyc (id INTEGER PRIMARY KEY, customer_id INTEGER, "
+                  "national_id VARCHAR, card BLOB)")
+        with sqlite3.connect(demo.app_db) as s:
+            for uid, email in s.execute("SELECT id, email FROM users").fetchall():
+                c.execute("INSERT INTO customers VALUES (?, ?)", [uid, email])
+            for i, (uid, rid, card) in enumerate(_kyc(demo.app_db)):
+                c.execute("INSERT INTO kyc VALUES (?, ?, ?, ?)", [i + 1, uid, rid, card.encode()])
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(
+        "version: 1\norganization: t\nsources:\n  - name: crm\n    kind: duckdb\n"
+        "    connection: {path: crm.duckdb}\n    owner: t@example.com\n    jurisdictions: [EU]\n"
+        "    tables:\n      - name: customers\n        subject_key: id\n"
+        "      - name: kyc\n        references: [{column: customer_id, to: customers.id}]\n"
+        "        columns:\n          national_id: {category: identity.national_id}\n"
+        "          card: {category: financial.card}\n")
+    return inv
+
+
+def test_duckdb_text_and_binary_columns_round_trip(fresh_demo: Any, tmp_path: Path) -> None:
+    inv_path = _duckdb_inventory(tmp_path, fresh_demo)
+    inv = load_inventory(inv_path)
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
+    policy = load_policy(None, inv)
+    keys = SubjectKeys(store, keystore_for(policy, store))
+    db = tmp_path / "crm.duckdb"
+    with duckdb.connect(str(db)) as c:
+        before = c.execute("SELECT id, customer_id, national_id, card FROM kyc ORDER BY id"
+                           ).fetchall()
+    assert encrypt(inv, store, keys, policy, apply=True).ok
+    with duckdb.connect(str(db)) as c:
+        after = c.execute("SELECT id, national_id, card FROM kyc ORDER BY id").fetchall()
+    assert all(r[1].startswith("gk1:") and bytes(r[2]).startswith(b"GK\x01") for r in after)
+    got = Decryptor(inv, store, keys, policy).read("crm", "kyc", None, "t", "r")
+    assert sorted((r["id"], r["customer_id"], r["national_id"], bytes(r["card"]))
+                  for r in got.rows) == [(a, b, c, bytes(d)) for a, b, c, d in before]
+
+
+@pytest.mark.postgres
+def test_postgres_round_trip_and_shred(pg_dsn: str, fresh_demo: Any, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    schema = f"gk_enc_{os.getpid()}_{os.urandom(3).hex()}"
+    with psycopg.connect(pg_dsn, autocommit=True) as c:
+        c.execute(f'CREATE SCHEMA "{schema}"')
+        c.execute(f'CREATE TABLE "{schema}".users (id integer PRIMARY KEY, email text)')
+        c.execute(f'CREATE TABLE "{schema}".user_kyc (user_id integer PRIMARY KEY REFERENCES '
+                  f'"{schema}".users(id), resident_id text, bank_card text)')
+        with sqlite3.connect(fresh_demo.app_db) as s:
+            for row in s.execute("SELECT id, email FROM users"):
+                c.execute(f'INSERT INTO "{schema}".users VALUES (%s, %s)', row)
+        for row in _kyc(fresh_demo.app_db):
+            c.execute(f'INSERT INTO "{schema}".user_kyc VALUES (%s, %s, %s)', row)
+    try:
+        monkeypatch.setenv("GK_ENC_PG", pg_dsn)
+        inv_path = tmp_path / "inventory.yaml"
+        inv_path.write_text(
+            "version: 1\norganization: t\nsources:\n  - name: pg\n    kind: postgres\n"
+            f"    connection: {{dsn_env: GK_ENC_PG, schema: {schema}}}\n"
+            "    owner: t@example.com\n    jurisdictions: [EU]\n    tables:\n"
+            "      - name: users\n        subject_key: id\n      - name: user_kyc\n"
+            "        references: [{column: user_id, to: users.id}]\n        columns:\n"
+            "          resident_id: {category: identity.national_id}\n"
+            "          bank_card: {category: financial.bank_account}\n")
+        inv = load_inventory(inv_path)
+        store = AuditStore(tmp_path / "audit.duckdb", create=True)
+        policy = load_policy(None, inv)
+        keys = SubjectKeys(store, keystore_for(policy, store))
+        before = _kyc(fresh_demo.app_db)
+        assert encrypt(inv, store, keys, policy, apply=True).ok
+        with psycopg.connect(pg_dsn) as c:
+            after = c.execute(f'SELECT user_id, resident_id, bank_card FROM "{schema}".user_kyc '
+                              "ORDER BY 1").fetchall()
+        assert all(r[1].startswith("gk1:") and r[2].startswith("gk1:") for r in after)
+        got = Decryptor(inv, store, keys, policy).read("pg", "user_kyc", None, "t", "r")
+        assert sorted((r["user_id"], r["resident_id"], r["bank_card"]) for r in got.rows) \
+            == before
+        victim = before[0][0]
+        shred_person_rows(inv, keys, {("pg", "users"): [{"id": victim}]}, "t", "erasure")
+        got = Decryptor(inv, store, SubjectKeys(store, keystore_for(policy, store)), policy
+                        ).read("pg", "user_kyc", None, "t", "r")
+        for r in got.rows:
+            expect = (None, None) if r["user_id"] == victim else next(
+                (b[1], b[2]) for b in before if b[0] == r["user_id"])
+            assert (r["resident_id"], r["bank_card"]) == expect
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as c:
+            c.execute(f'DROP SCHEMA "{schema}" CASCADE')
