@@ -15,6 +15,7 @@ import dagster as dg
 from governance.demo import DEFAULT_DEMO_DIR, ensure_demo
 from pipelines.audit import audit_definitions
 from pipelines.build import build_definitions
+from pipelines.encryption import encryption_definitions
 from pipelines.retention import retention_definitions
 
 
@@ -28,7 +29,8 @@ def _from_environment() -> dg.Definitions:
         store = os.environ.get("GOVKIT_AUDIT_STORE", str(demo.root / "audit.duckdb"))
     return dg.Definitions.merge(build_definitions(inventory, store),
                                 retention_definitions(inventory),
-                                audit_definitions())  # issue 17
+                                audit_definitions(),  # issue 17
+                                encryption_definitions(inventory))  # issue 15
 
 
 defs = _from_environment()
