@@ -851,6 +851,7 @@ EXAMPLES = {
     "dsar approve": "govkit dsar approve dsar-20261125-1a2b3c4d --note 'plan reviewed by DPO'",
     "dsar plan": "govkit dsar plan dsar-20261125-1a2b3c4d",
     "dsar replan": "govkit dsar replan dsar-20261125-1a2b3c4d",
+    "dsar replan": "govkit dsar replan dsar-20261125-1a2b3c4d",
     "dsar run": "govkit dsar run dsar-20261125-1a2b3c4d",
     "dsar passphrase": "govkit dsar passphrase dsar-20261125-1a2b3c4d",
     "dsar open-export": "govkit dsar open-export exports/dsar-20261125-1a2b3c4d.zip --out subject",

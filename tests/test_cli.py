@@ -37,7 +37,7 @@ def test_inventory_command_reports_undeclared_and_missing(fresh_demo) -> None:
         "      - name: ticket_messages")
     fresh_demo.inventory.write_text(text)
     result = runner.invoke(main, ["inventory", "-i", str(fresh_demo.inventory)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # discrepancies found (README: exit codes)
     assert "legacy_newsletter_signups: 60 rows, 5 columns  <- NOT DECLARED" in result.output
     assert "gdpr_consents: DECLARED BUT NOT FOUND" in result.output
     assert "columns not declared: country, created_at" in result.output

@@ -124,7 +124,7 @@ def test_intake_alias_bomb_fails_fast_and_records_nothing(tmp_path: Path) -> Non
     from governance.audit_store import AuditStore
 
     store = tmp_path / "audit.duckdb"
-    AuditStore(store).schema_version()  # an existing store
+    AuditStore(store, create=True).schema_version()  # an existing store
     intake = tmp_path / "subject.yaml"
     intake.write_text(BOMB.replace("version: 1\n", "").replace("sources: *a9",
                                                                 "identities: {email: *a9}"))
