@@ -12,6 +12,7 @@ import hashlib
 import html
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from governance.reports import jsonable, md_code, md_text
 FORMATS = ("html", "md", "json")
 HISTORY_RUNS = 100
 FAILING = ("fail", "error")
+_SUBSECOND = re.compile(r"(T\d{2}:\d{2}:\d{2})\.\d{1,9}")
 
 
 def load_report_data(store: AuditStore, run: str = "latest",
@@ -47,7 +49,11 @@ def load_report_data(store: AuditStore, run: str = "latest",
         t["metrics"] = json.loads(t["metrics"]) if isinstance(t["metrics"], str) else \
             (t["metrics"] or {})
     log = store.query("SELECT count(*) AS n, max(seq) AS head FROM audit_log")[0]
-    return jsonable({"run": row, "checks": checks, "trend": trend, "audit_log": log})
+    text = json.dumps(jsonable({"run": row, "checks": checks, "trend": trend,
+                                "audit_log": log}), ensure_ascii=False, default=str)
+    # Times to the second: a report needs no microseconds (and "07.821374" reads as a
+    # phone number to a detector).
+    return json.loads(_SUBSECOND.sub(r"\1", text))
 
 
 # ---------------------------------------------------------------------- charts
