@@ -185,10 +185,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "field encryption: subject data keys, encryption checks", (
         """CREATE TABLE subject_keys (
             key_id VARCHAR PRIMARY KEY,         -- named in every envelope sealed under it
-            subject VARCHAR NOT NULL,           -- keyed fingerprint of the person row; never a value
+            subject VARCHAR NOT NULL,           -- keyed fingerprint of a person row, never a value
             generation INTEGER NOT NULL,        -- 1, then +1 at each data-key rotation
             state VARCHAR NOT NULL,             -- active | retiring | destroyed
-            kek_id VARCHAR NOT NULL,            -- the key-encryption key that wraps it (never the key)
+            kek_id VARCHAR NOT NULL,            -- name of the KEK that wraps it (never the key)
             wrapped BLOB,                       -- NULL once destroyed (crypto-shredding)
             created_at TIMESTAMPTZ NOT NULL,
             rewrapped_at TIMESTAMPTZ,
@@ -204,7 +204,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             table_name VARCHAR NOT NULL,
             column_name VARCHAR NOT NULL,
             required BOOLEAN NOT NULL,          -- the policy requires it encrypted
-            status VARCHAR NOT NULL,            -- encrypted | plaintext | mixed | invalid | missing_keys | unreadable
+            status VARCHAR NOT NULL,            -- see governance.encryption.audit.ColumnStatus
             cells BIGINT,                       -- non-null cells read
             plaintext_cells BIGINT,
             invalid_cells BIGINT,               -- envelope-shaped but malformed or not decrypting

@@ -60,10 +60,16 @@ def row_key_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def aad_prefix(source: str, table: str, column: str) -> bytes:
+    """The part of the associated data shared by every cell of one column (names are plain
+    identifiers: they never hold the NUL separator)."""
+    return f"gk1\x00{source}\x00{table}\x00{column}\x00".encode()
+
+
 def associated_data(source: str, table: str, column: str, row_key: Any) -> bytes:
-    """What binds a cell's ciphertext to its place."""
-    return ("gk1\x00" + json.dumps([source, table, column, row_key_text(row_key)],
-                                   ensure_ascii=False)).encode()
+    """What binds a cell's ciphertext to its place: source, table, column, row key."""
+    return aad_prefix(source, table, column) + row_key_text(row_key).encode(
+        "utf-8", "surrogatepass")
 
 
 def _encode(value: Any) -> bytes:

@@ -56,6 +56,7 @@ class SubjectKeys:
         self._by_kek = {k.kek_id: k for k in (*previous, keystore)}
         self._aead: dict[str, AESGCM] = {}
         self._gone: dict[str, str] = {}
+        self._refs: dict[str, str] = {}
         self._index_key = self._load_index()
         self._bidx: dict[str, bytes] = {}
 
@@ -90,9 +91,14 @@ class SubjectKeys:
 
     def subject_ref(self, person: tuple[str, str], key_value: Any) -> str:
         """The keyed fingerprint naming the subject of a person row (never reversible)."""
-        digest = hmac.new(self._index_key, person_ref(person, key_value).encode(),
-                          hashlib.sha256).hexdigest()
-        return "subj-" + digest[:32]
+        ref = person_ref(person, key_value)
+        found = self._refs.get(ref)
+        if found is None:
+            found = "subj-" + hmac.digest(self._index_key, ref.encode(), "sha256").hex()[:32]
+            if len(self._refs) > 2_000_000:
+                self._refs.clear()
+            self._refs[ref] = found
+        return found
 
     def blind_index(self, source: str, table: str, column: str, value: Any) -> str | None:
         """The keyed blind index of ``value`` for one column (letter case and surrounding

@@ -25,10 +25,12 @@ from governance.audit_store import AuditStore
 from governance.audit_store.store import append_log_row, utcnow
 from governance.crypto.field import (
     EnvelopeError,
+    aad_prefix,
     associated_data,
     looks_sealed,
     open_cell,
     parse,
+    row_key_text,
     seal_cell,
 )
 from governance.crypto.keystore import KeyStore
@@ -251,14 +253,22 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
     subjects: set[str] = set()
     total = conn.table_info(table).row_count
 
+    prefixes = {c: aad_prefix(source, table, c) for c in targets_}
+    as_text = {c: kinds[c] == "text" for c in targets_}
+
     def transform(rows: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
         who = owners.owners((source, table), rows)
         todo_subject: dict[int, str] = {}
         for i, (r, w) in enumerate(zip(rows, who, strict=True)):
-            plain = [c for c in targets_ if r.get(c) is not None and not looks_sealed(r[c])]
-            res.cells_null += sum(1 for c in targets_ if r.get(c) is None)
-            res.cells_already += sum(1 for c in targets_ if r.get(c) is not None
-                                     and looks_sealed(r[c]))
+            plain = False
+            for c in targets_:
+                v = r.get(c)
+                if v is None:
+                    res.cells_null += 1
+                elif looks_sealed(v):
+                    res.cells_already += 1
+                else:
+                    plain = True
             if not plain:
                 continue
             if w is SHARED:
@@ -276,20 +286,21 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
             return [None] * len(rows)
         active = keys.active_keys(todo_subject.values(), create=True)
         out: list[dict[str, Any] | None] = [None] * len(rows)
+        single = key[0] if len(key) == 1 else None
         for i, subject in todo_subject.items():
             r = rows[i]
             key_id, aead = active[subject]
-            rk = r[key[0]] if len(key) == 1 else [r[k] for k in key]
+            rk = r[single] if single is not None else [r[k] for k in key]
+            rk_bytes = row_key_text(rk).encode("utf-8", "surrogatepass")
             ch: dict[str, Any] = {}
             for c in targets_:
                 v = r.get(c)
                 if v is None or looks_sealed(v):
                     continue
-                ch[c] = seal_cell(aead, key_id, v, associated_data(source, table, c, rk),
-                                  text=kinds[c] == "text")
+                ch[c] = seal_cell(aead, key_id, v, prefixes[c] + rk_bytes, text=as_text[c])
                 if c in bidx:
                     ch[bidx[c]] = keys.blind_index(source, table, c, v)
-            res.cells_sealed += len([c for c in ch if c in targets_])
+                res.cells_sealed += 1
             out[i] = ch
         return out
 

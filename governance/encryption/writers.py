@@ -317,12 +317,15 @@ def column_kind(conn: Connector, table: str, column: str) -> str:
 
 
 def unique_key(conn: Connector, table: str, key: Sequence[str]) -> bool:
-    """Whether ``key`` identifies at most one row (checked by counting)."""
-    seen: set[tuple[Any, ...]] = set()
-    for batch in conn.stream_rows(table, list(key)):
-        for r in batch.to_pylist():
-            k = tuple(r[c] for c in key)
-            if k in seen or any(v is None for v in k):
-                return False
-            seen.add(k)
-    return True
+    """Whether ``key`` identifies at most one row and is never empty (counted by the
+    source itself)."""
+    c: Any = conn
+    cols = ", ".join(c._ident(k) for k in key)
+    nulls = " OR ".join(f"{c._ident(k)} IS NULL" for k in key)
+    # Identifiers quoted by the connector; no value in the statement.
+    cur = c._run(f"SELECT count(*), count(DISTINCT ({cols})), "  # noqa: S608
+                 f"sum(CASE WHEN {nulls} THEN 1 ELSE 0 END) FROM {c._table_ref(table)}")
+    total, distinct, empty = cur.fetchall()[0]
+    cur.close()
+    _end_read(c)
+    return total == distinct and not empty
