@@ -253,3 +253,15 @@ def test_verification_searches_every_identity_at_once_with_the_same_result(demo:
     assert unreachable == {}
     assert found == expected_found and counts == expected_counts
     assert {place[1] for place in found} >= {"users", "support_tickets"}
+
+
+def test_matching_rows_come_back_from_the_same_pass(sql_source: Connector) -> None:
+    """search_text_rows returns the rows the two-step way finds (texts, then their rows)."""
+    from governance.dsar.resolution import search_text_rows
+
+    rows = search_text_rows(sql_source, "tickets", ["notes", "phone"], IDENTITIES)
+    for col, texts in search_text(sql_source, "tickets", ["notes", "phone"],
+                                  IDENTITIES).items():
+        two_step = sql_source.find_rows("tickets", col, list(texts))
+        assert sorted(r["id"] for r in rows[col]) == sorted(r["id"] for r in two_step)
+        assert rows[col] and all(set(r) == {"id", "notes", "phone"} for r in rows[col])

@@ -247,6 +247,25 @@ def search_text(connector: Connector, table: str, columns: Sequence[str],
     return found
 
 
+def search_text_rows(connector: Connector, table: str, columns: Sequence[str],
+                     identities: Sequence[Identity]) -> dict[str, list[Row]]:
+    """The rows whose cell in each of ``columns`` holds a written form of an identity,
+    per column. SQL sources return them from the one pass that finds them; elsewhere the
+    matching texts are found first (``search_text``) and their rows read by value."""
+    ci, cs = _forms(identities)
+    if not (ci or cs) or not columns:
+        return {c: [] for c in columns}
+    pushed = getattr(connector, "search_rows", None)
+    if pushed is not None:
+        result = pushed(table, list(columns), ci, cs)
+        if result is not None:
+            return {c: result.get(c, []) for c in columns}
+    out: dict[str, list[Row]] = {}
+    for col, texts in search_text(connector, table, columns, identities).items():
+        out[col] = connector.find_rows(table, col, list(texts)) if texts else []
+    return out
+
+
 def _text_columns(info: TableInfo) -> list[str]:
     """Columns whose values may hold text."""
     numeric = re.compile(r"int|float|double|real|numeric|decimal|bool|date|time", re.I)

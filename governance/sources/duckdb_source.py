@@ -81,6 +81,13 @@ class DuckDBConnector(SqlConnector):
             return None
         return super().search_substrings(table, columns, forms_ci, forms_cs)
 
+    def search_rows(self, table: str, columns: Sequence[str], forms_ci: Sequence[str],
+                    forms_cs: Sequence[str]) -> dict[str, list[dict[str, Any]]] | None:
+        """See SqlConnector.search_rows; None for file sources."""
+        if self.kind != "duckdb":
+            return None
+        return super().search_rows(table, columns, forms_ci, forms_cs)
+
     def _text_expr(self, column: str) -> str:
         return f"CAST({self._ident(column)} AS VARCHAR)"
 

@@ -191,6 +191,40 @@ class SqlConnector(Connector):
             self._end_search()
         return found
 
+    def search_rows(self, table: str, columns: Sequence[str], forms_ci: Sequence[str],
+                    forms_cs: Sequence[str]) -> dict[str, list[dict[str, Any]]] | None:
+        """Like ``search_substrings``, but the whole rows whose cell in each column holds a
+        form (one pass; no second read to fetch the rows of the matching texts)."""
+        cols = self.check_columns(table, list(columns))
+        ci = _minimal([f for f in forms_ci if f], True)
+        cs = [f for f in _minimal([f for f in forms_cs if f], False)
+              if not any(g in f.translate(ASCII_LOWER) for g in ci)]
+        found: dict[str, list[dict[str, Any]]] = {c: [] for c in cols}
+        if not cols or not (ci or cs):
+            return found
+        if not all(f.isascii() for f in ci):
+            return None
+        conds: list[str] = []
+        params: list[Any] = []
+        for col in cols:
+            cond, bound = self._contains_any(self._text_expr(col), ci, cs)
+            conds.append(cond)
+            params.extend(bound)
+        names = self.table_info(table).column_names
+        cur = self._run(f"{self._select_sql(table, names)} WHERE " + " OR ".join(conds), params)
+        try:
+            for values in cur.fetchall():
+                row = dict(zip(names, values, strict=True))
+                for col in cols:
+                    v = row.get(col)
+                    if v is not None and contains_any(v if isinstance(v, str) else str(v),
+                                                      ci, cs):
+                        found[col].append(row)
+        finally:
+            cur.close()
+            self._end_search()
+        return found
+
     def _end_search(self) -> None:
         """End the read a search began (sources with implicit transactions)."""
 
