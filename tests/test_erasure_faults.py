@@ -248,3 +248,31 @@ def test_two_erasures_at_once_on_the_same_sources(estate) -> None:
         "SELECT notes FROM support_tickets WHERE id = ?", [third]).fetchone()[0]
     assert a["email"] not in note and b["email"] not in note
     assert note.startswith("Merged accounts of ") and note.endswith(" on request")
+
+
+def test_a_redaction_planned_before_another_request_rewrote_the_cell(estate) -> None:
+    """Issue 12 #5: B's journal plans a redaction of a cell naming A and B; A's erasure then
+    rewrites the cell; B, resumed, redacts the cell as it is now and completes."""
+    paths, store = estate
+    a, b = _subject(paths, 0), _subject(paths, 1)
+    db = sqlite3.connect(paths.app_db)
+    third = db.execute("SELECT id FROM support_tickets WHERE user_id NOT IN (?, ?) "
+                       "ORDER BY id LIMIT 1", [a["id"], b["id"]]).fetchone()[0]
+    db.execute("UPDATE support_tickets SET notes = ? WHERE id = ?",
+               [f"Merged {a['email']} into {b['email']}", third])
+    db.commit()
+    db.close()
+    before = _snapshot(paths)
+    rb = _new_request(store, b["email"])
+    killed = _run_in_child(paths, store, rb, "request.after_journal:1")
+    assert killed.returncode == 137
+    ra = _new_request(store, a["email"])
+    assert run_request(load_inventory(paths.inventory), store, ra, "dpo",
+                       confirm=lambda steps: True).status == "completed"
+    out = run_request(load_inventory(paths.inventory), store, rb, "dpo",
+                      confirm=lambda steps: True, take_over=True)
+    assert out.status == "completed", out.remaining
+    note = sqlite3.connect(paths.app_db).execute(
+        "SELECT notes FROM support_tickets WHERE id = ?", [third]).fetchone()[0]
+    assert note.startswith("Merged ") and a["email"] not in note and b["email"] not in note
+    _check_erased(paths, before, [a, b])

@@ -18,12 +18,11 @@ import pytest
 from governance.audit_store import AuditStore
 from governance.dsar.requests import RequestBook
 from governance.dsar.runner import run_request
+from governance.faults import POINTS  # every step boundary, on every source kind
 from governance.inventory import load_inventory
 
 pytestmark = pytest.mark.postgres
 
-POINTS = ["journal.after_step", "journal.after_commit", "journal.after_mark",
-          "request.after_journal", "file_rewrite"]
 USERS = [(i, f"user{i}@example.org", f"+44 20 7946 0{i:03d}") for i in range(1, 31)]
 
 
@@ -179,4 +178,26 @@ def test_the_same_request_run_twice_at_once_completes_once(estate, pg_dsn: str) 
     other = next(s for s in statuses if s != "completed")
     assert other.startswith("refused:"), statuses   # being run / already completed
     assert RequestBook(store).get(rid).state.value == "completed"
+    _expect_erased(before, _state(pg_dsn, schema, folder), uid, email)
+
+
+def test_two_requests_for_the_same_subject_at_once(estate, pg_dsn: str) -> None:
+    """Two requests naming one person (by e-mail and by phone) run at the same time: both
+    finish, the person is erased once, and nobody else is touched."""
+    folder, schema, store = estate
+    uid, email, phone = USERS[20]
+    before = _state(pg_dsn, schema, folder)
+    first = _request(store, email)
+    book = RequestBook(store)
+    r = book.create("erasure", [f"phone={phone}"], "EU", "dpo")
+    book.verify(r.request_id, "dpo", "identity checked")
+    book.approve(r.request_id, "dpo", "plan reviewed")
+    second = r.request_id
+    procs = [_child(folder, store, rid, None) for rid in (first, second)]
+    outs = [p.communicate(timeout=240) for p in procs]
+    for rid, (out, err) in zip((first, second), outs, strict=True):
+        if RequestBook(store).get(rid).state.value != "completed":
+            done = run_request(load_inventory(folder / "inventory.yaml"), store, rid, "dpo",
+                               confirm=lambda steps: True, take_over=True)
+            assert done.status == "completed", (out, err[-1500:], done.remaining)
     _expect_erased(before, _state(pg_dsn, schema, folder), uid, email)
