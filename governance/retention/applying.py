@@ -20,8 +20,9 @@ byte. Every finished step is logged with its counts as proof.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -224,39 +225,68 @@ def _run_step(store: AuditStore, pool: ConnectorPool, run_id: str, no: int,
 
 
 def _batch_sql(conn: Any, step: Step, n: int) -> tuple[str, list[Any]]:
+    """One batch: at most ``n`` due rows (PostgreSQL), or the due rows among the ``n``
+    rowids from the first bound parameter on (SQLite, DuckDB: a range the source reads
+    alone, so a run reads the table about once)."""
     where = step.strict_where or step.where
     ref = conn._table_ref(step.table)
-    rid = "ctid" if conn.kind == "postgres" else "rowid"
-    pick = f"SELECT {ALIAS}.{rid} FROM {ref} AS {ALIAS} WHERE {where.sql} LIMIT {int(n)}"
-    target = f"{rid} = ANY(ARRAY({pick}))" if conn.kind == "postgres" else f"{rid} IN ({pick})"
+    if conn.kind == "postgres":
+        pick = f"SELECT {ALIAS}.ctid FROM {ref} AS {ALIAS} WHERE {where.sql} LIMIT {int(n)}"
+        target, lead = f"ctid = ANY(ARRAY({pick}))", []
+    else:
+        rng = f"rowid >= {conn.placeholder} AND rowid < {conn.placeholder}"
+        pick = (f"SELECT {ALIAS}.rowid FROM {ref} AS {ALIAS} WHERE {ALIAS}.{rng} "
+                f"AND {where.sql}")
+        target, lead = f"{rng} AND rowid IN ({pick})", ["lo", "hi", "lo", "hi"]
     if step.action == "delete":
-        return f"DELETE FROM {ref} WHERE {target}", list(where.params)
+        return f"DELETE FROM {ref} WHERE {target}", [*lead, *where.params]
     sets, values = [], []
     for col, op in step.columns.items():
         sets.append(f"{conn._ident(col)} = {conn.placeholder}")
         values.append(None if op == "null" else REDACTED)
     return (f"UPDATE {ref} SET {', '.join(sets)} WHERE {target}",
-            [*values, *where.params])
+            [*values, *lead, *where.params])
+
+
+def _bind(params: list[Any], lo: int, hi: int) -> list[Any]:
+    return [lo if p == "lo" and isinstance(p, str) else hi if p == "hi" and isinstance(p, str)
+            else p for p in params]
 
 
 def _apply_sql(store: AuditStore, conn: Any, run_id: str, no: int, row: dict[str, Any],
                step: Step, batch_rows: int, say: Progress) -> None:
     sql, params = _batch_sql(conn, step, batch_rows)
-    while True:
-        before = max(int(row["planned_rows"]) - int(row["rows_affected"]), 0)
-        _journal(store, run_id, no, in_flight=before)
-        fault_point("retention.before_batch")
-        with conn.transaction():
-            n = conn._changed(conn._run(sql, params))
-        fault_point("retention.after_batch")
-        row["rows_affected"] += n
-        row["batches"] += 1 if n else 0
-        _journal(store, run_id, no, rows_affected=row["rows_affected"],
-                 batches=row["batches"], in_flight=None)
-        if n:
-            say(f"{step.rule}: {step.source}.{step.table}: batch {row['batches']}: {n} row(s); "
-                f"{row['rows_affected']} of {row['planned_rows']}")
-        if n < batch_rows:
+    ranged = conn.kind != "postgres"
+    for _pass in range(3):     # a pass covers the table; another only if rows were missed
+        if ranged:
+            cur = conn._run(f"SELECT max(rowid) FROM {conn._table_ref(step.table)}")
+            top = cur.fetchall()[0][0]
+            cur.close()
+            bounds: Iterable[tuple[int, int]] = [
+                (lo, lo + batch_rows) for lo in range(0, int(top or 0) + 1, batch_rows)]
+        else:
+            bounds = itertools.repeat((0, 0))
+        changed = 0
+        for lo, hi in bounds:
+            before = max(int(row["planned_rows"]) - int(row["rows_affected"]), 0)
+            if before == 0:
+                break
+            _journal(store, run_id, no, in_flight=before)
+            fault_point("retention.before_batch")
+            with conn.transaction():
+                n = conn._changed(conn._run(sql, _bind(params, lo, hi) if ranged else params))
+            fault_point("retention.after_batch")
+            changed += n
+            row["rows_affected"] += n
+            row["batches"] += 1 if n else 0
+            _journal(store, run_id, no, rows_affected=row["rows_affected"],
+                     batches=row["batches"], in_flight=None)
+            if n:
+                say(f"{step.rule}: {step.source}.{step.table}: batch {row['batches']}: {n} "
+                    f"row(s); {row['rows_affected']} of {row['planned_rows']}")
+            if not ranged and n < batch_rows:
+                break
+        if not changed or int(row["rows_affected"]) >= int(row["planned_rows"]):
             break
 
 

@@ -209,19 +209,17 @@ def _cascade(comp: Compiler, r: RuleOnTable, person: Step,
 
 
 def count_step(pool: ConnectorPool, step: Step, strict: bool = False) -> tuple[int, int]:
-    """Rows due and rows held of ``step``, counted by the source."""
+    """Rows due and rows held of ``step``, counted by the source in one pass."""
     conn = pool.get(step.source)
     where = step.strict_where if strict and step.strict_where is not None else step.where
-    ref = conn._table_ref(step.table)
-    due = _count(conn, ref, where)
-    held = 0 if step.held_where.sql == "FALSE" else _count(conn, ref, step.held_where)
-    return due, held
-
-
-def _count(conn: Any, ref: str, where: Clause) -> int:
-    cur = conn._run(f"SELECT count(*) FROM {ref} AS {ALIAS} WHERE {where.sql}", where.params)
+    held = step.held_where
+    cur = conn._run(
+        f"SELECT coalesce(sum(CASE WHEN {where.sql} THEN 1 ELSE 0 END), 0), "
+        f"coalesce(sum(CASE WHEN {held.sql} THEN 1 ELSE 0 END), 0) "
+        f"FROM {conn._table_ref(step.table)} AS {ALIAS}", [*where.params, *held.params])
     try:
-        return int(cur.fetchall()[0][0])
+        due, kept = cur.fetchall()[0]
+        return int(due), int(kept)
     finally:
         cur.close()
         if hasattr(conn, "_end_read"):

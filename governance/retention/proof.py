@@ -56,15 +56,18 @@ def removed_values(duck: Any, view: str, where_sql: str, params: list[Any],
 
 
 def values_left_in_file(path: Path, values: set[str], kind: str) -> int:
-    """How many of ``values`` still occur in the file's bytes (as written in CSV, and as
-    JSON writes them), plus, for Parquet, among its decoded values."""
+    """How many of ``values`` still occur whole in the file's bytes (as written in CSV, and
+    as JSON writes them), plus, for Parquet, among its decoded values."""
     if not values:
         return 0
     forms: dict[bytes, str] = {}
     for v in values:
         forms[v.encode()] = v
         forms[json.dumps(v)[1:-1].encode()] = v
-    pattern = re.compile(b"|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+    # A value counts where it stands whole (not inside a longer word or number: "Name, 12"
+    # is not found in "Name, 120").
+    alternatives = b"|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    pattern = re.compile(b"(?<![0-9A-Za-z])(?:" + alternatives + b")(?![0-9A-Za-z])")
     longest = max(len(f) for f in forms)
     found: set[str] = set()
     with path.open("rb") as f:
