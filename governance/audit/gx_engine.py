@@ -71,7 +71,7 @@ def read_frame(ctx: AuditContext, source: str, table: str, columns: Sequence[str
         if batches:
             frame = pa.Table.from_batches(batches).to_pandas()
         else:
-            import pandas as pd
+            import pandas as pd  # type: ignore[import-untyped]
 
             frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in cols})
     total = info.row_count
@@ -157,9 +157,12 @@ def run_source_checks(ctx: AuditContext, work: Iterable[tuple[Check, TableTarget
                         Status.ERROR, source=source, table=table, column=column,
                         evidence={"error": msg.splitlines()[0][:200] if msg else "error"}))
                     continue
-                interpret = check.interpret or (
-                    lambda t, c, r, s, _check=check: default_interpret(_check, t, c, r, s))
-                res = interpret(target, column, dict(er.result or {}), bool(er.success))
+                if check.interpret is not None:
+                    res = check.interpret(target, column, dict(er.result or {}),
+                                          bool(er.success))
+                else:
+                    res = default_interpret(check, target, column, dict(er.result or {}),
+                                            bool(er.success))
                 res.evidence.setdefault("rows_examined", read)
                 if total is not None:
                     res.evidence.setdefault("rows_in_table", total)
