@@ -11,16 +11,27 @@ from typing import Any
 
 import click
 
-from governance.cli import (
-    EXIT_PROBLEMS,
-    _actor,
-    _echo_json,
-    _Group,
-    _progress,
-    inventory_option,
-    json_option,
-    store_option,
-)
+from governance.audit_store import default_store_path
+from governance.cli import EXIT_PROBLEMS, _actor, _echo_json, _Group, _progress
+
+
+class _EnvDefault(click.Option):
+    """An option whose default is read from the environment when the command runs."""
+
+    def get_default(self, ctx: click.Context, call: bool = True) -> Any:
+        return super().get_default(ctx, call=True)
+
+
+inventory_option = click.option(
+    "--inventory", "-i", "inventory_path", type=click.Path(path_type=Path), cls=_EnvDefault,
+    default=lambda: os.environ.get("GOVKIT_INVENTORY", "inventory.yaml"), show_default=True,
+    help="Inventory YAML (env GOVKIT_INVENTORY, else ./inventory.yaml).")
+store_option = click.option(
+    "--store", "store_path", type=click.Path(path_type=Path), cls=_EnvDefault,
+    default=lambda: str(default_store_path()), show_default=True,
+    help="Audit store DuckDB file (env GOVKIT_AUDIT_STORE, else ./govkit-audit.duckdb).")
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print one JSON document (objects nested, not JSON text).")
 
 policy_option = click.option(
     "--policy", "policy_path", type=click.Path(path_type=Path), default=None,
@@ -121,11 +132,10 @@ def decrypt_command(inventory_path: Path, store_path: Path, policy_path: Path | 
     got = dec.read(source, table, list(columns) or None, _actor(), reason,
                    key_values=list(key_values) or None)
     names = list(got.rows[0]) if got.rows else list(columns)
+    f: Any = sys.stdout
     if out_file is not None:
         fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         f = os.fdopen(fd, "w", newline="", encoding="utf-8")
-    else:
-        f = sys.stdout
     w = csv.DictWriter(f, fieldnames=names)
     w.writeheader()
     for r in got.rows:

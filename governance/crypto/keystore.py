@@ -138,7 +138,7 @@ class Pkcs11KeyStore(KeyStore):
             raise KeyStoreError(f"PKCS#11 token {token_label!r} not found in {module}; "
                                 "nothing was changed") from None
         try:
-            self._session = token.open(user_pin=pin, rw=True)
+            self._session: Any = token.open(user_pin=pin, rw=True)
         except pkcs11.PinIncorrect:
             raise KeyStoreError(f"PKCS#11 token {token_label!r}: wrong PIN; nothing was "
                                 "changed") from None
@@ -197,7 +197,8 @@ class Pkcs11KeyStore(KeyStore):
                                 "(wrong KEK, or altered)") from None
 
     def close(self) -> None:
-        session, self._session = getattr(self, "_session", None), None
+        session: Any = getattr(self, "_session", None)
+        self._session = None
         if session is not None:
             session.close()
 

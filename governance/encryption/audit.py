@@ -79,7 +79,7 @@ def encryption_status(inventory: Inventory, store: AuditStore,
             try:
                 conn = pool.get(source)
                 key = _row_key(inventory, policy, pool, source, table) if keys else []
-                counts = {c: Counter() for c in names}
+                counts: dict[str, Counter[str]] = {c: Counter() for c in names}
                 for batch in conn.stream_rows(table, list(dict.fromkeys([*key, *names]))):
                     _count(batch, source, table, names, key, counts, known, keys)
                 for c in names:

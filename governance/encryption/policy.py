@@ -189,9 +189,11 @@ def load_policy(path: str | os.PathLike[str] | None, inventory: Inventory) -> En
         if name not in names:
             fail(f"unknown source {name!r}; declared: {', '.join(sorted(names))}",
                  ("sources", name))
-    for key, items in (("columns", policy.columns), ("exempt", policy.exempt)):
-        for i, rule in enumerate(items):
-            src, table, _ = rule.column.split(".")
+    named: list[tuple[str, list[str]]] = [("columns", [c.column for c in policy.columns]),
+                                          ("exempt", [e.column for e in policy.exempt])]
+    for key, items in named:
+        for i, column in enumerate(items):
+            src, table, _ = column.split(".")
             if src not in names:
                 fail(f"unknown source {src!r}", (key, i, "column"))
             if inventory.source(src).table(table) is None:

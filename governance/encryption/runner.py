@@ -15,7 +15,7 @@ Every audit-log row holds counts, places, key ids and subject fingerprints: neve
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -452,7 +452,8 @@ def verify_shredded(store: AuditStore, subjects: Sequence[str]) -> bool:
 
 
 def shred_person_rows(inventory: Inventory, keys: SubjectKeys,
-                      person_rows: dict[tuple[str, str], Sequence[dict[str, Any]]], actor: str,
+                      person_rows: Mapping[tuple[str, str], Sequence[dict[str, Any]]],
+                      actor: str,
                       reason: str | None = None, request_id: str | None = None) -> ShredOutcome:
     """Crypto-shred the subjects of person rows (e.g. a resolution's owned rows of person
     tables): the request engine's erasure calls this."""
