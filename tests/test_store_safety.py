@@ -191,13 +191,16 @@ def _corrupt(src: Path, dst: Path, how: str) -> Path:
     with open(dst, "r+b") as f:
         if how == "truncated":
             f.truncate(12_388)
-        else:
+        elif how == "garbage-header":
             f.seek(4096)
             f.write(os.urandom(64 * 1024))
+        else:   # a data block: opening works, reading fails (a traceback before)
+            f.seek(300_000)
+            f.write(b"garbage" * 5000)
     return dst
 
 
-@pytest.mark.parametrize("how", ["truncated", "garbage"])
+@pytest.mark.parametrize("how", ["truncated", "garbage-header", "garbage-data"])
 @pytest.mark.parametrize("args", [["findings"], ["dsar", "list"], ["audit", "verify-log"],
                                   ["scan"]], ids=lambda a: a[-1])
 def test_a_corrupt_store_is_one_line_exit_2(tmp_path: Path, how: str, args,

@@ -115,8 +115,10 @@ class AuditStore:
 
     def _corrupt(self, e: BaseException) -> AuditStoreError:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        hint = "" if "lock" in first.lower() else \
-            " (corrupt or truncated? restore it from a backup)"
+        low = first.lower()
+        hint = " (corrupt or truncated? restore it from a backup)" if any(
+            w in low for w in ("corrupt", "checksum", "not a valid", "read enough", "truncat")
+        ) else ""
         return AuditStoreError(f"cannot open audit store {self.path}: {first}{hint}")
 
     @contextmanager
