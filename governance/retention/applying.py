@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from governance.audit_store import AuditStore
 from governance.audit_store.store import append_log_row, utcnow
@@ -151,7 +151,7 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _fail(store: AuditStore, run_id: str, actor: str, message: str) -> None:
+def _fail(store: AuditStore, run_id: str, actor: str, message: str) -> NoReturn:
     def write(conn: Any) -> None:
         conn.execute("UPDATE retention_runs SET status = 'failed', error = ?, finished_at = ? "
                      "WHERE run_id = ?", [message, utcnow(), run_id])
@@ -295,7 +295,7 @@ def _apply_file(store: AuditStore, pool: ConnectorPool, run_id: str, no: int,
                 ) -> tuple[int, str | None, dict[str, Any] | None]:
     """Rewrite a file table without (or with anonymized) due rows, through the connector;
     only row keys that no kept row shares are used. Then search the file for removed values."""
-    conn = pool.get(step.source)
+    conn: Any = pool.get(step.source)
     q = conn._ident
     view = step.table
     where = step.where

@@ -165,7 +165,7 @@ def _consider(policy: Policy, rule: RetentionRule, estate: Estate, source: str, 
               why: str, juris: set[str]) -> RuleOnTable:
     cols = estate.columns.get((source, table), {})
     clock = policy.clock_column(rule, source, table)
-    anonymized = dict(rule.columns)
+    anonymized: dict[str, str] = dict(rule.columns)
     if rule.action == "anonymize" and not anonymized:
         anonymized = {c: ("null" if cols.get(c) is None or cols[c].nullable else "redact")
                       for c in estate.category_columns(source, table, rule.categories)}

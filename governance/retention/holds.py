@@ -186,7 +186,7 @@ def held_subject_keys(store: AuditStore, holds: Iterable[Hold], inventory: Inven
             keys = open_json(keyring.get(h.key_id), h.sealed_keys, aad=h.key_id.encode(),
                              what=f"hold {h.hold_id}")
             out.setdefault((str(h.source), str(h.table_name)), set()).update(
-                str(k) for k in keys)  # type: ignore[union-attr]
+                str(k) for k in (keys if isinstance(keys, list) else []))
     wanted = {fp for h in holds if h.scope == "subject" for fp in h.fingerprints}
     if not wanted:
         return out

@@ -210,12 +210,11 @@ def _cascade(comp: Compiler, r: RuleOnTable, person: Step,
 
 def count_step(pool: ConnectorPool, step: Step, strict: bool = False) -> tuple[int, int]:
     """Rows due and rows held of ``step``, counted by the source in one pass."""
-    conn = pool.get(step.source)
+    conn: Any = pool.get(step.source)
     where = step.strict_where if strict and step.strict_where is not None else step.where
     held = step.held_where
     cur = conn._run(
-        f"SELECT coalesce(sum(CASE WHEN {where.sql} THEN 1 ELSE 0 END), 0), "
-        f"coalesce(sum(CASE WHEN {held.sql} THEN 1 ELSE 0 END), 0) "
+        f"SELECT count(*) FILTER (WHERE {where.sql}), count(*) FILTER (WHERE {held.sql}) "
         f"FROM {conn._table_ref(step.table)} AS {ALIAS}", [*where.params, *held.params])
     try:
         due, kept = cur.fetchall()[0]

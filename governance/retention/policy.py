@@ -120,7 +120,7 @@ class RetentionRule(_Model):
     basis: str = Field(min_length=3)
     legal_basis: LegalBasis | None = None
     exceptions: list[RuleException] = Field(default_factory=list)
-    per_subject: bool = False         # a person table's rule takes the rows each person owns
+    per_subject: bool = False         # asserts the tables are person tables (checked)
 
     @field_validator("categories")
     @classmethod
@@ -481,6 +481,11 @@ def check_policy(policy: Policy, estate: Estate, pool: Any | None = None) -> Non
                                f"event {rule.starts_at!r} is not declared under events "
                                "(say which column starts it for each table)")
         for s, t in named:
+            decl = inv.source(s).table(t)
+            if rule.per_subject and (decl is None or not decl.is_person or not decl.subject_key):
+                raise policy.error(("rules", i, "per_subject"),
+                                   f"{s}.{t} is not a person table with a subject_key: a "
+                                   "per-subject rule deletes persons with the rows they own")
             if rule.clock:
                 date_column(s, t, rule.clock, ("rules", i, "clock"))
             elif policy.clock_column(rule, s, t) is None:
