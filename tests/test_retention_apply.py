@@ -408,13 +408,33 @@ def test_a_malformed_policy_fails_with_file_line_and_field(estate: dict, edit: s
     assert rows_digest(estate["db"], "SELECT * FROM support_tickets") == before
 
 
-def test_dagster_retention_schedule_starts_stopped(estate: dict) -> None:
+def test_dagster_retention_schedule_starts_stopped_and_the_asset_applies(estate: dict) -> None:
     import dagster as dg
 
-    from pipelines.retention import retention_definitions
+    from pipelines.resources import GovernanceResource
+    from pipelines.retention import build_retention_assets, retention_definitions
 
-    defs = retention_definitions(str(estate["demo"].inventory))
+    resource = GovernanceResource(inventory_path=str(estate["demo"].inventory),
+                                  audit_store_path=str(estate["store"].path))
+    defs = dg.Definitions.merge(retention_definitions(str(estate["demo"].inventory)),
+                                dg.Definitions(resources={"governance": resource}))
     repo = defs.get_repository_def()
     assert repo.get_schedule_def("daily_retention").default_status == \
         dg.DefaultScheduleStatus.STOPPED
-    assert repo.get_job("retention_enforcement") is not None
+    db = estate["db"]
+    due = ids(db, "SELECT id FROM support_tickets WHERE datetime(opened_at) < ?",
+              (TICKET_CUTOFF,))
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        build_retention_assets(dg.StaticPartitionsDefinition(["app_db", "marketing_export",
+                                                             "event_log"])),
+        partition_key="app_db",
+        resources={"governance": resource}, instance=instance,
+        run_config={"ops": {"retention": {"config": {
+            "policies": [str(estate["policy"])], "now": NOW.isoformat()}}}})
+    assert result.success
+    assert not due & ids(db, "SELECT id FROM support_tickets")
+    logged = [e.user_message for e in instance.all_logs(result.run_id)]
+    plan_at = next(i for i, m in enumerate(logged) if "plan: tickets" in m)
+    first_change = next(i for i, m in enumerate(logged) if "batch 1" in m)
+    assert plan_at < first_change          # the plan is logged before any change
