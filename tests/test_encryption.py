@@ -195,6 +195,28 @@ def test_shredded_subject_unreadable_in_sources_and_in_a_copy_taken_before(
     assert ip.ok and ip.shredded_cells == len(by_user[victim])
 
 
+def test_request_engine_hooks_decrypt_for_access_and_shred_for_erasure(
+        fresh_demo: Any, tmp_path: Path) -> None:
+    from governance.encryption.runner import decrypt_for_access, shred_for_erasure
+
+    inv, store, policy, keys = _setup(fresh_demo, tmp_path)
+    assert shred_for_erasure(inv, store, {("app_db", "users"): [{"id": 1}]}, "t", "r-0") is None
+    before = _kyc(fresh_demo.app_db)
+    encrypt(inv, store, keys, policy, apply=True)
+    with sqlite3.connect(fresh_demo.app_db) as c:
+        c.row_factory = sqlite3.Row
+        rows = [dict(r) for r in c.execute("SELECT * FROM user_kyc ORDER BY user_id")]
+    got = decrypt_for_access(inv, store, {("app_db", "user_kyc"): rows}, "t", "dsar-1")
+    assert [(r["user_id"], r["resident_id"], r["bank_card"])
+            for r in got[("app_db", "user_kyc")]] == before
+    victim = before[0][0]
+    out = shred_for_erasure(inv, store, {("app_db", "users"): [{"id": victim}]}, "t", "dsar-2")
+    assert out is not None and out.verified and len(out.keys_destroyed) == 1
+    got = decrypt_for_access(inv, store, {("app_db", "user_kyc"): rows}, "t", "dsar-3")
+    assert got[("app_db", "user_kyc")][0]["resident_id"] is None
+    assert got[("app_db", "user_kyc")][1]["resident_id"] == before[1][1]
+
+
 def test_csv_rewrite_keeps_other_fields_and_round_trips(fresh_demo: Any, tmp_path: Path
                                                        ) -> None:
     policy_text = ("version: 1\nrequire: []\ncolumns:\n"

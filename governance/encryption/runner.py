@@ -655,3 +655,52 @@ def require_source(inventory: Inventory, name: str) -> None:
         inventory.source(name)
     except GovernanceError as e:
         raise SourceError(str(e)) from None
+
+
+# -- the request engine's hooks (governance/dsar/runner.py calls these) -------------------
+
+def _any_envelope(tables: Mapping[tuple[str, str], Sequence[dict[str, Any]]]) -> bool:
+    return any(looks_sealed(v) for rows in tables.values() for r in rows for v in r.values()
+               if v is not None)
+
+
+def decrypt_for_access(inventory: Inventory, store: AuditStore,
+                       tables: Mapping[tuple[str, str], Sequence[dict[str, Any]]], actor: str,
+                       request_id: str, policy: EncryptionPolicy | None = None
+                       ) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """An access request's rows (``package_rows``' mapping) with every envelope cell
+    decrypted, one audit-log row per table; a shredded cell reads as None. Without any
+    envelope the rows come back as they are and no key is needed."""
+    out = {k: [dict(r) for r in rows] for k, rows in tables.items()}
+    if not _any_envelope(tables):
+        return out
+    from governance.encryption.policy import load_policy
+
+    policy = policy or load_policy(None, inventory)
+    dec = Decryptor(inventory, store, SubjectKeys(store, keystore_for(policy, store)), policy)
+    with ConnectorPool(inventory) as pool:
+        for (source, table), rows in tables.items():
+            if not any(looks_sealed(v) for r in rows for v in r.values() if v is not None):
+                continue
+            key = dec.row_key(pool, source, table)
+            out[(source, table)] = dec.open_rows(source, table, rows, key, actor,
+                                                 "access request", request_id).rows
+    return out
+
+
+def shred_for_erasure(inventory: Inventory, store: AuditStore,
+                      person_rows: Mapping[tuple[str, str], Sequence[dict[str, Any]]],
+                      actor: str, request_id: str, policy: EncryptionPolicy | None = None
+                      ) -> ShredOutcome | None:
+    """An erasure's crypto-shredding: destroy the data keys of the subject's person rows
+    (``resolution.owned`` restricted to person tables), so that their ciphertexts in copies
+    and backups are unreadable too; None when the store holds no field-encryption key."""
+    if not store.query("SELECT 1 AS x FROM subject_keys WHERE subject <> ? LIMIT 1",
+                       [INDEX_SUBJECT]):
+        return None
+    from governance.encryption.policy import load_policy
+
+    policy = policy or load_policy(None, inventory)
+    keys = SubjectKeys(store, keystore_for(policy, store))
+    return shred_person_rows(inventory, keys, person_rows, actor,
+                             f"erasure request {request_id}", request_id)
