@@ -55,7 +55,7 @@ _CATEGORIES = [
     # sensitive personal information; a leaked secret opens the person's account.
     DataCategory("credential.password", "A password, stored in plain text or hashed "
                  "(the finding grades how it is stored)", pipl_art28=True),
-    DataCategory("credential.secret", "An API token, access key or other secret",
+    DataCategory("credential.token", "An API token, access key or other secret",
                  pipl_art28=True),
     DataCategory("free_text", "Free text that contains personal data of the kinds listed "
                  "in the finding's entity types"),

@@ -202,7 +202,7 @@ def test_password_hash_schemes_are_named_and_graded(value: str, scheme: str, gra
 
 def test_secret_column() -> None:
     c = classify_column("api_key", ["sk_live_51H8xXb2eZvKYlo2C", "sk_live_51H8xXb2eZvKYlo3D"])
-    assert c.category == "credential.secret"
+    assert c.category == "credential.token"
     assert c.masked_samples == []
 
 

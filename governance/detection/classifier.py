@@ -232,14 +232,14 @@ def _weigh_name(column: str, name_category: str | None, counts: Counter[str],
 
 def _credential(name_category: str | None, counts: Counter[str], free_text: bool) -> str | None:
     """credential.password when the values are password hashes, or the name says password
-    (plain text or hashed); credential.secret when the name says secret or token."""
+    (plain text or hashed); credential.token when the name says secret or token."""
     if free_text:
         return None
     salted = sum(c for k, c in counts.items() if k.startswith("hash:")
                  and k[5:] in SALTED_HASHES)
     if counts.get("values") and salted / counts["values"] >= VALUE_SHARE:
         return "credential.password"
-    if name_category in ("credential.password", "credential.secret"):
+    if name_category in ("credential.password", "credential.token"):
         return name_category
     return None
 

@@ -11,7 +11,7 @@ _NAME_SIGNALS: list[tuple[str, str]] = [
      r"|pw_?hash|pwhash|pass_?word)(_|$)|密码|口令", "credential.password"),
     (r"(^|_)(secret|api_?key|apikey|access_?key|secret_?key|token|access_?token"
      r"|refresh_?token|auth_?token|private_?key|client_?secret|session_?key)(_|$)|密钥|令牌",
-     "credential.secret"),
+     "credential.token"),
     (r"(^|_)(e_?mail|mail_?address|email_?address)(_|$)|邮箱|电子邮件", "contact.email"),
     (r"(^|_)(phone|mobile|msisdn|tel|telephone|cell|cellphone|fax)(_|$)|手机|电话",
      "contact.phone"),
