@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -24,6 +22,7 @@ from governance.dsar.runner import run_request
 from governance.faults import POINTS
 from governance.inventory import load_inventory
 from governance.scan import run_scan
+from tests.request_worker import run_worker, start_worker
 
 KILL_POINTS = list(POINTS)
 
@@ -157,19 +156,8 @@ def _check_erased(paths: DemoPaths, before: dict, subjects: list[dict]) -> None:
 
 def _run_in_child(paths: DemoPaths, store: AuditStore, request_id: str,
                   fault: str | None) -> subprocess.CompletedProcess:
-    code = (
-        "import sys\n"
-        "from governance.audit_store import AuditStore\n"
-        "from governance.dsar.runner import run_request\n"
-        "from governance.inventory import load_inventory\n"
-        f"out = run_request(load_inventory({str(paths.inventory)!r}), "
-        f"AuditStore({str(store.path)!r}), {request_id!r}, 'worker', "
-        "confirm=lambda steps: True, take_over=True)\n"
-        "print(out.status)\n")
-    env = {**os.environ, "GOVKIT_FAULT": fault} if fault else dict(os.environ)
-    env.pop("GOVKIT_FAULT", None) if not fault else None
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=180)
+    code, out, err = run_worker(paths.inventory, store.path, request_id, fault)
+    return subprocess.CompletedProcess([], code, out, err)
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)
@@ -224,17 +212,7 @@ def test_two_erasures_at_once_on_the_same_sources(estate) -> None:
     db.close()
     before = _snapshot(paths)
     ra, rb = _new_request(store, a["email"]), _new_request(store, b["email"])
-    code = ("from governance.audit_store import AuditStore\n"
-            "from governance.dsar.runner import run_request\n"
-            "from governance.inventory import load_inventory\n"
-            "import sys\n"
-            f"out = run_request(load_inventory({str(paths.inventory)!r}), "
-            f"AuditStore({str(store.path)!r}), sys.argv[1], 'worker', "
-            "confirm=lambda steps: True)\n"
-            "print(out.status)\n")
-    env = {k: v for k, v in os.environ.items() if k != "GOVKIT_FAULT"}
-    procs = [subprocess.Popen([sys.executable, "-c", code, rid], env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs = [start_worker(paths.inventory, store.path, rid, take_over=False)
              for rid in (ra, rb)]
     results = [p.communicate(timeout=300) for p in procs]
     for rid, (out, err) in zip((ra, rb), results, strict=True):

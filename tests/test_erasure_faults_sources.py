@@ -5,9 +5,7 @@ request run by two workers at once: a rerun finishes it, only the subject's rows
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from governance.dsar.requests import RequestBook
 from governance.dsar.runner import run_request
 from governance.faults import POINTS  # every step boundary, on every source kind
 from governance.inventory import load_inventory
+from tests.request_worker import start_worker
 
 pytestmark = pytest.mark.postgres
 
@@ -101,19 +100,7 @@ def _request(store: AuditStore, email: str) -> str:
 
 def _child(folder: Path, store: AuditStore, rid: str, fault: str | None
            ) -> subprocess.Popen:
-    code = ("import sys\n"
-            "from governance.audit_store import AuditStore\n"
-            "from governance.dsar.runner import run_request\n"
-            "from governance.inventory import load_inventory\n"
-            f"out = run_request(load_inventory({str(folder / 'inventory.yaml')!r}), "
-            f"AuditStore({str(store.path)!r}), {rid!r}, 'worker', "
-            "confirm=lambda steps: True, take_over=True)\n"
-            "print(out.status)\n")
-    env = {k: v for k, v in os.environ.items() if k != "GOVKIT_FAULT"}
-    if fault:
-        env["GOVKIT_FAULT"] = fault
-    return subprocess.Popen([sys.executable, "-c", code], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return start_worker(folder / "inventory.yaml", store.path, rid, fault)
 
 
 def _state(pg_dsn: str, schema: str, folder: Path) -> dict:
@@ -158,20 +145,8 @@ def test_the_same_request_run_twice_at_once_completes_once(estate, pg_dsn: str) 
     uid, email, _ = USERS[11]
     before = _state(pg_dsn, schema, folder)
     rid = _request(store, email)
-    code = ("import sys\n"
-            "from governance.audit_store import AuditStore\n"
-            "from governance.dsar.runner import run_request\n"
-            "from governance.inventory import load_inventory\n"
-            "from governance.errors import GovernanceError\n"
-            "try:\n"
-            f"    out = run_request(load_inventory({str(folder / 'inventory.yaml')!r}), "
-            f"AuditStore({str(store.path)!r}), {rid!r}, 'worker', confirm=lambda s: True)\n"
-            "    print(out.status)\n"
-            "except GovernanceError as e:\n"
-            "    print('refused:', e)\n")
-    env = {k: v for k, v in os.environ.items() if k != "GOVKIT_FAULT"}
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    procs = [start_worker(folder / "inventory.yaml", store.path, rid, take_over=False)
+             for _ in range(2)]
     outs = [p.communicate(timeout=240) for p in procs]
     statuses = [o.strip().splitlines()[-1] if o.strip() else e[-300:] for o, e in outs]
     assert statuses.count("completed") == 1, statuses

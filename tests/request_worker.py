@@ -1,0 +1,43 @@
+"""A request run in a process of its own, as a worker would run it, for tests that kill it
+(``GOVKIT_FAULT``) or run two at once. Prints the outcome's status, or ``refused: <why>``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = """
+import sys
+from governance.audit_store import AuditStore
+from governance.dsar.runner import run_request
+from governance.errors import GovernanceError
+from governance.inventory import load_inventory
+inventory, store, request_id, take_over = sys.argv[1:5]
+try:
+    out = run_request(load_inventory(inventory), AuditStore(store), request_id, 'worker',
+                      confirm=lambda steps: True, take_over=take_over == '1')
+    print(out.status)
+except GovernanceError as e:
+    print('refused:', e)
+"""
+
+
+def start_worker(inventory: Path, store: Path, request_id: str, fault: str | None = None,
+                 take_over: bool = True) -> subprocess.Popen:
+    """Start running ``request_id``; ``fault`` is a ``GOVKIT_FAULT`` spec, or None."""
+    env = {k: v for k, v in os.environ.items() if k != "GOVKIT_FAULT"}
+    if fault:
+        env["GOVKIT_FAULT"] = fault
+    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(inventory), str(store),
+                             request_id, "1" if take_over else "0"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def run_worker(inventory: Path, store: Path, request_id: str, fault: str | None = None,
+               take_over: bool = True, timeout: float = 240) -> tuple[int, str, str]:
+    """Run a worker to its end: (exit status, stdout, stderr)."""
+    proc = start_worker(inventory, store, request_id, fault, take_over)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
