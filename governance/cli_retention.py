@@ -70,7 +70,12 @@ def _common(f: Any) -> Any:
 
 @click.group()
 def retention() -> None:
-    """Retention schedules: how long personal data is kept, enforced with proof."""
+    """Retention schedules: how long personal data is kept, enforced with proof.
+
+    \b
+    Example:
+      govkit retention plan -p retention.yaml
+    """
 
 
 @retention.command("validate")
