@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-# bench/ last on sys.path: a module there may shadow a library (bench/requests.py).
+# bench/ last on sys.path: a module there may shadow a library (e.g. a file named like a library).
 _BENCH = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH] + [str(_BENCH)]
 

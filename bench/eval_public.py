@@ -37,7 +37,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 # Run as a script, bench/ comes first on sys.path, where a module may shadow a library
-# the analyzer imports (bench/requests.py shadows requests): look there last.
+# the analyzer imports (a file named like a library): look there last.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 LABELS = HERE / "labels"
 DEFAULT_CACHE = Path(os.environ.get("GOVKIT_PUBLIC_CACHE",

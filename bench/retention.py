@@ -27,7 +27,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-# bench/requests.py would shadow the requests library (Presidio imports it).
+# a module named like a library would shadow the requests library (Presidio imports it).
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)

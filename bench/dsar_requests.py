@@ -14,9 +14,9 @@ notes mention another user's e-mail address), then measures in the same run:
 
 Each engine and scale runs in its own process (peak RSS is that process's). Usage:
 
-    python bench/requests.py --subjects 100000            # quick
-    python bench/requests.py --subjects 1000000 5000000   # the scales
-    python bench/requests.py --engines sqlite,duckdb --subjects 1000000
+    python bench/dsar_requests.py --subjects 100000            # quick
+    python bench/dsar_requests.py --subjects 1000000 5000000   # the scales
+    python bench/dsar_requests.py --engines sqlite,duckdb --subjects 1000000
 
 PostgreSQL: ``--pg-dsn`` (default postgresql://postgres@127.0.0.1:54329/postgres); the bench
 creates and uses its own database ``govkit_bench_requests`` (schema per scale).
@@ -41,9 +41,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-# This file is called requests.py: keep its folder off the import path, or it would stand in
-# for the HTTP library of that name.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+# bench/ last on sys.path, as in the other scripts here: a module in it must never stand in
+# for a library of the same name.
+_HERE = Path(__file__).parent.resolve()
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 
 ENGINES = ("sqlite", "duckdb", "postgres")
 PG_DB = "govkit_bench_requests"
