@@ -48,9 +48,14 @@ def test_undeclared_table_is_flagged(scanned_demo) -> None:
 def test_non_personal_columns_are_not_flagged(scanned_demo) -> None:
     result, _ = scanned_demo
     flagged = {(f.table_name, f.column_name) for f in result.findings if f.detected_category}
-    for col in [("orders", "amount_cents"), ("orders", "created_at"), ("users", "id"),
+    for col in [("orders", "amount_cents"), ("orders", "created_at"),
                 ("events", "event_id"), ("events", "user_agent"), ("contacts", "campaign")]:
         assert col not in flagged
+    # A person's key identifies them (GDPR Art. 4(1)): users.id and the columns that refer
+    # to it are personal data, as identity.user_id.
+    by_col = {(f.table_name, f.column_name): f.detected_category for f in result.findings}
+    assert by_col[("users", "id")] == "identity.user_id"
+    assert by_col[("orders", "user_id")] == "identity.user_id"
 
 
 def test_findings_and_log_are_in_the_store(scanned_demo) -> None:
