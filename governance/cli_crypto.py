@@ -12,7 +12,42 @@ from typing import Any
 import click
 
 from governance.audit_store import default_store_path
-from governance.cli import EXIT_PROBLEMS, _actor, _echo_json, _Group, _progress
+from governance.errors import GovernanceError
+
+# Not imported from governance.cli: it imports this module (also when run as __main__).
+EXIT_PROBLEMS = 1
+
+
+def _actor() -> str:
+    import getpass
+
+    if os.environ.get("GOVKIT_ACTOR"):
+        return os.environ["GOVKIT_ACTOR"]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _progress(message: str) -> None:
+    click.echo(f"  .. {message}", err=True)
+
+
+def _echo_json(value: Any) -> None:
+    from governance.reports import jsonable
+
+    click.echo(json.dumps(jsonable(value), ensure_ascii=False, indent=2))
+
+
+class _Group(click.Group):
+    """Turns toolkit errors into one clear line and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GovernanceError as e:
+            click.echo(f"govkit: error: {e}", err=True)
+            sys.exit(2)
 
 
 class _EnvDefault(click.Option):
@@ -309,4 +344,4 @@ def register(group: click.Group) -> None:
         group.add_command(c)
 
 
-__all__ = ["COMMANDS", "json", "register"]
+__all__ = ["COMMANDS", "register"]

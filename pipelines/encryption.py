@@ -16,7 +16,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from governance.errors import GovernanceError
 from pipelines.resources import GovernanceResource
 
-ENCRYPTION_JOB = "field_encryption"
+ENCRYPTION_JOB = "field_encryption_job"
 CHECK_NAME = "no_plaintext_where_required"
 POLICY_ENV = "GOVKIT_ENCRYPTION_POLICY"
 

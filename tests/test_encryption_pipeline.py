@@ -26,7 +26,7 @@ def test_job_per_source_encrypts_and_check_fails_on_plaintext(fresh_demo: Any, t
     AuditStore(store_path, create=True).schema_version()
     defs = dg.Definitions.merge(build_definitions(fresh_demo.inventory, store_path),
                                 encryption_definitions(str(fresh_demo.inventory)))
-    job = defs.resolve_job_def("field_encryption")
+    job = defs.resolve_job_def("field_encryption_job")
     with sqlite3.connect(fresh_demo.app_db) as c:
         plain = [v for r in c.execute("SELECT resident_id, bank_card FROM user_kyc") for v in r]
     with dg.DagsterInstance.ephemeral() as instance:
