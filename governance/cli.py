@@ -601,8 +601,11 @@ def _print_plan(resolution: Any, steps: Any) -> None:
               help="Where access exports go [default: exports/ beside the store].")
 @click.option("--take-over", is_flag=True,
               help="Take the request over from a worker that died while running it.")
+@click.option("--verify-every-cell", is_flag=True,
+              help="After an erasure, search every text cell of every table for the subject "
+                   "(slower), not only identity and free-text columns.")
 def dsar_run(inventory_path: Path, store_path: Path, request_id: str, yes: bool,
-             out_dir: Path | None, take_over: bool) -> None:
+             out_dir: Path | None, take_over: bool, verify_every_cell: bool) -> None:
     """Run a verified request (resumes an interrupted one)."""
     from governance.dsar import run_request
     from governance.inventory import load_inventory
@@ -617,7 +620,7 @@ def dsar_run(inventory_path: Path, store_path: Path, request_id: str, yes: bool,
 
     outcome = run_request(load_inventory(inventory_path), AuditStore(store_path), request_id,
                           _actor(), confirm=confirm, export_dir=out_dir, take_over=take_over,
-                          progress=_progress)
+                          progress=_progress, every_text_cell=verify_every_cell)
     for s in outcome.steps:
         if s.status == "done":
             click.echo(f"  {s.describe()} [done, {s.rows_affected} changed]")
@@ -850,7 +853,6 @@ EXAMPLES = {
     "dsar reject": "govkit dsar reject dsar-20261125-1a2b3c4d --reason 'identity not confirmed'",
     "dsar approve": "govkit dsar approve dsar-20261125-1a2b3c4d --note 'plan reviewed by DPO'",
     "dsar plan": "govkit dsar plan dsar-20261125-1a2b3c4d",
-    "dsar replan": "govkit dsar replan dsar-20261125-1a2b3c4d",
     "dsar replan": "govkit dsar replan dsar-20261125-1a2b3c4d",
     "dsar run": "govkit dsar run dsar-20261125-1a2b3c4d",
     "dsar passphrase": "govkit dsar passphrase dsar-20261125-1a2b3c4d",

@@ -209,7 +209,8 @@ def findings_markdown(selected: FindingSet) -> str:
             f"{f['confidence']:.2f}", f["status"], ", ".join(f["entity_types"] or []),
             ", ".join(f["masked_samples"] or [])]))
 
-    undeclared_personal = {(f["source"], f["table_name"]): [] for f in findings}
+    undeclared_personal: dict[tuple[str, str], list[str]] = {
+        (f["source"], f["table_name"]): [] for f in findings}
     for f in findings:
         if f["status"] in _UNDECLARED:
             undeclared_personal[(f["source"], f["table_name"])].append(f["column_name"])

@@ -277,7 +277,7 @@ def test_parallel_scan_equals_one_column_at_a_time() -> None:
 
 
 def test_a_failing_source_stops_the_scan_with_its_error() -> None:
-    def batches():  # noqa: ANN202
+    def batches():
         yield pa.record_batch({"a": pa.array(["x@example.com"])})
         raise OSError("disk went away")
 

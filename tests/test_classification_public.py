@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-# Loaded from its file: bench/ on sys.path would shadow libraries (e.g. a file named like a library).
+# Loaded from its file: bench/ on sys.path could shadow a library of the same name.
 _spec = importlib.util.spec_from_file_location("eval_public", BENCH / "eval_public.py")
 assert _spec is not None and _spec.loader is not None
 eval_public = importlib.util.module_from_spec(_spec)

@@ -283,13 +283,25 @@ def test_postgres_erasure_respects_foreign_keys_and_binds_values(pg_estate, pg_d
 def test_postgres_failure_rolls_back_the_whole_source(pg_estate, pg_dsn) -> None:
     inventory, store, schema = pg_estate
     with psycopg.connect(pg_dsn, autocommit=True) as c:
-        # customer_id becomes NOT NULL: the anonymization that nulls it must fail ...
+        # customer_id becomes NOT NULL: the anonymization that nulls it is refused when the
+        # plan is checked, before anything is journaled ...
         c.execute(f'ALTER TABLE "{schema}".invoices ALTER COLUMN customer_id SET NOT NULL')
     book = RequestBook(store)
     r = book.create("erasure", ["email=c3@example.org"], "EU", "dpo")
     book.verify(r.request_id, "dpo", "checked")
     book.approve(r.request_id, "dpo-lead", "plan reviewed")
-    with pytest.raises(GovernanceError, match=r"NotNullViolation.*rolled back") as err:
+    with pytest.raises(GovernanceError, match=r"null on a NOT NULL column"):
+        run_request(inventory, store, r.request_id, "dpo")
+    assert book.get(r.request_id).state.value == "verified"
+    with psycopg.connect(pg_dsn, autocommit=True) as c:
+        # ... and a failure while applying (a trigger refusing the last delete) rolls back
+        # every change made to the source in this run.
+        c.execute(f'ALTER TABLE "{schema}".invoices ALTER COLUMN customer_id DROP NOT NULL')
+        c.execute(f'CREATE FUNCTION "{schema}".keep() RETURNS trigger LANGUAGE plpgsql AS '
+                  "$$ BEGIN RAISE EXCEPTION 'customers are frozen'; END $$")
+        c.execute(f'CREATE TRIGGER keep BEFORE DELETE ON "{schema}".customers '
+                  f'FOR EACH ROW EXECUTE FUNCTION "{schema}".keep()')
+    with pytest.raises(GovernanceError, match=r"RaiseException.*rolled back") as err:
         run_request(inventory, store, r.request_id, "dpo")
     assert "c3@example.org" not in str(err.value) and "\n" not in str(err.value)
     # ... and nothing of the source changed: notes and the customer are still there.

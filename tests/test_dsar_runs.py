@@ -180,7 +180,7 @@ def test_an_email_stored_in_another_letter_case_is_found_and_erased(estate: Esta
     rid = estate.request("erasure", f"email={estate.email.lower()}")
     resolution, _ = plan_request(estate.inventory, estate.store, rid)
     found = next(loc for loc in resolution.locations if loc.table == "legacy_newsletter_signups")
-    assert shouted in found.values
+    assert shouted in [r["email_address"] for r in found.rows]
     outcome = run_request(estate.inventory, estate.store, rid, "dpo")
     assert outcome.status == "completed", outcome.remaining
     assert estate.count("SELECT count(*) FROM legacy_newsletter_signups WHERE "

@@ -58,7 +58,7 @@ def _users(db: Path) -> int:
         return c.execute("SELECT count(*) FROM users").fetchone()[0]
 
 
-def _env(monkeypatch: pytest.MonkeyPatch, demo) -> Path:  # noqa: ANN001
+def _env(monkeypatch: pytest.MonkeyPatch, demo) -> Path:
     store = demo.root / "audit.duckdb"
     _new_store(store).schema_version()   # the store exists (as after govkit init)
     monkeypatch.setenv("GOVKIT_AUDIT_STORE", str(store))
@@ -348,7 +348,7 @@ def _winzip_aes_read(path: Path, passphrase: str) -> dict[str, bytes]:
 
 
 @pytest.fixture()
-def access_export(fresh_demo):  # noqa: ANN201
+def access_export(fresh_demo):
     inventory = load_inventory(fresh_demo.inventory)
     store = _new_store(fresh_demo.root / "audit.duckdb")
     run_scan(inventory, store)

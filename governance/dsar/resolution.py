@@ -591,11 +591,10 @@ class _Resolver:
                 continue
             for col in cols:
                 self.searched.append(Searched(table[0], table[1], col, "substring"))
-            hits = search_text(self.pool.get(table[0]), table[1], cols, mine)
-            for col, texts in hits.items():
-                if not texts:
+            found_rows = search_text_rows(self.pool.get(table[0]), table[1], cols, mine)
+            for col, rows in found_rows.items():
+                if not rows:
                     continue
-                rows = self.find(table, col, list(texts))
                 own: list[str] = []
                 theirs: list[str] = []
                 for r, (who, _) in zip(rows, self.owners(table, rows), strict=True):
@@ -771,12 +770,14 @@ def _cells(by_identity: dict[Place, dict[Identity, dict[str, int]]]
 
 
 def search_everywhere_by_identity(inventory: Inventory, identities: Sequence[Identity],
-                                  pool: ConnectorPool, progress: Progress | None = None
+                                  pool: ConnectorPool, progress: Progress | None = None,
+                                  columns: Callable[[str, TableInfo], list[str]] | None = None
                                   ) -> tuple[dict[Place, dict[Identity, dict[str, int]]],
                                              dict[str, str]]:
     """Like ``search_everywhere`` for all ``identities`` at once (one pass per table):
     per (source, table, column), which identities were found there, each with the distinct
-    texts holding it and their cell counts; and the unreachable sources."""
+    texts holding it and their cell counts; and the unreachable sources. ``columns(source,
+    table)`` picks the columns searched (default: every text column)."""
     found: dict[Place, dict[Identity, dict[str, int]]] = {}
     unreachable: dict[str, str] = {}
     for src in inventory.sources:
@@ -787,8 +788,10 @@ def search_everywhere_by_identity(inventory: Inventory, identities: Sequence[Ide
             unreachable[src.name] = str(e).splitlines()[0]
             continue
         for info in tables:
-            for col, texts in search_text(conn, info.name, _text_columns(info),
-                                          identities).items():
+            cols = columns(src.name, info) if columns else _text_columns(info)
+            if not cols:
+                continue
+            for col, texts in search_text(conn, info.name, cols, identities).items():
                 for text, n in texts.items():
                     for ident in identities:
                         if _mentions(text, [ident]):
@@ -823,13 +826,25 @@ def exact_hits_by_identity(inventory: Inventory, identities: Sequence[Identity],
 
 
 def verification_hits(inventory: Inventory, identities: Sequence[Identity],
-                      pool: ConnectorPool, store: AuditStore | None = None
+                      pool: ConnectorPool, store: AuditStore | None = None,
+                      every_text_cell: bool = True
                       ) -> tuple[dict[Place, set[Identity]], dict[Place, int], dict[str, str]]:
     """What verification finds of ``identities``, searching every source once for all of
     them: each identity exactly in the columns of its kind and inside every text cell.
     Returns per (source, table, column) which identities were found there, how many cells
-    or rows the identity found most often there holds, and the unreachable sources."""
-    cells, unreachable = search_everywhere_by_identity(inventory, identities, pool)
+    or rows the identity found most often there holds, and the unreachable sources.
+    With ``every_text_cell=False`` only the columns classified as free text are searched
+    for the written forms (the identity columns are matched exactly either way)."""
+    free_text = None
+    if not every_text_cell:
+        categories, _ = column_categories(inventory, store)
+
+        def free_text(source: str, info: TableInfo) -> list[str]:
+            return [c.name for c in info.columns
+                    if FREE_TEXT in categories.get((source, info.name, c.name), set())]
+
+    cells, unreachable = search_everywhere_by_identity(inventory, identities, pool,
+                                                       columns=free_text)
     exact = exact_hits_by_identity(inventory, identities, pool, store)
     found: dict[Place, set[Identity]] = {}
     counts: dict[Place, int] = {}

@@ -10,7 +10,7 @@ legal holds. Run it again after a crash and it resumes from the journal.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,19 @@ from typing import Any
 from governance.audit_store import AuditStore, record_row
 from governance.crypto.aead import seal
 from governance.dsar.export import EXPORT_SUFFIX, build_package, write_export
-from governance.dsar.holds import LegalHolds
+from governance.dsar.holds import LegalHold, LegalHolds
 from governance.dsar.identities import Identity, IdentityType
-from governance.dsar.journal import StepHook, execute_journal, read_journal, write_journal
+from governance.dsar.journal import (
+    StepHook,
+    drop_pending,
+    execute_journal,
+    mark_held,
+    read_journal,
+    write_journal,
+)
 from governance.dsar.plan import (
+    Action,
+    PlanError,
     Step,
     correction_categories,
     plan_erasure,
@@ -39,9 +48,12 @@ from governance.dsar.resolution import (
     Progress,
     Resolution,
     locate_subject,
-    search_everywhere,
+    verification_hits,
 )
+from governance.errors import GovernanceError
+from governance.faults import fault_point
 from governance.inventory import Inventory
+from governance.masking import mask_free_text as safe_text
 from governance.sources.pool import ConnectorPool
 
 Confirm = Callable[[list[Step]], bool]
@@ -59,6 +71,7 @@ class RunOutcome:
     export_path: Path | None = None
     passphrase: str | None = None  # shown once to the operator; never logged
     found_rows: int = 0
+    kept: dict[str, str] = field(default_factory=dict)        # place -> why it is kept
 
 
 def _usable(book: RequestBook, request_id: str, rtype: RequestType | None = None
@@ -74,26 +87,55 @@ def _usable(book: RequestBook, request_id: str, rtype: RequestType | None = None
     return request
 
 
+def _fingerprints(book: RequestBook, identities: Sequence[Identity]) -> list[str]:
+    return sorted({book.keyring.fingerprint(i.fingerprint_text()) for i in identities})
+
+
+def _subject_holds(store: AuditStore, book: RequestBook, request: DataSubjectRequest,
+                   identities: Sequence[Identity]) -> list[LegalHold]:
+    """Subject holds matching any identity of the request, given or derived."""
+    if request.request_type is RequestType.ACCESS:
+        return []
+    fps = sorted({*request.fingerprints, *_fingerprints(book, identities)})
+    return LegalHolds(store, book.keyring).on_subject(fps)
+
+
+def _hold_blocker(holds: Sequence[LegalHold]) -> str:
+    reasons = "; ".join(f"{h.hold_id}: {h.reason}" for h in holds)
+    return (f"the subject is under legal hold ({reasons}); erasure is refused until the "
+            "hold is released")
+
+
 def plan_request(inventory: Inventory, store: AuditStore, request_id: str,
                  progress: Progress | None = None) -> tuple[Resolution, list[Step]]:
-    """Where the subject is found and the steps a run would take; changes nothing."""
+    """Where the subject is found and the steps a run would take; changes nothing. What
+    would stop a run (a hold, a shared identity, a reference that would break) is listed in
+    ``resolution.blockers``."""
     book = RequestBook(store)
     request = book.get(request_id)
-    identities = book.identities(request)
+    given = book.identities(request, derived=False)
     with ConnectorPool(inventory) as pool:
-        resolution = locate_subject(inventory, identities, pool, store, progress)
-    return resolution, _plan(inventory, store, book, request,
-                             [*identities, *resolution.derived], resolution)
+        resolution = locate_subject(inventory, given, pool, store, progress)
+        steps = _plan(inventory, store, book, request, given, resolution, pool)
+    holds = _subject_holds(store, book, request, [*given, *resolution.derived])
+    if holds:
+        resolution.blockers.insert(0, _hold_blocker(holds))
+    return resolution, steps
 
 
 def _plan(inventory: Inventory, store: AuditStore, book: RequestBook,
-          request: DataSubjectRequest, identities: list[Identity],
-          resolution: Resolution) -> list[Step]:
+          request: DataSubjectRequest, given: list[Identity], resolution: Resolution,
+          pool: ConnectorPool) -> list[Step]:
+    if resolution.blockers and not resolution.locations:
+        return []
+    everything = [*given, *resolution.derived]
+    exclusive = [*given, *[i for i in resolution.derived
+                           if i not in resolution.shared_identities]]
     if request.request_type is RequestType.ERASURE:
-        return plan_erasure(inventory, resolution, identities,
-                            LegalHolds(store, book.keyring).on_tables())
+        return plan_erasure(inventory, resolution, everything,
+                            LegalHolds(store, book.keyring).on_tables(), pool, exclusive)
     if request.request_type is RequestType.RECTIFY:
-        return plan_rectification(inventory, resolution, identities,
+        return plan_rectification(inventory, resolution, everything,
                                   book.corrections(request))
     return []
 
@@ -101,43 +143,52 @@ def _plan(inventory: Inventory, store: AuditStore, book: RequestBook,
 def run_request(inventory: Inventory, store: AuditStore, request_id: str, actor: str,
                 confirm: Confirm | None = None, export_dir: Path | None = None,
                 take_over: bool = False, progress: Progress | None = None,
-                on_step: StepHook | None = None) -> RunOutcome:
-    """Run a verified request; see the module docstring."""
+                on_step: StepHook | None = None, every_text_cell: bool = False
+                ) -> RunOutcome:
+    """Run a verified (and, to change data, approved) request; see the module docstring.
+    Verification matches every identity in the columns of its kind and searches free-text
+    columns; with ``every_text_cell`` it searches every text cell of every table too."""
     book = RequestBook(store)
     request = _usable(book, request_id)
+    book.require_approval(request)  # erasure/rectify: verification is not approval
     if request.request_type is RequestType.ERASURE:
         holds = LegalHolds(store, book.keyring).on_subject(request.fingerprints)
         if holds:
             book.record(request_id, actor, "dsar.refused_legal_hold",
                         {"holds": [h.hold_id for h in holds]})
-            reasons = "; ".join(f"{h.hold_id}: {h.reason}" for h in holds)
-            raise RequestError(f"request {request_id}: the subject is under legal hold "
-                               f"({reasons}); erasure refused until the hold is released")
+            raise RequestError(f"request {request_id}: {_hold_blocker(holds)}")
     owner = f"{actor}@{worker_id()}"
     book.claim(request_id, owner, take_over=take_over)
     try:
         if request.request_type is RequestType.ACCESS:
             return _run_access(inventory, store, book, request, actor,
                                export_dir or store.path.parent / "exports", progress)
-        return _run_change(inventory, store, book, request, actor, confirm, progress, on_step)
+        return _run_change(inventory, store, book, request, actor, confirm, progress, on_step,
+                           every_text_cell)
     finally:
         book.release(request_id, owner)
 
 
 def _start(book: RequestBook, request: DataSubjectRequest, actor: str) -> None:
-    if request.state is not RequestState.IN_PROGRESS:
+    if book.get(request.request_id).state is not RequestState.IN_PROGRESS:
         book.transition(request.request_id, RequestState.IN_PROGRESS, actor)
 
 
 def _run_access(inventory: Inventory, store: AuditStore, book: RequestBook,
                 request: DataSubjectRequest, actor: str, export_dir: Path,
                 progress: Progress | None) -> RunOutcome:
-    identities = book.identities(request)
-    _start(book, request, actor)
+    identities = book.identities(request, derived=False)
     with ConnectorPool(inventory) as pool:
         resolution = locate_subject(inventory, identities, pool, store, progress)
+    if resolution.blockers:
+        book.record(request.request_id, actor, "dsar.plan_refused",
+                    {"blockers": resolution.blockers})
+        raise PlanError(f"request {request.request_id} needs a decision, nothing was "
+                        "exported: " + " | ".join(resolution.blockers))
+    _start(book, request, actor)
     package, man = build_package(request.request_id, request.law,
-                                 [*identities, *resolution.derived], resolution)
+                                 [*identities, *resolution.derived], resolution,
+                                 inventory=inventory)
     path = Path(export_dir) / f"{request.request_id}{EXPORT_SUFFIX}"
     passphrase = write_export(path, package)
     key = book.request_key(request)
@@ -167,86 +218,180 @@ def _run_access(inventory: Inventory, store: AuditStore, book: RequestBook,
 
 def _run_change(inventory: Inventory, store: AuditStore, book: RequestBook,
                 request: DataSubjectRequest, actor: str, confirm: Confirm | None,
-                progress: Progress | None, on_step: StepHook | None) -> RunOutcome:
-    identities = book.identities(request)
+                progress: Progress | None, on_step: StepHook | None,
+                every_text_cell: bool = False) -> RunOutcome:
+    given = book.identities(request, derived=False)
     key = book.request_key(request)
     rid = request.request_id
     with ConnectorPool(inventory, writable=True) as pool:
-        steps = read_journal(store, rid, key)
-        if steps:
-            book.record(rid, actor, "dsar.resumed",
-                        {"pending_steps": sum(s.status == "pending" for s in steps)})
+        _clean_temporaries(pool, inventory, book, rid, actor)
+        journal = read_journal(store, rid, key)
+        pending = [s for s in journal if s.status == "pending"]
+        if pending:
+            book.record(rid, actor, "dsar.resumed", {"pending_steps": len(pending)})
+            _start(book, request, actor)  # a crash may have come before the state changed
+            identities = book.identities(request)
         else:
-            resolution = locate_subject(inventory, identities, pool, store, progress)
+            # No journal yet, or every step of it done (a rerun after a failed verification
+            # or after re-planning): locate the subject again with the identities they gave.
+            resolution = locate_subject(inventory, given, pool, store, progress)
             if resolution.unreachable:
                 raise RequestError(f"request {rid}: sources could not be searched, nothing "
                                    "changed: " + "; ".join(resolution.unreachable.values()))
-            identities = [*identities, *resolution.derived]
-            steps = _plan(inventory, store, book, request, identities, resolution)
-            if confirm is not None and not confirm(steps):
-                book.record(rid, actor, "dsar.plan_declined", {"steps": len(steps)})
-                return RunOutcome(request, "cancelled", steps)
+            steps = _plan(inventory, store, book, request, given, resolution, pool)
+            holds = _subject_holds(store, book, request, [*given, *resolution.derived])
+            blockers = ([_hold_blocker(holds)] if holds else []) + resolution.blockers
+            if blockers:
+                book.record(rid, actor, "dsar.plan_refused", {"blockers": blockers})
+                raise PlanError(f"request {rid} needs a decision, nothing was changed: "
+                                + " | ".join(blockers))
+            new_steps = [s for s in steps if s.status == "pending" or s.action is Action.HELD]
+            fault_point("request.after_plan")
+            if confirm is not None and not confirm(new_steps):
+                book.record(rid, actor, "dsar.plan_declined", {"steps": len(new_steps)})
+                return RunOutcome(request, "cancelled", new_steps)
             book.add_derived(request, resolution.derived, actor)
-            write_journal(store, rid, key, steps)
-            book.record(rid, actor, "dsar.plan_recorded", {
-                "steps": [s.describe() for s in steps]})
+            # The state moves first: a crash before the journal is written leaves an
+            # in-progress request without a journal, which a rerun simply plans again.
             _start(book, request, actor)
-        execute_journal(store, rid, steps, pool,
-                        lambda v: book.keyring.fingerprint(f"pseudonym:{v}"), on_step)
+            fault_point("request.after_start")
+            write_journal(store, rid, key, new_steps, first_step=len(journal) + 1)
+            fault_point("request.after_journal")
+            book.record(rid, actor, "dsar.plan_recorded", {
+                "steps": [s.describe() for s in new_steps]})
+            identities = [*given, *resolution.derived]
+            pending = [s for s in new_steps if s.status == "pending"]
+        # Holds are checked again right before anything changes.
+        holds = _subject_holds(store, book, book.get(rid), identities)
+        if holds:
+            book.record(rid, actor, "dsar.refused_legal_hold",
+                        {"holds": [h.hold_id for h in holds]})
+            raise RequestError(f"request {rid}: {_hold_blocker(holds)}; the journal waits")
+        table_holds = LegalHolds(store, book.keyring).on_tables()
+        late = [s for s in pending if (s.source, s.table) in table_holds]
+        if late:
+            mark_held(store, rid, late, {(s.source, s.table): table_holds[(s.source, s.table)]
+                                          .reason for s in late})
+        execute_journal(store, rid, read_journal(store, rid, key), pool,
+                        lambda v: book.keyring.fingerprint(f"pseudonym:{v}"), on_step,
+                        identities)
         steps = read_journal(store, rid, None)
-        remaining, held = _verify(inventory, store, book, request, identities, pool, progress)
+        remaining, held, kept = _verify(inventory, store, book, request, identities, pool,
+                                        steps, progress, every_text_cell)
     for s in steps:
         if s.status == "held":
-            held.setdefault(f"{s.source}.{s.table}", f"legal hold: {s.note}")
+            held.setdefault(f"{s.source}.{s.table}", f"kept: {s.note}")
     changed = {s.describe(): s.rows_affected for s in steps if s.status == "done"}
     if remaining:
         book.record(rid, actor, "dsar.verification_failed",
-                    {"remaining": remaining, "held": held})
-        return RunOutcome(book.get(rid), "verification_failed", steps, remaining, held)
-    outcome = {"steps": changed, "held": held,
+                    {"remaining": remaining, "held": held, "kept": kept})
+        return RunOutcome(book.get(rid), "verification_failed", steps, remaining, held,
+                          kept=kept)
+    outcome = {"steps": changed, "held": held, "kept": kept,
                "rows_changed": sum(v or 0 for v in changed.values())}
+    fault_point("request.before_complete")
     done = book.complete(rid, actor, outcome)
     return RunOutcome(done, "completed", steps, {}, held,
-                      found_rows=sum(s.planned_rows for s in steps))
+                      found_rows=sum(s.planned_rows for s in steps), kept=kept)
+
+
+def _clean_temporaries(pool: ConnectorPool, inventory: Inventory, book: RequestBook,
+                       rid: str, actor: str) -> None:
+    """Remove copies a crashed file rewrite left behind (they may hold erased data)."""
+    removed = 0
+    for src in inventory.sources:
+        if src.kind not in ("csv", "parquet", "jsonl"):
+            continue
+        try:
+            conn = pool.get(src.name)
+        except GovernanceError:
+            continue
+        clean = getattr(conn, "remove_stale_temporaries", None)
+        if clean is not None:
+            removed += len(clean() or [])
+    if removed:
+        book.record(rid, actor, "dsar.stale_copies_removed", {"files": removed})
+
+
+def replan_request(store: AuditStore, request_id: str, actor: str, reason: str
+                   ) -> list[Step]:
+    """Drop the journal's pending steps of a request that cannot proceed (after the
+    inventory was fixed), so that the next run plans again; done steps stay. Returns the
+    steps dropped. Recorded in the audit log."""
+    book = RequestBook(store)
+    request = _usable(book, request_id)
+    dropped = [s for s in read_journal(store, request_id, None) if s.status == "pending"]
+    if not dropped:
+        raise RequestError(f"request {request_id} has no pending steps to re-plan")
+    if not reason.strip():
+        raise RequestError("say why the request is re-planned (--reason)")
+    drop_pending(store, request_id)
+    book.record(request.request_id, actor, "dsar.replanned",
+                {"dropped_steps": [s.describe() for s in dropped],
+                 "reason": safe_text(reason)})
+    return dropped
 
 
 def _verify(inventory: Inventory, store: AuditStore, book: RequestBook,
             request: DataSubjectRequest, identities: list[Identity], pool: ConnectorPool,
-            progress: Progress | None) -> tuple[dict[str, int], dict[str, str]]:
-    """What of the subject is still found (searching every source again), outside legal
-    holds; and what is kept under a hold, with its reason."""
+            steps: Sequence[Step], progress: Progress | None,
+            every_text_cell: bool = False
+            ) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
+    """What of the subject is still found, searching every source again for every identity,
+    given and derived: in each column of its kind and in every text cell. Returns what
+    remains unexplained (place -> cells), what a legal hold keeps, and what is kept for
+    another recorded reason (a detail row others refer to, an identifier another person
+    holds too, an anonymized record)."""
     if request.request_type is RequestType.RECTIFY:
         corrected = correction_categories(book.corrections(request))
         identities = [i for i in identities
                       if i.category in corrected and i.type is not IdentityType.USER_ID]
         if not identities:
-            return {}, {}
+            return {}, {}, {}
     table_holds = LegalHolds(store, book.keyring).on_tables()
-    # Every text cell of every source is searched for the identities the subject gave;
-    # those derived from the subject's (now erased) rows are searched in free text.
-    given = [i for i in book.identities(request, derived=False) if i in identities]
-    cells, unreachable = search_everywhere(inventory, given, pool, progress)
-    found: dict[tuple[str, str, str], int] = dict(cells)
-    if request.request_type is not RequestType.RECTIFY:
-        # (Rectified rows are still found by the subject's other identities: for a
-        # rectification only the old values of corrected identities count.)
-        derived = [i for i in identities if i not in given]
-        resolution = locate_subject(inventory, given, pool, store, progress, expand=False,
-                                    also_in_text=derived, given_in_text=False)
-        for loc in resolution.locations:
-            place = (loc.source, loc.table, loc.match_column)
-            found[place] = max(found.get(place, 0), len(loc.rows))
+    kept_tables = {(s.source, s.table): s.note or "" for s in steps
+                   if s.action is Action.HELD and (s.source, s.table) not in table_holds}
+    anonymized = {(s.source, s.table): s.note or "anonymized" for s in steps
+                  if s.action is Action.ANONYMIZE}
+    # One pass per table for every identity; each place says which identities it holds.
+    found, counts, unreachable = verification_hits(inventory, identities, pool, store,
+                                                   every_text_cell)
+    if progress:
+        progress("every source searched again")
+    graph_persons = _person_tables(inventory)
+    given = book.identities(request, derived=False)
+    # A derived identifier still held by a person row after the erasure is someone else's
+    # too (a household's phone): its hits are that person's data, not the subject's.
+    shared = {i for place, ids in found.items() if (place[0], place[1]) in graph_persons
+              for i in ids if i not in given}
     remaining: dict[str, int] = {}
     held: dict[str, str] = {}
-    for (source, table, column), n in sorted(found.items()):
+    kept: dict[str, str] = {}
+    for place, ids in sorted(found.items()):
+        source, table, column = place
+        where = f"{source}.{table}.{column}"
         hold = table_holds.get((source, table))
         if hold is not None:
             held[f"{source}.{table}"] = f"{hold.hold_id}: {hold.reason}"
+        elif ids <= shared:
+            kept[where] = "an identifier another person's record holds too (not theirs to erase)"
+        elif (source, table) in kept_tables:
+            kept[where] = kept_tables[(source, table)]
+        elif (source, table) in anonymized and column not in _changed_columns(steps, place):
+            kept[where] = f"anonymized record kept: {anonymized[(source, table)]}"
         else:
-            remaining[f"{source}.{table}.{column}"] = n
+            remaining[where] = counts[place]
     for source, error in unreachable.items():
         remaining[f"{source} (unreachable: {error})"] = -1
-    return remaining, held
+    return remaining, held, kept
+
+
+def _changed_columns(steps: Sequence[Step], place: tuple[str, str, str]) -> set[str]:
+    return {c for s in steps if (s.source, s.table) == place[:2] for c in s.columns}
+
+
+def _person_tables(inventory: Inventory) -> set[tuple[str, str]]:
+    return {(s.name, t.name) for s in inventory.sources for t in s.tables if t.is_person}
 
 
 def delivery_passphrase(store: AuditStore, request_id: str) -> str:
@@ -270,5 +415,5 @@ def describe_outcome(outcome: RunOutcome) -> dict[str, Any]:
             "steps": [s.describe() + (f" [{s.status}, {s.rows_affected} changed]"
                                       if s.status == "done" else f" [{s.status}]")
                       for s in outcome.steps],
-            "remaining": outcome.remaining, "held": outcome.held,
+            "remaining": outcome.remaining, "held": outcome.held, "kept": outcome.kept,
             "export": str(outcome.export_path) if outcome.export_path else None}

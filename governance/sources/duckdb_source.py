@@ -26,6 +26,7 @@ from governance.sources.base import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_SAMPLE_ROWS,
     ColumnInfo,
+    ForeignKey,
     TableInfo,
 )
 from governance.sources.sql import KEY_CHUNK, SqlConnector
@@ -52,17 +53,43 @@ class DuckDBConnector(SqlConnector):
 
     def _read_catalogue(self) -> list[TableInfo]:
         rows = self._conn.execute(
-            "SELECT table_name, column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position").fetchall()
+            "SELECT c.table_name, c.column_name, c.data_type, c.is_nullable, t.table_type "
+            "FROM information_schema.columns c JOIN information_schema.tables t "
+            "ON t.table_schema = c.table_schema AND t.table_name = c.table_name "
+            "WHERE c.table_schema = 'main' ORDER BY c.table_name, c.ordinal_position").fetchall()
+        keys = {r[0]: tuple(r[1]) for r in self._conn.execute(
+            "SELECT table_name, constraint_column_names FROM duckdb_constraints() "
+            "WHERE schema_name = 'main' AND constraint_type = 'PRIMARY KEY'").fetchall()}
         cols: dict[str, list[ColumnInfo]] = {}
-        for table, column, dtype in rows:
-            cols.setdefault(table, []).append(ColumnInfo(column, dtype))
+        kinds: dict[str, str] = {}
+        files = self.kind != "duckdb"  # a file source's tables are views over its files
+        for table, column, dtype, nullable, ttype in rows:
+            cols.setdefault(table, []).append(ColumnInfo(column, dtype, nullable != "NO"))
+            kinds[table] = "table" if files or ttype == "BASE TABLE" else "view"
+        sizes = {} if files else dict(self._conn.execute(
+            "SELECT table_name, estimated_size FROM duckdb_tables() "
+            "WHERE schema_name = 'main'").fetchall())
         out = []
         for table, columns in cols.items():
-            count = self._conn.execute(
-                f"SELECT count(*) FROM {self._ident(table)}").fetchall()[0][0]
-            out.append(TableInfo(table, tuple(columns), count))
+            count = sizes.get(table)
+            if count is None or count < EXACT_COUNT_BELOW:
+                # Views, files and small tables are counted; large tables are estimated
+                # from the storage's own figure, without reading them.
+                count = self._conn.execute(
+                    f"SELECT count(*) FROM {self._ident(table)}").fetchall()[0][0]
+            out.append(TableInfo(table, tuple(columns), int(count), kinds[table],
+                                 keys.get(table, ())))
         return out
+
+    def foreign_keys(self) -> list[ForeignKey]:
+        if self.kind != "duckdb":
+            return []
+        rows = self._conn.execute(
+            "SELECT table_name, constraint_column_names, referenced_table, "
+            "referenced_column_names FROM duckdb_constraints() WHERE schema_name = 'main' "
+            "AND constraint_type = 'FOREIGN KEY'").fetchall()
+        return [ForeignKey(t, c[0], rt, rc[0]) for t, c, rt, rc in rows
+                if len(c) == 1 and len(rc) == 1]
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> Any:
         cur = self._conn.cursor()
