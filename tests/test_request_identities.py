@@ -117,3 +117,21 @@ def test_holds_refuse_undeclared_tables_and_show_on_requests_they_block(estate) 
     assert any(hold.hold_id in b for b in resolution.blockers)
     with pytest.raises(GovernanceError, match="legal hold"):
         run_request(inv, store, rid, "dpo", confirm=lambda s: True)
+
+
+def test_an_erasure_by_phone_reaches_rows_found_only_by_the_subjects_email(estate) -> None:
+    """Issue 12 #8: the undeclared newsletter table holds only the e-mail."""
+    demo, inv, store, _, _ = estate
+    db = sqlite3.connect(demo.app_db)
+    uid, email, phone = db.execute(
+        "SELECT id, email, phone FROM users u WHERE phone IS NOT NULL AND (SELECT count(*) "
+        "FROM users v WHERE v.phone = u.phone) = 1 ORDER BY id DESC LIMIT 1").fetchone()
+    db.execute("INSERT INTO legacy_newsletter_signups VALUES (9103, ?, 'C', '10.2.2.2', "
+               "'2021-02-02')", [email.upper()])
+    db.commit()
+    out = run_request(inv, store, _request(store, "erasure", f"phone={phone}"), "dpo",
+                      confirm=lambda s: True)
+    assert out.status == "completed", out.remaining
+    assert db.execute("SELECT count(*) FROM legacy_newsletter_signups WHERE "
+                      "lower(email_address) = lower(?)", [email]).fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM users WHERE id = ?", [uid]).fetchone()[0] == 0
