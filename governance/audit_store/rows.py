@@ -170,7 +170,7 @@ def cross_check(conn: duckdb.DuckDBPyConnection,
             elif logged[(name, k)] != digest:
                 problems.append(f"{name} {k}: rows differ from the hash logged with their "
                                 "last change (edited outside govkit)")
-        for (table, k), digest in logged.items():
-            if table == name and digest is not None and k not in now:
+        for (table, k), last in logged.items():
+            if table == name and last is not None and k not in now:
                 problems.append(f"{name} {k}: {t.deleted_means}")
     return problems

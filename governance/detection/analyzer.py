@@ -57,10 +57,10 @@ def _offline_tldextract() -> None:
 
     offline = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
     tld_module.TLD_EXTRACTOR = offline
-    tldextract.extract = offline  # type: ignore[assignment]
+    tldextract.extract = offline  # type: ignore[assignment,unused-ignore]
     import presidio_analyzer.predefined_recognizers.generic.email_recognizer as email_mod
 
-    email_mod.tldextract.extract = offline  # type: ignore[attr-defined]
+    email_mod.tldextract.extract = offline  # type: ignore[assignment]
 
 
 def spacy_model_name() -> str | None:
@@ -111,8 +111,9 @@ def build_analyzer():
     registry.load_predefined_recognizers(languages=[LANGUAGE], nlp_engine=nlp_engine)
     keep = set(PRESIDIO_RECOGNIZERS) | ({"SpacyRecognizer"} if model else set())
     for rec in list(registry.recognizers):
-        if rec.name not in keep:
-            registry.remove_recognizer(rec.name)
+        name = str(getattr(rec, "name", ""))
+        if name not in keep:
+            registry.remove_recognizer(name)
     registry.remove_recognizer("PhoneRecognizer")
     registry.add_recognizer(PhoneRecognizer(supported_regions=PHONE_REGIONS))
     for spec in load_specs():
@@ -179,8 +180,8 @@ def analyze_text(text: str, context: list[str] | None = None,
                (r.recognition_metadata or {}).get("recognizer_name", "unknown"))
         for r in results
     ]
-    out = [_phone(text, e, country) if e.type == "PHONE_NUMBER" else e for e in out]
-    out = [e for e in out if e is not None]
+    checked = [_phone(text, e, country) if e.type == "PHONE_NUMBER" else e for e in out]
+    out = [e for e in checked if e is not None]
     if LABELLED_PHONE_SCORE >= score_threshold:
         out += [Entity("PHONE_NUMBER", b, e, LABELLED_PHONE_SCORE, "PhoneLabelRecognizer",
                        labelled or text[b:e].startswith(("+", "00")))

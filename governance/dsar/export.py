@@ -229,13 +229,14 @@ def build_package(request_id: str, law: str, identities: Sequence[Identity],
     for (source, table), rows in sorted(tables.items()):
         held = sorted({c for row in rows for col in row
                        for c in categories.get((source, table, col), set())})
+        path = f"data/{source}/{table}.json"
         entry = {"source": source, "table": table, "rows": len(rows),
                  "categories": {c: CATEGORIES[c].description if c in CATEGORIES else c
                                 for c in held},
-                 "file": f"data/{source}/{table}.json",
+                 "file": path,
                  **_table_information(inventory, source, table)}
         summary["tables"].append(entry)
-        files[entry["file"]] = _json(rows)
+        files[path] = _json(rows)
     man["exported_rows"] = sum(t["rows"] for t in summary["tables"])
     files["manifest.json"] = _json(man)
     files["summary.json"] = _json(summary)

@@ -10,8 +10,9 @@ from governance.detection import checksums
 from governance.detection.recognizers import PatternSpec, RecognizerSpec
 
 # phonenumbers' own metadata for CN mobile numbers, checked on whole columns with RE2.
-_MOBILE_PATTERN = (phonenumbers.PhoneMetadata.metadata_for_region("CN")
-                   .mobile.national_number_pattern)
+_CN = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+assert _CN is not None and _CN.mobile is not None and _CN.mobile.national_number_pattern
+_MOBILE_PATTERN: str = _CN.mobile.national_number_pattern
 
 
 def _national(values: pa.Array) -> pa.Array:

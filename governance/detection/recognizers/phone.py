@@ -26,9 +26,12 @@ _TYPES = ("fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost",
 
 def _national_pattern(region: str) -> tuple[int, str | None, str]:
     meta = PhoneMetadata.metadata_for_region(region)
+    if meta is None:
+        raise ValueError(f"phonenumbers has no metadata for region {region!r}")
     patterns = sorted({desc.national_number_pattern for t in _TYPES
                        if (desc := getattr(meta, t)) is not None and desc.national_number_pattern})
-    return meta.country_code, meta.national_prefix, "|".join(f"(?:{p})" for p in patterns)
+    return (int(meta.country_code or 0), meta.national_prefix,
+            "|".join(f"(?:{p})" for p in patterns))
 
 
 def _valid_number_pattern(regions: tuple[str, ...]) -> str:
