@@ -38,7 +38,7 @@ import io
 import json
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -210,8 +210,8 @@ def missing_information(inventory: Inventory | None,
 
 
 def build_package(request_id: str, law: str, identities: Sequence[Identity],
-                  resolution: Resolution, inventory: Inventory | None = None
-                  ) -> tuple[bytes, dict]:
+                  resolution: Resolution, inventory: Inventory | None = None,
+                  decrypt: Callable[[dict], dict] | None = None) -> tuple[bytes, dict]:
     """The access package as the bytes of an unencrypted ZIP held in memory (encrypt it
     with ``write_export``), and its manifest. With ``inventory``, the package carries what
     it declares of the Art. 15(1) information; the manifest returned (not the one in the
@@ -219,6 +219,8 @@ def build_package(request_id: str, law: str, identities: Sequence[Identity],
     categories = resolution.categories
     man = manifest(request_id, law, identities, resolution)
     tables = package_rows(resolution, identities)
+    if decrypt is not None:  # cells sealed by field encryption, opened (and logged)
+        tables = decrypt(tables)
     organization = inventory.organization if inventory is not None else None
     summary: dict[str, Any] = {
         "request_id": request_id, "law": law, "controller": organization or NOT_DECLARED,

@@ -50,6 +50,7 @@ from governance.dsar.resolution import (
     locate_subject,
     verification_hits,
 )
+from governance.encryption.runner import ShredOutcome, decrypt_for_access, shred_for_erasure
 from governance.errors import GovernanceError
 from governance.faults import fault_point
 from governance.inventory import Inventory
@@ -186,9 +187,11 @@ def _run_access(inventory: Inventory, store: AuditStore, book: RequestBook,
         raise PlanError(f"request {request.request_id} needs a decision, nothing was "
                         "exported: " + " | ".join(resolution.blockers))
     _start(book, request, actor)
-    package, man = build_package(request.request_id, request.law,
-                                 [*identities, *resolution.derived], resolution,
-                                 inventory=inventory)
+    package, man = build_package(
+        request.request_id, request.law, [*identities, *resolution.derived], resolution,
+        inventory=inventory,
+        decrypt=lambda tables: decrypt_for_access(inventory, store, tables, actor,
+                                                  request.request_id))
     path = Path(export_dir) / f"{request.request_id}{EXPORT_SUFFIX}"
     passphrase = write_export(path, package)
     key = book.request_key(request)
@@ -231,6 +234,9 @@ def _run_change(inventory: Inventory, store: AuditStore, book: RequestBook,
             book.record(rid, actor, "dsar.resumed", {"pending_steps": len(pending)})
             _start(book, request, actor)  # a crash may have come before the state changed
             identities = book.identities(request)
+            # A crash may have come before the keys were destroyed: do it (again) now.
+            shred = _crypto_shred(inventory, store, request, actor,
+                                  _person_rows_of(inventory, pending))
         else:
             # No journal yet, or every step of it done (a rerun after a failed verification
             # or after re-planning): locate the subject again with the identities they gave.
@@ -257,6 +263,9 @@ def _run_change(inventory: Inventory, store: AuditStore, book: RequestBook,
             fault_point("request.after_start")
             write_journal(store, rid, key, new_steps, first_step=len(journal) + 1)
             fault_point("request.after_journal")
+            shred = _crypto_shred(inventory, store, request, actor, {
+                t: rows for t, rows in resolution.owned.items()
+                if resolution.graph is not None and resolution.graph.is_person(t)})
             book.record(rid, actor, "dsar.plan_recorded", {
                 "steps": [s.describe() for s in new_steps]})
             identities = [*given, *resolution.derived]
@@ -282,17 +291,44 @@ def _run_change(inventory: Inventory, store: AuditStore, book: RequestBook,
         if s.status == "held":
             held.setdefault(f"{s.source}.{s.table}", f"kept: {s.note}")
     changed = {s.describe(): s.rows_affected for s in steps if s.status == "done"}
+    if shred is not None and not shred.verified:
+        remaining["crypto-shredding (a data key of the subject is still wrapped)"] = -1
     if remaining:
         book.record(rid, actor, "dsar.verification_failed",
                     {"remaining": remaining, "held": held, "kept": kept})
         return RunOutcome(book.get(rid), "verification_failed", steps, remaining, held,
                           kept=kept)
     outcome = {"steps": changed, "held": held, "kept": kept,
-               "rows_changed": sum(v or 0 for v in changed.values())}
+               "rows_changed": sum(v or 0 for v in changed.values()),
+               "crypto_shredded_keys": len(shred.keys_destroyed) if shred else 0}
     fault_point("request.before_complete")
     done = book.complete(rid, actor, outcome)
     return RunOutcome(done, "completed", steps, {}, held,
                       found_rows=sum(s.planned_rows for s in steps), kept=kept)
+
+
+def _person_rows_of(inventory: Inventory, steps: Sequence[Step]
+                    ) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The subject's person rows as far as pending journal steps name them (their keys)."""
+    persons = _person_tables(inventory)
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for s in steps:
+        if s.action is Action.DELETE and (s.source, s.table) in persons and s.values:
+            cols = s.match_column.split(",")
+            out.setdefault((s.source, s.table), []).extend(
+                dict(zip(cols, v if isinstance(v, list) else [v], strict=True))
+                for v in s.values)
+    return out
+
+
+def _crypto_shred(inventory: Inventory, store: AuditStore, request: DataSubjectRequest,
+                  actor: str, person_rows: dict[tuple[str, str], list[dict[str, Any]]]
+                  ) -> ShredOutcome | None:
+    """An erasure destroys the subject's field-encryption keys, so their ciphertexts in
+    copies and backups become unreadable too (None: nothing was ever encrypted for them)."""
+    if request.request_type is not RequestType.ERASURE or not person_rows:
+        return None
+    return shred_for_erasure(inventory, store, person_rows, actor, request.request_id)
 
 
 def _clean_temporaries(pool: ConnectorPool, inventory: Inventory, book: RequestBook,

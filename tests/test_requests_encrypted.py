@@ -1,0 +1,69 @@
+"""Requests on encrypted columns: an access export holds the decrypted values, an erasure
+destroys the subject's data keys so that a copy of the database taken before can no longer
+be read for them, while other people's cells still decrypt."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from governance.audit_store import AuditStore
+from governance.dsar import RequestBook, run_request
+from governance.dsar.export import open_export
+from governance.encryption import Decryptor, SubjectKeys, encrypt, keystore_for, load_policy
+from governance.inventory import load_inventory
+from governance.scan import run_scan
+
+
+def _request(store: AuditStore, rtype: str, email: str) -> str:
+    book = RequestBook(store)
+    r = book.create(rtype, [f"email={email}"], "EU", "dpo")
+    book.verify(r.request_id, "dpo", "checked")
+    if rtype != "access":
+        book.approve(r.request_id, "dpo", "reviewed")
+    return r.request_id
+
+
+def test_access_decrypts_and_erasure_shreds_keys_even_for_a_copy(fresh_demo: Any,
+                                                                 tmp_path: Path) -> None:
+    inv = load_inventory(fresh_demo.inventory)
+    store = AuditStore(fresh_demo.root / "audit.duckdb", create=True)
+    run_scan(inv, store)
+    db = sqlite3.connect(fresh_demo.app_db)
+    plain = {uid: (rid, card) for uid, rid, card in db.execute(
+        "SELECT user_id, resident_id, bank_card FROM user_kyc ORDER BY user_id")}
+    (a, a_email), (b, _) = db.execute(
+        "SELECT u.id, u.email FROM users u JOIN user_kyc k ON k.user_id = u.id "
+        "ORDER BY u.id LIMIT 2").fetchall()
+    policy = load_policy(None, inv)
+    keys = SubjectKeys(store, keystore_for(policy, store))
+    assert encrypt(inv, store, keys, policy, apply=True).ok
+    sealed = db.execute("SELECT resident_id FROM user_kyc WHERE user_id = ?", [a]).fetchone()
+    assert sealed[0].startswith("gk1:")
+    db.close()
+    backup = tmp_path / "app-before-erasure.db"
+    shutil.copy2(fresh_demo.app_db, backup)
+
+    access = run_request(inv, store, _request(store, "access", a_email), "dpo")
+    files = open_export(access.export_path, access.passphrase)
+    kyc = files["data/app_db/user_kyc.json"]
+    kyc = kyc if isinstance(kyc, list) else json.loads(kyc)
+    assert [(r["resident_id"], r["bank_card"]) for r in kyc] == [plain[a]]
+
+    out = run_request(inv, store, _request(store, "erasure", a_email), "dpo",
+                      confirm=lambda steps: True)
+    assert out.status == "completed", out.remaining
+    assert out.request.outcome["crypto_shredded_keys"] == 1
+    # The copy taken before the erasure: A's cells no longer decrypt, B's still do.
+    with sqlite3.connect(backup) as c:
+        c.row_factory = sqlite3.Row
+        rows = [dict(r) for r in c.execute("SELECT * FROM user_kyc WHERE user_id IN (?, ?) "
+                                           "ORDER BY user_id", [a, b])]
+    fresh = Decryptor(inv, store, SubjectKeys(store, keystore_for(policy, store)), policy)
+    opened = fresh.open_rows("app_db", "user_kyc", rows, ["user_id"], "dpo", "check").rows
+    by_user = {r["user_id"]: (r["resident_id"], r["bank_card"]) for r in opened}
+    assert by_user[a] == (None, None)
+    assert by_user[b] == plain[b]
