@@ -67,3 +67,35 @@ def test_access_decrypts_and_erasure_shreds_keys_even_for_a_copy(fresh_demo: Any
     by_user = {r["user_id"]: (r["resident_id"], r["bank_card"]) for r in opened}
     assert by_user[a] == (None, None)
     assert by_user[b] == plain[b]
+
+
+def test_a_subject_is_found_by_the_blind_index_of_an_encrypted_email(fresh_demo: Any) -> None:
+    with sqlite3.connect(fresh_demo.app_db) as c:
+        c.execute("ALTER TABLE legacy_newsletter_signups ADD COLUMN email_bidx TEXT")
+        signup, email = c.execute("SELECT signup_id, email_address FROM "
+                                  "legacy_newsletter_signups ORDER BY signup_id "
+                                  "LIMIT 1").fetchone()
+    fresh_demo.inventory.write_text(fresh_demo.inventory.read_text().replace(
+        "      - name: orders\n",
+        "      - name: legacy_newsletter_signups\n        subject_key: signup_id\n"
+        "        columns: {email_address: {category: contact.email}}\n"
+        "      - name: orders\n", 1))
+    (fresh_demo.root / "encryption.yaml").write_text(
+        "version: 1\nrequire: []\ncolumns:\n  - {column: "
+        "app_db.legacy_newsletter_signups.email_address, blind_index: email_bidx}\n")
+    inv = load_inventory(fresh_demo.inventory)
+    store = AuditStore(fresh_demo.root / "audit.duckdb", create=True)
+    run_scan(inv, store)
+    policy = load_policy(None, inv)
+    assert encrypt(inv, store, SubjectKeys(store, keystore_for(policy, store)), policy,
+                   apply=True).ok
+    with sqlite3.connect(fresh_demo.app_db) as c:
+        assert c.execute("SELECT count(*) FROM legacy_newsletter_signups WHERE "
+                         "email_address = ?", [email]).fetchone()[0] == 0   # sealed
+    out = run_request(inv, store, _request(store, "erasure", email.upper()), "dpo",
+                      confirm=lambda steps: True)
+    assert out.status == "completed", out.remaining
+    with sqlite3.connect(fresh_demo.app_db) as c:
+        assert c.execute("SELECT count(*) FROM legacy_newsletter_signups WHERE "
+                         "signup_id = ?", [signup]).fetchone()[0] == 0
+        assert c.execute("SELECT count(*) FROM legacy_newsletter_signups").fetchone()[0] > 0

@@ -305,7 +305,8 @@ def key_value(row: Row, column: str) -> Any:
 
 class _Resolver:
     def __init__(self, inventory: Inventory, pool: ConnectorPool,
-                 categories: dict[tuple[str, str, str], set[str]], progress: Progress | None):
+                 categories: dict[tuple[str, str, str], set[str]], progress: Progress | None,
+                 store: AuditStore | None = None):
         self.inv = inventory
         self.pool = pool
         self.cats = categories
@@ -334,6 +335,8 @@ class _Resolver:
         self.blockers: list[str] = []
         self._cache: dict[tuple[TableKey, str, str], Owners] = {}
         self.identity_column: dict[TableKey, str] = {}
+        self.blind: dict[tuple[str, str, str], tuple[str, Callable[[str], str]]] = (
+            blind_indexes(inventory, store) if store is not None else {})
 
     # -- catalogue -----------------------------------------------------------------
     def info(self, table: TableKey) -> TableInfo | None:
@@ -470,6 +473,13 @@ class _Resolver:
                         self.searched.append(searched)
                     rows = self.find(table, col, ident.variants(),
                                      fold_case=ident.type is IdentityType.EMAIL)
+                    blind = self.blind.get((table[0], table[1], col))
+                    if blind is not None:
+                        # The column is encrypted: its keyed blind index is matched instead.
+                        index_col, index_of = blind
+                        self.searched.append(Searched(table[0], table[1], index_col, "exact"))
+                        rows = [*rows, *self.find(table, index_col, list(dict.fromkeys(
+                            index_of(v) for v in ident.variants())))]
                     hits[table].extend((r, ident, col) for r in rows)
         return hits
 
@@ -697,7 +707,7 @@ def locate_subject(inventory: Inventory, identities: Sequence[Identity], pool: C
     ``inventory`` (see the module docstring). With ``expand``, identities written in their
     own person rows are derived and used as described there."""
     categories, runs = column_categories(inventory, store)
-    r = _Resolver(inventory, pool, categories, progress)
+    r = _Resolver(inventory, pool, categories, progress, store)
     given = list(identities)
     hits = r.match_identities(given)
     r.check_unambiguous(hits)
@@ -816,7 +826,7 @@ def exact_hits_by_identity(inventory: Inventory, identities: Sequence[Identity],
     """Like ``exact_hits`` for all ``identities`` at once (the catalogue, foreign keys and
     column categories read once): per (source, table, column), rows per identity."""
     categories, _ = column_categories(inventory, store)
-    r = _Resolver(inventory, pool, categories, None)
+    r = _Resolver(inventory, pool, categories, None, store)
     out: dict[Place, dict[Identity, int]] = {}
     for table, found in r.match_identities(list(identities)).items():
         for _, ident, col in found:
@@ -883,4 +893,30 @@ def index_advice(inventory: Inventory, pool: ConnectorPool,
                               if conn.kind == "sqlite" else ""))
         except GovernanceError:
             continue
+    return out
+
+
+def blind_indexes(inventory: Inventory, store: AuditStore
+                  ) -> dict[tuple[str, str, str], tuple[str, Callable[[str], str]]]:
+    """Encrypted identity columns that have a keyed blind index (field-encryption policy
+    beside the inventory): (source, table, column) -> (index column, index of a value)."""
+    from governance.encryption.policy import POLICY_FILE
+
+    if not (inventory.base_dir / POLICY_FILE).exists():
+        return {}
+    from governance.encryption import SubjectKeys, keystore_for, load_policy
+
+    policy = load_policy(None, inventory)
+    rules = [c for c in policy.columns if c.blind_index]
+    if not rules:
+        return {}
+    keys = SubjectKeys(store, keystore_for(policy, store))
+    out: dict[tuple[str, str, str], tuple[str, Callable[[str], str]]] = {}
+    for rule in rules:
+        source, table, column = rule.column.split(".")
+
+        def index_of(value: str, s: str = source, t: str = table, c: str = column) -> str:
+            return keys.blind_index(s, t, c, value) or ""
+
+        out[(source, table, column)] = (str(rule.blind_index), index_of)
     return out
