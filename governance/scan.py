@@ -107,14 +107,23 @@ def finding_status(declared: str | None, detected: str | None, table_declared: b
 
 
 def person_key_columns(source: SourceDecl, table: str,
-                       inventory: Inventory | None = None) -> set[str]:
-    """Columns of ``table`` that identify a person's row: its subject key, and declared
-    references to a table that has a subject key (GDPR Art. 4(1): identifiable by
-    reference). Cross-source references are followed when ``inventory`` is given."""
+                       inventory: Inventory | None = None,
+                       connector: Connector | None = None) -> set[str]:
+    """Columns of ``table`` that identify a person's row: its subject key, declared
+    references to a table that has a subject key, and foreign keys the source's own
+    catalogue declares to such a table (GDPR Art. 4(1): identifiable by reference).
+    Cross-source references are followed when ``inventory`` is given."""
     decl = source.table(table)
+    keys: set[str] = set()
+    if connector is not None:
+        for fk in connector.known_foreign_keys():
+            target = source.table(fk.ref_table)
+            if fk.table == table and target is not None and target.is_person:
+                keys.add(fk.column)
     if decl is None:
-        return set()
-    keys = {decl.subject_key} if decl.subject_key else set()
+        return keys
+    if decl.subject_key:
+        keys.add(decl.subject_key)
     for ref in decl.references:
         target_source = source
         if ref.source is not None and ref.source != source.name:
@@ -139,7 +148,7 @@ def scan_table(source: SourceDecl, connector: Connector, state: TableState,
     every cell (``mode``); both give the same kind of findings."""
     decl = source.table(state.table)
     info = connector.table_info(state.table)
-    person_keys = person_key_columns(source, state.table, inventory)
+    person_keys = person_key_columns(source, state.table, inventory, connector)
     if ScanMode(mode) is ScanMode.FULL:
         classified = _full_scan(connector, state, info.column_names, progress, person_keys)
     else:

@@ -152,3 +152,23 @@ def test_a_shared_address_is_kept_and_reported(tmp_path: Path) -> None:
     assert {k for k in before if k not in after} == {("customer", 12)}
     assert all(after[k] == v for k, v in before.items() if k in after)
     assert any("refer" in why for why in out.held.values()), out.held
+
+
+def test_a_foreign_key_only_the_catalogue_declares_makes_a_person_key(tmp_path: Path) -> None:
+    """Issue 14 #2: a column that refers to a person row by a foreign key read from the
+    source's catalogue (the inventory declares no reference) is identity.user_id."""
+    from governance.scan import run_scan
+
+    inv_path, store = _shop(tmp_path, detach=False)
+    c = sqlite3.connect(tmp_path / "shop.db")
+    c.execute("CREATE TABLE visit (visit_id INTEGER PRIMARY KEY, "
+              "who INTEGER REFERENCES customer(customer_id), at TEXT)")
+    c.executemany("INSERT INTO visit VALUES (?, ?, ?)",
+                  [(n, 10 + n % 3, f"2026-01-{1 + n % 28:02d}") for n in range(60)])
+    c.commit()
+    c.close()
+    result = run_scan(load_inventory(inv_path), store)
+    by_col = {(f.table_name, f.column_name): f.detected_category for f in result.findings}
+    assert by_col[("visit", "who")] == "identity.user_id"            # the catalogue's key
+    assert by_col[("payment", "customer_id")] == "identity.user_id"  # a declared reference
+    assert by_col[("visit", "visit_id")] != "identity.user_id"

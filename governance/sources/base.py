@@ -80,6 +80,7 @@ class Connector(ABC):
     def __init__(self, name: str):
         self.name = name
         self._tables: dict[str, TableInfo] | None = None
+        self._keys: list[ForeignKey] | None = None
 
     # -- discovery ------------------------------------------------------------------
     @abstractmethod
@@ -95,10 +96,17 @@ class Connector(ABC):
     def _forget_catalogue(self) -> None:
         """Drop the cached catalogue after a change (row counts move)."""
         self._tables = None
+        self._keys = None
 
     def foreign_keys(self) -> list[ForeignKey]:
         """Single-column foreign keys the source declares (none for files)."""
         return []
+
+    def known_foreign_keys(self) -> list[ForeignKey]:
+        """``foreign_keys()``, read once per catalogue read."""
+        if self._keys is None:
+            self._keys = self.foreign_keys()
+        return self._keys
 
     def test_connection(self) -> None:
         """Raise SourceError when the source cannot be read."""
