@@ -1,5 +1,6 @@
-"""A request run in a process of its own, as a worker would run it, for tests that kill it
-(``GOVKIT_FAULT``) or run two at once. Prints the outcome's status, or ``refused: <why>``."""
+"""Helpers for request tests: a request ready to run, and a request run in a process of its
+own, as a worker would run it, for tests that kill it (``GOVKIT_FAULT``) or run two at once
+(the worker prints the outcome's status, or ``refused: <why>``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 SCRIPT = """
 import sys
@@ -41,3 +43,15 @@ def run_worker(inventory: Path, store: Path, request_id: str, fault: str | None 
     proc = start_worker(inventory, store, request_id, fault, take_over)
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out, err
+
+
+def cleared_request(store: Any, rtype: str, identity: str, jurisdiction: str = "EU") -> str:
+    """A request recorded, verified and (to change data) approved: ready to run. Its id."""
+    from governance.dsar.requests import RequestBook
+
+    book = RequestBook(store)
+    r = book.create(rtype, [identity], jurisdiction, "dpo")
+    book.verify(r.request_id, "dpo", "identity checked")
+    if rtype != "access":
+        book.approve(r.request_id, "dpo-lead", "plan reviewed")
+    return r.request_id

@@ -22,16 +22,13 @@ from governance.dsar.runner import run_request
 from governance.faults import POINTS
 from governance.inventory import load_inventory
 from governance.scan import run_scan
-from tests.request_worker import run_worker, start_worker
+from tests.request_worker import cleared_request, run_worker, start_worker
 
 KILL_POINTS = list(POINTS)
 
 
 def _store(paths: DemoPaths) -> AuditStore:
-    try:
-        return AuditStore(paths.root / "audit.duckdb", create=True)  # type: ignore[call-arg]
-    except TypeError:
-        return AuditStore(paths.root / "audit.duckdb")
+    return AuditStore(paths.root / "audit.duckdb", create=True)
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +63,8 @@ def _subject(paths: DemoPaths, rank: int = 0) -> dict:
     return {"id": uid, "email": email, "phone": phone}
 
 
-def _new_request(store: AuditStore, email: str) -> str:
-    book = RequestBook(store)
-    r = book.create("erasure", [f"email={email}"], "EU", "dpo")
-    book.verify(r.request_id, "dpo", "identity checked")
-    if hasattr(book, "approve"):
-        book.approve(r.request_id, "dpo", "plan reviewed")
-    return r.request_id
+def _erasure(store: AuditStore, email: str) -> str:
+    return cleared_request(store, "erasure", f"email={email}")
 
 
 def _sqlite_rows(db_path: Path) -> dict[str, dict[int, str]]:
@@ -154,6 +146,17 @@ def _check_erased(paths: DemoPaths, before: dict, subjects: list[dict]) -> None:
     assert leftovers == []
 
 
+def _note_of_a_third_person(paths: DemoPaths, a: dict, b: dict, text: str) -> int:
+    """Write ``text`` into the notes of a ticket belonging to neither subject; its id."""
+    db = sqlite3.connect(paths.app_db)
+    third = db.execute("SELECT id FROM support_tickets WHERE user_id NOT IN (?, ?) "
+                       "ORDER BY id LIMIT 1", [a["id"], b["id"]]).fetchone()[0]
+    db.execute("UPDATE support_tickets SET notes = ? WHERE id = ?", [text, third])
+    db.commit()
+    db.close()
+    return third
+
+
 def _run_in_child(paths: DemoPaths, store: AuditStore, request_id: str,
                   fault: str | None) -> subprocess.CompletedProcess:
     code, out, err = run_worker(paths.inventory, store.path, request_id, fault)
@@ -165,7 +168,7 @@ def test_a_request_killed_at_each_step_boundary_finishes_on_rerun(estate, point:
     paths, store = estate
     subject = _subject(paths)
     before = _snapshot(paths)
-    rid = _new_request(store, subject["email"])
+    rid = _erasure(store, subject["email"])
     killed = _run_in_child(paths, store, rid, f"{point}:1")
     assert killed.returncode == 137, (killed.stdout, killed.stderr[-2000:])
     out = run_request(load_inventory(paths.inventory), store, rid, "dpo",
@@ -187,7 +190,7 @@ def test_a_crash_after_identities_were_derived_never_widens_the_subject(estate) 
     db.commit()
     db.close()
     before = _snapshot(paths)
-    rid = _new_request(store, subject["email"])
+    rid = _erasure(store, subject["email"])
     killed = _run_in_child(paths, store, rid, "request.after_start:1")
     assert killed.returncode == 137
     out = run_request(load_inventory(paths.inventory), store, rid, "dpo",
@@ -203,15 +206,10 @@ def test_two_erasures_at_once_on_the_same_sources(estate) -> None:
     paths, store = estate
     a, b = _subject(paths, 0), _subject(paths, 1)
     # One text cell of a third person's ticket names both subjects.
-    db = sqlite3.connect(paths.app_db)
-    third = db.execute("SELECT id FROM support_tickets WHERE user_id NOT IN (?, ?) "
-                       "ORDER BY id LIMIT 1", [a["id"], b["id"]]).fetchone()[0]
-    db.execute("UPDATE support_tickets SET notes = ? WHERE id = ?",
-               [f"Merged accounts of {a['email']} and {b['email']} on request", third])
-    db.commit()
-    db.close()
+    third = _note_of_a_third_person(paths, a, b,
+                                    f"Merged accounts of {a['email']} and {b['email']} on request")
     before = _snapshot(paths)
-    ra, rb = _new_request(store, a["email"]), _new_request(store, b["email"])
+    ra, rb = _erasure(store, a["email"]), _erasure(store, b["email"])
     procs = [start_worker(paths.inventory, store.path, rid, take_over=False)
              for rid in (ra, rb)]
     results = [p.communicate(timeout=300) for p in procs]
@@ -233,18 +231,12 @@ def test_a_redaction_planned_before_another_request_rewrote_the_cell(estate) -> 
     rewrites the cell; B, resumed, redacts the cell as it is now and completes."""
     paths, store = estate
     a, b = _subject(paths, 0), _subject(paths, 1)
-    db = sqlite3.connect(paths.app_db)
-    third = db.execute("SELECT id FROM support_tickets WHERE user_id NOT IN (?, ?) "
-                       "ORDER BY id LIMIT 1", [a["id"], b["id"]]).fetchone()[0]
-    db.execute("UPDATE support_tickets SET notes = ? WHERE id = ?",
-               [f"Merged {a['email']} into {b['email']}", third])
-    db.commit()
-    db.close()
+    third = _note_of_a_third_person(paths, a, b, f"Merged {a['email']} into {b['email']}")
     before = _snapshot(paths)
-    rb = _new_request(store, b["email"])
+    rb = _erasure(store, b["email"])
     killed = _run_in_child(paths, store, rb, "request.after_journal:1")
     assert killed.returncode == 137
-    ra = _new_request(store, a["email"])
+    ra = _erasure(store, a["email"])
     assert run_request(load_inventory(paths.inventory), store, ra, "dpo",
                        confirm=lambda steps: True).status == "completed"
     out = run_request(load_inventory(paths.inventory), store, rb, "dpo",

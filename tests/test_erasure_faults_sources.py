@@ -18,7 +18,7 @@ from governance.dsar.requests import RequestBook
 from governance.dsar.runner import run_request
 from governance.faults import POINTS  # every step boundary, on every source kind
 from governance.inventory import load_inventory
-from tests.request_worker import start_worker
+from tests.request_worker import cleared_request, start_worker
 
 pytestmark = pytest.mark.postgres
 
@@ -80,22 +80,14 @@ sources:
       - name: newsletter
         columns: {{email: {{category: contact.email}}}}
 """)
-    try:
-        store = AuditStore(tmp_path / "audit.duckdb", create=True)  # type: ignore[call-arg]
-    except TypeError:
-        store = AuditStore(tmp_path / "audit.duckdb")
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
     yield tmp_path, schema, store
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def _request(store: AuditStore, email: str) -> str:
-    book = RequestBook(store)
-    r = book.create("erasure", [f"email={email}"], "EU", "dpo")
-    book.verify(r.request_id, "dpo", "identity checked")
-    if hasattr(book, "approve"):
-        book.approve(r.request_id, "dpo", "plan reviewed")
-    return r.request_id
+    return cleared_request(store, "erasure", f"email={email}")
 
 
 def _child(folder: Path, store: AuditStore, rid: str, fault: str | None
@@ -163,11 +155,7 @@ def test_two_requests_for_the_same_subject_at_once(estate, pg_dsn: str) -> None:
     uid, email, phone = USERS[20]
     before = _state(pg_dsn, schema, folder)
     first = _request(store, email)
-    book = RequestBook(store)
-    r = book.create("erasure", [f"phone={phone}"], "EU", "dpo")
-    book.verify(r.request_id, "dpo", "identity checked")
-    book.approve(r.request_id, "dpo", "plan reviewed")
-    second = r.request_id
+    second = cleared_request(store, "erasure", f"phone={phone}")
     procs = [_child(folder, store, rid, None) for rid in (first, second)]
     outs = [p.communicate(timeout=240) for p in procs]
     for rid, (out, err) in zip((first, second), outs, strict=True):

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from governance.audit_store import AuditStore
-from governance.dsar import RequestBook, plan_request, run_request
+from governance.dsar import plan_request, run_request
 from governance.dsar.plan import PlanError
 from governance.inventory import load_inventory
+from tests.request_worker import cleared_request
 
 SCHEMA = """
 CREATE TABLE address (address_id INTEGER PRIMARY KEY, address TEXT NOT NULL, phone TEXT);
@@ -82,13 +83,8 @@ def _shop(tmp_path: Path, detach: bool) -> tuple[Path, AuditStore]:
     return tmp_path / "inventory.yaml", AuditStore(tmp_path / "audit.duckdb", create=True)
 
 
-def _request(store: AuditStore, rtype: str, email: str) -> str:
-    book = RequestBook(store)
-    r = book.create(rtype, [f"email={email}"], "EU", "dpo")
-    book.verify(r.request_id, "dpo", "checked")
-    if rtype != "access":
-        book.approve(r.request_id, "dpo", "reviewed")
-    return r.request_id
+def _request(store: AuditStore, rtype: str, identity: str) -> str:
+    return cleared_request(store, rtype, identity if "=" in identity else f"email={identity}")
 
 
 def _hashes(db: Path) -> dict[tuple[str, int], str]:

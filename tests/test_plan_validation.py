@@ -15,6 +15,7 @@ from governance.dsar.requests import RequestBook
 from governance.dsar.runner import plan_request, replan_request, run_request
 from governance.errors import GovernanceError
 from governance.inventory import load_inventory
+from tests.request_worker import cleared_request
 
 INVENTORY = """
 version: 1
@@ -47,20 +48,11 @@ def _estate(tmp_path: Path, erasure: str = "") -> tuple[Path, AuditStore]:
     db.commit()
     db.close()
     (tmp_path / "inventory.yaml").write_text(INVENTORY.format(erasure=erasure))
-    try:
-        store = AuditStore(tmp_path / "audit.duckdb", create=True)  # type: ignore[call-arg]
-    except TypeError:
-        store = AuditStore(tmp_path / "audit.duckdb")
-    return tmp_path / "inventory.yaml", store
+    return tmp_path / "inventory.yaml", AuditStore(tmp_path / "audit.duckdb", create=True)
 
 
 def _request(store: AuditStore) -> str:
-    book = RequestBook(store)
-    r = book.create("erasure", ["email=ana@example.org"], "EU", "dpo")
-    book.verify(r.request_id, "dpo", "checked")
-    if hasattr(book, "approve"):
-        book.approve(r.request_id, "dpo", "reviewed")
-    return r.request_id
+    return cleared_request(store, "erasure", "email=ana@example.org")
 
 
 def _dump(path: Path) -> list[tuple]:

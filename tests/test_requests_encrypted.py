@@ -11,20 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from governance.audit_store import AuditStore
-from governance.dsar import RequestBook, run_request
+from governance.dsar import run_request
 from governance.dsar.export import open_export
 from governance.encryption import Decryptor, SubjectKeys, encrypt, keystore_for, load_policy
 from governance.inventory import load_inventory
 from governance.scan import run_scan
+from tests.request_worker import cleared_request
 
 
-def _request(store: AuditStore, rtype: str, email: str) -> str:
-    book = RequestBook(store)
-    r = book.create(rtype, [f"email={email}"], "EU", "dpo")
-    book.verify(r.request_id, "dpo", "checked")
-    if rtype != "access":
-        book.approve(r.request_id, "dpo", "reviewed")
-    return r.request_id
+def _request(store: AuditStore, rtype: str, identity: str) -> str:
+    return cleared_request(store, rtype, identity if "=" in identity else f"email={identity}")
 
 
 def test_access_decrypts_and_erasure_shreds_keys_even_for_a_copy(fresh_demo: Any,

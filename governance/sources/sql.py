@@ -149,20 +149,16 @@ class SqlConnector(Connector):
                 params.append(self._contains_param(form, fold))
         return " OR ".join(conds), params
 
-    def search_substrings(self, table: str, columns: Sequence[str], forms_ci: Sequence[str],
-                          forms_cs: Sequence[str]) -> dict[str, dict[str, int]] | None:
-        """The cells of ``columns`` that contain one of ``forms_ci`` (ASCII letter case
-        ignored) or ``forms_cs`` (exactly): per column, the distinct matching texts with
-        their cell counts. The source finds them in one pass over the table and returns only
-        the matching rows. None when a case-insensitive form is not plain ASCII (letter case
-        beyond ASCII is not folded the same way by every source): search another way."""
+    def _search_where(self, table: str, columns: Sequence[str], forms_ci: Sequence[str],
+                      forms_cs: Sequence[str]
+                      ) -> tuple[list[str], list[str], list[str], str, list[Any]] | None:
+        """The checked columns, the reduced forms, and the WHERE condition (with its
+        parameters) true for rows whose cell in one of ``columns`` contains a form; None
+        when a case-insensitive form is not plain ASCII."""
         cols = self.check_columns(table, list(columns))
         ci = _minimal([f for f in forms_ci if f], True)
         cs = [f for f in _minimal([f for f in forms_cs if f], False)
               if not any(g in f.translate(ASCII_LOWER) for g in ci)]
-        found: dict[str, dict[str, int]] = {c: {} for c in cols}
-        if not cols or not (ci or cs):
-            return found
         if not all(f.isascii() for f in ci):
             return None
         conds: list[str] = []
@@ -171,9 +167,24 @@ class SqlConnector(Connector):
             cond, bound = self._contains_any(self._text_expr(col), ci, cs)
             conds.append(cond)
             params.extend(bound)
+        return cols, ci, cs, " OR ".join(conds), params
+
+    def search_substrings(self, table: str, columns: Sequence[str], forms_ci: Sequence[str],
+                          forms_cs: Sequence[str]) -> dict[str, dict[str, int]] | None:
+        """The cells of ``columns`` that contain one of ``forms_ci`` (ASCII letter case
+        ignored) or ``forms_cs`` (exactly): per column, the distinct matching texts with
+        their cell counts. The source finds them in one pass over the table and returns only
+        the matching rows. None when a case-insensitive form is not plain ASCII (letter case
+        beyond ASCII is not folded the same way by every source): search another way."""
+        search = self._search_where(table, columns, forms_ci, forms_cs)
+        if search is None:
+            return None
+        cols, ci, cs, where, params = search
+        found: dict[str, dict[str, int]] = {c: {} for c in cols}
+        if not cols or not (ci or cs):
+            return found
         select = ", ".join(self._text_expr(c) for c in cols)
-        cur = self._run(f"SELECT {select} FROM {self._table_ref(table)} WHERE "
-                        + " OR ".join(conds), params)
+        cur = self._run(f"SELECT {select} FROM {self._table_ref(table)} WHERE {where}", params)
         try:
             while True:
                 rows = cur.fetchmany(DEFAULT_BATCH_ROWS)
@@ -195,23 +206,15 @@ class SqlConnector(Connector):
                     forms_cs: Sequence[str]) -> dict[str, list[dict[str, Any]]] | None:
         """Like ``search_substrings``, but the whole rows whose cell in each column holds a
         form (one pass; no second read to fetch the rows of the matching texts)."""
-        cols = self.check_columns(table, list(columns))
-        ci = _minimal([f for f in forms_ci if f], True)
-        cs = [f for f in _minimal([f for f in forms_cs if f], False)
-              if not any(g in f.translate(ASCII_LOWER) for g in ci)]
+        search = self._search_where(table, columns, forms_ci, forms_cs)
+        if search is None:
+            return None
+        cols, ci, cs, where, params = search
         found: dict[str, list[dict[str, Any]]] = {c: [] for c in cols}
         if not cols or not (ci or cs):
             return found
-        if not all(f.isascii() for f in ci):
-            return None
-        conds: list[str] = []
-        params: list[Any] = []
-        for col in cols:
-            cond, bound = self._contains_any(self._text_expr(col), ci, cs)
-            conds.append(cond)
-            params.extend(bound)
         names = self.table_info(table).column_names
-        cur = self._run(f"{self._select_sql(table, names)} WHERE " + " OR ".join(conds), params)
+        cur = self._run(f"{self._select_sql(table, names)} WHERE {where}", params)
         try:
             for values in cur.fetchall():
                 row = dict(zip(names, values, strict=True))
