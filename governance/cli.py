@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import sys
@@ -12,15 +11,14 @@ from typing import Any, NoReturn
 import click
 
 from governance.audit_store import AuditStore, default_store_path
+
+# Exit statuses (README: "Exit codes"), the actor and progress lines, shared with cli_*.py.
+from governance.cli_support import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE  # noqa: F401
+from governance.cli_support import actor as _actor
+from governance.cli_support import progress as _progress
 from governance.errors import GovernanceError
 
 DEFAULT_INVENTORY = "inventory.yaml"
-
-
-# Exit statuses (README: "Exit codes").
-EXIT_OK = 0        # done, nothing wrong found
-EXIT_PROBLEMS = 1  # done, and it found problems (or a check failed, or the user declined)
-EXIT_USAGE = 2     # bad usage or input: nothing was done
 
 
 def _fail(message: str) -> NoReturn:
@@ -67,19 +65,6 @@ class _Group(click.Group):
             _fail(str(e))
         except FileExistsError as e:
             _fail(str(e))
-
-
-def _progress(message: str) -> None:
-    click.echo(f"  .. {message}", err=True)
-
-
-def _actor() -> str:
-    if os.environ.get("GOVKIT_ACTOR"):
-        return os.environ["GOVKIT_ACTOR"]
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 class _LiveDefault(click.Option):

@@ -12,25 +12,12 @@ from typing import Any
 import click
 
 from governance.audit_store import default_store_path
-from governance.errors import GovernanceError
 
 # Not imported from governance.cli: it imports this module (also when run as __main__).
-EXIT_PROBLEMS = 1
-
-
-def _actor() -> str:
-    import getpass
-
-    if os.environ.get("GOVKIT_ACTOR"):
-        return os.environ["GOVKIT_ACTOR"]
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-def _progress(message: str) -> None:
-    click.echo(f"  .. {message}", err=True)
+from governance.cli_support import EXIT_PROBLEMS
+from governance.cli_support import actor as _actor
+from governance.cli_support import progress as _progress
+from governance.errors import GovernanceError
 
 
 def _echo_json(value: Any) -> None:
