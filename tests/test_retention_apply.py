@@ -438,3 +438,28 @@ def test_dagster_retention_schedule_starts_stopped_and_the_asset_applies(estate:
     plan_at = next(i for i, m in enumerate(logged) if "plan: tickets" in m)
     first_change = next(i for i, m in enumerate(logged) if "batch 1" in m)
     assert plan_at < first_change          # the plan is logged before any change
+
+
+def test_the_compliance_audit_reports_rows_past_retention_from_the_policies(
+        estate: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16 #7: the audit's retention check asks the retention engine (policies from
+    GOVKIT_RETENTION_POLICY) and fails on the tables with rows past their period; after
+    apply it passes there. The due count is checked with our own SQL."""
+    from governance.audit.model import Status
+    from governance.audit.runner import run_audit
+
+    db, store, inv = estate["db"], estate["store"], estate["inventory"]
+    monkeypatch.setenv("GOVKIT_RETENTION_POLICY", str(estate["policy"]))
+    due = len(ids(db, "SELECT id FROM support_tickets WHERE datetime(opened_at) < ?",
+                  (TICKET_CUTOFF,)))
+    assert due > 0
+    run = run_audit(inv, store, today=NOW.date(), only=["retention_period"],
+                    load_processing_file=False)
+    fails = {(r.table, r.evidence.get("rule")): r for r in run.results
+             if r.status is Status.FAIL}
+    assert fails[("support_tickets", "tickets")].evidence["rows_due"] == due
+    apply_retention(load_policies([estate["policy"]]), inv, store, NOW, "tester")
+    after = run_audit(inv, store, today=NOW.date(), only=["retention_period"],
+                      load_processing_file=False)
+    assert not [r for r in after.results if r.status is Status.FAIL
+                and r.table == "support_tickets"]

@@ -17,6 +17,10 @@ Nothing here imports Dagster.
 
 from __future__ import annotations
 
+import os
+from datetime import UTC, date, datetime
+from typing import Any
+
 from governance.retention.policy import (
     SHIPPED_PROFILES,
     Period,
@@ -30,4 +34,33 @@ from governance.retention.policy import (
 )
 
 __all__ = ["SHIPPED_PROFILES", "Period", "Policy", "RetentionProfile", "RetentionRule",
-           "load_policies", "load_policy", "load_retention_profile", "shipped_profiles"]
+           "audit_retention", "load_policies", "load_policy", "load_retention_profile",
+           "shipped_profiles"]
+
+
+def audit_retention(inventory: Any, store: Any, today: date) -> list[dict[str, Any]] | None:
+    """For the compliance audit (``audits/checks/retention_period.py``): per rule and table
+    the rows past retention (``rows_due``, ``rows_held``), and the personal-data columns no
+    rule covers (``uncovered``). None when no retention policy is configured: neither
+    ``GOVKIT_RETENTION_POLICY`` (paths, ``os.pathsep``-separated) nor ``retention.yaml``
+    beside the inventory."""
+    from governance.retention.audit import retention_findings
+
+    paths: list[Any] = [p for p in os.environ.get("GOVKIT_RETENTION_POLICY", "").split(
+        os.pathsep) if p]
+    if not paths and (inventory.base_dir / "retention.yaml").exists():
+        paths = [inventory.base_dir / "retention.yaml"]
+    if not paths:
+        return None
+    now = datetime.combine(today, datetime.max.time(), tzinfo=UTC)
+    found = retention_findings(load_policies(paths), inventory, store, now)
+    rows: list[dict[str, Any]] = []
+    for p in found["past_retention"]:
+        source, table = p["table"].split(".", 1)
+        rows.append({"source": source, "table": table, "rule": p["rule"],
+                     "rows_due": p["rows"], "rows_held": p["held"], "action": p["action"]})
+    for u in found["uncovered"]:
+        source, table = u["table"].split(".", 1)
+        rows.append({"source": source, "table": table, "column": u["column"],
+                     "category": u["category"], "uncovered": True})
+    return rows
