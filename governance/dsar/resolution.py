@@ -87,6 +87,10 @@ class Location:
 
     def describe(self) -> str:
         """One line for people: where, how, how many rows; never a value."""
+        if self.relation is Relation.MENTION:
+            whose = "their own rows" if self.via == "all" else "other people's rows"
+            return (f"{self.source}.{self.table}: {len(self.rows)} text(s) in "
+                    f"{self.match_column} mention the subject ({whose})")
         via = "" if self.via == self.match_column else f" via {self.via}"
         what = "" if self.relation is Relation.OWNED else f" [{self.relation}]"
         return (f"{self.source}.{self.table}: {len(self.rows)} row(s) by {self.found_by} "
