@@ -68,6 +68,13 @@ class SourceRule(_Model):
         return _check_categories(v)
 
 
+def _check_column_name(v: str) -> str:
+    """``v`` if it is written ``source.table.column``."""
+    if not _COLUMN_RE.match(v):
+        raise ValueError(f"{v!r} is not source.table.column")
+    return v
+
+
 class ColumnRule(_Model):
     """One column named explicitly: ``source.table.column``; optional blind-index column."""
 
@@ -77,9 +84,7 @@ class ColumnRule(_Model):
     @field_validator("column")
     @classmethod
     def _col(cls, v: str) -> str:
-        if not _COLUMN_RE.match(v):
-            raise ValueError(f"{v!r} is not source.table.column")
-        return v
+        return _check_column_name(v)
 
     @field_validator("blind_index")
     @classmethod
@@ -98,9 +103,7 @@ class Exemption(_Model):
     @field_validator("column")
     @classmethod
     def _col(cls, v: str) -> str:
-        if not _COLUMN_RE.match(v):
-            raise ValueError(f"{v!r} is not source.table.column")
-        return v
+        return _check_column_name(v)
 
 
 class KeyStoreDecl(_Model):

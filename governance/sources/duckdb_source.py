@@ -509,6 +509,19 @@ class _Progress:
         _fault_point(self.out, self.batches + 1)
 
 
+def _to_record_end(src: BinaryIO, blob: bytes, quote: bytes) -> bytes:
+    """``blob`` extended with the next lines of ``src`` until it holds an even count of
+    quote characters (it then ends outside any quoted field), or ``src`` ends."""
+    odd = bool(quote) and blob.count(quote) % 2 == 1
+    while odd:
+        line = src.readline()
+        if not line:
+            break
+        blob += line
+        odd ^= line.count(quote) % 2 == 1
+    return blob
+
+
 def _blocks(src: BinaryIO, quote: bytes) -> Iterator[bytes]:
     """The rest of ``src`` in blocks of about CSV_BLOCK_BYTES that end at a record's end:
     after a line end, outside any quoted field (an even count of quote characters)."""
@@ -518,14 +531,7 @@ def _blocks(src: BinaryIO, quote: bytes) -> Iterator[bytes]:
             return
         if not blob.endswith(b"\n"):
             blob += src.readline()
-        odd = bool(quote) and blob.count(quote) % 2 == 1
-        while odd:
-            line = src.readline()
-            if not line:
-                break
-            blob += line
-            odd ^= line.count(quote) % 2 == 1
-        yield blob
+        yield _to_record_end(src, blob, quote)
 
 
 def _copy_csv(f: Path, out: BinaryIO, columns: list[str], column: str, keys: set[str],
@@ -613,15 +619,7 @@ def _copy_csv(f: Path, out: BinaryIO, columns: list[str], column: str, keys: set
 
 def _blocks_of_one(src: BinaryIO, quote: bytes) -> Iterator[bytes]:
     """The next record of ``src`` (its lines, up to an even count of quote characters)."""
-    blob = src.readline()
-    odd = bool(quote) and blob.count(quote) % 2 == 1
-    while odd:
-        line = src.readline()
-        if not line:
-            break
-        blob += line
-        odd ^= line.count(quote) % 2 == 1
-    yield blob
+    yield _to_record_end(src, src.readline(), quote)
 
 
 def _csv_changed(raw: bytes, row: list[str], targets: dict[int, Any],
