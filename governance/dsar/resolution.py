@@ -825,11 +825,13 @@ def exact_hits(inventory: Inventory, identity: Identity, pool: ConnectorPool,
 
 
 def exact_hits_by_identity(inventory: Inventory, identities: Sequence[Identity],
-                           pool: ConnectorPool, store: AuditStore | None = None
+                           pool: ConnectorPool, store: AuditStore | None = None,
+                           categories: dict[tuple[str, str, str], set[str]] | None = None
                            ) -> dict[Place, dict[Identity, int]]:
     """Like ``exact_hits`` for all ``identities`` at once (the catalogue, foreign keys and
-    column categories read once): per (source, table, column), rows per identity."""
-    categories, _ = column_categories(inventory, store)
+    column categories read once, or given): per (source, table, column), rows per identity."""
+    if categories is None:
+        categories, _ = column_categories(inventory, store)
     r = _Resolver(inventory, pool, categories, None, store)
     out: dict[Place, dict[Identity, int]] = {}
     for table, found in r.match_identities(list(identities)).items():
@@ -850,8 +852,8 @@ def verification_hits(inventory: Inventory, identities: Sequence[Identity],
     With ``every_text_cell=False`` only the columns classified as free text are searched
     for the written forms (the identity columns are matched exactly either way)."""
     free_text = None
+    categories, _ = column_categories(inventory, store)
     if not every_text_cell:
-        categories, _ = column_categories(inventory, store)
 
         def free_text(source: str, info: TableInfo) -> list[str]:
             return [c.name for c in info.columns
@@ -859,7 +861,7 @@ def verification_hits(inventory: Inventory, identities: Sequence[Identity],
 
     cells, unreachable = search_everywhere_by_identity(inventory, identities, pool,
                                                        columns=free_text)
-    exact = exact_hits_by_identity(inventory, identities, pool, store)
+    exact = exact_hits_by_identity(inventory, identities, pool, store, categories)
     found: dict[Place, set[Identity]] = {}
     counts: dict[Place, int] = {}
     for place, per_text in cells.items():
