@@ -42,11 +42,13 @@ def strip_separators(values: pa.Array, chars: str = " -") -> pa.Array:
     if offsets[-1] == offsets[0]:
         return values
     data = data[offsets[0]:offsets[-1]]
+    raw = data.tobytes()
+    seps = chars.encode("ascii")
+    if not any(raw.find(seps[i:i + 1]) >= 0 for i in range(len(seps))):
+        return values  # the usual case, found by memchr: no byte table over the data
     drop = np.zeros(256, dtype=bool)
-    drop[list(chars.encode("ascii"))] = True
+    drop[list(seps)] = True
     dropped = drop[data]
-    if not dropped.any():
-        return values
     lengths = np.diff(offsets)
     # Per value, the dropped bytes from its start to the next value's (a trailing 0 lets
     # empty values at the end start past the data).
@@ -58,6 +60,36 @@ def strip_separators(values: pa.Array, chars: str = " -") -> pa.Array:
     return pa.Array.from_buffers(values.type, len(values),
                                  [None, pa.py_buffer(new_offsets),
                                   pa.py_buffer(data[~dropped])])
+
+
+def ascii_upper(values: pa.Array) -> pa.Array:
+    """``values`` (no nulls) upper-cased; ASCII-only arrays without lower-case letters are
+    returned as they are, other ASCII arrays upper-cased byte-wise (as ``pc.utf8_upper``)."""
+    if not len(values):
+        return values
+    offsets, data = string_buffers(values)
+    raw = data[offsets[0]:offsets[-1]].tobytes()
+    if not raw.isascii():
+        return pc.utf8_upper(values)
+    upper = raw.upper()
+    if upper == raw:
+        return values
+    return pa.Array.from_buffers(values.type, len(values),
+                                 [None, pa.py_buffer((offsets - offsets[0]).tobytes()),
+                                  pa.py_buffer(upper)])
+
+
+def columns_of(m: np.ndarray) -> np.ndarray:
+    """The character matrix ``m`` (n × width) transposed into one contiguous row per
+    position (copied in blocks of rows, which keeps the copy in cache)."""
+    n, width = m.shape
+    out = np.empty((width, n), dtype=m.dtype)
+    for start in range(0, n, _BLOCK_ROWS):
+        out[:, start:start + _BLOCK_ROWS] = m[start:start + _BLOCK_ROWS].T
+    return out
+
+
+_BLOCK_ROWS = 4096
 
 
 def char_matrix(values: pa.Array, width: int) -> np.ndarray:
@@ -94,7 +126,7 @@ def by_length(check: Callable[[np.ndarray], np.ndarray], lengths: range
 
 def _digits(m: np.ndarray) -> np.ndarray:
     """The character matrix transposed (one contiguous row per position), as digit values."""
-    return np.ascontiguousarray(m.T).astype(np.int32) - ord("0")
+    return columns_of(m).astype(np.int32) - ord("0")
 
 
 def _all_digits(d: np.ndarray) -> np.ndarray:
@@ -115,14 +147,13 @@ def _number(d: np.ndarray) -> np.ndarray:
 
 def luhn_matrix(m: np.ndarray) -> np.ndarray:
     """Rows of ASCII digits whose Luhn (mod 10) check digit is right (stdnum.luhn)."""
-    d = _digits(m)
-    total = np.zeros(len(m), dtype=np.int32)
-    for i, row in enumerate(d[::-1]):
-        if i % 2:
-            row = row * 2
-            row = row - 9 * (row > 9)
-        total += row
-    return _all_digits(d) & (total % 10 == 0)
+    width = m.shape[1]
+    d = columns_of(m) - np.uint8(ord("0"))  # other bytes wrap above 9
+    ok = d.max(axis=0, initial=0) <= 9
+    # Every second digit from the right doubled, its digits summed: 2d - 9 when d > 4.
+    doubled = d[width - 2::-2]
+    d[width - 2::-2] = doubled * np.uint8(2) - np.uint8(9) * (doubled > 4)
+    return ok & (d.sum(axis=0, dtype=np.uint16) % 10 == 0)
 
 
 luhn = by_length(luhn_matrix, range(2, 40))
@@ -187,7 +218,7 @@ def is_uscc(code: str) -> bool:
 def uscc_matrix(m: np.ndarray) -> np.ndarray:
     """18-character unified social credit codes with a valid check character
     (stdnum.cn.uscc) and a real division code (``is_uscc``)."""
-    values = _USCC_VALUE[np.ascontiguousarray(m.T)].astype(np.int32)
+    values = _USCC_VALUE[columns_of(m)].astype(np.int32)
     total = np.zeros(len(m), dtype=np.int32)
     known = np.ones(len(m), dtype=bool)
     for w, row in zip(_USCC_WEIGHTS, values[:17], strict=True):
@@ -221,19 +252,44 @@ _IBAN_FOLD = 8
 
 def iban_matrix(m: np.ndarray) -> np.ndarray:
     """IBANs (upper case, no spaces) whose ISO 7064 mod 97-10 check is 1 (stdnum.iban)."""
-    moved = np.ascontiguousarray(np.concatenate([m[:, 4:], m[:, :4]], axis=1).T)
-    remainder = np.zeros(len(m), dtype=np.int64)
-    known = np.ones(len(m), dtype=bool)
-    for k, chars in enumerate(moved, 1):
-        values = _IBAN_VALUE[chars]
-        known &= values >= 0
-        remainder *= _IBAN_SHIFT[chars]
-        remainder += values
-        if k % _IBAN_FOLD == 0:
-            remainder %= 97
     letters = ((m[:, 0] >= ord("A")) & (m[:, 0] <= ord("Z"))
                & (m[:, 1] >= ord("A")) & (m[:, 1] <= ord("Z")))
-    return known & (remainder % 97 == 1) & letters & _all_digits(_digits(m[:, 2:4]))
+    checks = _all_digits(_digits(m[:, 2:4]))
+    return _iban_mod97(m) & letters & checks
+
+
+def _iban_mod97(m: np.ndarray) -> np.ndarray:
+    """Rows made of 0-9 and A-Z whose mod 97-10 remainder (country and check digits moved
+    to the end, a letter read as two digits 10-35) is 1."""
+    n, width = m.shape
+    cols = columns_of(np.concatenate([m[:, 4:], m[:, :4]], axis=1))
+    digit = (cols - np.uint8(ord("0"))) <= 9
+    upper = (cols - np.uint8(ord("A"))) <= 25
+    known = (digit | upper).all(axis=0)
+    if not (upper == upper[:, :1]).all():
+        return known & _iban_mod97_rows(cols)
+    # Letters at the same places in every row (one country, a fixed BBAN): each position's
+    # weight 10**(digits after it) mod 97 is the same for all rows.
+    lengths = 1 + upper[:, 0].astype(np.int64)
+    after = np.concatenate([np.cumsum(lengths[::-1])[::-1][1:], [0]])
+    weights = np.array([pow(10, int(e), 97) for e in after], dtype=np.uint32)
+    values = (cols - np.uint8(ord("0"))) - np.uint8(7) * upper  # 0-9, A-Z as 10-35
+    total = np.zeros(n, dtype=np.uint32)
+    for w, row in zip(weights, values, strict=True):
+        total += w * row  # at most 34 * 35 * 96: no overflow
+    return known & (total % 97 == 1)
+
+
+def _iban_mod97_rows(cols: np.ndarray) -> np.ndarray:
+    """``_iban_mod97`` for rows whose letters are at different places (position by position,
+    the remainder shifted by 10 or 100 per character)."""
+    remainder = np.zeros(cols.shape[1], dtype=np.int64)
+    for k, chars in enumerate(cols, 1):
+        remainder *= _IBAN_SHIFT[chars]
+        remainder += _IBAN_VALUE[chars]
+        if k % _IBAN_FOLD == 0:
+            remainder %= 97
+    return remainder % 97 == 1
 
 
 iban = by_length(iban_matrix, range(15, 35))
@@ -290,13 +346,78 @@ def _iban_formats() -> dict[str, str]:
 IBAN_FORMATS: dict[str, str] = _iban_formats()
 # Total IBAN length per country (2 letters, 2 check digits, the BBAN).
 IBAN_COUNTRY_FORMAT = "|".join(f"{cc}\\d{{2}}{f}" for cc, f in sorted(IBAN_FORMATS.items()))
-_IBAN_FORMAT = full_match(IBAN_COUNTRY_FORMAT)
+
+# The same formats as tables: country (two bytes) -> index; per country its length and
+# runs (start, end, class) of character classes: 1 digits, 2 letters A-Z, 3 either.
+_FORMAT_CLASS = {r"\d": 1, "[A-Z]": 2, "[A-Z0-9]": 3}
 
 
-def iban_registry(values: pa.Array) -> np.ndarray:
-    """IBANs (compact, upper case) with the mod 97 check and their country's registry format
-    (length and character classes), as ``stdnum.iban.is_valid`` without the national checks."""
-    return iban(values) & _IBAN_FORMAT(values)
+def _iban_format_tables() -> tuple[np.ndarray, np.ndarray, list[tuple[tuple[int, int, int], ...]]]:
+    index = np.full(1 << 16, -1, dtype=np.int16)
+    lengths: list[int] = []
+    runs: list[tuple[tuple[int, int, int], ...]] = []
+    for cc, bban in sorted(IBAN_FORMATS.items()):
+        index[ord(cc[0]) * 256 + ord(cc[1])] = len(lengths)
+        merged = [(2, 4, 1)]  # the check digits
+        pos = 4
+        for cls, count in re.findall(r"(\\d|\[A-Z\]|\[A-Z0-9\])\{(\d+)\}", bban):
+            k, end = _FORMAT_CLASS[cls], pos + int(count)
+            if merged[-1][2] == k and merged[-1][1] == pos:
+                merged[-1] = (merged[-1][0], end, k)
+            else:
+                merged.append((pos, end, k))
+            pos = end
+        lengths.append(pos)
+        runs.append(tuple(merged))
+    return index, np.array(lengths), runs
+
+
+_IBAN_COUNTRY, _IBAN_LENGTH, _IBAN_RUNS = _iban_format_tables()
+
+
+def iban_format_matrix(m: np.ndarray) -> np.ndarray:
+    """Rows that are an IBAN in their country's registry format (``IBAN_COUNTRY_FORMAT``):
+    a registry country, its length, digits and letters where the registry says."""
+    n, width = m.shape
+    ok = np.zeros(n, dtype=bool)
+    if width < 4 or not n:
+        return ok
+    country = _IBAN_COUNTRY[m[:, 0].astype(np.int32) * 256 + m[:, 1]]
+    counts = np.bincount(country + 1, minlength=len(_IBAN_LENGTH) + 1)
+    for c in np.flatnonzero(counts[1:]):
+        if _IBAN_LENGTH[c] != width:
+            continue
+        rows = None if counts[c + 1] == n else np.flatnonzero(country == c)
+        cols = columns_of(m if rows is None else m[rows])
+        good = np.ones(cols.shape[1], dtype=bool)
+        for start, end, k in _IBAN_RUNS[c]:
+            part = cols[start:end]
+            digit = (part - np.uint8(ord("0"))) <= 9
+            if k == 1:
+                good &= digit.all(axis=0)
+            elif k == 2:
+                good &= ((part - np.uint8(ord("A"))) <= 25).all(axis=0)
+            else:
+                good &= (digit | ((part - np.uint8(ord("A"))) <= 25)).all(axis=0)
+        if rows is None:
+            ok = good
+        else:
+            ok[rows] = good
+    return ok
+
+
+def _iban_registry_matrix(m: np.ndarray) -> np.ndarray:
+    ok = iban_matrix(m)
+    rows = np.flatnonzero(ok)
+    if len(rows):  # the format only where the check passed
+        ok[rows] = iban_format_matrix(m if len(rows) == len(m) else m[rows])
+    return ok
+
+
+iban_registry = by_length(_iban_registry_matrix, range(15, 35))
+iban_registry.__doc__ = """IBANs (compact, upper case) with the mod 97 check and their
+country's registry format (length and character classes), as ``stdnum.iban.is_valid``
+without the national checks."""
 
 
 # --- Payment card issuer ranges (IIN) and lengths -------------------------------------------
@@ -391,8 +512,26 @@ def is_known_division(code: str) -> bool:
 
 
 def cn_resident_id_division_matrix(m: np.ndarray) -> np.ndarray:
-    """``cn_resident_id_matrix`` and a real division code (``is_known_division``)."""
-    return cn_resident_id_matrix(m) & division_matrix(m)
+    """``cn_resident_id_matrix`` and a real division code (``is_known_division``), on one
+    transposed copy of the digits."""
+    d = columns_of(m) - np.uint8(ord("0"))  # other bytes wrap above 9
+    ok = d[:17].max(axis=0, initial=0) <= 9
+    d[:17] *= ok  # non-digits read as 0 from here on (those rows are rejected already)
+    total = np.zeros(len(m), dtype=np.uint16)
+    for w, row in zip(_GB11643_WEIGHTS, d[:17], strict=True):
+        total += np.uint16(w) * row  # at most 17 * 10 * 9
+    last = np.where(m[:, 17] == ord("x"), ord("X"), m[:, 17])
+    ok &= _GB11643_CHECK[total % 11] == last
+
+    def number(rows: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(m), dtype=np.int64)
+        for row in rows:
+            out = out * 10 + row
+        return out
+
+    prefecture = number(d[:4])
+    return (ok & real_dates(number(d[6:10]), number(d[10:12]), number(d[12:14]))
+            & _PROVINCE_OK[prefecture // 100] & _PREFECTURE_OK[prefecture])
 
 
 cn_resident_id_division = by_length(cn_resident_id_division_matrix, range(18, 19))
