@@ -15,6 +15,7 @@ from governance.audit_store import AuditStore, default_store_path
 # Exit statuses (README: "Exit codes"), the actor and progress lines, shared with cli_*.py.
 from governance.cli_support import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE  # noqa: F401
 from governance.cli_support import actor as _actor
+from governance.cli_support import held_store as _held_store
 from governance.cli_support import progress as _progress
 from governance.errors import GovernanceError
 
@@ -277,7 +278,7 @@ def findings(store_path: Path, run_id: str | None, show_all: bool, as_json: bool
     """Show the column findings: each source's latest, or those of one scan run."""
     from governance.reports import finding_json, latest_findings, run_findings
 
-    store = AuditStore(store_path)
+    store = _held_store(store_path)
     selected = run_findings(store, run_id) if run_id else latest_findings(store)
     rows = selected.findings
     if not show_all:
@@ -307,7 +308,7 @@ def report(store_path: Path, run_id: str | None, out_dir: Path) -> None:
     """Write the Markdown report of the latest findings, or of one scan run."""
     from governance.reports import write_latest_report, write_scan_report
 
-    store = AuditStore(store_path)
+    store = _held_store(store_path)
     path = (write_scan_report(store, run_id, out_dir) if run_id
             else write_latest_report(store, out_dir))
     click.echo(str(path))
@@ -322,7 +323,7 @@ def scans(store_path: Path, limit: int, as_json: bool) -> None:
     """List past scan runs, newest first, with what each found."""
     from governance.reports import scan_runs_summary
 
-    runs = scan_runs_summary(AuditStore(store_path), limit)
+    runs = scan_runs_summary(_held_store(store_path), limit)
     if as_json:
         _echo_json(runs)
         return
@@ -411,7 +412,7 @@ def dsar_new(store_path: Path, request_type: str, identities: tuple[str, ...],
 
         if corrections:
             raise click.UsageError("with --from-file, put the corrections in the file's `set`")
-        r = create_from_file(RequestBook(AuditStore(store_path)), intake_file, request_type,
+        r = create_from_file(RequestBook(_held_store(store_path)), intake_file, request_type,
                              jurisdiction, _actor(), pipl_working_days=pipl_working_days,
                              received_at=received)
         _print_request(r)
@@ -424,7 +425,7 @@ def dsar_new(store_path: Path, request_type: str, identities: tuple[str, ...],
         if not sep or not name.strip() or not value.strip():
             raise GovernanceError(f"--set {name!r}: write it as field=value")
         fixes[name.strip()] = value.strip()
-    r = RequestBook(AuditStore(store_path)).create(
+    r = RequestBook(_held_store(store_path)).create(
         request_type, list(identities), jurisdiction, _actor(), fixes,
         pipl_working_days=pipl_working_days, received_at=received)
     _print_request(r)
@@ -440,7 +441,7 @@ def dsar_list(store_path: Path, show_all: bool, as_json: bool) -> None:
     """Open requests with days left, overdue first."""
     from governance.dsar import RequestBook
 
-    store = AuditStore(store_path)
+    store = _held_store(store_path)
     book = RequestBook(store)
     requests = book.list_requests(open_only=not show_all)
     held = _held_requests(store, book, requests)
@@ -487,7 +488,7 @@ def dsar_show(store_path: Path, request_id: str, as_json: bool) -> None:
     from governance.dsar import RequestBook
     from governance.dsar.journal import read_journal
 
-    store = AuditStore(store_path)
+    store = _held_store(store_path)
     r = RequestBook(store).get(request_id)
     if as_json:
         _echo_json({"request": _request_json(r),
@@ -515,7 +516,7 @@ def _transition_command(name: str, help_text: str, option: str, method: str) -> 
     def command(store_path: Path, request_id: str, text: str) -> None:
         from governance.dsar import RequestBook
 
-        r = getattr(RequestBook(AuditStore(store_path)), method)(request_id, _actor(), text)
+        r = getattr(RequestBook(_held_store(store_path)), method)(request_id, _actor(), text)
         _print_request(r)
         if method == "verify" and r.destructive:
             click.echo(f"NOT YET APPROVED: identity verification does not let this "
@@ -636,7 +637,7 @@ def dsar_replan(store_path: Path, request_id: str, reason: str) -> None:
     """Drop a request's pending journal steps so that the next run plans it again."""
     from governance.dsar.runner import replan_request
 
-    dropped = replan_request(AuditStore(store_path), request_id, _actor(), reason)
+    dropped = replan_request(_held_store(store_path), request_id, _actor(), reason)
     click.echo(f"{request_id}: {len(dropped)} pending step(s) dropped; `govkit dsar run "
                f"{request_id}` plans it again")
 
@@ -648,7 +649,7 @@ def dsar_passphrase(store_path: Path, request_id: str) -> None:
     """Show the passphrase of a request's access export (logged as shown)."""
     from governance.dsar.runner import delivery_passphrase
 
-    store = AuditStore(store_path)
+    store = _held_store(store_path)
     click.echo(delivery_passphrase(store, request_id))
     store.append_log(_actor(), "dsar.passphrase_shown", request_id, {})
 
@@ -687,7 +688,7 @@ def hold_add(store_path: Path, inventory_path: Path, identities: tuple[str, ...]
 
     if bool(identities) == bool(table):
         raise GovernanceError("give either --identity (a subject) or --table (source.table)")
-    holds = LegalHolds(AuditStore(store_path))
+    holds = LegalHolds(_held_store(store_path))
     h = (holds.place_on_table(table, reason, _actor(), load_inventory(inventory_path))
          if table else
          holds.place_on_subject([parse_identity(i) for i in identities], reason, _actor()))
@@ -703,7 +704,7 @@ def hold_list(store_path: Path, as_json: bool) -> None:
 
     from governance.dsar import LegalHolds
 
-    holds = LegalHolds(AuditStore(store_path)).active()
+    holds = LegalHolds(_held_store(store_path)).active()
     if as_json:
         _echo_json([{**asdict(h), "target": h.target} for h in holds])
         return
@@ -719,7 +720,7 @@ def hold_release(store_path: Path, hold_id: str) -> None:
     """Release a legal hold."""
     from governance.dsar import LegalHolds
 
-    h = LegalHolds(AuditStore(store_path)).release(hold_id, _actor())
+    h = LegalHolds(_held_store(store_path)).release(hold_id, _actor())
     click.echo(f"{h.hold_id} released")
 
 
@@ -746,7 +747,7 @@ def verify_log(store_path: Path, expect_head: str | None, expect_count: int | No
                anchor_file: Path | None, no_anchor: bool) -> None:
     """Check that no audit-log row, and no row of requests, holds or findings, was edited,
     inserted or deleted outside govkit (exit 1 if one was)."""
-    store = AuditStore(store_path)
+    store = _held_store(store_path)
     result = store.verify_log(anchor_file, expect_head, expect_count,
                               require_anchor=not no_anchor and anchor_file is None)
     if no_anchor and anchor_file is None:
@@ -774,7 +775,7 @@ def verify_log(store_path: Path, expect_head: str | None, expect_count: int | No
 def audit_anchor(store_path: Path, out_file: Path | None) -> None:
     """Record the audit log's head (seq, hash, time) in an anchor file, to check the log
     against later with `verify-log --anchor FILE`; keep a copy outside the store's host."""
-    store = AuditStore(store_path)
+    store = _held_store(store_path)
     if not store.verify_log().ok:
         raise GovernanceError(f"the audit log of {store_path} does not verify; run "
                               "`govkit audit verify-log` (no anchor written)")
@@ -807,7 +808,7 @@ def show_log(store_path: Path, limit: int, as_json: bool) -> None:
     """Show the last entries of the audit log."""
     from dataclasses import asdict
 
-    entries = AuditStore(store_path).log_entries(limit)
+    entries = _held_store(store_path).log_entries(limit)
     if as_json:
         _echo_json([asdict(e) for e in entries])
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import os
+from typing import Any
 
 import click
 
@@ -26,3 +27,16 @@ def actor() -> str:
 def progress(message: str) -> None:
     """One progress line on stderr."""
     click.echo(f"  .. {message}", err=True)
+
+
+def held_store(path: Any, create: bool = False) -> Any:
+    """The audit store at ``path``, kept open until the command ends: for commands that
+    work on the store alone (other processes wait meanwhile, so never for one that
+    searches or changes a source)."""
+    from governance.audit_store import AuditStore
+
+    store = AuditStore(path, create=create)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.with_resource(store.session())
+    return store

@@ -115,3 +115,47 @@ def test_appends_from_concurrent_processes_keep_the_chain(tmp_path: Path) -> Non
     store = AuditStore(path)
     assert [e.seq for e in store.log_entries()] == list(range(1, 31))
     assert store.verify_log().ok
+
+
+_PROBE = ("import duckdb, sys\n"
+          "try:\n"
+          "    duckdb.connect(sys.argv[1]).close()\n"
+          "    print('opened')\n"
+          "except duckdb.IOException as e:\n"
+          "    print('locked' if 'lock' in str(e).lower() else f'other: {e}')\n")
+
+
+def _probe(path: Path) -> str:
+    """Whether another process can open the store now (DuckDB's own lock, no govkit code)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True,
+                          text=True, timeout=120, check=True)
+    return done.stdout.strip()
+
+
+def test_a_session_keeps_the_store_open_for_its_burst_and_then_lets_others_in(
+        tmp_path: Path) -> None:
+    store = _filled(tmp_path, 2)
+    assert _probe(store.path) == "opened"          # between operations, nothing is held
+    with store.session():
+        # Operations of any AuditStore of this file in this process share the open store.
+        other = AuditStore(store.path)
+        with other.session():
+            other.append_log("dpo", "test.nested", None, {"i": 1})
+        store.append_log("dpo", "test.in_session", None, {"i": 2})
+        assert _probe(store.path) == "locked"      # other processes wait meanwhile
+        assert [e.action for e in other.log_entries()][-2:] == ["test.nested",
+                                                                 "test.in_session"]
+    assert _probe(store.path) == "opened"          # released when the burst ends
+    assert store.verify_log().ok
+
+
+def test_a_session_is_released_when_its_burst_fails(tmp_path: Path) -> None:
+    store = _filled(tmp_path, 1)
+    with pytest.raises(RuntimeError), store.session():
+        store.append_log("dpo", "test.before_failure", None, {})
+        raise RuntimeError("a step failed")
+    assert _probe(store.path) == "opened"
+    assert store.log_entries()[-1].action == "test.before_failure"

@@ -2,7 +2,11 @@
 
 Connections are short-lived (one per operation) so that several processes, e.g. Dagster
 steps scanning sources in parallel, can share one store file: DuckDB lets one process
-write at a time, and a writer that finds the file locked waits and retries.
+write at a time, and a writer that finds the file locked waits and retries. A burst of
+operations with no work on a source in between (a command that only reads or writes the
+store, the bookkeeping before and after a request's searches) runs inside
+``AuditStore.session()``, which keeps the file open for the burst instead of opening it
+for every operation.
 """
 
 from __future__ import annotations
@@ -82,6 +86,39 @@ class AuditStore:
         return self.path.with_name(self.path.name + ".anchor")
 
     # -- connections ---------------------------------------------------------------
+    @contextmanager
+    def session(self) -> Iterator[AuditStore]:
+        """Keep the store open in this process for a burst of operations (nested sessions
+        share it; any AuditStore of the same file in this process uses it meanwhile).
+
+        Other processes wait while a session is open, so open one only around work on the
+        store, never around a search or a change on a source.
+        """
+        if not self._migrated:
+            self._open()
+        key = str(self.path.resolve())
+        with _sessions_lock:
+            held = _sessions.get(key)
+            if held is not None:
+                held[1] += 1
+        if held is None:
+            conn = self._connect_raw()
+            with _sessions_lock:
+                held = _sessions.setdefault(key, [conn, 0])
+                held[1] += 1
+            if held[0] is not conn:
+                conn.close()
+        try:
+            yield self
+        finally:
+            with _sessions_lock:
+                held[1] -= 1
+                last = held[1] == 0
+                if last:
+                    del _sessions[key]
+            if last:
+                held[0].close()
+
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection for one operation; waits while another process holds the lock."""
@@ -429,6 +466,10 @@ ANCHOR_FORMAT = "govkit-audit-anchor-1"
 META_VERSION = 3
 _commit_lock = threading.Lock()
 _appended: dict[int, bool] = {}   # connections whose open transaction appended to the log
+# Stores held open by a session: resolved path -> [connection, depth]. While one is held,
+# DuckDB hands every new connection to the same file the database already open.
+_sessions: dict[str, list[Any]] = {}
+_sessions_lock = threading.Lock()
 
 
 def get_meta(conn: duckdb.DuckDBPyConnection, name: str) -> str | None:

@@ -11,15 +11,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from governance.audit_store import AuditStore
 from governance.audit_store.store import record_row, utcnow
 from governance.crypto import KeyRing
 from governance.dsar.identities import Identity
 from governance.errors import GovernanceError
-from governance.inventory import Inventory, check_name
 from governance.masking import mask_free_text
+
+if TYPE_CHECKING:  # the inventory module (and pydantic) only when a table hold is placed
+    from governance.inventory import Inventory
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class LegalHolds:
         source, _, name = table.partition(".")
         if not name:
             raise GovernanceError(f"table hold {table!r}: write it as source.table")
+        from governance.inventory import check_name
+
         check_name(name, "table")
         if inventory is not None and inventory.source(source).table(name) is None:
             declared = ", ".join(t.name for t in inventory.source(source).tables)
