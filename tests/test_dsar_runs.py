@@ -343,3 +343,33 @@ def test_two_erasures_of_the_same_subject_at_once(estate: Estate) -> None:
     assert not any(e["user_id"] == estate.user_id for e in estate.events())
     assert estate.store.verify_log().ok
 
+
+
+def _store_free(path: object) -> bool:
+    """Whether another process can open the audit store right now (DuckDB's own lock)."""
+    probe = ("import duckdb, sys\ntry:\n    duckdb.connect(sys.argv[1]).close()\n"
+             "    print('opened')\nexcept duckdb.IOException as e:\n"
+             "    print('locked' if 'lock' in str(e).lower() else 'other')\n")
+    out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True,
+                         text=True, timeout=120, check=True).stdout.strip()
+    assert out in ("opened", "locked"), out
+    return out == "opened"
+
+
+def test_the_store_is_not_held_while_sources_are_searched_or_changed(estate: Estate) -> None:
+    """Bookkeeping runs in short bursts that hold the store; searching and changing sources
+    (which may wait on a source's own locks) never do, so other processes are not blocked
+    behind a long search and no process waits on a source while holding the store."""
+    seen: list[tuple[str, bool]] = []
+    rid = estate.request("erasure")
+    outcome = run_request(estate.inventory, estate.store, rid, "dpo",
+                          progress=lambda msg: seen.append((msg, _store_free(estate.store.path))),
+                          on_step=lambda step: seen.append((step.describe(),
+                                                            _store_free(estate.store.path))))
+    assert outcome.status == "completed", outcome.remaining
+    assert len(seen) >= 4 and all(free for _, free in seen), seen
+    access = estate.request("access", f"email={estate.contacts()[-1]['email']}")
+    seen.clear()
+    run_request(estate.inventory, estate.store, access, "dpo",
+                progress=lambda msg: seen.append((msg, _store_free(estate.store.path))))
+    assert seen and all(free for _, free in seen), seen

@@ -161,8 +161,10 @@ class Resolution:
         return sum(len(loc.rows) for loc in self.locations)
 
 
-def column_categories(inventory: Inventory, store: AuditStore | None
-                      ) -> tuple[dict[tuple[str, str, str], set[str]], dict[str, str | None]]:
+Categories = tuple[dict[tuple[str, str, str], set[str]], dict[str, str | None]]
+
+
+def column_categories(inventory: Inventory, store: AuditStore | None) -> Categories:
     """The categories of every column: declared, plus detected by the latest successful
     scan of each source. Also returns which scan run each source's categories came from."""
     cats: dict[tuple[str, str, str], set[str]] = defaultdict(set)
@@ -706,11 +708,13 @@ def derive_identities(resolution_rows: Mapping[TableKey, Iterable[Row]],
 
 def locate_subject(inventory: Inventory, identities: Sequence[Identity], pool: ConnectorPool,
                    store: AuditStore | None = None, progress: Progress | None = None,
-                   expand: bool = True) -> Resolution:
+                   categories_read: Categories | None = None, expand: bool = True
+                   ) -> Resolution:
     """Find exactly the subject known by the given ``identities`` in every source of
     ``inventory`` (see the module docstring). With ``expand``, identities written in their
-    own person rows are derived and used as described there."""
-    categories, runs = column_categories(inventory, store)
+    own person rows are derived and used as described there. ``categories_read``: what
+    ``column_categories`` returned, when the caller already read it from the store."""
+    categories, runs = categories_read or column_categories(inventory, store)
     r = _Resolver(inventory, pool, categories, progress, store)
     given = list(identities)
     hits = r.match_identities(given)
@@ -843,7 +847,7 @@ def exact_hits_by_identity(inventory: Inventory, identities: Sequence[Identity],
 
 def verification_hits(inventory: Inventory, identities: Sequence[Identity],
                       pool: ConnectorPool, store: AuditStore | None = None,
-                      every_text_cell: bool = True
+                      every_text_cell: bool = True, categories_read: Categories | None = None
                       ) -> tuple[dict[Place, set[Identity]], dict[Place, int], dict[str, str]]:
     """What verification finds of ``identities``, searching every source once for all of
     them: each identity exactly in the columns of its kind and inside every text cell.
@@ -852,7 +856,7 @@ def verification_hits(inventory: Inventory, identities: Sequence[Identity],
     With ``every_text_cell=False`` only the columns classified as free text are searched
     for the written forms (the identity columns are matched exactly either way)."""
     free_text = None
-    categories, _ = column_categories(inventory, store)
+    categories, _ = categories_read or column_categories(inventory, store)
     if not every_text_cell:
 
         def free_text(source: str, info: TableInfo) -> list[str]:

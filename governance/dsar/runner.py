@@ -45,8 +45,10 @@ from governance.dsar.requests import (
     worker_id,
 )
 from governance.dsar.resolution import (
+    Categories,
     Progress,
     Resolution,
+    column_categories,
     locate_subject,
     verification_hits,
 )
@@ -112,11 +114,13 @@ def plan_request(inventory: Inventory, store: AuditStore, request_id: str,
     """Where the subject is found and the steps a run would take; changes nothing. What
     would stop a run (a hold, a shared identity, a reference that would break) is listed in
     ``resolution.blockers``."""
-    book = RequestBook(store)
-    request = book.get(request_id)
-    given = book.identities(request, derived=False)
+    with store.session():
+        book = RequestBook(store)
+        request = book.get(request_id)
+        given = book.identities(request, derived=False)
+        categories = column_categories(inventory, store)
     with ConnectorPool(inventory) as pool:
-        resolution = locate_subject(inventory, given, pool, store, progress)
+        resolution = locate_subject(inventory, given, pool, store, progress, categories)
         steps = _plan(inventory, store, book, request, given, resolution, pool)
     holds = _subject_holds(store, book, request, [*given, *resolution.derived])
     if holds:
@@ -149,17 +153,18 @@ def run_request(inventory: Inventory, store: AuditStore, request_id: str, actor:
     """Run a verified (and, to change data, approved) request; see the module docstring.
     Verification matches every identity in the columns of its kind and searches free-text
     columns; with ``every_text_cell`` it searches every text cell of every table too."""
-    book = RequestBook(store)
-    request = _usable(book, request_id)
-    book.require_approval(request)  # erasure/rectify: verification is not approval
-    if request.request_type is RequestType.ERASURE:
-        holds = LegalHolds(store, book.keyring).on_subject(request.fingerprints)
-        if holds:
-            book.record(request_id, actor, "dsar.refused_legal_hold",
-                        {"holds": [h.hold_id for h in holds]})
-            raise RequestError(f"request {request_id}: {_hold_blocker(holds)}")
     owner = f"{actor}@{worker_id()}"
-    book.claim(request_id, owner, take_over=take_over)
+    with store.session():
+        book = RequestBook(store)
+        request = _usable(book, request_id)
+        book.require_approval(request)  # erasure/rectify: verification is not approval
+        if request.request_type is RequestType.ERASURE:
+            holds = LegalHolds(store, book.keyring).on_subject(request.fingerprints)
+            if holds:
+                book.record(request_id, actor, "dsar.refused_legal_hold",
+                            {"holds": [h.hold_id for h in holds]})
+                raise RequestError(f"request {request_id}: {_hold_blocker(holds)}")
+        book.claim(request_id, owner, take_over=take_over)
     try:
         if request.request_type is RequestType.ACCESS:
             return _run_access(inventory, store, book, request, actor,
@@ -178,9 +183,20 @@ def _start(book: RequestBook, request: DataSubjectRequest, actor: str) -> None:
 def _run_access(inventory: Inventory, store: AuditStore, book: RequestBook,
                 request: DataSubjectRequest, actor: str, export_dir: Path,
                 progress: Progress | None) -> RunOutcome:
-    identities = book.identities(request, derived=False)
+    with store.session():
+        identities = book.identities(request, derived=False)
+        categories = column_categories(inventory, store)
     with ConnectorPool(inventory) as pool:
-        resolution = locate_subject(inventory, identities, pool, store, progress)
+        resolution = locate_subject(inventory, identities, pool, store, progress, categories)
+    with store.session():
+        return _deliver_access(inventory, store, book, request, actor, export_dir,
+                               identities, resolution)
+
+
+def _deliver_access(inventory: Inventory, store: AuditStore, book: RequestBook,
+                    request: DataSubjectRequest, actor: str, export_dir: Path,
+                    identities: list[Identity], resolution: Resolution) -> RunOutcome:
+    """Export what was found, store the export's passphrase sealed, complete the request."""
     if resolution.blockers:
         book.record(request.request_id, actor, "dsar.plan_refused",
                     {"blockers": resolution.blockers})
@@ -223,70 +239,95 @@ def _run_change(inventory: Inventory, store: AuditStore, book: RequestBook,
                 request: DataSubjectRequest, actor: str, confirm: Confirm | None,
                 progress: Progress | None, on_step: StepHook | None,
                 every_text_cell: bool = False) -> RunOutcome:
-    given = book.identities(request, derived=False)
-    key = book.request_key(request)
-    rid = request.request_id
+    # The store is held open only for bursts of bookkeeping, never while a source is
+    # searched or changed (other processes wait for it meanwhile).
+    with store.session():
+        given = book.identities(request, derived=False)
+        key = book.request_key(request)
+        rid = request.request_id
+        journal = read_journal(store, rid, key)
+        categories = column_categories(inventory, store)
     with ConnectorPool(inventory, writable=True) as pool:
         _clean_temporaries(pool, inventory, book, rid, actor)
-        journal = read_journal(store, rid, key)
         pending = [s for s in journal if s.status == "pending"]
+        new_steps: list[Step] | None = None   # a plan made now (not resumed)
         if pending:
-            book.record(rid, actor, "dsar.resumed", {"pending_steps": len(pending)})
-            _start(book, request, actor)  # a crash may have come before the state changed
-            identities = book.identities(request)
+            with store.session():
+                book.record(rid, actor, "dsar.resumed", {"pending_steps": len(pending)})
+                _start(book, request, actor)  # a crash may have come before the state changed
+                identities = book.identities(request)
             # A crash may have come before the keys were destroyed: do it (again) now.
             shred = _crypto_shred(inventory, store, request, actor,
                                   _person_rows_of(inventory, pending))
         else:
             # No journal yet, or every step of it done (a rerun after a failed verification
             # or after re-planning): locate the subject again with the identities they gave.
-            resolution = locate_subject(inventory, given, pool, store, progress)
+            resolution = locate_subject(inventory, given, pool, store, progress, categories)
             if resolution.unreachable:
                 raise RequestError(f"request {rid}: sources could not be searched, nothing "
                                    "changed: " + "; ".join(resolution.unreachable.values()))
             steps = _plan(inventory, store, book, request, given, resolution, pool)
-            holds = _subject_holds(store, book, request, [*given, *resolution.derived])
-            blockers = ([_hold_blocker(holds)] if holds else []) + resolution.blockers
-            if blockers:
-                book.record(rid, actor, "dsar.plan_refused", {"blockers": blockers})
-                raise PlanError(f"request {rid} needs a decision, nothing was changed: "
-                                + " | ".join(blockers))
+            with store.session():
+                holds = _subject_holds(store, book, request, [*given, *resolution.derived])
+                blockers = ([_hold_blocker(holds)] if holds else []) + resolution.blockers
+                if blockers:
+                    book.record(rid, actor, "dsar.plan_refused", {"blockers": blockers})
+                    raise PlanError(f"request {rid} needs a decision, nothing was changed: "
+                                    + " | ".join(blockers))
             new_steps = [s for s in steps if s.status == "pending" or s.action is Action.HELD]
             fault_point("request.after_plan")
             if confirm is not None and not confirm(new_steps):
                 book.record(rid, actor, "dsar.plan_declined", {"steps": len(new_steps)})
                 return RunOutcome(request, "cancelled", new_steps)
-            book.add_derived(request, resolution.derived, actor)
-            # The state moves first: a crash before the journal is written leaves an
-            # in-progress request without a journal, which a rerun simply plans again.
-            _start(book, request, actor)
-            fault_point("request.after_start")
-            write_journal(store, rid, key, new_steps, first_step=len(journal) + 1)
-            fault_point("request.after_journal")
+            with store.session():
+                book.add_derived(request, resolution.derived, actor)
+                # The state moves first: a crash before the journal is written leaves an
+                # in-progress request without a journal, which a rerun simply plans again.
+                _start(book, request, actor)
+                fault_point("request.after_start")
+                write_journal(store, rid, key, new_steps, first_step=len(journal) + 1)
+                fault_point("request.after_journal")
             shred = _crypto_shred(inventory, store, request, actor, {
                 t: rows for t, rows in resolution.owned.items()
                 if resolution.graph is not None and resolution.graph.is_person(t)})
-            book.record(rid, actor, "dsar.plan_recorded", {
-                "steps": [s.describe() for s in new_steps]})
             identities = [*given, *resolution.derived]
             pending = [s for s in new_steps if s.status == "pending"]
-        # Holds are checked again right before anything changes.
-        holds = _subject_holds(store, book, book.get(rid), identities)
-        if holds:
-            book.record(rid, actor, "dsar.refused_legal_hold",
-                        {"holds": [h.hold_id for h in holds]})
-            raise RequestError(f"request {rid}: {_hold_blocker(holds)}; the journal waits")
-        table_holds = LegalHolds(store, book.keyring).on_tables()
-        late = [s for s in pending if (s.source, s.table) in table_holds]
-        if late:
-            mark_held(store, rid, late, {(s.source, s.table): table_holds[(s.source, s.table)]
-                                          .reason for s in late})
-        execute_journal(store, rid, read_journal(store, rid, key), pool,
+        with store.session():
+            if new_steps is not None:
+                book.record(rid, actor, "dsar.plan_recorded", {
+                    "steps": [s.describe() for s in new_steps]})
+            # Holds are checked again right before anything changes.
+            holds = _subject_holds(store, book, book.get(rid), identities)
+            if holds:
+                book.record(rid, actor, "dsar.refused_legal_hold",
+                            {"holds": [h.hold_id for h in holds]})
+                raise RequestError(f"request {rid}: {_hold_blocker(holds)}; the journal "
+                                   "waits")
+            table_holds = LegalHolds(store, book.keyring).on_tables()
+            late = [s for s in pending if (s.source, s.table) in table_holds]
+            if late:
+                mark_held(store, rid, late, {(s.source, s.table):
+                                             table_holds[(s.source, s.table)].reason
+                                             for s in late})
+            planned = read_journal(store, rid, key)
+        execute_journal(store, rid, planned, pool,
                         lambda v: book.keyring.fingerprint(f"pseudonym:{v}"), on_step,
                         identities)
-        steps = read_journal(store, rid, None)
+        with store.session():
+            steps = read_journal(store, rid, None)
+            table_holds = LegalHolds(store, book.keyring).on_tables()
         remaining, held, kept = _verify(inventory, store, book, request, identities, pool,
-                                        steps, progress, every_text_cell)
+                                        steps, progress, every_text_cell, table_holds,
+                                        categories, given)
+    with store.session():
+        return _conclude(book, rid, actor, steps, remaining, held, kept, shred)
+
+
+def _conclude(book: RequestBook, rid: str, actor: str, steps: list[Step],
+              remaining: dict[str, int], held: dict[str, str], kept: dict[str, str],
+              shred: ShredOutcome | None) -> RunOutcome:
+    """Complete the request when verification left nothing unexplained; else record what
+    remains."""
     for s in steps:
         if s.status == "held":
             held.setdefault(f"{s.source}.{s.table}", f"kept: {s.note}")
@@ -371,7 +412,8 @@ def replan_request(store: AuditStore, request_id: str, actor: str, reason: str
 def _verify(inventory: Inventory, store: AuditStore, book: RequestBook,
             request: DataSubjectRequest, identities: list[Identity], pool: ConnectorPool,
             steps: Sequence[Step], progress: Progress | None,
-            every_text_cell: bool = False
+            every_text_cell: bool, table_holds: dict[tuple[str, str], LegalHold],
+            categories: Categories, given: list[Identity]
             ) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
     """What of the subject is still found, searching every source again for every identity,
     given and derived: in each column of its kind and in every text cell. Returns what
@@ -384,18 +426,16 @@ def _verify(inventory: Inventory, store: AuditStore, book: RequestBook,
                       if i.category in corrected and i.type is not IdentityType.USER_ID]
         if not identities:
             return {}, {}, {}
-    table_holds = LegalHolds(store, book.keyring).on_tables()
     kept_tables = {(s.source, s.table): s.note or "" for s in steps
                    if s.action is Action.HELD and (s.source, s.table) not in table_holds}
     anonymized = {(s.source, s.table): s.note or "anonymized" for s in steps
                   if s.action is Action.ANONYMIZE}
     # One pass per table for every identity; each place says which identities it holds.
     found, counts, unreachable = verification_hits(inventory, identities, pool, store,
-                                                   every_text_cell)
+                                                   every_text_cell, categories)
     if progress:
         progress("every source searched again")
     graph_persons = _person_tables(inventory)
-    given = book.identities(request, derived=False)
     # A derived identifier still held by a person row after the erasure is someone else's
     # too (a household's phone): its hits are that person's data, not the subject's.
     shared = {i for place, ids in found.items() if (place[0], place[1]) in graph_persons
