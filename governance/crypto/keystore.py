@@ -94,6 +94,14 @@ class LocalKeyStore(KeyStore):
         nonce = os.urandom(NONCE_BYTES)
         return _LOCAL + nonce + self._aead.encrypt(nonce, key, key_id.encode())
 
+    def wrap_many(self, items: list[tuple[str, bytes]]) -> list[bytes]:
+        """``wrap`` of each (key id, key): one random nonce each, drawn in one call."""
+        nonces = os.urandom(NONCE_BYTES * len(items))
+        return [_LOCAL + nonces[i:i + NONCE_BYTES]
+                + self._aead.encrypt(nonces[i:i + NONCE_BYTES], key, key_id.encode())
+                for i, (key_id, key) in zip(range(0, len(nonces), NONCE_BYTES), items,
+                                            strict=True)]
+
     def unwrap(self, key_id: str, wrapped: bytes) -> bytes:
         if wrapped[:1] != _LOCAL or len(wrapped) < 1 + NONCE_BYTES + 16:
             raise KeyStoreError(f"data key {key_id}: not wrapped by a local key store")

@@ -100,6 +100,22 @@ class SubjectKeys:
             self._refs[ref] = found
         return found
 
+    def subject_refs(self, owners: Iterable[tuple[tuple[str, str], Any]]) -> list[str]:
+        """``subject_ref`` of each (person table, key value)."""
+        refs, key = self._refs, self._index_key
+        out = []
+        for person, value in owners:
+            ref = f"{person[0]}.{person[1]}\x00{value}" if isinstance(value, str) \
+                else person_ref(person, value)
+            found = refs.get(ref)
+            if found is None:
+                found = "subj-" + hmac.digest(key, ref.encode(), "sha256").hex()[:32]
+                refs[ref] = found
+            out.append(found)
+        if len(refs) > 2_000_000:
+            refs.clear()
+        return out
+
     def blind_index(self, source: str, table: str, column: str, value: Any) -> str | None:
         """The keyed blind index of ``value`` for one column (letter case and surrounding
         blanks ignored), or None for None: equal values give equal indexes."""
@@ -125,8 +141,20 @@ class SubjectKeys:
         out = self._fetch_active(wanted)
         missing = [s for s in wanted if s not in out]
         if missing and create:
-            new = {s: ("sk-" + os.urandom(10).hex(), os.urandom(32)) for s in missing}
-            wrapped = self.keystore.wrap_many([(kid, key) for kid, key in new.values()])
+            material = os.urandom(42 * len(missing))
+            new = {s: ("sk-" + material[42 * i:42 * i + 10].hex(),
+                       material[42 * i + 10:42 * i + 42]) for i, s in enumerate(missing)}
+            del material
+            items = list(new.values())
+            wrapped = self.keystore.wrap_many(items)
+            # Each wrapped key must unwrap to its key before it is stored and used: a key
+            # that could not be recovered would lose every cell sealed under it.
+            back = self.keystore.unwrap_many([(kid, w) for (kid, _), w in
+                                              zip(items, wrapped, strict=True)])
+            if any(b != key for (_, key), b in zip(items, back, strict=True)):
+                raise KeyStoreError(f"{self.keystore.kek_id}: a wrapped data key does not "
+                                    "unwrap to itself; nothing was stored")
+            del back
             now = utcnow()
             table = pa.table({
                 "key_id": [kid for kid, _ in new.values()],
@@ -136,26 +164,51 @@ class SubjectKeys:
             with self.store.transaction() as conn:
                 conn.register("gk_new_keys", table)
                 # A subject given a key meanwhile keeps that one.
-                conn.execute(
+                made = conn.execute(
                     "INSERT INTO subject_keys SELECT n.key_id, n.subject, 1, 'active', ?, "
                     "n.wrapped, ?, NULL, NULL FROM gk_new_keys n WHERE NOT EXISTS (SELECT 1 "
                     "FROM subject_keys k WHERE k.subject = n.subject AND k.state <> "
-                    "'destroyed')", [self.keystore.kek_id, now])
+                    "'destroyed') RETURNING subject", [self.keystore.kek_id, now]).fetchall()
                 conn.unregister("gk_new_keys")
-            out.update(self._fetch_active(missing))
+            stored = {r[0] for r in made}
+            for subject in stored:
+                key_id, key = new[subject]
+                self._aead[key_id] = AESGCM(key)
+                out[subject] = (key_id, self._aead[key_id])
+            del new, items
+            rest = [s for s in missing if s not in stored]
+            if rest:
+                out.update(self._fetch_active(rest))
         return out
 
     def _fetch_active(self, subjects: list[str]) -> dict[str, tuple[str, AESGCM]]:
-        out: dict[str, tuple[str, AESGCM]] = {}
         with self.store.connect() as conn:
             conn.register("gk_subjects", pa.table({"subject": subjects}))
-            rows = conn.execute(
+            found = conn.sql(
                 "SELECT k.subject, k.key_id, k.kek_id, k.wrapped FROM subject_keys k "
-                "JOIN gk_subjects s USING (subject) WHERE k.state = 'active'").fetchall()
+                "JOIN gk_subjects s USING (subject) WHERE k.state = 'active'").to_arrow_table()
             conn.unregister("gk_subjects")
-        for subject, key_id, kek_id, wrapped in rows:
-            out[subject] = (key_id, self._cipher(key_id, kek_id, bytes(wrapped)))
-        return out
+        subj, ids, keks = (found.column(c).to_pylist() for c in ("subject", "key_id", "kek_id"))
+        cached = self._aead
+        todo = [i for i, k in enumerate(ids) if k not in cached]
+        if todo:
+            wrapped = found.column("wrapped").take(pa.array(todo)).to_pylist()
+            self._unwrap_into([(ids[i], keks[i], w) for i, w in zip(todo, wrapped,
+                                                                      strict=True)])
+        return {s: (k, cached[k]) for s, k in zip(subj, ids, strict=True)}
+
+    def _unwrap_into(self, rows: list[tuple[str, str, bytes]]) -> None:
+        """Unwrap (key id, KEK id, wrapped) rows into the cipher cache, per KEK in one call."""
+        by_kek: dict[str, list[tuple[str, bytes]]] = {}
+        for key_id, kek_id, wrapped in rows:
+            by_kek.setdefault(kek_id, []).append((key_id, bytes(wrapped)))
+        for kek_id, items in by_kek.items():
+            ks = self._by_kek.get(kek_id)
+            if ks is None:
+                self._unwrap(items[0][0], kek_id, items[0][1])   # the one-line error
+                continue
+            for (key_id, _), key in zip(items, ks.unwrap_many(items), strict=True):
+                self._aead[key_id] = AESGCM(key)
 
     def _cipher(self, key_id: str, kek_id: str, wrapped: bytes) -> AESGCM:
         a = self._aead.get(key_id)

@@ -14,6 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from governance.dsar.ownership import UNREACHABLE, OwnershipGraph, TableKey, build_graph
 from governance.errors import GovernanceError
 from governance.inventory import Inventory
@@ -23,6 +27,9 @@ Owner = tuple[TableKey, str]            # person table, its key as text
 SHARED: Any = "shared"
 NOBODY: Any = None
 MAX_DEPTH = 8
+# Owner codes of ``OwnerIndex.owner_codes``: an index into ``OwnerIndex.known``, or these.
+CODE_NOBODY = -1
+CODE_SHARED = -2
 
 
 def person_key_column(inventory: Inventory, pool: ConnectorPool, table: TableKey) -> str:
@@ -39,6 +46,31 @@ def person_key_column(inventory: Inventory, pool: ConnectorPool, table: TableKey
 
 def _text(value: Any) -> str:
     return str(value)
+
+
+def _texts(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """``_text`` of each value (None stays None), as an Arrow string array."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    t = values.type
+    if pa.types.is_string(t) or pa.types.is_integer(t):
+        return values.cast(pa.string())
+    if pa.types.is_large_string(t):
+        return values.cast(pa.string())
+    return pa.array([None if v is None else _text(v) for v in values.to_pylist()], pa.string())
+
+
+def _int64(values: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """An integer array's values as int64 (nulls as 0) and where they are valid; None for
+    other types, or integers beyond int64."""
+    if not pa.types.is_integer(values.type):
+        return None
+    try:
+        as64 = values.cast(pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return (as64.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64),
+            as64.is_valid().to_numpy(zero_copy_only=False))
 
 
 def _key_of(row: dict[str, Any], column: str) -> str | None:
@@ -61,6 +93,19 @@ class OwnerIndex:
             graph = build_graph(inventory, keys)
         self.graph = graph
         self._maps: dict[tuple[TableKey, str], dict[str, Any]] = {}
+        self._coded: dict[tuple[TableKey, str], tuple[pa.Array, np.ndarray]] = {}
+        # Integer keys of a person table, sorted, with their owner codes.
+        self._int_coded: dict[tuple[TableKey, str], tuple[np.ndarray, np.ndarray]] = {}
+        self.known: list[Owner] = []          # owner code -> owner
+        self._code: dict[Owner, int] = {}
+
+    def code_of(self, owner: Owner) -> int:
+        """The owner code of ``owner`` (the same owner always gets the same code)."""
+        found = self._code.get(owner)
+        if found is None:
+            found = self._code[owner] = len(self.known)
+            self.known.append(owner)
+        return found
 
     def needed_columns(self, table: TableKey) -> list[str]:
         """The columns of ``table`` its rows' owners are found from."""
@@ -93,6 +138,71 @@ class OwnerIndex:
                 elif result[i] != who:
                     result[i] = SHARED
         return result
+
+    def owner_codes(self, table: TableKey, data: pa.Table) -> np.ndarray:
+        """``owners`` of a whole batch as codes (an index into ``known``, CODE_SHARED or
+        CODE_NOBODY): the same decisions, taken by Arrow and numpy instead of per row."""
+        n = data.num_rows
+        if self.graph.is_person(table):
+            col = person_key_column(self.inv, self.pool, table)
+            if "," in col:
+                rows = data.select(col.split(",")).to_pylist()
+                return np.array([CODE_NOBODY if o is NOBODY else self.code_of(o)
+                                 for o in self.owners(table, rows)], np.int64)
+            encoded = pc.dictionary_encode(_texts(data.column(col)).combine_chunks())
+            codes = np.array([self.code_of((table, v)) for v in encoded.dictionary.to_pylist()]
+                             + [CODE_NOBODY], np.int64)
+            idx = encoded.indices.fill_null(len(codes) - 1).to_numpy(zero_copy_only=False)
+            return codes[idx]
+        result = np.full(n, CODE_NOBODY, np.int64)
+        best = np.full(n, UNREACHABLE, np.int64)
+        for edge in self.graph.owner_edges(table):
+            hops = self.graph.distance(edge.target) + 1
+            keys, codes = self._coded_map(edge.target, edge.to_column)
+            ints = self._int_coded.get((edge.target, edge.to_column))
+            column = data.column(edge.column).combine_chunks()
+            as_int = _int64(column) if ints is not None else None
+            if ints is not None and as_int is not None:
+                # Integers on both sides: str(a) == str(b) exactly when a == b.
+                sorted_keys, int_codes = ints
+                values, valid = as_int
+                who = np.full(n, CODE_NOBODY, np.int64)
+                if len(sorted_keys):
+                    pos = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+                    hit = valid & (sorted_keys[pos] == values)
+                    who[hit] = int_codes[pos[hit]]
+            else:
+                at = pc.index_in(_texts(column), value_set=keys)
+                who = codes[at.fill_null(len(codes) - 1).to_numpy(zero_copy_only=False)]
+            found = (who != CODE_NOBODY) & (hops <= best)
+            take = found & ((hops < best) | (result == CODE_NOBODY))
+            clash = found & ~take & (result != who)
+            result[take], best[take] = who[take], hops
+            result[clash] = CODE_SHARED
+        return result
+
+    def _coded_map(self, table: TableKey, column: str) -> tuple[pa.Array, np.ndarray]:
+        """``_map`` as Arrow keys and owner codes (the last code, CODE_NOBODY, for misses)."""
+        found = self._coded.get((table, column))
+        if found is None and self.graph.is_person(table) and \
+                person_key_column(self.inv, self.pool, table) == column:
+            # A person table referred to by its own key: each key value is its own owner.
+            raw = [b.column(0) for b in self.pool.get(table[0]).stream_rows(table[1], [column])]
+            values = pc.unique(pa.concat_arrays(raw)).drop_null() if raw else pa.array([])
+            texts = _texts(values)
+            codes = np.array([self.code_of((table, v)) for v in texts.to_pylist()]
+                             + [CODE_NOBODY], np.int64)
+            found = self._coded[(table, column)] = (texts, codes)
+            as_int = _int64(values)
+            if as_int is not None:
+                order = np.argsort(as_int[0], kind="stable")
+                self._int_coded[(table, column)] = (as_int[0][order], codes[:-1][order])
+        if found is None:
+            mapping = self._map(table, column, 1)
+            codes = np.array([CODE_SHARED if w is SHARED else self.code_of(w)
+                              for w in mapping.values()] + [CODE_NOBODY], np.int64)
+            found = self._coded[(table, column)] = (pa.array(list(mapping), pa.string()), codes)
+        return found
 
     def _map(self, table: TableKey, column: str, depth: int) -> dict[str, Any]:
         """Value of ``table.column`` -> owner of the row(s) holding it."""

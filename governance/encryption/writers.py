@@ -11,7 +11,9 @@ them back:
 - Files (CSV, JSON lines, Parquet): the file is copied with the changes under the
   connector's exclusive lock and renamed over it (all or nothing). CSV and JSON-lines
   records that do not change keep their bytes; Parquet keeps schema, compression and row
-  groups.
+  groups. A Parquet file can also be rewritten column-wise (``batch_transform``: each row
+  group as an Arrow table, the changes as arrays), its row groups written by a second
+  thread while the next one is transformed.
 Values are bound parameters; identifiers are quoted by the connector's mechanism.
 """
 
@@ -26,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from governance.errors import SourceError
 from governance.sources.base import Connector
@@ -35,6 +39,11 @@ Row = dict[str, Any]
 # For each row: {column: new value} for the cells to change, or None to leave it.
 Transform = Callable[[list[Row]], list[dict[str, Any] | None]]
 PAGE_ROWS = 20_000
+# Column-wise: for a batch (an Arrow table of the columns read), {column: (mask, values)}:
+# the cells where ``mask`` (a numpy bool array as long as the batch) is True take
+# ``values`` (an Arrow array holding one value per True, in row order).
+BatchChanges = dict[str, tuple[np.ndarray, pa.Array]]
+BatchTransform = Callable[[pa.Table], BatchChanges]
 
 
 @dataclass
@@ -48,13 +57,17 @@ class RewriteResult:
 def rewrite_table(conn: Connector, table: str, key: list[str], read: list[str],
                   targets: list[str], transform: Transform, apply: bool,
                   progress: Callable[[int, int], None] | None = None,
-                  page_rows: int | None = None) -> RewriteResult:
+                  page_rows: int | None = None,
+                  batch_transform: BatchTransform | None = None) -> RewriteResult:
     """Read ``read`` (which holds ``key``), change ``targets`` as ``transform`` says; write
-    only with ``apply``. ``progress(rows_done, rows_changed)`` after each page."""
+    only with ``apply``. ``progress(rows_done, rows_changed)`` after each page.
+    ``batch_transform``, when given, makes the same changes column-wise; it is used where
+    that is faster (applying to a Parquet file)."""
     read = list(dict.fromkeys([*key, *read, *targets]))
     conn.check_columns(table, read)
     if conn.kind in ("csv", "jsonl", "parquet"):
-        return _rewrite_file(conn, table, read, targets, transform, apply, progress)
+        return _rewrite_file(conn, table, read, targets, transform, apply, progress,
+                             batch_transform)
     return _rewrite_sql(conn, table, key, read, targets, transform, apply, progress,
                         page_rows or PAGE_ROWS)
 
@@ -153,7 +166,8 @@ def _apply_duckdb(conn: Any, ref: str, key: list[str], cols: list[str],
 
 def _rewrite_file(conn: Any, table: str, read: list[str], targets: list[str],
                   transform: Transform, apply: bool,
-                  progress: Callable[[int, int], None] | None) -> RewriteResult:
+                  progress: Callable[[int, int], None] | None,
+                  batch_transform: BatchTransform | None = None) -> RewriteResult:
     from governance.sources import duckdb_source as ds
 
     f = Path(os.path.realpath(conn.file_of(table)))
@@ -175,7 +189,9 @@ def _rewrite_file(conn: Any, table: str, read: list[str], targets: list[str],
         conn._open_view(table)
         try:
             with ds._create_like(tmp, before) as out:
-                if conn.kind == "parquet":
+                if conn.kind == "parquet" and batch_transform is not None:
+                    _copy_parquet_columns(f, out, read, batch_transform, result, progress)
+                elif conn.kind == "parquet":
                     _copy_parquet(f, out, read, transform, result, progress)
                 elif conn.kind == "csv":
                     _copy_csv(conn, table, f, out, read, transform, result, progress)
@@ -225,6 +241,51 @@ def _copy_parquet(f: Path, out: BinaryIO, read: list[str], transform: Transform,
                 writer.write_table(group, row_group_size=group.num_rows)
             if progress:
                 progress(result.rows, result.changed)
+
+
+def _copy_parquet_columns(f: Path, out: BinaryIO, read: list[str],
+                          transform: BatchTransform, result: RewriteResult,
+                          progress: Callable[[int, int], None] | None) -> None:
+    """``_copy_parquet`` with a column-wise transform; row group g is written (by a second
+    thread: Arrow's writer releases the GIL) while group g + 1 is transformed."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    import pyarrow.parquet as pq
+
+    from governance.sources import duckdb_source as ds
+
+    pf = pq.ParquetFile(f)
+    meta, schema = pf.metadata, pf.schema_arrow
+    with pq.ParquetWriter(out, schema, **ds._parquet_options(meta)) as writer, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="gk-parquet") as pool:
+        pending: Future[None] | None = None
+        for g in range(meta.num_row_groups):
+            group = pf.read_row_group(g)
+            changes = transform(group.select(read))
+            changed = np.zeros(group.num_rows, bool)
+            for c, (mask, values) in changes.items():
+                if not mask.any():
+                    continue
+                if int(mask.sum()) != len(values):
+                    raise SourceError(f"{f}: a column-wise change of {c} does not match its "
+                                      "rows")
+                changed |= mask
+                idx = schema.get_field_index(c)
+                fld = schema.field(idx)
+                current = group.column(idx).combine_chunks()
+                new = pc.replace_with_mask(current, pa.array(mask), values.cast(fld.type))
+                group = group.set_column(idx, fld, new)
+            result.rows += group.num_rows
+            result.changed += int(changed.sum())
+            if pending is not None:
+                pending.result()
+                pending = None
+            if group.num_rows:
+                pending = pool.submit(writer.write_table, group, group.num_rows)
+            if progress:
+                progress(result.rows, result.changed)
+        if pending is not None:
+            pending.result()
 
 
 def _copy_csv(conn: Any, table: str, f: Path, out: BinaryIO, read: list[str],
