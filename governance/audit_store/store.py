@@ -124,8 +124,9 @@ class AuditStore:
         """A connection for one operation; waits while another process holds the lock."""
         if not self._migrated:
             self._open()
+        held = _sessions.get(str(self.path.resolve())) if _sessions and not read_only else None
         with private_umask():
-            conn = self._connect_raw(read_only)
+            conn = held[0].cursor() if held is not None else self._connect_raw(read_only)
             try:
                 conn.execute("SET TimeZone = 'UTC'")
                 yield conn
@@ -193,7 +194,8 @@ class AuditStore:
             self.created_now = True
         self._migrated = True
         try:
-            self._migrate(creating=not exists)
+            if not (exists and self._current()):
+                self._migrate(creating=not exists)
         except BaseException:
             self._migrated = False
             raise
@@ -213,6 +215,17 @@ class AuditStore:
                 raise
         else:
             check_master_key(self)
+
+    def _current(self) -> bool:
+        """True when the store has every migration this govkit knows (read only, cheap)."""
+        with self.connect() as conn:
+            try:
+                # Every row read (not max(), which the column statistics answer): a
+                # damaged block is found here, as a migration would find it.
+                rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
+            except duckdb.CatalogException:
+                return False
+        return max((r[0] for r in rows), default=None) == SCHEMA_VERSION
 
     def _migrate(self, creating: bool = False) -> None:
         with self.transaction() as conn:

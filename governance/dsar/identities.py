@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-
-import phonenumbers
+from typing import TYPE_CHECKING
 
 from governance.errors import GovernanceError
 from governance.masking import mask_value
+
+if TYPE_CHECKING:
+    import phonenumbers
 
 
 class IdentityError(GovernanceError):
@@ -70,6 +72,8 @@ class Identity:
         if self.type is IdentityType.EMAIL:
             return self.value.strip().lower()
         if self.type is IdentityType.PHONE:
+            import phonenumbers
+
             return phonenumbers.format_number(_parse_phone(self.value),
                                               phonenumbers.PhoneNumberFormat.E164)
         if self.type is IdentityType.NATIONAL_ID:
@@ -81,6 +85,8 @@ class Identity:
         v = self.value.strip()
         forms = [v, self.canonical()]
         if self.type is IdentityType.PHONE:
+            import phonenumbers
+
             number = _parse_phone(v)
             fmt = phonenumbers.PhoneNumberFormat
             forms += [phonenumbers.format_number(number, fmt.INTERNATIONAL),
@@ -112,17 +118,18 @@ class Identity:
         return f"{self.type}:{self.canonical()}"
 
 
-# phonenumbers' NumberParseException.error_type is a plain int.
-_PARSE_ERRORS = {
-    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "invalid country code",
-    phonenumbers.NumberParseException.NOT_A_NUMBER: "not a number",
-    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too short after the prefix",
-    phonenumbers.NumberParseException.TOO_SHORT_NSN: "too short",
-    phonenumbers.NumberParseException.TOO_LONG: "too long",
-}
-
-
 def _parse_phone(value: str) -> phonenumbers.PhoneNumber:
+    # phonenumbers (0.1 s to import) only where a phone number is read.
+    import phonenumbers
+
+    # NumberParseException.error_type is a plain int.
+    errors = {
+        phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "invalid country code",
+        phonenumbers.NumberParseException.NOT_A_NUMBER: "not a number",
+        phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too short after the prefix",
+        phonenumbers.NumberParseException.TOO_SHORT_NSN: "too short",
+        phonenumbers.NumberParseException.TOO_LONG: "too long",
+    }
     text = value.strip()
     try:
         if text.startswith("+") or text.startswith("00"):
@@ -136,7 +143,7 @@ def _parse_phone(value: str) -> phonenumbers.PhoneNumber:
                 raise IdentityError(
                     "phone: write the number with its country code, e.g. +44 20 7946 0123")
     except phonenumbers.NumberParseException as e:
-        reason = _PARSE_ERRORS.get(e.error_type, "unreadable")
+        reason = errors.get(e.error_type, "unreadable")
         raise IdentityError(f"phone: not a phone number ({reason})") from None
     if not phonenumbers.is_possible_number(number):
         raise IdentityError("phone: not a possible phone number")
