@@ -145,6 +145,28 @@ def _plan(inventory: Inventory, store: AuditStore, book: RequestBook,
     return []
 
 
+@dataclass
+class _Run:
+    """What a run reads from the store before it searches anything (one burst)."""
+
+    book: RequestBook
+    request: DataSubjectRequest
+    actor: str
+    owner: str                    # who holds the request's lease
+    given: list[Identity]         # the identities the subject gave
+    categories: Categories
+    key: bytes                    # the request's key (it seals the journal)
+    journal: list[Step] = field(default_factory=list)
+
+    @property
+    def rid(self) -> str:
+        return self.request.request_id
+
+    def release(self) -> None:
+        """Give the request's lease back (inside the caller's store burst)."""
+        self.book.release(self.rid, self.owner)
+
+
 def run_request(inventory: Inventory, store: AuditStore, request_id: str, actor: str,
                 confirm: Confirm | None = None, export_dir: Path | None = None,
                 take_over: bool = False, progress: Progress | None = None,
@@ -152,7 +174,10 @@ def run_request(inventory: Inventory, store: AuditStore, request_id: str, actor:
                 ) -> RunOutcome:
     """Run a verified (and, to change data, approved) request; see the module docstring.
     Verification matches every identity in the columns of its kind and searches free-text
-    columns; with ``every_text_cell`` it searches every text cell of every table too."""
+    columns; with ``every_text_cell`` it searches every text cell of every table too.
+
+    The store is held open only for bursts of bookkeeping, never while a source is
+    searched or changed (other processes wait for it meanwhile)."""
     owner = f"{actor}@{worker_id()}"
     with store.session():
         book = RequestBook(store)
@@ -165,14 +190,23 @@ def run_request(inventory: Inventory, store: AuditStore, request_id: str, actor:
                             {"holds": [h.hold_id for h in holds]})
                 raise RequestError(f"request {request_id}: {_hold_blocker(holds)}")
         book.claim(request_id, owner, take_over=take_over)
+        try:
+            run = _Run(book, request, actor, owner, book.identities(request, derived=False),
+                       column_categories(inventory, store), book.request_key(request))
+            if request.request_type is not RequestType.ACCESS:
+                run.journal = read_journal(store, request_id, run.key)
+        except BaseException:
+            book.release(request_id, owner)
+            raise
     try:
         if request.request_type is RequestType.ACCESS:
-            return _run_access(inventory, store, book, request, actor,
+            return _run_access(inventory, store, run,
                                export_dir or store.path.parent / "exports", progress)
-        return _run_change(inventory, store, book, request, actor, confirm, progress, on_step,
+        return _run_change(inventory, store, run, confirm, progress, on_step,
                            every_text_cell)
-    finally:
-        book.release(request_id, owner)
+    except BaseException:
+        book.release(request_id, owner)   # the runs give it back in their last burst
+        raise
 
 
 def _start(book: RequestBook, request: DataSubjectRequest, actor: str) -> None:
@@ -180,23 +214,21 @@ def _start(book: RequestBook, request: DataSubjectRequest, actor: str) -> None:
         book.transition(request.request_id, RequestState.IN_PROGRESS, actor)
 
 
-def _run_access(inventory: Inventory, store: AuditStore, book: RequestBook,
-                request: DataSubjectRequest, actor: str, export_dir: Path,
+def _run_access(inventory: Inventory, store: AuditStore, run: _Run, export_dir: Path,
                 progress: Progress | None) -> RunOutcome:
-    with store.session():
-        identities = book.identities(request, derived=False)
-        categories = column_categories(inventory, store)
     with ConnectorPool(inventory) as pool:
-        resolution = locate_subject(inventory, identities, pool, store, progress, categories)
+        resolution = locate_subject(inventory, run.given, pool, store, progress,
+                                    run.categories)
     with store.session():
-        return _deliver_access(inventory, store, book, request, actor, export_dir,
-                               identities, resolution)
+        outcome = _deliver_access(inventory, store, run, export_dir, resolution)
+        run.release()
+        return outcome
 
 
-def _deliver_access(inventory: Inventory, store: AuditStore, book: RequestBook,
-                    request: DataSubjectRequest, actor: str, export_dir: Path,
-                    identities: list[Identity], resolution: Resolution) -> RunOutcome:
+def _deliver_access(inventory: Inventory, store: AuditStore, run: _Run, export_dir: Path,
+                    resolution: Resolution) -> RunOutcome:
     """Export what was found, store the export's passphrase sealed, complete the request."""
+    book, request, actor, identities = run.book, run.request, run.actor, run.given
     if resolution.blockers:
         book.record(request.request_id, actor, "dsar.plan_refused",
                     {"blockers": resolution.blockers})
@@ -210,7 +242,7 @@ def _deliver_access(inventory: Inventory, store: AuditStore, book: RequestBook,
                                                   request.request_id))
     path = Path(export_dir) / f"{request.request_id}{EXPORT_SUFFIX}"
     passphrase = write_export(path, package)
-    key = book.request_key(request)
+    key = run.key
     store.write(lambda conn: (conn.execute(
         "UPDATE dsar_requests SET delivery_secret = ? WHERE request_id = ?",
         [seal(key, passphrase.encode(), f"{request.request_id}/delivery".encode()),
@@ -235,34 +267,26 @@ def _deliver_access(inventory: Inventory, store: AuditStore, book: RequestBook,
                       found_rows=man["exported_rows"])
 
 
-def _run_change(inventory: Inventory, store: AuditStore, book: RequestBook,
-                request: DataSubjectRequest, actor: str, confirm: Confirm | None,
+def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Confirm | None,
                 progress: Progress | None, on_step: StepHook | None,
                 every_text_cell: bool = False) -> RunOutcome:
-    # The store is held open only for bursts of bookkeeping, never while a source is
-    # searched or changed (other processes wait for it meanwhile).
-    with store.session():
-        given = book.identities(request, derived=False)
-        key = book.request_key(request)
-        rid = request.request_id
-        journal = read_journal(store, rid, key)
-        categories = column_categories(inventory, store)
+    book, request, actor, rid, given = run.book, run.request, run.actor, run.rid, run.given
     with ConnectorPool(inventory, writable=True) as pool:
         _clean_temporaries(pool, inventory, book, rid, actor)
-        pending = [s for s in journal if s.status == "pending"]
+        pending = [s for s in run.journal if s.status == "pending"]
         new_steps: list[Step] | None = None   # a plan made now (not resumed)
         if pending:
             with store.session():
                 book.record(rid, actor, "dsar.resumed", {"pending_steps": len(pending)})
                 _start(book, request, actor)  # a crash may have come before the state changed
                 identities = book.identities(request)
-            # A crash may have come before the keys were destroyed: do it (again) now.
-            shred = _crypto_shred(inventory, store, request, actor,
-                                  _person_rows_of(inventory, pending))
+            # A crash may have come before the keys were destroyed: they are (again) below.
+            person_rows = _person_rows_of(inventory, pending)
         else:
             # No journal yet, or every step of it done (a rerun after a failed verification
             # or after re-planning): locate the subject again with the identities they gave.
-            resolution = locate_subject(inventory, given, pool, store, progress, categories)
+            resolution = locate_subject(inventory, given, pool, store, progress,
+                                        run.categories)
             if resolution.unreachable:
                 raise RequestError(f"request {rid}: sources could not be searched, nothing "
                                    "changed: " + "; ".join(resolution.unreachable.values()))
@@ -277,50 +301,69 @@ def _run_change(inventory: Inventory, store: AuditStore, book: RequestBook,
             new_steps = [s for s in steps if s.status == "pending" or s.action is Action.HELD]
             fault_point("request.after_plan")
             if confirm is not None and not confirm(new_steps):
-                book.record(rid, actor, "dsar.plan_declined", {"steps": len(new_steps)})
+                with store.session():
+                    book.record(rid, actor, "dsar.plan_declined", {"steps": len(new_steps)})
+                    run.release()
                 return RunOutcome(request, "cancelled", new_steps)
-            with store.session():
+            identities = [*given, *resolution.derived]
+            person_rows = {t: rows for t, rows in resolution.owned.items()
+                           if resolution.graph is not None and resolution.graph.is_person(t)}
+        with store.session():
+            if new_steps is not None:
                 book.add_derived(request, resolution.derived, actor)
                 # The state moves first: a crash before the journal is written leaves an
                 # in-progress request without a journal, which a rerun simply plans again.
                 _start(book, request, actor)
                 fault_point("request.after_start")
-                write_journal(store, rid, key, new_steps, first_step=len(journal) + 1)
+                write_journal(store, rid, run.key, new_steps,
+                              first_step=len(run.journal) + 1)
                 fault_point("request.after_journal")
-            shred = _crypto_shred(inventory, store, request, actor, {
-                t: rows for t, rows in resolution.owned.items()
-                if resolution.graph is not None and resolution.graph.is_person(t)})
-            identities = [*given, *resolution.derived]
-            pending = [s for s in new_steps if s.status == "pending"]
-        with store.session():
-            if new_steps is not None:
                 book.record(rid, actor, "dsar.plan_recorded", {
                     "steps": [s.describe() for s in new_steps]})
-            # Holds are checked again right before anything changes.
-            holds = _subject_holds(store, book, book.get(rid), identities)
-            if holds:
-                book.record(rid, actor, "dsar.refused_legal_hold",
-                            {"holds": [h.hold_id for h in holds]})
-                raise RequestError(f"request {rid}: {_hold_blocker(holds)}; the journal "
-                                   "waits")
-            table_holds = LegalHolds(store, book.keyring).on_tables()
-            late = [s for s in pending if (s.source, s.table) in table_holds]
-            if late:
-                mark_held(store, rid, late, {(s.source, s.table):
-                                             table_holds[(s.source, s.table)].reason
-                                             for s in late})
-            planned = read_journal(store, rid, key)
+            planned = _recheck_holds(store, run, identities)
+        # Keys are destroyed once no hold stops the run, and kept while a legal hold keeps
+        # any of the subject's data (their ciphertext there must stay readable).
+        held_now = [s for s in planned if s.status == "held"]
+        shred = None if held_now else _crypto_shred(inventory, store, request, actor,
+                                                    person_rows)
         execute_journal(store, rid, planned, pool,
                         lambda v: book.keyring.fingerprint(f"pseudonym:{v}"), on_step,
                         identities)
-        with store.session():
-            steps = read_journal(store, rid, None)
-            table_holds = LegalHolds(store, book.keyring).on_tables()
-        remaining, held, kept = _verify(inventory, store, book, request, identities, pool,
-                                        steps, progress, every_text_cell, table_holds,
-                                        categories, given)
+        found, counts, unreachable = _search_again(inventory, store, book, request,
+                                                   identities, pool, progress,
+                                                   every_text_cell, run.categories)
     with store.session():
-        return _conclude(book, rid, actor, steps, remaining, held, kept, shred)
+        steps = read_journal(store, rid, None)
+        remaining, held, kept = _classify(inventory, store, book, steps, found, counts,
+                                          unreachable, given)
+        if held_now and person_rows:
+            kept["field-encryption keys"] = ("not destroyed: a legal hold keeps some of the "
+                                             "subject's data, whose ciphertext (if any) must "
+                                             "stay readable")
+        outcome = _conclude(book, rid, actor, steps, remaining, held, kept, shred)
+        run.release()
+        return outcome
+
+
+def _recheck_holds(store: AuditStore, run: _Run, identities: Sequence[Identity]
+                   ) -> list[Step]:
+    """Holds checked again right before anything changes: a subject hold stops the run
+    (the journal waits); pending steps on a table held since planning are marked held.
+    Returns the journal as it will run."""
+    book, rid = run.book, run.rid
+    holds = _subject_holds(store, book, book.get(rid), identities)
+    if holds:
+        book.record(rid, run.actor, "dsar.refused_legal_hold",
+                    {"holds": [h.hold_id for h in holds]})
+        raise RequestError(f"request {rid}: {_hold_blocker(holds)}; the journal waits")
+    table_holds = LegalHolds(store, book.keyring).on_tables()
+    journal = read_journal(store, rid, run.key)
+    late = [s for s in journal if s.status == "pending" and (s.source, s.table) in table_holds]
+    if late:
+        mark_held(store, rid, late, {(s.source, s.table): table_holds[(s.source, s.table)]
+                                      .reason for s in late})
+        journal = read_journal(store, rid, run.key)
+    return journal
 
 
 def _conclude(book: RequestBook, rid: str, actor: str, steps: list[Step],
@@ -409,32 +452,42 @@ def replan_request(store: AuditStore, request_id: str, actor: str, reason: str
     return dropped
 
 
-def _verify(inventory: Inventory, store: AuditStore, book: RequestBook,
-            request: DataSubjectRequest, identities: list[Identity], pool: ConnectorPool,
-            steps: Sequence[Step], progress: Progress | None,
-            every_text_cell: bool, table_holds: dict[tuple[str, str], LegalHold],
-            categories: Categories, given: list[Identity]
-            ) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
-    """What of the subject is still found, searching every source again for every identity,
-    given and derived: in each column of its kind and in every text cell. Returns what
-    remains unexplained (place -> cells), what a legal hold keeps, and what is kept for
-    another recorded reason (a detail row others refer to, an identifier another person
-    holds too, an anonymized record)."""
+Hits = tuple[dict[tuple[str, str, str], set[Identity]], dict[tuple[str, str, str], int],
+             dict[str, str]]
+
+
+def _search_again(inventory: Inventory, store: AuditStore, book: RequestBook,
+                  request: DataSubjectRequest, identities: list[Identity],
+                  pool: ConnectorPool, progress: Progress | None, every_text_cell: bool,
+                  categories: Categories) -> Hits:
+    """Verification's search: every source again for every identity, given and derived
+    (a rectification: the corrected kinds only), in each column of its kind and in the
+    text cells; per place the identities found, the cells, and the unreachable sources."""
     if request.request_type is RequestType.RECTIFY:
         corrected = correction_categories(book.corrections(request))
         identities = [i for i in identities
                       if i.category in corrected and i.type is not IdentityType.USER_ID]
         if not identities:
             return {}, {}, {}
+    # One pass per table for every identity; each place says which identities it holds.
+    hits = verification_hits(inventory, identities, pool, store, every_text_cell, categories)
+    if progress:
+        progress("every source searched again")
+    return hits
+
+
+def _classify(inventory: Inventory, store: AuditStore, book: RequestBook,
+              steps: Sequence[Step], found: dict[tuple[str, str, str], set[Identity]],
+              counts: dict[tuple[str, str, str], int], unreachable: dict[str, str],
+              given: list[Identity]) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
+    """What verification found, sorted: what remains unexplained (place -> cells), what a
+    legal hold keeps, and what is kept for another recorded reason (a detail row others
+    refer to, an identifier another person holds too, an anonymized record)."""
+    table_holds = LegalHolds(store, book.keyring).on_tables()
     kept_tables = {(s.source, s.table): s.note or "" for s in steps
                    if s.action is Action.HELD and (s.source, s.table) not in table_holds}
     anonymized = {(s.source, s.table): s.note or "anonymized" for s in steps
                   if s.action is Action.ANONYMIZE}
-    # One pass per table for every identity; each place says which identities it holds.
-    found, counts, unreachable = verification_hits(inventory, identities, pool, store,
-                                                   every_text_cell, categories)
-    if progress:
-        progress("every source searched again")
     graph_persons = _person_tables(inventory)
     # A derived identifier still held by a person row after the erasure is someone else's
     # too (a household's phone): its hits are that person's data, not the subject's.
