@@ -159,3 +159,17 @@ def test_a_session_is_released_when_its_burst_fails(tmp_path: Path) -> None:
         raise RuntimeError("a step failed")
     assert _probe(store.path) == "opened"
     assert store.log_entries()[-1].action == "test.before_failure"
+
+
+def test_the_anchor_follows_the_log_once_a_session_ends(tmp_path: Path) -> None:
+    from governance.audit_store.store import read_anchor
+
+    store = _filled(tmp_path, 2)
+    assert read_anchor(store.anchor_path)["seq"] == 2
+    with store.session():
+        for i in range(3):
+            store.append_log("dpo", "test.burst", None, {"i": i})
+    head = store.log_entries()[-1]
+    anchor = read_anchor(store.anchor_path)
+    assert (anchor["seq"], anchor["head"]) == (head.seq, head.row_hash) == (5, head.row_hash)
+    assert store.verify_log(require_anchor=True).ok

@@ -104,7 +104,7 @@ class AuditStore:
         if held is None:
             conn = self._connect_raw()
             with _sessions_lock:
-                held = _sessions.setdefault(key, [conn, 0])
+                held = _sessions.setdefault(key, [conn, 0, False])
                 held[1] += 1
             if held[0] is not conn:
                 conn.close()
@@ -117,7 +117,12 @@ class AuditStore:
                 if last:
                     del _sessions[key]
             if last:
-                held[0].close()
+                try:
+                    if held[2]:   # the log grew in this burst: the anchor follows once
+                        with _commit_lock:
+                            self._advance_anchor(held[0])
+                finally:
+                    held[0].close()
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -164,8 +169,9 @@ class AuditStore:
         """A connection inside one transaction, committed on success, rolled back on error.
 
         After a commit that appended to the audit log, the anchor file is advanced while
-        this process still holds the store, so anchors are written in log order (a
-        missing anchor is written again only by the next append).
+        this process still holds the store (inside a session: once, when it ends), so
+        anchors are written in log order (a missing anchor is written again only by the
+        next append).
         """
         with self.connect() as conn:
             conn.execute("BEGIN TRANSACTION")
@@ -174,7 +180,11 @@ class AuditStore:
                 with _commit_lock:
                     conn.execute("COMMIT")
                     if _appended.pop(id(conn), False):
-                        self._advance_anchor(conn)
+                        held = _sessions.get(str(self.path.resolve()))
+                        if held is not None:
+                            held[2] = True
+                        else:
+                            self._advance_anchor(conn)
             except BaseException:
                 _appended.pop(id(conn), None)
                 try:
@@ -479,8 +489,8 @@ ANCHOR_FORMAT = "govkit-audit-anchor-1"
 META_VERSION = 3
 _commit_lock = threading.Lock()
 _appended: dict[int, bool] = {}   # connections whose open transaction appended to the log
-# Stores held open by a session: resolved path -> [connection, depth]. While one is held,
-# DuckDB hands every new connection to the same file the database already open.
+# Stores held open by a session: resolved path -> [connection, depth, anchor due]. While
+# one is held, DuckDB hands every new connection to the same file the database already open.
 _sessions: dict[str, list[Any]] = {}
 _sessions_lock = threading.Lock()
 
