@@ -149,7 +149,7 @@ class OwnerIndex:
                 rows = data.select(col.split(",")).to_pylist()
                 return np.array([CODE_NOBODY if o is NOBODY else self.code_of(o)
                                  for o in self.owners(table, rows)], np.int64)
-            encoded = pc.dictionary_encode(_texts(data.column(col)).combine_chunks())
+            encoded = pc.dictionary_encode(_texts(data.column(col)))
             codes = np.array([self.code_of((table, v)) for v in encoded.dictionary.to_pylist()]
                              + [CODE_NOBODY], np.int64)
             idx = encoded.indices.fill_null(len(codes) - 1).to_numpy(zero_copy_only=False)
