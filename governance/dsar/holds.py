@@ -129,6 +129,14 @@ class LegalHolds:
         return self._select("WHERE released_at IS NULL AND scope = 'subject' "
                             "AND list_has_any(fingerprints, ?)", [list(fingerprints)])
 
+    def subject_holds(self) -> list[tuple[LegalHold, frozenset[str]]]:
+        """Holds in force on subjects, each with its identity fingerprints (to match
+        identities found later without reading the store again: ``matching``)."""
+        rows = self.store.query("SELECT hold_id, fingerprints FROM legal_holds WHERE "
+                                "released_at IS NULL AND scope = 'subject'")
+        fps = {r["hold_id"]: frozenset(r["fingerprints"] or []) for r in rows}
+        return [(h, fps[h.hold_id]) for h in self.active() if h.hold_id in fps]
+
     def on_tables(self) -> dict[tuple[str, str], LegalHold]:
         """Holds in force on tables, by (source, table)."""
         return {(h.source, h.table_name): h for h in self.active()  # type: ignore[misc]
@@ -142,3 +150,10 @@ class LegalHolds:
         return [LegalHold(r["hold_id"], r["scope"], list(r["masked_identities"] or []),
                           r["source"], r["table_name"], r["reason"], r["placed_by"],
                           r["placed_at"], r["released_at"]) for r in rows]
+
+
+def matching(holds: Sequence[tuple[LegalHold, frozenset[str]]], fingerprints: Sequence[str]
+             ) -> list[LegalHold]:
+    """The holds of ``LegalHolds.subject_holds`` covering any of these fingerprints."""
+    wanted = set(fingerprints)
+    return [h for h, fps in holds if fps & wanted]

@@ -18,7 +18,7 @@ from typing import Any
 from governance.audit_store import AuditStore, record_row
 from governance.crypto.aead import seal
 from governance.dsar.export import EXPORT_SUFFIX, build_package, write_export
-from governance.dsar.holds import LegalHold, LegalHolds
+from governance.dsar.holds import LegalHold, LegalHolds, matching
 from governance.dsar.identities import Identity, IdentityType
 from governance.dsar.journal import (
     StepHook,
@@ -95,11 +95,16 @@ def _fingerprints(book: RequestBook, identities: Sequence[Identity]) -> list[str
 
 
 def _subject_holds(store: AuditStore, book: RequestBook, request: DataSubjectRequest,
-                   identities: Sequence[Identity]) -> list[LegalHold]:
-    """Subject holds matching any identity of the request, given or derived."""
+                   identities: Sequence[Identity],
+                   known: Sequence[tuple[LegalHold, frozenset[str]]] | None = None
+                   ) -> list[LegalHold]:
+    """Subject holds matching any identity of the request, given or derived (among
+    ``known``, the holds read earlier in this run, when given; else read now)."""
     if request.request_type is RequestType.ACCESS:
         return []
     fps = sorted({*request.fingerprints, *_fingerprints(book, identities)})
+    if known is not None:
+        return matching(known, fps)
     return LegalHolds(store, book.keyring).on_subject(fps)
 
 
@@ -119,26 +124,28 @@ def plan_request(inventory: Inventory, store: AuditStore, request_id: str,
         request = book.get(request_id)
         given = book.identities(request, derived=False)
         categories = column_categories(inventory, store)
+        holds_now = LegalHolds(store, book.keyring)
+        subject_holds, table_holds = holds_now.subject_holds(), holds_now.on_tables()
     with ConnectorPool(inventory) as pool:
         resolution = locate_subject(inventory, given, pool, store, progress, categories)
-        steps = _plan(inventory, store, book, request, given, resolution, pool)
-    holds = _subject_holds(store, book, request, [*given, *resolution.derived])
+        steps = _plan(inventory, book, request, given, resolution, pool, table_holds)
+    holds = _subject_holds(store, book, request, [*given, *resolution.derived],
+                           subject_holds)
     if holds:
         resolution.blockers.insert(0, _hold_blocker(holds))
     return resolution, steps
 
 
-def _plan(inventory: Inventory, store: AuditStore, book: RequestBook,
-          request: DataSubjectRequest, given: list[Identity], resolution: Resolution,
-          pool: ConnectorPool) -> list[Step]:
+def _plan(inventory: Inventory, book: RequestBook, request: DataSubjectRequest,
+          given: list[Identity], resolution: Resolution, pool: ConnectorPool,
+          table_holds: dict[tuple[str, str], LegalHold]) -> list[Step]:
     if resolution.blockers and not resolution.locations:
         return []
     everything = [*given, *resolution.derived]
     exclusive = [*given, *[i for i in resolution.derived
                            if i not in resolution.shared_identities]]
     if request.request_type is RequestType.ERASURE:
-        return plan_erasure(inventory, resolution, everything,
-                            LegalHolds(store, book.keyring).on_tables(), pool, exclusive)
+        return plan_erasure(inventory, resolution, everything, table_holds, pool, exclusive)
     if request.request_type is RequestType.RECTIFY:
         return plan_rectification(inventory, resolution, everything,
                                   book.corrections(request))
@@ -157,6 +164,9 @@ class _Run:
     categories: Categories
     key: bytes                    # the request's key (it seals the journal)
     journal: list[Step] = field(default_factory=list)
+    # Holds as the run began (checked again from the store right before any change).
+    subject_holds: list[tuple[LegalHold, frozenset[str]]] = field(default_factory=list)
+    table_holds: dict[tuple[str, str], LegalHold] = field(default_factory=dict)
 
     @property
     def rid(self) -> str:
@@ -195,6 +205,9 @@ def run_request(inventory: Inventory, store: AuditStore, request_id: str, actor:
                        column_categories(inventory, store), book.request_key(request))
             if request.request_type is not RequestType.ACCESS:
                 run.journal = read_journal(store, request_id, run.key)
+                holds_now = LegalHolds(store, book.keyring)
+                run.subject_holds = holds_now.subject_holds()
+                run.table_holds = holds_now.on_tables()
         except BaseException:
             book.release(request_id, owner)
             raise
@@ -290,14 +303,15 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
             if resolution.unreachable:
                 raise RequestError(f"request {rid}: sources could not be searched, nothing "
                                    "changed: " + "; ".join(resolution.unreachable.values()))
-            steps = _plan(inventory, store, book, request, given, resolution, pool)
-            with store.session():
-                holds = _subject_holds(store, book, request, [*given, *resolution.derived])
-                blockers = ([_hold_blocker(holds)] if holds else []) + resolution.blockers
-                if blockers:
-                    book.record(rid, actor, "dsar.plan_refused", {"blockers": blockers})
-                    raise PlanError(f"request {rid} needs a decision, nothing was changed: "
-                                    + " | ".join(blockers))
+            steps = _plan(inventory, book, request, given, resolution, pool,
+                          run.table_holds)
+            holds = _subject_holds(store, book, request, [*given, *resolution.derived],
+                                   run.subject_holds)
+            blockers = ([_hold_blocker(holds)] if holds else []) + resolution.blockers
+            if blockers:
+                book.record(rid, actor, "dsar.plan_refused", {"blockers": blockers})
+                raise PlanError(f"request {rid} needs a decision, nothing was changed: "
+                                + " | ".join(blockers))
             new_steps = [s for s in steps if s.status == "pending" or s.action is Action.HELD]
             fault_point("request.after_plan")
             if confirm is not None and not confirm(new_steps):
