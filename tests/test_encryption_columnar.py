@@ -168,6 +168,11 @@ def test_owner_codes_agree_with_owners(tmp_path: Path) -> None:
             got = [SHARED if c == CODE_SHARED else NOBODY if c == CODE_NOBODY
                    else owners.known[c] for c in codes]
             assert got == want, table
+            # The same through the search of sorted integer keys (keys too sparse for a
+            # table indexed by key).
+            assert owners._dense or table[1] in ("customers", "members")
+            owners._dense.clear()
+            assert owners.owner_codes(table, data).tolist() == codes.tolist()
             if table == ("pq", "payments"):
                 # The estate exercises each case.
                 assert SHARED in want and NOBODY in want

@@ -11,6 +11,7 @@ owner, so a table of N rows costs one pass plus one pass per table on its owner 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -94,10 +95,26 @@ class OwnerIndex:
         self.graph = graph
         self._maps: dict[tuple[TableKey, str], dict[str, Any]] = {}
         self._coded: dict[tuple[TableKey, str], tuple[pa.Array, np.ndarray]] = {}
-        # Integer keys of a person table, sorted, with their owner codes.
+        # Integer keys of a person table: (smallest key, owner code of each key from it on)
+        # when the keys are dense enough, else (sorted keys, their owner codes).
         self._int_coded: dict[tuple[TableKey, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._dense: dict[tuple[TableKey, str], tuple[int, np.ndarray]] = {}
         self.known: list[Owner] = []          # owner code -> owner
         self._code: dict[Owner, int] = {}
+
+    def codes_of(self, table: TableKey, texts: Sequence[str]) -> np.ndarray:
+        """``code_of`` of the owner (``table``, text) of each text."""
+        owners = list(zip(itertools.repeat(table), texts))
+        out = np.fromiter(map(self._code.get, owners, itertools.repeat(-1)), np.int64,
+                          len(owners))
+        new = np.flatnonzero(out < 0).tolist()
+        if new:
+            fresh = list(dict.fromkeys(owners[i] for i in new))
+            start = len(self.known)
+            self.known.extend(fresh)
+            self._code.update(zip(fresh, range(start, start + len(fresh)), strict=True))
+            out[new] = [self._code[owners[i]] for i in new]
+        return out
 
     def code_of(self, owner: Owner) -> int:
         """The owner code of ``owner`` (the same owner always gets the same code)."""
@@ -150,8 +167,8 @@ class OwnerIndex:
                 return np.array([CODE_NOBODY if o is NOBODY else self.code_of(o)
                                  for o in self.owners(table, rows)], np.int64)
             encoded = pc.dictionary_encode(_texts(data.column(col)))
-            codes = np.array([self.code_of((table, v)) for v in encoded.dictionary.to_pylist()]
-                             + [CODE_NOBODY], np.int64)
+            codes = np.append(self.codes_of(table, encoded.dictionary.to_pylist()),
+                              CODE_NOBODY)
             idx = encoded.indices.fill_null(len(codes) - 1).to_numpy(zero_copy_only=False)
             return codes[idx]
         result = np.full(n, CODE_NOBODY, np.int64)
@@ -160,9 +177,17 @@ class OwnerIndex:
             hops = self.graph.distance(edge.target) + 1
             keys, codes = self._coded_map(edge.target, edge.to_column)
             ints = self._int_coded.get((edge.target, edge.to_column))
+            dense = self._dense.get((edge.target, edge.to_column))
             column = data.column(edge.column).combine_chunks()
             as_int = _int64(column) if ints is not None else None
-            if ints is not None and as_int is not None:
+            if dense is not None and as_int is not None:
+                low, by_offset = dense
+                values, valid = as_int
+                offset = values - low
+                hit = valid & (offset >= 0) & (offset < len(by_offset))
+                who = np.full(n, CODE_NOBODY, np.int64)
+                who[hit] = by_offset[offset[hit]]
+            elif ints is not None and as_int is not None:
                 # Integers on both sides: str(a) == str(b) exactly when a == b.
                 sorted_keys, int_codes = ints
                 values, valid = as_int
@@ -190,13 +215,18 @@ class OwnerIndex:
             raw = [b.column(0) for b in self.pool.get(table[0]).stream_rows(table[1], [column])]
             values = pc.unique(pa.concat_arrays(raw)).drop_null() if raw else pa.array([])
             texts = _texts(values)
-            codes = np.array([self.code_of((table, v)) for v in texts.to_pylist()]
-                             + [CODE_NOBODY], np.int64)
+            codes = np.append(self.codes_of(table, texts.to_pylist()), CODE_NOBODY)
             found = self._coded[(table, column)] = (texts, codes)
             as_int = _int64(values)
             if as_int is not None:
                 order = np.argsort(as_int[0], kind="stable")
                 self._int_coded[(table, column)] = (as_int[0][order], codes[:-1][order])
+                if len(order):
+                    low, high = int(as_int[0].min()), int(as_int[0].max())
+                    if high - low < 4 * len(order) + 1024:
+                        by_offset = np.full(high - low + 1, CODE_NOBODY, np.int64)
+                        by_offset[as_int[0] - low] = codes[:-1]
+                        self._dense[(table, column)] = (low, by_offset)
         if found is None:
             mapping = self._map(table, column, 1)
             codes = np.array([CODE_SHARED if w is SHARED else self.code_of(w)

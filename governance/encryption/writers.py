@@ -190,7 +190,8 @@ def _rewrite_file(conn: Any, table: str, read: list[str], targets: list[str],
         try:
             with ds._create_like(tmp, before) as out:
                 if conn.kind == "parquet" and batch_transform is not None:
-                    _copy_parquet_columns(f, out, read, batch_transform, result, progress)
+                    _copy_parquet_columns(f, out, read, targets, batch_transform, result,
+                                          progress)
                 elif conn.kind == "parquet":
                     _copy_parquet(f, out, read, transform, result, progress)
                 elif conn.kind == "csv":
@@ -243,7 +244,7 @@ def _copy_parquet(f: Path, out: BinaryIO, read: list[str], transform: Transform,
                 progress(result.rows, result.changed)
 
 
-def _copy_parquet_columns(f: Path, out: BinaryIO, read: list[str],
+def _copy_parquet_columns(f: Path, out: BinaryIO, read: list[str], targets: list[str],
                           transform: BatchTransform, result: RewriteResult,
                           progress: Callable[[int, int], None] | None) -> None:
     """``_copy_parquet`` with a column-wise transform; row group g is written (by a second
@@ -256,7 +257,12 @@ def _copy_parquet_columns(f: Path, out: BinaryIO, read: list[str],
 
     pf = pq.ParquetFile(f)
     meta, schema = pf.metadata, pf.schema_arrow
-    with pq.ParquetWriter(out, schema, **ds._parquet_options(meta)) as writer, \
+    options = ds._parquet_options(meta)
+    if isinstance(options.get("use_dictionary"), list):
+        # Ciphertexts never repeat: a dictionary of them is built only to be dropped.
+        options["use_dictionary"] = [c for c in options["use_dictionary"]
+                                     if c not in targets]
+    with pq.ParquetWriter(out, schema, **options) as writer, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="gk-parquet") as pool:
         pending: Future[None] | None = None
         for g in range(meta.num_row_groups):
