@@ -28,6 +28,7 @@ from governance.dsar import (
 )
 from governance.dsar.export import open_export
 from governance.dsar.journal import read_journal
+from governance.dsar.runner import delivery_passphrase
 from governance.inventory import Inventory, load_inventory
 from governance.scan import run_scan
 
@@ -373,3 +374,23 @@ def test_the_store_is_not_held_while_sources_are_searched_or_changed(estate: Est
     run_request(estate.inventory, estate.store, access, "dpo",
                 progress=lambda msg: seen.append((msg, _store_free(estate.store.path))))
     assert seen and all(free for _, free in seen), seen
+
+
+def test_an_access_request_exports_nothing_when_a_source_cannot_be_searched(
+        estate: Estate) -> None:
+    rid = estate.request("access")
+    estate.demo.marketing_csv.rename(estate.demo.marketing_csv.with_suffix(".moved"))
+    exports = estate.store.path.parent / "exports"
+    with pytest.raises(RequestError, match="could not be searched, nothing was exported"):
+        run_request(estate.inventory, estate.store, rid, "dpo", export_dir=exports)
+    assert not list(exports.glob(f"{rid}*"))
+    assert estate.book.get(rid).state.value == "verified"
+    assert [e.action for e in estate.store.log_entries() if e.target == rid][-1] == \
+        "dsar.incomplete"
+    # The lease is given back: the source restored, the request runs and completes.
+    estate.demo.marketing_csv.with_suffix(".moved").rename(estate.demo.marketing_csv)
+    done = run_request(estate.inventory, estate.store, rid, "dpo", export_dir=exports)
+    assert done.status == "completed" and done.export_path is not None
+    assert estate.store.query("SELECT lease_owner FROM dsar_requests WHERE request_id = ?",
+                              [rid]) == [{"lease_owner": None}]
+    assert delivery_passphrase(estate.store, rid) == done.passphrase

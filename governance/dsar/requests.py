@@ -391,11 +391,17 @@ class RequestBook:
                                sets={"extended": True, "extension_reason": safe,
                                      "due_date": due})
 
-    def complete(self, request_id: str, actor: str,
-                 outcome: Mapping[str, Any]) -> DataSubjectRequest:
-        """Close the request as done, storing its outcome (counts, never values)."""
-        return self.transition(request_id, S.COMPLETED, actor, {"outcome": dict(outcome)},
-                               sets={"outcome": json.dumps(outcome, default=str)})
+    def complete(self, request_id: str, actor: str, outcome: Mapping[str, Any],
+                 delivery_secret: bytes | None = None) -> DataSubjectRequest:
+        """Close the request as done, storing its outcome (counts, never values) and, for
+        an access export, its passphrase sealed under the request's key."""
+        sets: dict[str, Any] = {"outcome": json.dumps(outcome, default=str)}
+        if delivery_secret is not None:
+            sets["delivery_secret"] = delivery_secret
+        return self.transition(request_id, S.COMPLETED, actor,
+                               {"outcome": dict(outcome),
+                                "delivery_secret_stored": delivery_secret is not None},
+                               sets=sets)
 
     def record(self, request_id: str, actor: str, action: str,
                details: Mapping[str, Any] | None = None) -> int:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from governance.audit_store import AuditStore, record_row
+from governance.audit_store import AuditStore
 from governance.crypto.aead import seal
 from governance.dsar.export import EXPORT_SUFFIX, build_package, write_export
 from governance.dsar.holds import LegalHold, LegalHolds, matching
@@ -233,20 +233,27 @@ def _run_access(inventory: Inventory, store: AuditStore, run: _Run, export_dir: 
         resolution = locate_subject(inventory, run.given, pool, store, progress,
                                     run.categories)
     with store.session():
-        outcome = _deliver_access(inventory, store, run, export_dir, resolution)
-        run.release()
-        return outcome
+        # Completing gives the lease back; on an error run_request does.
+        return _deliver_access(inventory, store, run, export_dir, resolution)
 
 
 def _deliver_access(inventory: Inventory, store: AuditStore, run: _Run, export_dir: Path,
                     resolution: Resolution) -> RunOutcome:
-    """Export what was found, store the export's passphrase sealed, complete the request."""
+    """Export what was found and complete the request, its export's passphrase stored
+    sealed; nothing is exported when a source could not be searched."""
     book, request, actor, identities = run.book, run.request, run.actor, run.given
     if resolution.blockers:
         book.record(request.request_id, actor, "dsar.plan_refused",
                     {"blockers": resolution.blockers})
         raise PlanError(f"request {request.request_id} needs a decision, nothing was "
                         "exported: " + " | ".join(resolution.blockers))
+    if resolution.unreachable:
+        # Nothing is exported from a search that could not reach every source.
+        book.record(request.request_id, actor, "dsar.incomplete",
+                    {"unreachable_sources": sorted(resolution.unreachable)})
+        raise RequestError(f"request {request.request_id}: sources could not be searched, "
+                           "nothing was exported: "
+                           + "; ".join(resolution.unreachable.values()))
     _start(book, request, actor)
     package, man = build_package(
         request.request_id, request.law, [*identities, *resolution.derived], resolution,
@@ -255,12 +262,6 @@ def _deliver_access(inventory: Inventory, store: AuditStore, run: _Run, export_d
                                                   request.request_id))
     path = Path(export_dir) / f"{request.request_id}{EXPORT_SUFFIX}"
     passphrase = write_export(path, package)
-    key = run.key
-    store.write(lambda conn: (conn.execute(
-        "UPDATE dsar_requests SET delivery_secret = ? WHERE request_id = ?",
-        [seal(key, passphrase.encode(), f"{request.request_id}/delivery".encode()),
-         request.request_id]), record_row(conn, "dsar_requests", request.request_id, actor,
-                                          "dsar.delivery_secret_stored")))
     outcome = {
         "export_file": path.name,
         "export_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
@@ -268,14 +269,10 @@ def _deliver_access(inventory: Inventory, store: AuditStore, run: _Run, export_d
         "locations": [f"{f['source']}.{f['table']} ({f['found_by']}): {f['rows']}"
                       for f in man["found"]],
         "columns_searched": len(man["searched"]),
-        "unreachable_sources": sorted(resolution.unreachable),
+        "unreachable_sources": [],
     }
-    if resolution.unreachable:
-        book.record(request.request_id, actor, "dsar.incomplete",
-                    {"unreachable_sources": sorted(resolution.unreachable)})
-        raise RequestError(f"request {request.request_id}: sources could not be searched: "
-                           + "; ".join(resolution.unreachable.values()))
-    done = book.complete(request.request_id, actor, outcome)
+    secret = seal(run.key, passphrase.encode(), f"{request.request_id}/delivery".encode())
+    done = book.complete(request.request_id, actor, outcome, delivery_secret=secret)
     return RunOutcome(done, "completed", export_path=path, passphrase=passphrase,
                       found_rows=man["exported_rows"])
 
@@ -355,7 +352,8 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
                                              "subject's data, whose ciphertext (if any) must "
                                              "stay readable")
         outcome = _conclude(book, rid, actor, steps, remaining, held, kept, shred)
-        run.release()
+        if outcome.status != "completed":   # completing gives the lease back itself
+            run.release()
         return outcome
 
 
