@@ -184,14 +184,20 @@ _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def _b64_rows(mat: np.ndarray) -> np.ndarray:
-    """The unpadded base64url text of each row of a (rows, n) uint8 matrix. Each row is
-    zero-padded to a multiple of 3 bytes, so that one base64 pass over the whole matrix
-    encodes every row on its own; the characters that encode the padding are cut off."""
+    """The unpadded base64url text of each row of a (rows, n) uint8 matrix."""
     rows, n = mat.shape
     pad = -n % 3
     if pad:
         mat = np.concatenate([mat, np.zeros((rows, pad), np.uint8)], axis=1)
-    text = binascii.b2a_base64(np.ascontiguousarray(mat).data, newline=False).translate(_URLSAFE)
+    return _b64_padded_rows(np.ascontiguousarray(mat).data, rows, n)
+
+
+def _b64_padded_rows(data: bytes | memoryview, rows: int, n: int) -> np.ndarray:
+    """The unpadded base64url text of ``rows`` records of ``n`` bytes each, laid end to end
+    in ``data``, each zero-padded to a multiple of 3 bytes: one base64 pass over the whole
+    buffer encodes every record on its own, and the characters that encode the padding are
+    cut off."""
+    text = binascii.b2a_base64(data, newline=False).translate(_URLSAFE)
     return np.frombuffer(text, np.uint8).reshape(rows, -1)[:, :(4 * n + 2) // 3]
 
 
@@ -238,7 +244,6 @@ def seal_encoded(aead_for: Sequence[AESGCM], key_ids: Sequence[str],
     nonce_list = pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(NONCE_BYTES), n, [None, pa.py_buffer(nonce_buf)]).cast(pa.binary()).to_pylist()
     cts = list(map(AESGCM.encrypt, aead_for, nonce_list, plaintexts, aads))
-    nonce_mat = np.frombuffer(nonce_buf, np.uint8).reshape(n, NONCE_BYTES)
     if ct_len is None:
         ct_len = np.fromiter(map(len, cts), np.int64, n)
     kid_len = np.fromiter(map(len, key_ids), np.int64, n) if key_id_lengths is None \
@@ -254,20 +259,30 @@ def seal_encoded(aead_for: Sequence[AESGCM], key_ids: Sequence[str],
     for g, kind in enumerate(kinds):
         at = np.arange(n) if len(kinds) == 1 else np.flatnonzero(inverse == g)
         m, klen, clen = len(at), int(kind >> 32), int(kind & 0xFFFFFFFF)
-        ct = np.frombuffer(b"".join(_pick(cts, at)), np.uint8).reshape(m, clen)
+        # Each body (nonce || ciphertext || tag), zero-padded to a multiple of 3 bytes for
+        # the text form, laid end to end by one join.
+        pad = -(NONCE_BYTES + clen) % 3 if text else 0
+        step = 3 if pad else 2
+        laid: list[bytes] = [b""] * (step * m)
+        laid[0::step] = _pick(nonce_list, at)
+        laid[1::step] = _pick(cts, at)
+        if pad:
+            laid[2::step] = [bytes(pad)] * m
+        bodies = b"".join(laid)
+        del laid
         try:
             kid_bytes = "".join(_pick(key_ids, at)).encode("ascii")
         except UnicodeEncodeError:
             raise EnvelopeError("a data key id must be ASCII") from None
         kid = np.frombuffer(kid_bytes, np.uint8).reshape(m, klen)
-        nonce = nonce_mat if len(kinds) == 1 else nonce_mat[at]
         if text:
             parts = [np.broadcast_to(np.frombuffer(TEXT_PREFIX.encode(), np.uint8), (m, 4)),
-                     kid, np.full((m, 1), ord(":"), np.uint8),
-                     _b64_rows(np.concatenate([nonce, ct], axis=1))]
+                     kid, np.broadcast_to(np.frombuffer(b":", np.uint8), (m, 1)),
+                     _b64_padded_rows(bodies, m, NONCE_BYTES + clen)]
         else:
             parts = [np.broadcast_to(np.frombuffer(BYTES_PREFIX + bytes([klen]), np.uint8),
-                                     (m, 4)), kid, nonce, ct]
+                                     (m, 4)), kid,
+                     np.frombuffer(bodies, np.uint8).reshape(m, NONCE_BYTES + clen)]
         pieces.append(_matrix(parts, text))
         order.append(at)
     if len(pieces) == 1:

@@ -324,29 +324,31 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
     kid_of = np.empty(0, object)             # owner code -> data key id
     aead_of = np.empty(0, object)            # owner code -> its cipher
     klen_of = np.zeros(0, np.int64)          # owner code -> len(data key id)
+    addr_of = np.zeros(0, np.int64)          # owner code -> where its cipher is in memory
     have = np.zeros(0, bool)                 # owner code -> key fetched in this run
 
     def keys_for(codes: np.ndarray) -> None:
-        nonlocal kid_of, aead_of, klen_of, have
+        nonlocal kid_of, aead_of, klen_of, addr_of, have
         assert keys is not None
         if len(owners.known) > len(have):
             grow = len(owners.known) - len(have)
             kid_of = np.concatenate([kid_of, np.full(grow, None, object)])
             aead_of = np.concatenate([aead_of, np.full(grow, None, object)])
             klen_of = np.concatenate([klen_of, np.zeros(grow, np.int64)])
+            addr_of = np.concatenate([addr_of, np.zeros(grow, np.int64)])
             have = np.concatenate([have, np.zeros(grow, bool)])
         needed = np.zeros(len(have), bool)
         needed[codes] = True
         new = np.flatnonzero(needed & ~have).tolist()
         if not new:
             return
-        refs = dict(zip(new, keys.subject_refs([owners.known[c] for c in new]), strict=True))
-        active = keys.active_keys(refs.values(), create=True)
-        for c, ref in refs.items():
-            kid_of[c], aead_of[c] = active[ref]
-            klen_of[c] = len(kid_of[c])
+        refs = keys.subject_refs([owners.known[c] for c in new])
+        kids, ciphers = keys.active_columns(refs, create=True)
+        kid_of[new], aead_of[new] = _objects(kids), _objects(ciphers)
+        klen_of[new] = np.fromiter(map(len, kids), np.int64, len(kids))
+        addr_of[new] = np.fromiter(map(id, ciphers), np.int64, len(ciphers))
         have[new] = True
-        subjects.update(refs.values())
+        subjects.update(refs)
 
     def transform_columns(data: pa.Table) -> BatchChanges:
         n = data.num_rows
@@ -382,9 +384,9 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
             rows = np.flatnonzero(mask)
             if not len(rows):
                 continue
-            # Cells sealed grouped by data key (each key's AES schedule stays in the CPU
-            # cache), then put back in row order.
-            order = np.argsort(codes[rows], kind="stable")
+            # Cells sealed in the order their ciphers lie in memory (each key's AES state
+            # is read from memory once, in sequence), then put back in row order.
+            order = np.argsort(addr_of[codes[rows]], kind="stable")
             rows = rows[order]
             back = np.empty(len(order), np.int64)
             back[order] = np.arange(len(order))
@@ -420,6 +422,12 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
                            batch_transform=transform_columns if apply and keys else None)
     res.rows = result.rows
     res.subjects = len(subjects)
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    out = np.empty(len(values), object)
+    out[:] = values
+    return out
 
 
 def _log(store: AuditStore, actor: str, action: str, target: str | None,
