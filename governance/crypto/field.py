@@ -244,6 +244,7 @@ def seal_encoded(aead_for: Sequence[AESGCM], key_ids: Sequence[str],
     nonce_list = pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(NONCE_BYTES), n, [None, pa.py_buffer(nonce_buf)]).cast(pa.binary()).to_pylist()
     cts = list(map(AESGCM.encrypt, aead_for, nonce_list, plaintexts, aads))
+    nonce_mat = np.frombuffer(nonce_buf, np.uint8).reshape(n, NONCE_BYTES)
     if ct_len is None:
         ct_len = np.fromiter(map(len, cts), np.int64, n)
     kid_len = np.fromiter(map(len, key_ids), np.int64, n) if key_id_lengths is None \
@@ -259,17 +260,13 @@ def seal_encoded(aead_for: Sequence[AESGCM], key_ids: Sequence[str],
     for g, kind in enumerate(kinds):
         at = np.arange(n) if len(kinds) == 1 else np.flatnonzero(inverse == g)
         m, klen, clen = len(at), int(kind >> 32), int(kind & 0xFFFFFFFF)
-        # Each body (nonce || ciphertext || tag), zero-padded to a multiple of 3 bytes for
-        # the text form, laid end to end by one join.
+        # Each body (nonce || ciphertext || tag) a row, zero-padded to a multiple of 3
+        # bytes for the text form.
         pad = -(NONCE_BYTES + clen) % 3 if text else 0
-        step = 3 if pad else 2
-        laid: list[bytes] = [b""] * (step * m)
-        laid[0::step] = _pick(nonce_list, at)
-        laid[1::step] = _pick(cts, at)
-        if pad:
-            laid[2::step] = [bytes(pad)] * m
-        bodies = b"".join(laid)
-        del laid
+        bodies = np.zeros((m, NONCE_BYTES + clen + pad), np.uint8)
+        bodies[:, :NONCE_BYTES] = nonce_mat if len(kinds) == 1 else nonce_mat[at]
+        bodies[:, NONCE_BYTES:NONCE_BYTES + clen] = np.frombuffer(
+            b"".join(_pick(cts, at)), np.uint8).reshape(m, clen)
         try:
             kid_bytes = "".join(_pick(key_ids, at)).encode("ascii")
         except UnicodeEncodeError:
@@ -278,11 +275,11 @@ def seal_encoded(aead_for: Sequence[AESGCM], key_ids: Sequence[str],
         if text:
             parts = [np.broadcast_to(np.frombuffer(TEXT_PREFIX.encode(), np.uint8), (m, 4)),
                      kid, np.broadcast_to(np.frombuffer(b":", np.uint8), (m, 1)),
-                     _b64_padded_rows(bodies, m, NONCE_BYTES + clen)]
+                     _b64_padded_rows(bodies.data, m, NONCE_BYTES + clen)]
         else:
             parts = [np.broadcast_to(np.frombuffer(BYTES_PREFIX + bytes([klen]), np.uint8),
                                      (m, 4)), kid,
-                     np.frombuffer(bodies, np.uint8).reshape(m, NONCE_BYTES + clen)]
+                     bodies]
         pieces.append(_matrix(parts, text))
         order.append(at)
     if len(pieces) == 1:

@@ -386,7 +386,7 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
                 continue
             # Cells sealed in the order their ciphers lie in memory (each key's AES state
             # is read from memory once, in sequence), then put back in row order.
-            order = np.argsort(addr_of[codes[rows]], kind="stable")
+            order = np.argsort(addr_of[codes[rows]])
             rows = rows[order]
             back = np.empty(len(order), np.int64)
             back[order] = np.arange(len(order))
