@@ -618,28 +618,39 @@ def rotate_kek(store: AuditStore, old: KeyStore, new: KeyStore, actor: str = "go
                         "wrapped IS NOT NULL", [old.kek_id])[0]["n"]
     while limit is None or done < limit:
         size = batch if limit is None else min(batch, limit - done)
-        rows = store.query("SELECT key_id, wrapped FROM subject_keys WHERE kek_id = ? AND "
-                           "wrapped IS NOT NULL ORDER BY key_id LIMIT ?", [old.kek_id, size])
-        if not rows:
-            break
-        items = [(r["key_id"], bytes(r["wrapped"])) for r in rows]
-        plain = old.unwrap_many(items)
-        wrapped = new.wrap_many([(k, p) for (k, _), p in zip(items, plain, strict=True)])
-        del plain
-        table = pa.table({"key_id": [k for k, _ in items],
-                          "old": pa.array([w for _, w in items], pa.binary()),
-                          "new": pa.array(wrapped, pa.binary())})
-        now = utcnow()
-        with store.transaction() as conn:
-            conn.register("gk_rewrap", table)
-            conn.execute("UPDATE subject_keys SET wrapped = u.new, kek_id = ?, rewrapped_at = ? "
-                         "FROM gk_rewrap u WHERE subject_keys.key_id = u.key_id AND "
-                         "subject_keys.kek_id = ? AND subject_keys.wrapped = u.old",
-                         [new.kek_id, now, old.kek_id])
-            conn.unregister("gk_rewrap")
-        done += len(items)
+        # One store session per batch: other processes get the store between batches.
+        with store.session():
+            with store.connect() as conn:
+                found = conn.execute("SELECT key_id, wrapped FROM subject_keys WHERE "
+                                     "kek_id = ? AND wrapped IS NOT NULL LIMIT ?",
+                                     [old.kek_id, size]).fetchall()
+            if not found:
+                break
+            items = [(k, bytes(w)) for k, w in found]
+            del found
+            plain = old.unwrap_many(items)
+            wrapped = new.wrap_many([(k, p) for (k, _), p in zip(items, plain, strict=True)])
+            del plain
+            table = pa.table({"key_id": [k for k, _ in items],
+                              "old": pa.array([w for _, w in items], pa.binary()),
+                              "new": pa.array(wrapped, pa.binary())})
+            with store.transaction() as conn:
+                conn.register("gk_rewrap", table)
+                # Rows found by a join, updated by row id (an UPDATE ... FROM joining on
+                # the key, the KEK and the old wrapped key is planned far slower). A key
+                # changed since it was read (shredded, rewrapped) is left alone.
+                changed = conn.execute(
+                    "UPDATE subject_keys SET wrapped = u.new, kek_id = ?, rewrapped_at = ? "
+                    "FROM (SELECT k.rowid AS rid, g.new FROM subject_keys k JOIN gk_rewrap g "
+                    "ON k.key_id = g.key_id AND k.wrapped = g.old WHERE k.kek_id = ?) u "
+                    "WHERE subject_keys.rowid = u.rid",
+                    [new.kek_id, utcnow(), old.kek_id]).fetchall()[0][0]
+                conn.unregister("gk_rewrap")
+        done += int(changed)
         if progress:
             progress(f"rewrapped {done}/{total} data keys")
+        if not changed:
+            break    # every key read had changed meanwhile: what is left is reported
     seconds = time.perf_counter() - started
     remaining = store.query("SELECT count(*) AS n FROM subject_keys WHERE kek_id = ? AND "
                             "wrapped IS NOT NULL", [old.kek_id])[0]["n"]
