@@ -142,44 +142,51 @@ class SubjectKeys:
         out = self._fetch_active(wanted)
         missing = [s for s in wanted if s not in out]
         if missing and create:
-            material = os.urandom(42 * len(missing))
-            new = {s: ("sk-" + material[42 * i:42 * i + 10].hex(),
-                       material[42 * i + 10:42 * i + 42]) for i, s in enumerate(missing)}
-            del material
-            items = list(new.values())
-            wrapped = self.keystore.wrap_many(items)
-            # Each wrapped key must unwrap to its key before it is stored and used: a key
-            # that could not be recovered would lose every cell sealed under it.
-            back = self.keystore.unwrap_many([(kid, w) for (kid, _), w in
-                                              zip(items, wrapped, strict=True)])
-            if any(b != key for (_, key), b in zip(items, back, strict=True)):
-                raise KeyStoreError(f"{self.keystore.kek_id}: a wrapped data key does not "
-                                    "unwrap to itself; nothing was stored")
-            del back
-            now = utcnow()
-            table = pa.table({
-                "key_id": [kid for kid, _ in new.values()],
-                "subject": list(new),
-                "wrapped": pa.array(wrapped, pa.binary()),
-            })
-            with self.store.transaction() as conn:
-                conn.register("gk_new_keys", table)
-                # A subject given a key meanwhile keeps that one.
-                made = conn.execute(
-                    "INSERT INTO subject_keys SELECT n.key_id, n.subject, 1, 'active', ?, "
-                    "n.wrapped, ?, NULL, NULL FROM gk_new_keys n WHERE NOT EXISTS (SELECT 1 "
-                    "FROM subject_keys k WHERE k.subject = n.subject AND k.state <> "
-                    "'destroyed') RETURNING subject", [self.keystore.kek_id, now]).fetchall()
-                conn.unregister("gk_new_keys")
-            stored = {r[0] for r in made}
-            for subject in stored:
-                key_id, key = new[subject]
-                self._aead[key_id] = AESGCM(key)
-                out[subject] = (key_id, self._aead[key_id])
-            del new, items
-            rest = [s for s in missing if s not in stored]
-            if rest:
-                out.update(self._fetch_active(rest))
+            out.update(self._create(missing))
+        return out
+
+    def _create(self, missing: list[str]) -> dict[str, tuple[str, AESGCM]]:
+        """New data keys for subjects that had none (a subject given a key meanwhile, by
+        another process, keeps that one)."""
+        out: dict[str, tuple[str, AESGCM]] = {}
+        material = os.urandom(42 * len(missing))
+        new = {s: ("sk-" + material[42 * i:42 * i + 10].hex(),
+                   material[42 * i + 10:42 * i + 42]) for i, s in enumerate(missing)}
+        del material
+        items = list(new.values())
+        wrapped = self.keystore.wrap_many(items)
+        # Each wrapped key must unwrap to its key before it is stored and used: a key
+        # that could not be recovered would lose every cell sealed under it.
+        back = self.keystore.unwrap_many([(kid, w) for (kid, _), w in
+                                          zip(items, wrapped, strict=True)])
+        if any(b != key for (_, key), b in zip(items, back, strict=True)):
+            raise KeyStoreError(f"{self.keystore.kek_id}: a wrapped data key does not "
+                                "unwrap to itself; nothing was stored")
+        del back
+        now = utcnow()
+        table = pa.table({
+            "key_id": [kid for kid, _ in new.values()],
+            "subject": list(new),
+            "wrapped": pa.array(wrapped, pa.binary()),
+        })
+        with self.store.transaction() as conn:
+            conn.register("gk_new_keys", table)
+            # A subject given a key meanwhile keeps that one.
+            made = conn.execute(
+                "INSERT INTO subject_keys SELECT n.key_id, n.subject, 1, 'active', ?, "
+                "n.wrapped, ?, NULL, NULL FROM gk_new_keys n WHERE NOT EXISTS (SELECT 1 "
+                "FROM subject_keys k WHERE k.subject = n.subject AND k.state <> "
+                "'destroyed') RETURNING subject", [self.keystore.kek_id, now]).fetchall()
+            conn.unregister("gk_new_keys")
+        stored = {r[0] for r in made}
+        for subject in stored:
+            key_id, key = new[subject]
+            self._aead[key_id] = AESGCM(key)
+            out[subject] = (key_id, self._aead[key_id])
+        del new, items
+        rest = [s for s in missing if s not in stored]
+        if rest:
+            out.update(self._fetch_active(rest))
         return out
 
     def active_columns(self, subjects: Sequence[str], create: bool = True
@@ -206,7 +213,7 @@ class SubjectKeys:
                                            rows.column("kek_id").to_pylist(),
                                            rows.column("wrapped").to_pylist(), strict=True)))
             missing = [i for i, k in enumerate(ids) if k is None]
-            made = self.active_keys([subjects[i] for i in missing], create) if missing else {}
+            made = self._create([subjects[i] for i in missing]) if missing and create else {}
             for i in missing:
                 if subjects[i] not in made:
                     raise KeyUnavailable(subjects[i], "the subject has no active data key "
