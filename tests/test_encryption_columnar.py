@@ -25,12 +25,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from governance.audit_store import AuditStore
 from governance.crypto import field
 from governance.crypto.keystore import LocalKeyStore
-from governance.encryption import SubjectKeys, encrypt, load_policy
+from governance.encryption import SubjectKeys, encrypt, load_policy, writers
 from governance.encryption.subjects import CODE_NOBODY, CODE_SHARED, NOBODY, SHARED, OwnerIndex
 from governance.inventory import load_inventory
 from governance.sources.pool import ConnectorPool
@@ -188,8 +189,14 @@ def _cells(path: Path) -> list[dict[str, Any]]:
     ).to_pylist()
 
 
-def test_parquet_batch_path_matches_csv_row_path_and_decrypts(tmp_path: Path) -> None:
+def test_parquet_batch_path_matches_csv_row_path_and_decrypts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(11)
+
+    def per_row(*args: Any) -> None:
+        raise AssertionError("a Parquet file was encrypted by the per-row path")
+
+    monkeypatch.setattr(writers, "_copy_parquet", per_row)
     inv_path = _estate(tmp_path, rng)
     before = pq.read_table(tmp_path / "data" / "payments.parquet").to_pylist()
     inv = load_inventory(inv_path)
