@@ -461,17 +461,21 @@ def dsar_list(store_path: Path, show_all: bool, as_json: bool) -> None:
 def _held_requests(store: AuditStore, book: Any, requests: list[Any]) -> dict[str, list[str]]:
     """Open erasure requests a subject hold blocks (by any identity, given or derived)."""
     from governance.dsar import LegalHolds
+    from governance.dsar.holds import matching
 
-    holds = LegalHolds(store, book.keyring)
-    if not any(h.scope == "subject" for h in holds.active()):
+    holds = LegalHolds(store, book.keyring).subject_holds()
+    if not holds:
         return {}
     out = {}
     for r in requests:
         if not r.is_open or r.request_type.value != "erasure":
             continue
-        fps = sorted(set(r.fingerprints) | {book.keyring.fingerprint(i.fingerprint_text())
-                                            for i in book.identities(r)})
-        blocking = [h.hold_id for h in holds.on_subject(fps)]
+        fps = set(r.fingerprints)  # given and, once planned, derived identities
+        if r.state.value in ("in_progress", "extended"):
+            # A request planned by an older govkit kept its derived identities only in
+            # its sealed payload.
+            fps |= {book.keyring.fingerprint(i.fingerprint_text()) for i in book.identities(r)}
+        blocking = [h.hold_id for h in matching(holds, sorted(fps))]
         if blocking:
             out[r.request_id] = blocking
     return out

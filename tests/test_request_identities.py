@@ -115,6 +115,36 @@ def test_holds_refuse_undeclared_tables_and_show_on_requests_they_block(estate) 
         run_request(inv, store, rid, "dpo", confirm=lambda s: True)
 
 
+def test_dsar_list_shows_a_hold_on_a_derived_identity_of_a_request_planned_before(estate
+                                                                                  ) -> None:
+    """Requests planned by an older govkit kept derived identities only in their sealed
+    payload (not among the request's fingerprints): dsar list still finds the hold."""
+    from click.testing import CliRunner
+
+    from governance.cli import main
+    from governance.dsar import LegalHolds, RequestState, parse_identity
+
+    demo, inv, store, (a_id, a_email, _), _ = estate
+    rid = _request(store, "erasure", f"user_id={a_id}")
+    given = RequestBook(store).get(rid).fingerprints
+    resolution, _ = plan_request(inv, store, rid)
+    book = RequestBook(store)
+    book.add_derived(book.get(rid), resolution.derived, "dpo")
+    assert set(book.get(rid).fingerprints) > set(given)
+    book.transition(rid, RequestState.IN_PROGRESS, "dpo")
+    import duckdb
+
+    conn = duckdb.connect(str(store.path))   # as an older govkit left it
+    conn.execute("UPDATE dsar_requests SET fingerprints = ? WHERE request_id = ?",
+                 [given, rid])
+    conn.close()
+    hold = LegalHolds(store).place_on_subject([parse_identity(f"email={a_email}")],
+                                              "litigation", "dpo")
+    result = CliRunner().invoke(main, ["dsar", "list", "--store", str(store.path)])
+    assert result.exit_code == 0, result.output
+    assert f"HELD: legal hold {hold.hold_id}" in result.output
+
+
 def test_an_erasure_by_phone_reaches_rows_found_only_by_the_subjects_email(estate) -> None:
     """Issue 12 #8: the undeclared newsletter table holds only the e-mail."""
     demo, inv, store, _, _ = estate

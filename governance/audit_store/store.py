@@ -94,8 +94,8 @@ class AuditStore:
         Other processes wait while a session is open, so open one only around work on the
         store, never around a search or a change on a source.
         """
-        if not self._migrated:
-            self._open()
+        if not self._migrated and not self.path.exists():
+            self._open()   # refused, or created: before the file is opened below
         key = str(self.path.resolve())
         with _sessions_lock:
             held = _sessions.get(key)
@@ -109,6 +109,8 @@ class AuditStore:
             if held[0] is not conn:
                 conn.close()
         try:
+            if not self._migrated:
+                self._open()   # checked through the connection now held
             yield self
         finally:
             with _sessions_lock:

@@ -241,10 +241,15 @@ class RequestBook:
         payload["derived"] = [[i.type.value, i.value] for i in identities]
         sealed = seal_json(self.request_key(request), payload,
                            aad=request.request_id.encode())
+        # Their keyed fingerprints join the request's, so a subject hold on any of them
+        # is matched without opening the payload.
+        fingerprints = sorted({*request.fingerprints,
+                               *(self.keyring.fingerprint(i.fingerprint_text())
+                                 for i in identities)})
 
         def change(conn: Any) -> None:
-            conn.execute("UPDATE dsar_requests SET payload = ? WHERE request_id = ?",
-                         [sealed, request.request_id])
+            conn.execute("UPDATE dsar_requests SET payload = ?, fingerprints = ? "
+                         "WHERE request_id = ?", [sealed, fingerprints, request.request_id])
             record_row(conn, "dsar_requests", request.request_id, actor,
                        "dsar.identities_derived", {"identities": [i.masked() for i in identities]})
 
