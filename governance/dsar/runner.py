@@ -332,11 +332,12 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
                 book.record(rid, actor, "dsar.plan_recorded", {
                     "steps": [s.describe() for s in new_steps]})
             planned = _recheck_holds(store, run, identities)
-        # Keys are destroyed once no hold stops the run, and kept while a legal hold keeps
-        # any of the subject's data (their ciphertext there must stay readable).
-        held_now = [s for s in planned if s.status == "held"]
-        shred = None if held_now else _crypto_shred(inventory, store, request, actor,
-                                                    person_rows)
+            # Keys are destroyed once no hold stops the run, and kept while a legal hold
+            # keeps any of the subject's data (their ciphertext there must stay readable).
+            # (Store work, and the sources' catalogues only: no source row is read.)
+            held_now = [s for s in planned if s.status == "held"]
+            shred = None if held_now else _crypto_shred(inventory, store, request, actor,
+                                                        person_rows)
         execute_journal(store, rid, planned, pool,
                         lambda v: book.keyring.fingerprint(f"pseudonym:{v}"), on_step,
                         identities)
