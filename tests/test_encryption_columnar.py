@@ -259,3 +259,32 @@ def test_parquet_batch_path_matches_csv_row_path_and_decrypts(
             sealed += 1
     assert sealed == a.cells_sealed
     assert len(set(pairs.values())) == len(pairs) == a.subjects
+
+
+def test_parquet_where_every_cell_is_sealed(tmp_path: Path) -> None:
+    """Each row group's column replaced whole (no cell kept): still in row order."""
+    rng = random.Random(3)
+    inv_path = _estate(tmp_path, rng, n=2100)
+    f = tmp_path / "data" / "payments.parquet"
+    table = pq.read_table(f)
+    n = table.num_rows
+    table = table.set_column(table.schema.get_field_index("payer"), "payer",
+                             pa.array([1 + i % 150 for i in range(n)], pa.int64()))
+    for col in ("payee", "member", "order_id"):
+        i = table.schema.get_field_index(col)
+        table = table.set_column(i, col, pa.nulls(n, table.schema.field(i).type))
+    table = table.set_column(table.schema.get_field_index("card"), "card",
+                             pa.array([f"card-{i}-" + "z" * (i % 7) for i in range(n)]))
+    pq.write_table(table, f, row_group_size=700)
+    inv = load_inventory(inv_path)
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
+    keys = SubjectKeys(store, LocalKeyStore(os.urandom(32)))
+    run = encrypt(inv, store, keys, load_policy(tmp_path / "encryption.yaml", inv),
+                  apply=True, sources=["pq"], tables=["pq.payments"], columns=["card"])
+    assert run.ok and run.tables[0].cells_sealed == n
+    after = pq.read_table(f).to_pylist()
+    for orig, got in zip(table.to_pylist(), after, strict=True):
+        env = field.parse(got["card"])
+        assert field.open_cell(keys.cipher(env.key_id), env, field.associated_data(
+            "pq", "payments", "card", orig["id"])) == orig["card"]
+        assert got["note"] == orig["note"]

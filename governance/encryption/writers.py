@@ -247,8 +247,9 @@ def _copy_parquet(f: Path, out: BinaryIO, read: list[str], transform: Transform,
 def _copy_parquet_columns(f: Path, out: BinaryIO, read: list[str], targets: list[str],
                           transform: BatchTransform, result: RewriteResult,
                           progress: Callable[[int, int], None] | None) -> None:
-    """``_copy_parquet`` with a column-wise transform; row group g is written (by a second
-    thread: Arrow's writer releases the GIL) while group g + 1 is transformed."""
+    """``_copy_parquet`` with a column-wise transform; row group g is written and group
+    g + 2 read (each by a thread of its own: Arrow releases the GIL for both) while group
+    g + 1 is transformed."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
     import pyarrow.parquet as pq
@@ -262,24 +263,33 @@ def _copy_parquet_columns(f: Path, out: BinaryIO, read: list[str], targets: list
         # Ciphertexts never repeat: a dictionary of them is built only to be dropped.
         options["use_dictionary"] = [c for c in options["use_dictionary"]
                                      if c not in targets]
+    groups = meta.num_row_groups
     with pq.ParquetWriter(out, schema, **options) as writer, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="gk-parquet") as pool:
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="gk-parquet-w") as pool, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="gk-parquet-r") as reader:
         pending: Future[None] | None = None
-        for g in range(meta.num_row_groups):
-            group = pf.read_row_group(g)
+        ahead: Future[pa.Table] | None = reader.submit(pf.read_row_group, 0) if groups else None
+        for g in range(groups):
+            assert ahead is not None
+            group = ahead.result()
+            ahead = reader.submit(pf.read_row_group, g + 1) if g + 1 < groups else None
             changes = transform(group.select(read))
             changed = np.zeros(group.num_rows, bool)
             for c, (mask, values) in changes.items():
-                if not mask.any():
+                count = int(mask.sum())
+                if not count:
                     continue
-                if int(mask.sum()) != len(values):
+                if count != len(values):
                     raise SourceError(f"{f}: a column-wise change of {c} does not match its "
                                       "rows")
                 changed |= mask
                 idx = schema.get_field_index(c)
                 fld = schema.field(idx)
-                current = group.column(idx).combine_chunks()
-                new = pc.replace_with_mask(current, pa.array(mask), values.cast(fld.type))
+                if count == group.num_rows:
+                    new = values.cast(fld.type)       # every cell changes
+                else:
+                    new = pc.replace_with_mask(group.column(idx).combine_chunks(),
+                                               pa.array(mask), values.cast(fld.type))
                 group = group.set_column(idx, fld, new)
             result.rows += group.num_rows
             result.changed += int(changed.sum())
