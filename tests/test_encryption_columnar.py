@@ -288,3 +288,32 @@ def test_parquet_where_every_cell_is_sealed(tmp_path: Path) -> None:
         assert field.open_cell(keys.cipher(env.key_id), env, field.associated_data(
             "pq", "payments", "card", orig["id"])) == orig["card"]
         assert got["note"] == orig["note"]
+
+
+def test_parquet_blind_index_is_written_for_each_sealed_cell(tmp_path: Path) -> None:
+    """The blind index of a cell lands on the cell's own row (cells are sealed in key
+    order and put back)."""
+    rng = random.Random(5)
+    inv_path = _estate(tmp_path, rng, n=1500)
+    f = tmp_path / "data" / "payments.parquet"
+    table = pq.read_table(f)
+    table = table.append_column("card_bidx", pa.nulls(table.num_rows, pa.string()))
+    pq.write_table(table, f, row_group_size=400)
+    (tmp_path / "encryption.yaml").write_text(
+        "version: 1\nrequire: []\ncolumns:\n  - {column: pq.payments.card, blind_index: "
+        "card_bidx}\nrow_keys:\n  pq.payments: id\n")
+    inv = load_inventory(inv_path)
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
+    keys = SubjectKeys(store, LocalKeyStore(os.urandom(32)))
+    run = encrypt(inv, store, keys, load_policy(tmp_path / "encryption.yaml", inv),
+                  apply=True, sources=["pq"])
+    assert run.ok and run.tables[0].cells_sealed > 0
+    checked = 0
+    for orig, got in zip(table.to_pylist(), pq.read_table(f).to_pylist(), strict=True):
+        if field.looks_sealed(got["card"]):
+            assert got["card_bidx"] == keys.blind_index("pq", "payments", "card",
+                                                        orig["card"])
+            checked += 1
+        else:
+            assert got["card_bidx"] is None and got["card"] == orig["card"]
+    assert checked == run.tables[0].cells_sealed
