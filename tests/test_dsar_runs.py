@@ -303,6 +303,9 @@ def test_killed_erasure_resumes_without_redoing_or_missing_rows(estate: Estate,
         assert estate.count("SELECT count(*) FROM users WHERE id = ?", estate.user_id) == 0
         assert any(r["email"] == estate.email for r in estate.contacts())
     assert estate.book.get(rid).state is RequestState.IN_PROGRESS
+    # The dead worker ran on this host, so a plain rerun may take its lease over; a worker
+    # that may be alive on another host is not overtaken without --take-over.
+    estate.book.claim(rid, "dpo@elsewhere:1", take_over=True)
     with pytest.raises(RequestError, match="--take-over"):
         run_request(estate.inventory, estate.store, rid, "dpo")
     outcome = run_request(estate.inventory, estate.store, rid, "dpo", take_over=True)

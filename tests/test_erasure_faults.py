@@ -17,7 +17,7 @@ import pytest
 
 from governance.audit_store import AuditStore
 from governance.demo import DemoPaths, build_demo
-from governance.dsar.requests import RequestBook
+from governance.dsar.requests import RequestBook, RequestError
 from governance.dsar.runner import run_request
 from governance.faults import POINTS
 from governance.inventory import load_inventory
@@ -246,3 +246,57 @@ def test_a_redaction_planned_before_another_request_rewrote_the_cell(estate) -> 
         "SELECT notes FROM support_tickets WHERE id = ?", [third]).fetchone()[0]
     assert note.startswith("Merged ") and a["email"] not in note and b["email"] not in note
     _check_erased(paths, before, [a, b])
+
+
+def test_after_a_kill_between_commit_and_mark_the_rerun_counts_honestly(estate) -> None:
+    """A worker killed after its source committed but before the journal said so: the rerun
+    (no --take-over needed: the dead worker ran on this host) finds nothing left to change
+    and says so, instead of recording '0 rows changed' as if nothing had been erased."""
+    from governance.dsar.runner import describe_outcome
+
+    paths, store = estate
+    subject = _subject(paths)
+    before = _snapshot(paths)
+    rid = _erasure(store, subject["email"])
+    killed = _run_in_child(paths, store, rid, "journal.after_commit:1")
+    assert killed.returncode == 137, killed.stderr[-2000:]
+    out = run_request(load_inventory(paths.inventory), store, rid, "dpo",
+                      confirm=lambda steps: True, take_over=False)
+    assert out.status == "completed", out.remaining
+    taken = [e for e in store.log_entries() if e.action == "dsar.lease_taken_over"]
+    assert taken and taken[-1].details["reason"].startswith("its process on this host")
+    outcome = RequestBook(store).get(rid).outcome
+    assert out.found_done and outcome["done_before_an_interruption"]
+    # The steps the killed run committed (one source) are not counted as changed now.
+    done_now = sum(s.rows_affected or 0 for s in out.steps if s.step_no not in out.found_done)
+    assert outcome["rows_changed"] == done_now
+    shown = describe_outcome(out)["steps"]
+    assert sum("done before an interruption" in line for line in shown) == len(out.found_done)
+    logged = [e.details for e in store.log_entries() if e.action == "dsar.steps_done"
+              and e.target == rid]
+    assert sorted(n for d in logged for n in d.get("found_already_done", [])) == \
+        sorted(out.found_done)
+    _check_erased(paths, before, [subject])
+
+
+def test_a_worker_whose_lease_was_taken_over_records_nothing_more(estate) -> None:
+    """Worker A is slow; B takes the request over (--take-over). A must stop before it
+    records anything (no journal mark, no completion after B's), and B completes."""
+    paths, store = estate
+    subject = _subject(paths)
+    before = _snapshot(paths)
+    rid = _erasure(store, subject["email"])
+    inv = load_inventory(paths.inventory)
+
+    def taken_over(step: object) -> None:   # while A is inside its first source change
+        RequestBook(store).claim(rid, "dpo@elsewhere:4242", take_over=True)
+
+    with pytest.raises(RequestError, match="no longer holds its lease"):
+        run_request(inv, store, rid, "dpo-a", confirm=lambda steps: True, on_step=taken_over)
+    actions = [e.action for e in store.log_entries() if e.target == rid]
+    assert actions[-1] == "dsar.lease_taken_over" and "dsar.steps_done" not in actions
+    out = run_request(inv, store, rid, "dpo-b", confirm=lambda steps: True, take_over=True)
+    assert out.status == "completed", out.remaining
+    after = [e.action for e in store.log_entries() if e.target == rid]
+    assert after[-1] == "dsar.completed" and after.count("dsar.completed") == 1
+    _check_erased(paths, before, [subject])

@@ -265,3 +265,28 @@ def test_matching_rows_come_back_from_the_same_pass(sql_source: Connector) -> No
         two_step = sql_source.find_rows("tickets", col, list(texts))
         assert sorted(r["id"] for r in rows[col]) == sorted(r["id"] for r in two_step)
         assert rows[col] and all(set(r) == {"id", "notes", "phone"} for r in rows[col])
+
+
+def test_the_index_advice_is_a_statement_sqlite_runs_as_written(tmp_path: Path) -> None:
+    from governance.dsar.resolution import index_advice
+    from governance.inventory import load_inventory
+    from governance.sources.pool import ConnectorPool
+
+    db = tmp_path / "shop.db"
+    with sqlite3.connect(db) as c:
+        c.execute('CREATE TABLE "Customer" ("CustomerId" INTEGER PRIMARY KEY, "Email" TEXT)')
+    (tmp_path / "inventory.yaml").write_text(
+        "version: 1\norganization: t\nsources:\n  - name: shop\n    kind: sqlite\n"
+        "    connection: {path: shop.db}\n    owner: dpo@example.com\n"
+        "    jurisdictions: [EU]\n    tables:\n      - name: Customer\n"
+        "        subject_key: CustomerId\n        columns: {Email: {category: contact.email}}\n")
+    inv = load_inventory(tmp_path / "inventory.yaml")
+    with ConnectorPool(inv) as pool:
+        [advice] = index_advice(inv, pool)
+    statement = advice.split("create one: ", 1)[1]
+    with sqlite3.connect(db) as c:
+        c.execute(statement)   # pasted as written
+        assert c.execute("SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                         ).fetchone()[0] == 1
+    with ConnectorPool(inv) as pool:
+        assert index_advice(inv, pool) == []

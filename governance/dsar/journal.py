@@ -72,15 +72,22 @@ def read_journal(store: AuditStore, request_id: str, key: bytes | None) -> list[
     return steps
 
 
-def mark_done(store: AuditStore, request_id: str, steps: Sequence[Step]) -> None:
-    """Record that ``steps`` were committed; their match values are then wiped."""
+def mark_done(store: AuditStore, request_id: str, steps: Sequence[Step],
+              renew: Callable[[Any], None] | None = None, resumed: bool = False) -> None:
+    """Record that ``steps`` were committed; their match values are then wiped. ``renew``
+    (the run's lease, checked and extended in the same transaction) raises when another
+    worker took the request over: then nothing is recorded. On a ``resumed`` run, steps
+    that found nothing left to change are logged as such (an interrupted run changed their
+    rows; its count was lost)."""
     now = utcnow()
-    store.write(lambda conn: (conn.executemany(
+    already = [s.step_no for s in steps if resumed and not s.rows_affected and s.planned_rows]
+    store.write(lambda conn: (renew(conn) if renew else None, conn.executemany(
         "UPDATE dsar_steps SET status = 'done', rows_affected = ?, done_at = ?, payload = ''::BLOB "
         "WHERE request_id = ? AND step_no = ?",
         [[s.rows_affected, now, request_id, s.step_no] for s in steps]),
         record_row(conn, "dsar_steps", request_id, "govkit", "dsar.steps_done",
-                   {"steps": [s.step_no for s in steps]})))
+                   {"steps": [s.step_no for s in steps],
+                    **({"found_already_done": already} if already else {})})))
 
 
 def mark_held(store: AuditStore, request_id: str, steps: Sequence[Step],
@@ -176,9 +183,12 @@ def _apply(conn: Connector, step: Step, hash_value: Callable[[Any], str],
 def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
                     pool: ConnectorPool, hash_value: Callable[[Any], str],
                     on_step: StepHook | None = None,
-                    identities: Sequence[Identity] = ()) -> list[Step]:
+                    identities: Sequence[Identity] = (),
+                    renew: Callable[[Any], None] | None = None,
+                    resumed: bool = False) -> list[Step]:
     """Run the pending steps, source by source; on a source that supports it all of its
-    steps commit in one transaction. Returns the steps run now."""
+    steps commit in one transaction. Returns the steps run now. ``renew`` and ``resumed``:
+    see ``mark_done``."""
     pending = [s for s in steps if s.status == "pending"]
     sources = list(dict.fromkeys(s.source for s in pending))
     ran: list[Step] = []
@@ -194,14 +204,14 @@ def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
                     if on_step:
                         on_step(step)
             fault_point("journal.after_commit")
-            mark_done(store, request_id, group)
+            mark_done(store, request_id, group, renew, resumed)
             fault_point("journal.after_mark")
         else:
             for step in group:
                 fault_point("journal.before_step")
                 step.rows_affected = _apply(conn, step, hash_value, False, identities)
                 fault_point("journal.after_commit")
-                mark_done(store, request_id, [step])
+                mark_done(store, request_id, [step], renew, resumed)
                 fault_point("journal.after_mark")
                 if on_step:
                     on_step(step)

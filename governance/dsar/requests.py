@@ -426,7 +426,9 @@ class RequestBook:
                 raise RequestError(f"no data-subject request {request_id!r}")
             holder, until = rows[0]
             now = utcnow()
-            if holder and holder != owner and until and until > now and not take_over:
+            gone = bool(holder) and holder != owner and _holder_gone(holder)
+            if holder and holder != owner and until and until > now and not take_over \
+                    and not gone:
                 raise RequestError(f"request {request_id} is being run by {holder} (lease "
                                    f"until {until:%H:%M:%S} UTC); pass --take-over if that "
                                    "worker died")
@@ -435,15 +437,57 @@ class RequestBook:
                                                   request_id])
             if holder and holder != owner:
                 append_log_row(conn, owner, "dsar.lease_taken_over", request_id,
-                               {"previous": holder})
+                               {"previous": holder, **({"reason": "its process on this host "
+                                                        "is no longer running"}
+                                                       if gone else {})})
 
         self.store.write(change)
+
+    def renew(self, request_id: str, owner: str, conn: Any = None,
+              seconds: int = LEASE_SECONDS) -> None:
+        """Extend ``owner``'s lease; RequestError when the lease is no longer theirs (another
+        worker took it over): the caller must stop before recording anything more. With
+        ``conn``, inside the caller's transaction."""
+
+        def change(c: Any) -> None:
+            rows = c.execute("UPDATE dsar_requests SET lease_until = ? WHERE request_id = ? "
+                             "AND lease_owner = ? RETURNING request_id",
+                             [utcnow() + timedelta(seconds=seconds), request_id,
+                              owner]).fetchall()
+            if not rows:
+                holder = c.execute("SELECT lease_owner FROM dsar_requests WHERE "
+                                   "request_id = ?", [request_id]).fetchall()
+                raise RequestError(
+                    f"request {request_id}: this worker ({owner}) no longer holds its lease "
+                    f"(now {holder[0][0] if holder and holder[0][0] else 'nobody'}); it "
+                    "stops here and records nothing more")
+
+        if conn is not None:
+            change(conn)
+        else:
+            self.store.write(change)
 
     def release(self, request_id: str, owner: str) -> None:
         """Give the lease back."""
         self.store.write(lambda conn: conn.execute(
             "UPDATE dsar_requests SET lease_owner = NULL, lease_until = NULL "
             "WHERE request_id = ? AND lease_owner = ?", [request_id, owner]))
+
+
+def _holder_gone(holder: str) -> bool:
+    """True when a lease holder (``actor@host:pid``, see ``worker_id``) ran on this host
+    and its process no longer exists (it was killed); False when unsure."""
+    _, _, where = holder.rpartition("@")
+    host, _, pid = where.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False   # it exists (another user's): not gone
+    return False
 
 
 def _safe_text(text: str) -> str:

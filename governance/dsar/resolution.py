@@ -896,14 +896,21 @@ def index_advice(inventory: Inventory, pool: ConnectorPool,
             if check is None or conn.table_info(table).kind != "table":
                 continue
             if check(table, column) is None:
+                # SQLite needs the index named; a name PostgreSQL accepts too.
+                name = re.sub(r"\W+", "_", f"{table}_{column}_lower").lower()
                 out.append(f"{source}.{table}.{column}: no index serves matching e-mail "
                            "addresses in any letter case, so each request reads the whole "
-                           f"table; create one: CREATE INDEX ON {table} (lower({column}))"
-                           + (" (SQLite: CREATE INDEX <name> ON ...)"
-                              if conn.kind == "sqlite" else ""))
+                           f"table; create one: CREATE INDEX {name} ON {_quoted(table)} "
+                           f"(lower({_quoted(column)}))")
         except GovernanceError:
             continue
     return out
+
+
+def _quoted(name: str) -> str:
+    """``name`` as a double-quoted SQL identifier (shown to people to paste; SQLite and
+    PostgreSQL both read it)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def blind_indexes(inventory: Inventory, store: AuditStore

@@ -75,6 +75,9 @@ class RunOutcome:
     passphrase: str | None = None  # shown once to the operator; never logged
     found_rows: int = 0
     kept: dict[str, str] = field(default_factory=dict)        # place -> why it is kept
+    # Steps a resumed run found with nothing left to change: an interrupted run changed
+    # their rows and its count was lost (step_no -> rows planned).
+    found_done: dict[int, int] = field(default_factory=dict)
 
 
 def _usable(book: RequestBook, request_id: str, rtype: RequestType | None = None
@@ -272,6 +275,7 @@ def _deliver_access(inventory: Inventory, store: AuditStore, run: _Run, export_d
         "unreachable_sources": [],
     }
     secret = seal(run.key, passphrase.encode(), f"{request.request_id}/delivery".encode())
+    book.renew(request.request_id, run.owner)   # nothing is concluded by a worker taken over
     done = book.complete(request.request_id, actor, outcome, delivery_secret=secret)
     return RunOutcome(done, "completed", export_path=path, passphrase=passphrase,
                       found_rows=man["exported_rows"])
@@ -331,6 +335,7 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
                 fault_point("request.after_journal")
                 book.record(rid, actor, "dsar.plan_recorded", {
                     "steps": [s.describe() for s in new_steps]})
+            book.renew(rid, run.owner)   # still this worker's, for the next 5 minutes
             planned = _recheck_holds(store, run, identities)
             # Keys are destroyed once no hold stops the run, and kept while a legal hold
             # keeps any of the subject's data (their ciphertext there must stay readable).
@@ -338,9 +343,12 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
             held_now = [s for s in planned if s.status == "held"]
             shred = None if held_now else _crypto_shred(inventory, store, request, actor,
                                                         person_rows)
-        execute_journal(store, rid, planned, pool,
-                        lambda v: book.keyring.fingerprint(f"pseudonym:{v}"), on_step,
-                        identities)
+        ran = execute_journal(store, rid, planned, pool,
+                              lambda v: book.keyring.fingerprint(f"pseudonym:{v}"), on_step,
+                              identities, lambda conn: book.renew(rid, run.owner, conn),
+                              resumed=bool(pending) and new_steps is None)
+        found_done = {s.step_no: s.planned_rows for s in ran
+                      if new_steps is None and not s.rows_affected and s.planned_rows}
         found, counts, unreachable = _search_again(inventory, store, book, request,
                                                    identities, pool, progress,
                                                    every_text_cell, run.categories)
@@ -352,7 +360,9 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
             kept["field-encryption keys"] = ("not destroyed: a legal hold keeps some of the "
                                              "subject's data, whose ciphertext (if any) must "
                                              "stay readable")
-        outcome = _conclude(book, rid, actor, steps, remaining, held, kept, shred)
+        book.renew(rid, run.owner)   # nothing is concluded by a worker taken over
+        outcome = _conclude(book, rid, actor, steps, remaining, held, kept, shred,
+                            found_done)
         if outcome.status != "completed":   # completing gives the lease back itself
             run.release()
         return outcome
@@ -381,7 +391,7 @@ def _recheck_holds(store: AuditStore, run: _Run, identities: Sequence[Identity]
 
 def _conclude(book: RequestBook, rid: str, actor: str, steps: list[Step],
               remaining: dict[str, int], held: dict[str, str], kept: dict[str, str],
-              shred: ShredOutcome | None) -> RunOutcome:
+              shred: ShredOutcome | None, found_done: dict[int, int]) -> RunOutcome:
     """Complete the request when verification left nothing unexplained; else record what
     remains."""
     for s in steps:
@@ -394,14 +404,21 @@ def _conclude(book: RequestBook, rid: str, actor: str, steps: list[Step],
         book.record(rid, actor, "dsar.verification_failed",
                     {"remaining": remaining, "held": held, "kept": kept})
         return RunOutcome(book.get(rid), "verification_failed", steps, remaining, held,
-                          kept=kept)
+                          kept=kept, found_done=found_done)
     outcome = {"steps": changed, "held": held, "kept": kept,
                "rows_changed": sum(v or 0 for v in changed.values()),
                "crypto_shredded_keys": len(shred.keys_destroyed) if shred else 0}
+    if found_done:
+        # Counted honestly: rows an interrupted run changed are not in rows_changed.
+        outcome["done_before_an_interruption"] = {
+            s.describe(): f"{found_done[s.step_no]} planned; nothing left to change when "
+                          "resumed (the interrupted run's count was lost)"
+            for s in steps if s.step_no in found_done}
     fault_point("request.before_complete")
     done = book.complete(rid, actor, outcome)
     return RunOutcome(done, "completed", steps, {}, held,
-                      found_rows=sum(s.planned_rows for s in steps), kept=kept)
+                      found_rows=sum(s.planned_rows for s in steps), kept=kept,
+                      found_done=found_done)
 
 
 def _person_rows_of(inventory: Inventory, steps: Sequence[Step]
@@ -554,8 +571,11 @@ def describe_outcome(outcome: RunOutcome) -> dict[str, Any]:
     """The outcome as shown to people and orchestrators (no values)."""
     return {"request_id": outcome.request.request_id, "status": outcome.status,
             "state": outcome.request.state.value,
-            "steps": [s.describe() + (f" [{s.status}, {s.rows_affected} changed]"
-                                      if s.status == "done" else f" [{s.status}]")
-                      for s in outcome.steps],
+            "steps": [s.describe() + (
+                f" [done before an interruption: {outcome.found_done[s.step_no]} planned, "
+                "nothing left to change when resumed, the count was lost]"
+                if s.step_no in outcome.found_done else
+                f" [{s.status}, {s.rows_affected} changed]" if s.status == "done"
+                else f" [{s.status}]") for s in outcome.steps],
             "remaining": outcome.remaining, "held": outcome.held, "kept": outcome.kept,
             "export": str(outcome.export_path) if outcome.export_path else None}
