@@ -197,6 +197,7 @@ def test_parquet_batch_path_matches_csv_row_path_and_decrypts(
         raise AssertionError("a Parquet file was encrypted by the per-row path")
 
     monkeypatch.setattr(writers, "_copy_parquet", per_row)
+    monkeypatch.setattr(writers, "TRANSFORM_ROWS", 256)   # row groups of 700: 3 slices
     inv_path = _estate(tmp_path, rng)
     before = pq.read_table(tmp_path / "data" / "payments.parquet").to_pylist()
     inv = load_inventory(inv_path)
@@ -261,8 +262,12 @@ def test_parquet_batch_path_matches_csv_row_path_and_decrypts(
     assert len(set(pairs.values())) == len(pairs) == a.subjects
 
 
-def test_parquet_where_every_cell_is_sealed(tmp_path: Path) -> None:
-    """Each row group's column replaced whole (no cell kept): still in row order."""
+@pytest.mark.parametrize("slice_rows", [300, 262_144])
+def test_parquet_where_every_cell_is_sealed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            slice_rows: int) -> None:
+    """Each row group's column replaced whole (no cell kept), in one piece or in slices:
+    still in row order."""
+    monkeypatch.setattr(writers, "TRANSFORM_ROWS", slice_rows)
     rng = random.Random(3)
     inv_path = _estate(tmp_path, rng, n=2100)
     f = tmp_path / "data" / "payments.parquet"
@@ -282,6 +287,8 @@ def test_parquet_where_every_cell_is_sealed(tmp_path: Path) -> None:
     run = encrypt(inv, store, keys, load_policy(tmp_path / "encryption.yaml", inv),
                   apply=True, sources=["pq"], tables=["pq.payments"], columns=["card"])
     assert run.ok and run.tables[0].cells_sealed == n
+    meta = pq.ParquetFile(f).metadata
+    assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [700] * 3
     after = pq.read_table(f).to_pylist()
     for orig, got in zip(table.to_pylist(), after, strict=True):
         env = field.parse(got["card"])
@@ -290,9 +297,11 @@ def test_parquet_where_every_cell_is_sealed(tmp_path: Path) -> None:
         assert got["note"] == orig["note"]
 
 
-def test_parquet_blind_index_is_written_for_each_sealed_cell(tmp_path: Path) -> None:
+def test_parquet_blind_index_is_written_for_each_sealed_cell(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The blind index of a cell lands on the cell's own row (cells are sealed in key
     order and put back)."""
+    monkeypatch.setattr(writers, "TRANSFORM_ROWS", 150)
     rng = random.Random(5)
     inv_path = _estate(tmp_path, rng, n=1500)
     f = tmp_path / "data" / "payments.parquet"

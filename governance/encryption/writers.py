@@ -44,6 +44,7 @@ PAGE_ROWS = 20_000
 # ``values`` (an Arrow array holding one value per True, in row order).
 BatchChanges = dict[str, tuple[np.ndarray, pa.Array]]
 BatchTransform = Callable[[pa.Table], BatchChanges]
+TRANSFORM_ROWS = 262_144        # rows given to a column-wise transform at a time
 
 
 @dataclass
@@ -273,24 +274,35 @@ def _copy_parquet_columns(f: Path, out: BinaryIO, read: list[str], targets: list
             assert ahead is not None
             group = ahead.result()
             ahead = reader.submit(pf.read_row_group, g + 1) if g + 1 < groups else None
-            changes = transform(group.select(read))
+            # At most TRANSFORM_ROWS rows at a time, so that a large row group never has
+            # all its cells in flight at once; the changed column is built slice by slice.
+            data = group.select(read)
+            slices = [(at, min(TRANSFORM_ROWS, group.num_rows - at))
+                      for at in range(0, group.num_rows, TRANSFORM_ROWS)]
+            parts = [transform(data.slice(at, size)) for at, size in slices]
             changed = np.zeros(group.num_rows, bool)
-            for c, (mask, values) in changes.items():
-                count = int(mask.sum())
-                if not count:
-                    continue
-                if count != len(values):
-                    raise SourceError(f"{f}: a column-wise change of {c} does not match its "
-                                      "rows")
-                changed |= mask
+            for c in dict.fromkeys(c for part in parts for c in part):
                 idx = schema.get_field_index(c)
                 fld = schema.field(idx)
-                if count == group.num_rows:
-                    new = values.cast(fld.type)       # every cell changes
-                else:
-                    new = pc.replace_with_mask(group.column(idx).combine_chunks(),
-                                               pa.array(mask), values.cast(fld.type))
-                group = group.set_column(idx, fld, new)
+                chunks = []
+                for (at, size), part in zip(slices, parts, strict=True):
+                    current = group.column(idx).slice(at, size).combine_chunks()
+                    mask, values = part.get(c, (None, None))
+                    count = 0 if mask is None else int(mask.sum())
+                    if not count:
+                        chunks.append(current)
+                        continue
+                    assert mask is not None and values is not None
+                    if count != len(values) or len(mask) != size:
+                        raise SourceError(f"{f}: a column-wise change of {c} does not match "
+                                          "its rows")
+                    changed[at:at + size] |= mask
+                    if count == size:
+                        chunks.append(values.cast(fld.type))   # every cell changes
+                    else:
+                        chunks.append(pc.replace_with_mask(current, pa.array(mask),
+                                                           values.cast(fld.type)))
+                group = group.set_column(idx, fld, pa.chunked_array(chunks, fld.type))
             result.rows += group.num_rows
             result.changed += int(changed.sum())
             if pending is not None:
