@@ -328,6 +328,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         "COMMENT ON TABLE audit_reports IS "
         "'One row per report rendered from an audit run, with its content and hash'",
     )),
+    Migration(8, "index on subject_keys.subject: crypto-shredding and its check read one "
+                 "subject's keys", (
+        "CREATE INDEX subject_keys_subject ON subject_keys (subject)",
+    )),
 )
 
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)
