@@ -196,12 +196,7 @@ class SubjectKeys:
         if not subjects:
             return [], []
         wanted = pa.array(list(subjects), pa.string())
-        with self.store.connect() as conn:
-            conn.register("gk_subjects", pa.table({"subject": wanted}))
-            found = conn.sql(
-                "SELECT k.subject, k.key_id, k.kek_id, k.wrapped FROM subject_keys k "
-                "JOIN gk_subjects s USING (subject) WHERE k.state = 'active'").to_arrow_table()
-            conn.unregister("gk_subjects")
+        found = self._active_rows(wanted)
         at = pc.index_in(wanted, value_set=found.column("subject").combine_chunks())
         ids: list[Any] = found.column("key_id").take(at).to_pylist()
         ciphers: list[Any] = list(map(self._aead.get, ids))
@@ -222,13 +217,19 @@ class SubjectKeys:
             ciphers = list(map(self._aead.get, ids))
         return ids, ciphers
 
-    def _fetch_active(self, subjects: list[str]) -> dict[str, tuple[str, AESGCM]]:
+    def _active_rows(self, subjects: pa.Array | list[str]) -> pa.Table:
+        """The active key rows (subject, key id, KEK id, wrapped key) of ``subjects``, read
+        in one join."""
         with self.store.connect() as conn:
             conn.register("gk_subjects", pa.table({"subject": subjects}))
             found = conn.sql(
                 "SELECT k.subject, k.key_id, k.kek_id, k.wrapped FROM subject_keys k "
                 "JOIN gk_subjects s USING (subject) WHERE k.state = 'active'").to_arrow_table()
             conn.unregister("gk_subjects")
+        return found
+
+    def _fetch_active(self, subjects: list[str]) -> dict[str, tuple[str, AESGCM]]:
+        found = self._active_rows(subjects)
         subj, ids, keks = (found.column(c).to_pylist() for c in ("subject", "key_id", "kek_id"))
         cached = self._aead
         todo = [i for i, k in enumerate(ids) if k not in cached]
