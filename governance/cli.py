@@ -590,7 +590,8 @@ def _print_plan(resolution: Any, steps: Any) -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Where access exports go [default: exports/ beside the store].")
 @click.option("--take-over", is_flag=True,
-              help="Take the request over from a worker that died while running it.")
+              help="Take the request over from a worker on another host that died while "
+                   "running it (one that died on this host is taken over without this).")
 @click.option("--verify-every-cell", is_flag=True,
               help="After an erasure, search every text cell of every table for the subject "
                    "(slower), not only identity and free-text columns.")
