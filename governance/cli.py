@@ -323,7 +323,9 @@ def scans(store_path: Path, limit: int, as_json: bool) -> None:
     """List past scan runs, newest first, with what each found."""
     from governance.reports import scan_runs_summary
 
-    runs = scan_runs_summary(_held_store(store_path), limit)
+    store = _held_store(store_path)
+    store.mark_interrupted_scans()
+    runs = scan_runs_summary(store, limit)
     if as_json:
         _echo_json(runs)
         return

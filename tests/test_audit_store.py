@@ -173,3 +173,26 @@ def test_the_anchor_follows_the_log_once_a_session_ends(tmp_path: Path) -> None:
     anchor = read_anchor(store.anchor_path)
     assert (anchor["seq"], anchor["head"]) == (head.seq, head.row_hash) == (5, head.row_hash)
     assert store.verify_log(require_anchor=True).ok
+
+
+def test_a_scan_whose_process_was_killed_is_marked_interrupted(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
+    store.schema_version()   # created now
+    code = ("import os, sys\nfrom governance.audit_store import AuditStore\n"
+            "print(AuditStore(sys.argv[1]).start_scan(['app'], 'sampled', None, None, 200, 0),"
+            " flush=True)\nos._exit(9)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(store.path)], capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert out.returncode == 9, out.stderr
+    killed = out.stdout.strip()
+    alive = store.start_scan(["app"], "sampled", None, None, 200, 0)   # this process: alive
+    result = CliRunner().invoke(main, ["scans", "--store", str(store.path), "--json"])
+    assert result.exit_code == 0, result.output
+    runs = {r["run_id"]: r for r in json.loads(result.output)}
+    assert runs[killed]["status"] == "interrupted"
+    assert "killed" in runs[killed]["error"]
+    assert runs[alive]["status"] == "running"

@@ -25,6 +25,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             started_at TIMESTAMPTZ NOT NULL,
             finished_at TIMESTAMPTZ,
             status VARCHAR NOT NULL,            -- running | succeeded | failed
+                                                -- (| partial | interrupted)
             mode VARCHAR NOT NULL,              -- sampled | full
             inventory_path VARCHAR,
             inventory_digest VARCHAR,           -- sha256 of the inventory file scanned
@@ -331,6 +332,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "index on subject_keys.subject: crypto-shredding and its check read one "
                  "subject's keys", (
         "CREATE INDEX subject_keys_subject ON subject_keys (subject)",
+    )),
+    Migration(9, "the process running each scan, so a scan whose process was killed is "
+                 "marked interrupted", (
+        "ALTER TABLE scan_runs ADD COLUMN worker VARCHAR",   # host:pid of the scanning process
     )),
 )
 

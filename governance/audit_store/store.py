@@ -37,6 +37,7 @@ from governance.audit_store.rows import (
 )
 from governance.audit_store.schema import MIGRATIONS, SCHEMA_VERSION
 from governance.errors import AuditStoreError
+from governance.workers import worker_gone, worker_id
 
 DEFAULT_STORE_PATH = "govkit-audit.duckdb"
 T = TypeVar("T")
@@ -287,14 +288,29 @@ class AuditStore:
                    orchestrator_run_id: str | None = None) -> str:
         """Record the start of a scan run and return its id."""
         run_id = f"scan-{utcnow():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        self.mark_interrupted_scans()
         with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO scan_runs (run_id, started_at, status, mode, inventory_path, "
-                "inventory_digest, sources, sample_rows, seed, orchestrator_run_id) "
-                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                "inventory_digest, sources, sample_rows, seed, orchestrator_run_id, worker) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
                 [run_id, utcnow(), mode, inventory_path, inventory_digest, list(sources),
-                 sample_rows, seed, orchestrator_run_id])
+                 sample_rows, seed, orchestrator_run_id, worker_id()])
         return run_id
+
+    def mark_interrupted_scans(self) -> list[str]:
+        """Scans still ``running`` whose process ran on this host and is gone (killed) are
+        set ``interrupted``; their ids. A scan from another host is left as it is."""
+        running = self.query("SELECT run_id, worker FROM scan_runs WHERE status = 'running' "
+                             "AND worker IS NOT NULL")
+        gone = [r["run_id"] for r in running if worker_gone(r["worker"])]
+        if gone:
+            self.write(lambda conn: conn.executemany(
+                "UPDATE scan_runs SET status = 'interrupted', finished_at = ?, error = ? "
+                "WHERE run_id = ? AND status = 'running'",
+                [[utcnow(), "its process ended before the scan finished (killed?)", r]
+                 for r in gone]))
+        return gone
 
     def finish_scan(self, run_id: str, status: str, error: str | None = None) -> None:
         """Record how a scan run ended."""

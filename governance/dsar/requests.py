@@ -12,8 +12,6 @@ masked note), which ``require_approval`` checks before such a run.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from governance.crypto.aead import open_json, seal_json
 from governance.dsar.deadlines import DEFAULT_PIPL_WORKING_DAYS, rule_for
 from governance.dsar.identities import Identity, IdentityType, parse_identity
 from governance.errors import GovernanceError
+from governance.workers import worker_gone
 
 LEASE_SECONDS = 300
 
@@ -138,9 +137,6 @@ def received_datetime(received: date | datetime | str) -> datetime:
     return received
 
 
-def worker_id() -> str:
-    """Who holds a lease: this host and process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class RequestBook:
@@ -426,7 +422,7 @@ class RequestBook:
                 raise RequestError(f"no data-subject request {request_id!r}")
             holder, until = rows[0]
             now = utcnow()
-            gone = bool(holder) and holder != owner and _holder_gone(holder)
+            gone = bool(holder) and holder != owner and worker_gone(holder)
             if holder and holder != owner and until and until > now and not take_over \
                     and not gone:
                 raise RequestError(f"request {request_id} is being run by {holder} (lease "
@@ -472,22 +468,6 @@ class RequestBook:
         self.store.write(lambda conn: conn.execute(
             "UPDATE dsar_requests SET lease_owner = NULL, lease_until = NULL "
             "WHERE request_id = ? AND lease_owner = ?", [request_id, owner]))
-
-
-def _holder_gone(holder: str) -> bool:
-    """True when a lease holder (``actor@host:pid``, see ``worker_id``) ran on this host
-    and its process no longer exists (it was killed); False when unsure."""
-    _, _, where = holder.rpartition("@")
-    host, _, pid = where.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False   # it exists (another user's): not gone
-    return False
 
 
 def _safe_text(text: str) -> str:

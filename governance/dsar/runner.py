@@ -42,7 +42,6 @@ from governance.dsar.requests import (
     RequestError,
     RequestState,
     RequestType,
-    worker_id,
 )
 from governance.dsar.resolution import (
     Categories,
@@ -58,6 +57,7 @@ from governance.faults import fault_point
 from governance.inventory import Inventory
 from governance.masking import mask_free_text as safe_text
 from governance.sources.pool import ConnectorPool
+from governance.workers import worker_id
 
 Confirm = Callable[[list[Step]], bool]
 
