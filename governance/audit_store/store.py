@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import threading
 import time
 import uuid
@@ -42,6 +43,7 @@ from governance.workers import worker_gone, worker_id
 DEFAULT_STORE_PATH = "govkit-audit.duckdb"
 T = TypeVar("T")
 LOCK_WAIT_SECONDS = 60.0
+LOCK_RETRY_FIRST, LOCK_RETRY_MAX = 0.05, 0.3   # seconds between tries for a locked store
 
 
 def default_store_path() -> Path:
@@ -147,15 +149,17 @@ class AuditStore:
 
     def _connect_raw(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        delay = 0.05
+        delay = LOCK_RETRY_FIRST
         while True:
             try:
                 return duckdb.connect(str(self.path), read_only=read_only)
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower() or time.monotonic() > deadline:
                     raise self._corrupt(e) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                # Short, jittered retries: a burst holds the store for tens of
+                # milliseconds, and long sleeps let others overtake a waiter again and again.
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, LOCK_RETRY_MAX)
             except duckdb.Error as e:
                 raise self._corrupt(e) from None
 
