@@ -15,6 +15,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 
 from governance.errors import GovernanceError
 from pipelines.resources import GovernanceResource
+from pipelines.schedules import per_source_runs
 
 RETENTION_JOB = "retention_enforcement"
 DAILY_RETENTION_CRON = "30 3 * * *"
@@ -98,10 +99,7 @@ def build_retention_schedule(job: UnresolvedAssetJobDefinition,
                  description="Daily retention enforcement per source: DELETES or anonymizes "
                              "rows past retention. Stopped until a person turns it on.")
     def daily_retention(context: dg.ScheduleEvaluationContext):
-        tick = context.scheduled_execution_time.strftime("%Y%m%d")
-        for source in partitions.get_partition_keys():
-            yield dg.RunRequest(run_key=f"retention-{tick}-{source}", partition_key=source,
-                                tags={"govkit/source": source})
+        yield from per_source_runs(context, partitions, "retention-")
 
     return daily_retention
 

@@ -20,9 +20,16 @@ def build_daily_scan_schedule(job: UnresolvedAssetJobDefinition,
                  execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.STOPPED,
                  description=SCHEDULE_DESCRIPTION)
     def daily_discovery_scan(context: dg.ScheduleEvaluationContext):
-        tick = context.scheduled_execution_time.strftime("%Y%m%d")
-        for source in partitions.get_partition_keys():
-            yield dg.RunRequest(run_key=f"{tick}-{source}", partition_key=source,
-                                tags={"govkit/source": source})
+        yield from per_source_runs(context, partitions)
 
     return daily_discovery_scan
+
+
+def per_source_runs(context: dg.ScheduleEvaluationContext,
+                    partitions: dg.StaticPartitionsDefinition, key_prefix: str = ""):
+    """One run request per source partition for this tick (run key ``<prefix><day>-<source>``,
+    so a tick never starts a source twice)."""
+    tick = context.scheduled_execution_time.strftime("%Y%m%d")
+    for source in partitions.get_partition_keys():
+        yield dg.RunRequest(run_key=f"{key_prefix}{tick}-{source}", partition_key=source,
+                            tags={"govkit/source": source})

@@ -79,6 +79,7 @@ class AuditStore:
 
     def __init__(self, path: str | os.PathLike | None = None, create: bool = False):
         self.path = Path(path) if path is not None else default_store_path()
+        self._key = str(self.path.resolve())   # this file's entry among open sessions
         self.create = create
         self._migrated = False
         self.created_now = False
@@ -99,7 +100,7 @@ class AuditStore:
         """
         if not self._migrated and not self.path.exists():
             self._open()   # refused, or created: before the file is opened below
-        key = str(self.path.resolve())
+        key = self._key
         with _sessions_lock:
             held = _sessions.get(key)
             if held is not None:
@@ -134,7 +135,7 @@ class AuditStore:
         """A connection for one operation; waits while another process holds the lock."""
         if not self._migrated:
             self._open()
-        held = _sessions.get(str(self.path.resolve())) if _sessions and not read_only else None
+        held = _sessions.get(self._key) if _sessions and not read_only else None
         with private_umask():
             conn = held[0].cursor() if held is not None else self._connect_raw(read_only)
             try:
@@ -187,7 +188,7 @@ class AuditStore:
                 with _commit_lock:
                     conn.execute("COMMIT")
                     if _appended.pop(id(conn), False):
-                        held = _sessions.get(str(self.path.resolve()))
+                        held = _sessions.get(self._key)
                         if held is not None:
                             held[2] = True
                         else:

@@ -132,10 +132,8 @@ class LegalHolds:
     def subject_holds(self) -> list[tuple[LegalHold, frozenset[str]]]:
         """Holds in force on subjects, each with its identity fingerprints (to match
         identities found later without reading the store again: ``matching``)."""
-        rows = self.store.query("SELECT hold_id, fingerprints FROM legal_holds WHERE "
-                                "released_at IS NULL AND scope = 'subject'")
-        fps = {r["hold_id"]: frozenset(r["fingerprints"] or []) for r in rows}
-        return [(h, fps[h.hold_id]) for h in self.active() if h.hold_id in fps]
+        return self._select_with_fingerprints(
+            "WHERE released_at IS NULL AND scope = 'subject'", [])
 
     def on_tables(self) -> dict[tuple[str, str], LegalHold]:
         """Holds in force on tables, by (source, table)."""
@@ -143,13 +141,18 @@ class LegalHolds:
                 if h.scope == "table"}
 
     def _select(self, where: str, params: list[Any]) -> list[LegalHold]:
+        return [h for h, _ in self._select_with_fingerprints(where, params)]
+
+    def _select_with_fingerprints(self, where: str, params: list[Any]
+                                  ) -> list[tuple[LegalHold, frozenset[str]]]:
         # ``where`` is one of this class's constant clauses; values are bound.
         sql = ("SELECT hold_id, scope, masked_identities, source, table_name, reason, "  # noqa: S608
-               f"placed_by, placed_at, released_at FROM legal_holds {where} ORDER BY placed_at")
-        rows = self.store.query(sql, params)
-        return [LegalHold(r["hold_id"], r["scope"], list(r["masked_identities"] or []),
-                          r["source"], r["table_name"], r["reason"], r["placed_by"],
-                          r["placed_at"], r["released_at"]) for r in rows]
+               f"placed_by, placed_at, released_at, fingerprints FROM legal_holds {where} "
+               "ORDER BY placed_at")
+        return [(LegalHold(r["hold_id"], r["scope"], list(r["masked_identities"] or []),
+                           r["source"], r["table_name"], r["reason"], r["placed_by"],
+                           r["placed_at"], r["released_at"]), frozenset(r["fingerprints"] or []))
+                for r in self.store.query(sql, params)]
 
 
 def matching(holds: Sequence[tuple[LegalHold, frozenset[str]]], fingerprints: Sequence[str]

@@ -346,7 +346,7 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
         ran = execute_journal(store, rid, planned, pool,
                               lambda v: book.keyring.fingerprint(f"pseudonym:{v}"), on_step,
                               identities, lambda conn: book.renew(rid, run.owner, conn),
-                              resumed=bool(pending) and new_steps is None)
+                              resumed=new_steps is None)
         found_done = {s.step_no: s.planned_rows for s in ran
                       if new_steps is None and not s.rows_affected and s.planned_rows}
         found, counts, unreachable = _search_again(inventory, store, book, request,
