@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from governance.audit.registry import load_checks
 from governance.audit_store import AuditStore
 from governance.audit_store.store import append_log_row, utcnow
 from governance.errors import GovernanceError
+from governance.ids import new_id
 from governance.inventory import Inventory
 from governance.reports import jsonable
 
@@ -140,7 +140,7 @@ def run_audit(inventory: Inventory, store: AuditStore, processing: Processing | 
         processing = load_processing(inventory)
     checks = load_checks(list(only) if only else None)
     ctx = AuditContext(inventory, store, processing, today or started.date(), max_rows)
-    run_id = f"audit-{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    run_id = new_id("audit", f"{started:%Y%m%dT%H%M%SZ}")
     results = run_checks(ctx, checks, progress)
     status, counts = summarize(results)
     analytics = request_analytics(store, ctx.today)

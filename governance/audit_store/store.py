@@ -38,6 +38,7 @@ from governance.audit_store.rows import (
 )
 from governance.audit_store.schema import MIGRATIONS, SCHEMA_VERSION
 from governance.errors import AuditStoreError
+from governance.ids import new_id
 from governance.workers import worker_gone, worker_id
 
 DEFAULT_STORE_PATH = "govkit-audit.duckdb"
@@ -292,7 +293,7 @@ class AuditStore:
                    inventory_digest: str | None, sample_rows: int | None, seed: int | None,
                    orchestrator_run_id: str | None = None) -> str:
         """Record the start of a scan run and return its id."""
-        run_id = f"scan-{utcnow():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        run_id = new_id("scan", f"{utcnow():%Y%m%dT%H%M%SZ}")
         self.mark_interrupted_scans()
         with self.transaction() as conn:
             conn.execute(

@@ -7,7 +7,6 @@ erasure and reported with the hold's reason.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,7 @@ from governance.audit_store.store import record_row, utcnow
 from governance.crypto import KeyRing
 from governance.dsar.identities import Identity
 from governance.errors import GovernanceError
+from governance.ids import new_id
 from governance.masking import mask_free_text
 
 if TYPE_CHECKING:  # the inventory module (and pydantic) only when a table hold is placed
@@ -83,7 +83,7 @@ class LegalHolds:
         if not reason.strip():
             raise GovernanceError("a legal hold needs a reason (--reason)")
         reason = mask_free_text(reason)   # the reason is kept for good: no personal data
-        hold_id = f"hold-{uuid.uuid4().hex[:10]}"
+        hold_id = new_id("hold", length=10)
 
         def insert(conn: Any) -> None:
             conn.execute("INSERT INTO legal_holds (hold_id, scope, fingerprints, "

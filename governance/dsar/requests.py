@@ -12,7 +12,6 @@ masked note), which ``require_approval`` checks before such a run.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -26,6 +25,7 @@ from governance.crypto.aead import open_json, seal_json
 from governance.dsar.deadlines import DEFAULT_PIPL_WORKING_DAYS, rule_for
 from governance.dsar.identities import Identity, IdentityType, parse_identity
 from governance.errors import GovernanceError
+from governance.ids import new_id
 from governance.workers import worker_gone
 
 LEASE_SECONDS = 300
@@ -171,7 +171,7 @@ class RequestBook:
             raise RequestError("corrections (`--set`, `set`) are only for rectify requests")
         rule = rule_for(jurisdiction, pipl_working_days, holidays)
         received = utcnow() if received_at is None else received_datetime(received_at)
-        request_id = f"dsar-{received:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+        request_id = new_id("dsar", f"{received:%Y%m%d}")
         key_id, key = self.keyring.create("dsar-request")
         payload = seal_json(key, {"identities": [[i.type.value, i.value] for i in ids],
                                   "corrections": corrections}, aad=request_id.encode())

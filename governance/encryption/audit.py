@@ -11,7 +11,6 @@ findings are written to ``encryption_checks`` (counts only) and logged.
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ from governance.crypto.field import EnvelopeError, associated_data, looks_sealed
 from governance.encryption.keys import KeyUnavailable, SubjectKeys
 from governance.encryption.policy import EncryptionPolicy, load_policy
 from governance.errors import GovernanceError
+from governance.ids import new_id
 from governance.inventory import Inventory
 from governance.sources.pool import ConnectorPool
 
@@ -151,7 +151,7 @@ def _status(source: str, table: str, column: str, cnt: Counter) -> ColumnStatus:
 
 
 def _record(store: AuditStore, found: list[ColumnStatus], actor: str) -> str:
-    check_id = f"enc-{utcnow():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    check_id = new_id("enc", f"{utcnow():%Y%m%dT%H%M%SZ}")
     now = utcnow()
     with store.transaction() as conn:
         for s in found:

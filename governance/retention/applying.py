@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +30,7 @@ from governance.audit_store import AuditStore
 from governance.audit_store.store import append_log_row, utcnow
 from governance.errors import RetentionError
 from governance.faults import fault_point
+from governance.ids import new_id
 from governance.inventory import Inventory
 from governance.retention.planning import RetentionPlan, Step, build_steps, count_step
 from governance.retention.policy import REDACTED, Policy
@@ -120,7 +120,7 @@ def apply_retention(policies: Sequence[Policy], inventory: Inventory, store: Aud
 
 def _start(store: AuditStore, plan: RetentionPlan, policies: Sequence[Policy], digest: str,
            actor: str) -> str:
-    run_id = f"ret-{plan.now:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+    run_id = new_id("ret", f"{plan.now:%Y%m%d}")
 
     def write(conn: Any) -> None:
         conn.execute("INSERT INTO retention_runs VALUES (?, ?, NULL, 'running', ?, ?, ?, ?, NULL)",

@@ -11,7 +11,6 @@ table holds; a hold of a new scope is unknown to erasure and is ignored by it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +20,7 @@ from governance.audit_store import AuditStore
 from governance.audit_store.store import record_row, utcnow
 from governance.crypto.aead import open_json, seal_json
 from governance.errors import GovernanceError
+from governance.ids import new_id
 from governance.inventory import Inventory, check_name
 
 SCOPES = ("subject", "table", "source", "range", "subject_keys")
@@ -121,7 +121,7 @@ def place_hold(store: AuditStore, *, reason: str, actor: str, source: str | None
         raise GovernanceError("say what the hold covers: a source, a table, a time range or "
                               "persons' keys")
     reason = mask_free_text(reason)
-    hold_id = f"hold-{uuid.uuid4().hex[:10]}"
+    hold_id = new_id("hold", length=10)
 
     def insert(conn: Any) -> None:
         conn.execute(
