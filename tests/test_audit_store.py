@@ -196,3 +196,30 @@ def test_a_scan_whose_process_was_killed_is_marked_interrupted(tmp_path: Path) -
     assert runs[killed]["status"] == "interrupted"
     assert "killed" in runs[killed]["error"]
     assert runs[alive]["status"] == "running"
+
+
+def test_stores_attached_in_one_process_stay_apart_and_are_let_go(tmp_path: Path) -> None:
+    """Store files share one in-process DuckDB (attached, not each opened as a database of
+    its own): a store created while another is held sees only its own tables, each file is
+    released to other processes when its last user lets it go, and a second
+    AuditStore of the same file shares the attachment."""
+    from governance.audit_store import attachments
+
+    a = AuditStore(tmp_path / "a.duckdb", create=True)
+    a.append_log("tester", "test.a", None, {})
+    with a.session():
+        # Created while a is attached: a's tables must not make it "not a govkit store".
+        b = AuditStore(tmp_path / "b.duckdb", create=True)
+        b.append_log("tester", "test.b", None, {})
+        assert [e.action for e in b.log_entries()][-1] == "test.b"
+        assert "test.b" not in [e.action for e in a.log_entries()]
+        assert _probe(tmp_path / "a.duckdb") == "locked"
+        assert _probe(tmp_path / "b.duckdb") == "opened"   # b was let go after each use
+        again = AuditStore(tmp_path / "a.duckdb")
+        again.append_log("tester", "test.a2", None, {})     # the same attachment
+    assert not attachments.is_attached(str((tmp_path / "a.duckdb").resolve()))
+    assert _probe(tmp_path / "a.duckdb") == "opened"
+    assert [e.action for e in a.log_entries()][-2:] == ["test.a", "test.a2"]
+    assert a.verify_log().ok and b.verify_log().ok
+    # Nothing is left in a WAL once the file is let go (detaching checkpoints it).
+    assert not (tmp_path / "a.duckdb.wal").exists()

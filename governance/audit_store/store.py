@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
+from governance.audit_store import attachments
 from governance.audit_store.audit_log import GENESIS_HASH, LogVerification, row_hash, verify_rows
 from governance.audit_store.files import PRIVATE_MODE, private_umask, write_private_text
 from governance.audit_store.rows import (
@@ -112,7 +113,7 @@ class AuditStore:
                 held = _sessions.setdefault(key, [conn, 0, False])
                 held[1] += 1
             if held[0] is not conn:
-                conn.close()
+                self._close_raw(conn)
         try:
             if not self._migrated:
                 self._open()   # checked through the connection now held
@@ -129,7 +130,7 @@ class AuditStore:
                         with _commit_lock:
                             self._advance_anchor(held[0])
                 finally:
-                    held[0].close()
+                    self._close_raw(held[0])
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -138,7 +139,8 @@ class AuditStore:
             self._open()
         held = _sessions.get(self._key) if _sessions and not read_only else None
         with private_umask():
-            conn = held[0].cursor() if held is not None else self._connect_raw(read_only)
+            conn = attachments.cursor(self._key) if held is not None \
+                else self._connect_raw(read_only)
             try:
                 conn.execute("SET TimeZone = 'UTC'")
                 yield conn
@@ -147,14 +149,19 @@ class AuditStore:
                     raise self._corrupt(e) from None
                 raise
             finally:
-                conn.close()
+                if held is not None:
+                    conn.close()
+                else:
+                    self._close_raw(conn)
 
     def _connect_raw(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        """A connection to this store's file, opened for it (see ``attachments``); give
+        it back with ``_close_raw``."""
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         delay = LOCK_RETRY_FIRST
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only)
+                attachments.attach(self._key, read_only)
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower() or time.monotonic() > deadline:
                     raise self._corrupt(e) from None
@@ -162,8 +169,21 @@ class AuditStore:
                 # milliseconds, and long sleeps let others overtake a waiter again and again.
                 time.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, LOCK_RETRY_MAX)
+                continue
             except duckdb.Error as e:
                 raise self._corrupt(e) from None
+            try:
+                return attachments.cursor(self._key)
+            except BaseException:
+                attachments.detach(self._key)
+                raise
+
+    def _close_raw(self, conn: duckdb.DuckDBPyConnection) -> None:
+        """Close a connection from ``_connect_raw`` and let the file go."""
+        try:
+            conn.close()
+        finally:
+            attachments.detach(self._key)
 
     def _corrupt(self, e: BaseException) -> AuditStoreError:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -249,11 +269,12 @@ class AuditStore:
     def _migrate(self, creating: bool = False) -> None:
         with self.transaction() as conn:
             has_table = conn.execute(
-                "SELECT count(*) FROM information_schema.tables "
-                "WHERE table_name = 'schema_migrations'").fetchall()[0][0]
+                "SELECT count(*) FROM information_schema.tables WHERE table_catalog = "
+                "current_database() AND table_name = 'schema_migrations'").fetchall()[0][0]
             if not has_table:
                 others = conn.execute(
-                    "SELECT count(*) FROM information_schema.tables").fetchall()[0][0]
+                    "SELECT count(*) FROM information_schema.tables WHERE table_catalog = "
+                    "current_database()").fetchall()[0][0]
                 if others and not creating:
                     raise AuditStoreError(f"{self.path} is a DuckDB database but not a govkit "
                                           "audit store (no schema_migrations table)")
@@ -514,7 +535,7 @@ META_VERSION = 3
 _commit_lock = threading.Lock()
 _appended: dict[int, bool] = {}   # connections whose open transaction appended to the log
 # Stores held open by a session: resolved path -> [connection, depth, anchor due]. While
-# one is held, DuckDB hands every new connection to the same file the database already open.
+# one is held, every new connection to the same file uses the attachment already open.
 _sessions: dict[str, list[Any]] = {}
 _sessions_lock = threading.Lock()
 
