@@ -290,3 +290,60 @@ def test_the_index_advice_is_a_statement_sqlite_runs_as_written(tmp_path: Path) 
                          ).fetchone()[0] == 1
     with ConnectorPool(inv) as pool:
         assert index_advice(inv, pool) == []
+
+
+# Letter case beyond ASCII, and characters whose lower case is an ASCII letter.
+_TRICKY = ["Joe5@Example.com", "joe5@example.com", "JOE5@EXAMPLE.COM", "\u212aim@x.org",
+           "kim@x.org", "\u0130nci@x.org", "i\u0307nci@x.org", "STRASSE@x.de",
+           "stra\u1e9ee@x.de", "stra\u00dfe@x.de", "\u03a3\u03c3@x.gr", "e\u0301@x.fr",
+           "joe5@example.co", "xjoe5@example.com", None, ""]
+
+
+def test_duckdb_email_in_any_case_finds_exactly_what_lower_finds(tmp_path: Path) -> None:
+    """The length test DuckDB's lookup adds before ``lower`` changes nothing: the rows
+    are those the plain ``lower(col) = ?`` written here finds, tricky Unicode included."""
+    path = tmp_path / "people.duckdb"
+    with duckdb.connect(str(path)) as c:
+        c.execute("CREATE TABLE people (id INTEGER, email VARCHAR)")
+        c.executemany("INSERT INTO people VALUES (?, ?)", list(enumerate(_TRICKY)))
+    conn = DuckDBConnector("p", path)
+    try:
+        for wanted in [*(v for v in _TRICKY if v), "k\u0131m@x.org", "ss@x.de"]:
+            got = sorted(r["id"] for r in conn.find_rows("people", "email", [wanted],
+                                                          fold_case=True))
+            with duckdb.connect(str(path), read_only=True) as c:
+                expect = sorted(r[0] for r in c.execute(
+                    "SELECT id FROM people WHERE lower(email) = ?",
+                    [wanted.lower()]).fetchall())
+            assert got == expect, wanted
+        got = conn.find_rows("people", "email", ["joe5@example.com", "kim@x.org"],
+                             fold_case=True)
+        assert len(got) == 5   # three letter cases of joe5's; kim's and the Kelvin sign's
+    finally:
+        conn.close()
+
+
+def test_duckdb_text_search_in_any_case_finds_exactly_what_lower_finds(tmp_path: Path
+                                                                        ) -> None:
+    """The narrowing by a form's caseless run (``5@`` of ``joe5@...``) finds the same cells
+    as ``contains(lower(notes), form)`` written here, for forms with and without one."""
+    notes = [f"wrote from {v} today" if v else v for v in _TRICKY] + [
+        "joe5@ without the rest", "JOE5@example.com, twice: joe5@EXAMPLE.com", "5@5@5@"]
+    path = tmp_path / "notes.duckdb"
+    with duckdb.connect(str(path)) as c:
+        c.execute("CREATE TABLE notes (id INTEGER, body VARCHAR)")
+        c.executemany("INSERT INTO notes VALUES (?, ?)", list(enumerate(notes)))
+    conn = DuckDBConnector("n", path)
+    try:
+        for form in ["joe5@example.com", "kim@x.org", "5@", "x.org", "strasse", "e@x"]:
+            found = conn.search_rows("notes", ["body"], [form], [])
+            assert found is not None
+            got = sorted(r["id"] for r in found["body"])
+            with duckdb.connect(str(path), read_only=True) as c:
+                expect = sorted(r[0] for r in c.execute(
+                    "SELECT id FROM notes WHERE contains(lower(body), ?)",
+                    [form.lower()]).fetchall())
+            assert got == expect, form
+            assert got, form
+    finally:
+        conn.close()

@@ -106,6 +106,12 @@ class SqlConnector(Connector):
             out.extend(v) if isinstance(v, list | tuple) else out.append(v)
         return out
 
+    def _find_condition(self, column: str, chunk: Sequence[Any], fold_case: bool
+                        ) -> tuple[str, list[Any]]:
+        """The WHERE condition (and its parameters) of the rows whose ``column`` is one of
+        ``chunk`` (lower-cased values compared with the lower-cased column: ``fold_case``)."""
+        return self._where_in(column, len(chunk), fold_case), list(chunk)
+
     def find_rows(self, table: str, column: str, values: Sequence[Any],
                   fold_case: bool = False) -> list[dict[str, Any]]:
         self.check_columns(table, [column])
@@ -114,8 +120,8 @@ class SqlConnector(Connector):
             values = [str(v).lower() for v in values]
         out: list[dict[str, Any]] = []
         for chunk in _chunks(values):
-            cur = self._run(f"{self._select_sql(table, cols)} WHERE "
-                            f"{self._where_in(column, len(chunk), fold_case)}", chunk)
+            where, params = self._find_condition(column, chunk, fold_case)
+            cur = self._run(f"{self._select_sql(table, cols)} WHERE {where}", params)
             out.extend(dict(zip(cols, row, strict=True)) for row in cur.fetchall())
             cur.close()
         return out
