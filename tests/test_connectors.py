@@ -258,3 +258,32 @@ def test_file_changes_stream_large_files_and_keep_types(tmp_path: Path, kind: st
         assert pq.read_schema(folder / "events.parquet") == table.schema
     assert not [p for p in folder.iterdir() if p.suffix == ".tmp"]
     conn.close()
+
+
+def test_sources_opened_in_the_background_raise_in_the_caller(tmp_path: Path) -> None:
+    """A source opened in the pool's background thread that cannot be opened raises its
+    error where the caller asks for it; the others are ready, catalogue read."""
+    import duckdb
+
+    from governance.errors import SourceError
+    from governance.inventory import load_inventory
+    from governance.sources.pool import ConnectorPool
+
+    with duckdb.connect(str(tmp_path / "ok.duckdb")) as c:
+        c.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, email VARCHAR)")
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(
+        "version: 1\norganization: t\nsources:\n"
+        "  - name: ok\n    kind: duckdb\n    owner: a@example.com\n    jurisdictions: [EU]\n"
+        "    connection: {path: ok.duckdb}\n    tables:\n      - name: people\n"
+        "        subject_key: id\n"
+        "  - name: gone\n    kind: duckdb\n    owner: a@example.com\n    jurisdictions: [EU]\n"
+        "    connection: {path: missing.duckdb}\n    tables:\n      - name: people\n"
+        "        subject_key: id\n")
+    with ConnectorPool(load_inventory(inv)) as pool:
+        pool.open_in_background()
+        with pytest.raises(SourceError, match="missing.duckdb"):
+            pool.get("gone")
+        assert [t.name for t in pool.get("ok").list_tables()] == ["people"]
+    with duckdb.connect(str(tmp_path / "ok.duckdb")) as c:   # closed: writable again
+        c.execute("INSERT INTO people VALUES (1, 'a@example.com')")

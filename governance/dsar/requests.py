@@ -264,38 +264,41 @@ class RequestBook:
                    details: Mapping[str, Any] | None = None,
                    sets: Mapping[str, Any] | None = None) -> DataSubjectRequest:
         """Move the request to state ``to`` and log it; RequestError if not allowed."""
-        target = RequestState(to)
-
-        def change(conn: Any) -> None:
-            rows = conn.execute("SELECT state, verified_at FROM dsar_requests "
-                                "WHERE request_id = ?", [request_id]).fetchall()
-            if not rows:
-                raise RequestError(f"no data-subject request {request_id!r}")
-            current, verified_at = RequestState(rows[0][0]), rows[0][1]
-            if target not in TRANSITIONS[current]:
-                allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (closed)"
-                raise RequestError(f"request {request_id} is {current}; it cannot become "
-                                   f"{target} (allowed: {allowed})")
-            if target in (S.IN_PROGRESS, S.COMPLETED) and verified_at is None:
-                raise RequestError(f"request {request_id}: the subject's identity has not "
-                                   "been verified (govkit dsar verify)")
-            if target is S.VERIFIED and verified_at is not None:
-                raise RequestError(f"request {request_id} is already verified")
-            now = utcnow()
-            assigns: dict[str, Any] = {"state": target.value, "updated_at": now,
-                                       **(sets or {})}
-            if target is S.VERIFIED:
-                assigns["verified_at"] = now
-            if target in (S.COMPLETED, S.REJECTED):
-                assigns.update(closed_at=now, lease_owner=None, lease_until=None)
-            cols = ", ".join(f"{k} = ?" for k in assigns)
-            conn.execute(f"UPDATE dsar_requests SET {cols} WHERE request_id = ?",  # noqa: S608
-                         [*assigns.values(), request_id])
-            record_row(conn, "dsar_requests", request_id, actor, f"dsar.{target.value}",
-                       {"from": current.value, "to": target.value, **(details or {})})
-
-        self.store.write(change)
+        self.store.write(lambda conn: self._transition_in(conn, request_id, to, actor,
+                                                          details, sets))
         return self.get(request_id)
+
+    def _transition_in(self, conn: Any, request_id: str, to: RequestState | str, actor: str,
+                       details: Mapping[str, Any] | None = None,
+                       sets: Mapping[str, Any] | None = None) -> None:
+        """``transition`` inside the caller's transaction."""
+        target = RequestState(to)
+        rows = conn.execute("SELECT state, verified_at FROM dsar_requests "
+                            "WHERE request_id = ?", [request_id]).fetchall()
+        if not rows:
+            raise RequestError(f"no data-subject request {request_id!r}")
+        current, verified_at = RequestState(rows[0][0]), rows[0][1]
+        if target not in TRANSITIONS[current]:
+            allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (closed)"
+            raise RequestError(f"request {request_id} is {current}; it cannot become "
+                               f"{target} (allowed: {allowed})")
+        if target in (S.IN_PROGRESS, S.COMPLETED) and verified_at is None:
+            raise RequestError(f"request {request_id}: the subject's identity has not "
+                               "been verified (govkit dsar verify)")
+        if target is S.VERIFIED and verified_at is not None:
+            raise RequestError(f"request {request_id} is already verified")
+        now = utcnow()
+        assigns: dict[str, Any] = {"state": target.value, "updated_at": now,
+                                   **(sets or {})}
+        if target is S.VERIFIED:
+            assigns["verified_at"] = now
+        if target in (S.COMPLETED, S.REJECTED):
+            assigns.update(closed_at=now, lease_owner=None, lease_until=None)
+        cols = ", ".join(f"{k} = ?" for k in assigns)
+        conn.execute(f"UPDATE dsar_requests SET {cols} WHERE request_id = ?",  # noqa: S608
+                     [*assigns.values(), request_id])
+        record_row(conn, "dsar_requests", request_id, actor, f"dsar.{target.value}",
+                   {"from": current.value, "to": target.value, **(details or {})})
 
     def verify(self, request_id: str, actor: str, note: str) -> DataSubjectRequest:
         """Record that a person checked the subject's identity (how, in ``note``)."""
@@ -396,13 +399,34 @@ class RequestBook:
                  delivery_secret: bytes | None = None) -> DataSubjectRequest:
         """Close the request as done, storing its outcome (counts, never values) and, for
         an access export, its passphrase sealed under the request's key."""
+        return self.conclude(request_id, actor, outcome, delivery_secret)
+
+    def conclude(self, request_id: str, actor: str, outcome: Mapping[str, Any],
+                 delivery_secret: bytes | None = None, owner: str | None = None,
+                 start: bool = False) -> DataSubjectRequest:
+        """``complete`` in one transaction with, for ``owner``, the check that the lease is
+        still theirs (``renew``) and, with ``start``, the move to in_progress first (both
+        states logged): work that changed nothing (an access export) is concluded in one
+        commit."""
         sets: dict[str, Any] = {"outcome": json.dumps(outcome, default=str)}
         if delivery_secret is not None:
             sets["delivery_secret"] = delivery_secret
-        return self.transition(request_id, S.COMPLETED, actor,
-                               {"outcome": dict(outcome),
-                                "delivery_secret_stored": delivery_secret is not None},
-                               sets=sets)
+
+        def change(conn: Any) -> None:
+            if owner is not None:
+                self.renew(request_id, owner, conn=conn)
+            if start:
+                state = conn.execute("SELECT state FROM dsar_requests WHERE request_id = ?",
+                                     [request_id]).fetchall()
+                if state and state[0][0] != S.IN_PROGRESS.value:
+                    self._transition_in(conn, request_id, S.IN_PROGRESS, actor)
+            self._transition_in(conn, request_id, S.COMPLETED, actor,
+                                {"outcome": dict(outcome),
+                                 "delivery_secret_stored": delivery_secret is not None},
+                                sets=sets)
+
+        self.store.write(change)
+        return self.get(request_id)
 
     def record(self, request_id: str, actor: str, action: str,
                details: Mapping[str, Any] | None = None) -> int:

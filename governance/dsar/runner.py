@@ -122,14 +122,15 @@ def plan_request(inventory: Inventory, store: AuditStore, request_id: str,
     """Where the subject is found and the steps a run would take; changes nothing. What
     would stop a run (a hold, a shared identity, a reference that would break) is listed in
     ``resolution.blockers``."""
-    with store.session():
-        book = RequestBook(store)
-        request = book.get(request_id)
-        given = book.identities(request, derived=False)
-        categories = column_categories(inventory, store)
-        holds_now = LegalHolds(store, book.keyring)
-        subject_holds, table_holds = holds_now.subject_holds(), holds_now.on_tables()
     with ConnectorPool(inventory) as pool:
+        pool.open_in_background()   # while the store is read
+        with store.session():
+            book = RequestBook(store)
+            request = book.get(request_id)
+            given = book.identities(request, derived=False)
+            categories = column_categories(inventory, store)
+            holds_now = LegalHolds(store, book.keyring)
+            subject_holds, table_holds = holds_now.subject_holds(), holds_now.on_tables()
         resolution = locate_subject(inventory, given, pool, store, progress, categories)
         steps = _plan(inventory, book, request, given, resolution, pool, table_holds)
     holds = _subject_holds(store, book, request, [*given, *resolution.derived],
@@ -192,9 +193,21 @@ def run_request(inventory: Inventory, store: AuditStore, request_id: str, actor:
     The store is held open only for bursts of bookkeeping, never while a source is
     searched or changed (other processes wait for it meanwhile)."""
     owner = f"{actor}@{worker_id()}"
+    with ConnectorPool(inventory) as reading:
+        # An access request's sources open while the store is read (nothing is changed).
+        return _run_request(inventory, store, request_id, actor, owner, reading, confirm,
+                            export_dir, take_over, progress, on_step, every_text_cell)
+
+
+def _run_request(inventory: Inventory, store: AuditStore, request_id: str, actor: str,
+                 owner: str, reading: ConnectorPool, confirm: Confirm | None,
+                 export_dir: Path | None, take_over: bool, progress: Progress | None,
+                 on_step: StepHook | None, every_text_cell: bool) -> RunOutcome:
     with store.session():
         book = RequestBook(store)
         request = _usable(book, request_id)
+        if request.request_type is RequestType.ACCESS:
+            reading.open_in_background()   # while the rest of this burst runs
         book.require_approval(request)  # erasure/rectify: verification is not approval
         if request.request_type is RequestType.ERASURE:
             holds = LegalHolds(store, book.keyring).on_subject(request.fingerprints)
@@ -216,7 +229,7 @@ def run_request(inventory: Inventory, store: AuditStore, request_id: str, actor:
             raise
     try:
         if request.request_type is RequestType.ACCESS:
-            return _run_access(inventory, store, run,
+            return _run_access(inventory, store, run, reading,
                                export_dir or store.path.parent / "exports", progress)
         return _run_change(inventory, store, run, confirm, progress, on_step,
                            every_text_cell)
@@ -230,9 +243,9 @@ def _start(book: RequestBook, request: DataSubjectRequest, actor: str) -> None:
         book.transition(request.request_id, RequestState.IN_PROGRESS, actor)
 
 
-def _run_access(inventory: Inventory, store: AuditStore, run: _Run, export_dir: Path,
-                progress: Progress | None) -> RunOutcome:
-    with ConnectorPool(inventory) as pool:
+def _run_access(inventory: Inventory, store: AuditStore, run: _Run, pool: ConnectorPool,
+                export_dir: Path, progress: Progress | None) -> RunOutcome:
+    with pool:
         resolution = locate_subject(inventory, run.given, pool, store, progress,
                                     run.categories)
     with store.session():
@@ -257,7 +270,6 @@ def _deliver_access(inventory: Inventory, store: AuditStore, run: _Run, export_d
         raise RequestError(f"request {request.request_id}: sources could not be searched, "
                            "nothing was exported: "
                            + "; ".join(resolution.unreachable.values()))
-    _start(book, request, actor)
     package, man = build_package(
         request.request_id, request.law, [*identities, *resolution.derived], resolution,
         inventory=inventory,
@@ -275,8 +287,10 @@ def _deliver_access(inventory: Inventory, store: AuditStore, run: _Run, export_d
         "unreachable_sources": [],
     }
     secret = seal(run.key, passphrase.encode(), f"{request.request_id}/delivery".encode())
-    book.renew(request.request_id, run.owner)   # nothing is concluded by a worker taken over
-    done = book.complete(request.request_id, actor, outcome, delivery_secret=secret)
+    # In one commit: the lease is still this worker's (nothing is concluded by a worker
+    # taken over), in_progress, then completed (nothing was changed in between).
+    done = book.conclude(request.request_id, actor, outcome, delivery_secret=secret,
+                         owner=run.owner, start=True)
     return RunOutcome(done, "completed", export_path=path, passphrase=passphrase,
                       found_rows=man["exported_rows"])
 
