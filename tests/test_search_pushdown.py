@@ -299,23 +299,32 @@ _TRICKY = ["Joe5@Example.com", "joe5@example.com", "JOE5@EXAMPLE.COM", "\u212aim
            "joe5@example.co", "xjoe5@example.com", None, ""]
 
 
+def _duckdb_column(tmp_path: Path, table: str, column: str, values: list[str | None]
+                   ) -> tuple[Path, DuckDBConnector]:
+    """A DuckDB file with one table of (id, column) rows, and a connector to it."""
+    path = tmp_path / f"{table}.duckdb"
+    with duckdb.connect(str(path)) as c:
+        c.execute(f"CREATE TABLE {table} (id INTEGER, {column} VARCHAR)")
+        c.executemany(f"INSERT INTO {table} VALUES (?, ?)", list(enumerate(values)))
+    return path, DuckDBConnector(table, path)
+
+
+def _ids(path: Path, sql: str, value: str) -> list[int]:
+    """The sorted ids a query written here finds (independent of the connector)."""
+    with duckdb.connect(str(path), read_only=True) as c:
+        return sorted(r[0] for r in c.execute(sql, [value]).fetchall())
+
+
 def test_duckdb_email_in_any_case_finds_exactly_what_lower_finds(tmp_path: Path) -> None:
     """The length test DuckDB's lookup adds before ``lower`` changes nothing: the rows
     are those the plain ``lower(col) = ?`` written here finds, tricky Unicode included."""
-    path = tmp_path / "people.duckdb"
-    with duckdb.connect(str(path)) as c:
-        c.execute("CREATE TABLE people (id INTEGER, email VARCHAR)")
-        c.executemany("INSERT INTO people VALUES (?, ?)", list(enumerate(_TRICKY)))
-    conn = DuckDBConnector("p", path)
+    path, conn = _duckdb_column(tmp_path, "people", "email", _TRICKY)
     try:
         for wanted in [*(v for v in _TRICKY if v), "k\u0131m@x.org", "ss@x.de"]:
             got = sorted(r["id"] for r in conn.find_rows("people", "email", [wanted],
                                                           fold_case=True))
-            with duckdb.connect(str(path), read_only=True) as c:
-                expect = sorted(r[0] for r in c.execute(
-                    "SELECT id FROM people WHERE lower(email) = ?",
-                    [wanted.lower()]).fetchall())
-            assert got == expect, wanted
+            assert got == _ids(path, "SELECT id FROM people WHERE lower(email) = ?",
+                               wanted.lower()), wanted
         got = conn.find_rows("people", "email", ["joe5@example.com", "kim@x.org"],
                              fold_case=True)
         assert len(got) == 5   # three letter cases of joe5's; kim's and the Kelvin sign's
@@ -329,21 +338,14 @@ def test_duckdb_text_search_in_any_case_finds_exactly_what_lower_finds(tmp_path:
     as ``contains(lower(notes), form)`` written here, for forms with and without one."""
     notes = [f"wrote from {v} today" if v else v for v in _TRICKY] + [
         "joe5@ without the rest", "JOE5@example.com, twice: joe5@EXAMPLE.com", "5@5@5@"]
-    path = tmp_path / "notes.duckdb"
-    with duckdb.connect(str(path)) as c:
-        c.execute("CREATE TABLE notes (id INTEGER, body VARCHAR)")
-        c.executemany("INSERT INTO notes VALUES (?, ?)", list(enumerate(notes)))
-    conn = DuckDBConnector("n", path)
+    path, conn = _duckdb_column(tmp_path, "notes", "body", notes)
     try:
         for form in ["joe5@example.com", "kim@x.org", "5@", "x.org", "strasse", "e@x"]:
             found = conn.search_rows("notes", ["body"], [form], [])
             assert found is not None
             got = sorted(r["id"] for r in found["body"])
-            with duckdb.connect(str(path), read_only=True) as c:
-                expect = sorted(r[0] for r in c.execute(
-                    "SELECT id FROM notes WHERE contains(lower(body), ?)",
-                    [form.lower()]).fetchall())
-            assert got == expect, form
+            assert got == _ids(path, "SELECT id FROM notes WHERE contains(lower(body), ?)",
+                               form.lower()), form
             assert got, form
     finally:
         conn.close()
