@@ -300,6 +300,16 @@ class RequestBook:
         record_row(conn, "dsar_requests", request_id, actor, f"dsar.{target.value}",
                    {"from": current.value, "to": target.value, **(details or {})})
 
+    def start(self, request_id: str, actor: str) -> None:
+        """Move the request to in_progress unless it is there already (a resumed run)."""
+        self.store.write(lambda conn: self._start_in(conn, request_id, actor))
+
+    def _start_in(self, conn: Any, request_id: str, actor: str) -> None:
+        state = conn.execute("SELECT state FROM dsar_requests WHERE request_id = ?",
+                             [request_id]).fetchall()
+        if not state or state[0][0] != S.IN_PROGRESS.value:
+            self._transition_in(conn, request_id, S.IN_PROGRESS, actor)
+
     def verify(self, request_id: str, actor: str, note: str) -> DataSubjectRequest:
         """Record that a person checked the subject's identity (how, in ``note``)."""
         if not note.strip():
@@ -416,10 +426,7 @@ class RequestBook:
             if owner is not None:
                 self.renew(request_id, owner, conn=conn)
             if start:
-                state = conn.execute("SELECT state FROM dsar_requests WHERE request_id = ?",
-                                     [request_id]).fetchall()
-                if state and state[0][0] != S.IN_PROGRESS.value:
-                    self._transition_in(conn, request_id, S.IN_PROGRESS, actor)
+                self._start_in(conn, request_id, actor)
             self._transition_in(conn, request_id, S.COMPLETED, actor,
                                 {"outcome": dict(outcome),
                                  "delivery_secret_stored": delivery_secret is not None},

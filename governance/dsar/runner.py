@@ -40,7 +40,6 @@ from governance.dsar.requests import (
     DataSubjectRequest,
     RequestBook,
     RequestError,
-    RequestState,
     RequestType,
 )
 from governance.dsar.resolution import (
@@ -193,54 +192,42 @@ def run_request(inventory: Inventory, store: AuditStore, request_id: str, actor:
     The store is held open only for bursts of bookkeeping, never while a source is
     searched or changed (other processes wait for it meanwhile)."""
     owner = f"{actor}@{worker_id()}"
+    # An access request's sources open while the store is read (they are only read).
     with ConnectorPool(inventory) as reading:
-        # An access request's sources open while the store is read (nothing is changed).
-        return _run_request(inventory, store, request_id, actor, owner, reading, confirm,
-                            export_dir, take_over, progress, on_step, every_text_cell)
-
-
-def _run_request(inventory: Inventory, store: AuditStore, request_id: str, actor: str,
-                 owner: str, reading: ConnectorPool, confirm: Confirm | None,
-                 export_dir: Path | None, take_over: bool, progress: Progress | None,
-                 on_step: StepHook | None, every_text_cell: bool) -> RunOutcome:
-    with store.session():
-        book = RequestBook(store)
-        request = _usable(book, request_id)
-        if request.request_type is RequestType.ACCESS:
-            reading.open_in_background()   # while the rest of this burst runs
-        book.require_approval(request)  # erasure/rectify: verification is not approval
-        if request.request_type is RequestType.ERASURE:
-            holds = LegalHolds(store, book.keyring).on_subject(request.fingerprints)
-            if holds:
-                book.record(request_id, actor, "dsar.refused_legal_hold",
-                            {"holds": [h.hold_id for h in holds]})
-                raise RequestError(f"request {request_id}: {_hold_blocker(holds)}")
-        book.claim(request_id, owner, take_over=take_over)
+        with store.session():
+            book = RequestBook(store)
+            request = _usable(book, request_id)
+            if request.request_type is RequestType.ACCESS:
+                reading.open_in_background()   # while the rest of this burst runs
+            book.require_approval(request)  # erasure/rectify: verification is not approval
+            if request.request_type is RequestType.ERASURE:
+                holds = LegalHolds(store, book.keyring).on_subject(request.fingerprints)
+                if holds:
+                    book.record(request_id, actor, "dsar.refused_legal_hold",
+                                {"holds": [h.hold_id for h in holds]})
+                    raise RequestError(f"request {request_id}: {_hold_blocker(holds)}")
+            book.claim(request_id, owner, take_over=take_over)
+            try:
+                run = _Run(book, request, actor, owner,
+                           book.identities(request, derived=False),
+                           column_categories(inventory, store), book.request_key(request))
+                if request.request_type is not RequestType.ACCESS:
+                    run.journal = read_journal(store, request_id, run.key)
+                    holds_now = LegalHolds(store, book.keyring)
+                    run.subject_holds = holds_now.subject_holds()
+                    run.table_holds = holds_now.on_tables()
+            except BaseException:
+                book.release(request_id, owner)
+                raise
         try:
-            run = _Run(book, request, actor, owner, book.identities(request, derived=False),
-                       column_categories(inventory, store), book.request_key(request))
-            if request.request_type is not RequestType.ACCESS:
-                run.journal = read_journal(store, request_id, run.key)
-                holds_now = LegalHolds(store, book.keyring)
-                run.subject_holds = holds_now.subject_holds()
-                run.table_holds = holds_now.on_tables()
+            if request.request_type is RequestType.ACCESS:
+                return _run_access(inventory, store, run, reading,
+                                   export_dir or store.path.parent / "exports", progress)
+            return _run_change(inventory, store, run, confirm, progress, on_step,
+                               every_text_cell)
         except BaseException:
-            book.release(request_id, owner)
+            book.release(request_id, owner)   # the runs give it back in their last burst
             raise
-    try:
-        if request.request_type is RequestType.ACCESS:
-            return _run_access(inventory, store, run, reading,
-                               export_dir or store.path.parent / "exports", progress)
-        return _run_change(inventory, store, run, confirm, progress, on_step,
-                           every_text_cell)
-    except BaseException:
-        book.release(request_id, owner)   # the runs give it back in their last burst
-        raise
-
-
-def _start(book: RequestBook, request: DataSubjectRequest, actor: str) -> None:
-    if book.get(request.request_id).state is not RequestState.IN_PROGRESS:
-        book.transition(request.request_id, RequestState.IN_PROGRESS, actor)
 
 
 def _run_access(inventory: Inventory, store: AuditStore, run: _Run, pool: ConnectorPool,
@@ -306,7 +293,7 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
         if pending:
             with store.session():
                 book.record(rid, actor, "dsar.resumed", {"pending_steps": len(pending)})
-                _start(book, request, actor)  # a crash may have come before the state changed
+                book.start(rid, actor)  # a crash may have come before the state changed
                 identities = book.identities(request)
             # A crash may have come before the keys were destroyed: they are (again) below.
             person_rows = _person_rows_of(inventory, pending)
@@ -342,7 +329,7 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
                 book.add_derived(request, resolution.derived, actor)
                 # The state moves first: a crash before the journal is written leaves an
                 # in-progress request without a journal, which a rerun simply plans again.
-                _start(book, request, actor)
+                book.start(rid, actor)
                 fault_point("request.after_start")
                 write_journal(store, rid, run.key, new_steps,
                               first_step=len(run.journal) + 1)

@@ -156,12 +156,6 @@ class DuckDBConnector(SqlConnector):
             params.append(form)
         return " OR ".join(conds), params
 
-    def _contains(self, expr: str, ignore_case: bool) -> str:
-        return f"contains(lower({expr}), ?)" if ignore_case else f"contains({expr}, ?)"
-
-    def _contains_param(self, form: str, ignore_case: bool) -> str:
-        return form.lower() if ignore_case else form
-
     def _sample_sql(self, table: str, cols: list[str], limit: int, seed: int) -> str:
         return (f"{self._select_sql(table, cols)} USING SAMPLE reservoir({int(limit)} ROWS) "
                 f"REPEATABLE ({int(seed)})")

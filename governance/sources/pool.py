@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 from governance.inventory import FILE_KINDS, Inventory
@@ -39,11 +40,11 @@ class ConnectorPool:
                     self._failed[name] = e
                     continue
                 self._open[name] = conn
-                try:
+                # A catalogue that cannot be read is not kept: the caller reads it again,
+                # and meets the error in its own thread.
+                with contextlib.suppress(Exception):
                     conn.list_tables()
                     conn.known_foreign_keys()
-                except BaseException:   # read again (and raised) by the caller
-                    conn._forget_catalogue()
 
         self._opening = threading.Thread(target=work, name="govkit-open-sources",
                                          daemon=True)
