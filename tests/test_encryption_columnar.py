@@ -326,3 +326,179 @@ def test_parquet_blind_index_is_written_for_each_sealed_cell(
         else:
             assert got["card_bidx"] is None and got["card"] == orig["card"]
     assert checked == run.tables[0].cells_sealed
+
+
+# -- new data keys committed in the background while a file is sealed -----------------
+
+def _sealed_cells_open(store: AuditStore, ks: LocalKeyStore, before: list[dict[str, Any]],
+                       path: Path) -> dict[str, int]:
+    """Every sealed cell of ``path`` opens, with keys read afresh from the store (a new
+    SubjectKeys, nothing cached) and associated data built here, to its original value;
+    every other cell is unchanged. Returns the number of sealed cells per key id."""
+    fresh = SubjectKeys(store, ks)
+    per_key: dict[str, int] = {}
+    for orig, got in zip(before, pq.read_table(path).to_pylist(), strict=True):
+        for col in ("card", "note"):
+            if not field.looks_sealed(got[col]):
+                assert got[col] == orig[col]
+                continue
+            env = field.parse(got[col])
+            assert field.open_cell(fresh.cipher(env.key_id), env, field.associated_data(
+                "pq", "payments", col, orig["id"])) == orig[col]
+            per_key[env.key_id] = per_key.get(env.key_id, 0) + 1
+    return per_key
+
+
+def _data_keys(store: AuditStore) -> dict[str, str]:
+    """subject -> key id of every active data key (SQL written here)."""
+    return {r["subject"]: r["key_id"] for r in store.query(
+        "SELECT subject, key_id FROM subject_keys WHERE state = 'active' AND subject <> "
+        "'__index__'")}
+
+
+@pytest.mark.parametrize("fault", ["another_run_made_a_key", "commit_fails",
+                                   "after_commit_before_swap"])
+def test_background_key_commit_faults_leave_the_file_and_a_rerun_completes(
+        tmp_path: Path, fault: str) -> None:
+    """A Parquet file's new data keys are committed in the background while its cells are
+    sealed; the file is swapped in only after they landed. Whatever goes wrong on the
+    way, the file is left byte for byte as it was, no cell is ever sealed under a key that
+    is not stored, and a second run completes and decrypts."""
+    from governance.errors import AuditStoreError, SourceError
+
+    rng = random.Random(5)
+    inv_path = _estate(tmp_path, rng)
+    f = tmp_path / "data" / "payments.parquet"
+    raw, listing = f.read_bytes(), sorted(p.name for p in f.parent.iterdir())
+    before = pq.read_table(f).to_pylist()
+    inv = load_inventory(inv_path)
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
+    policy = load_policy(tmp_path / "encryption.yaml", inv)
+    ks = LocalKeyStore(os.urandom(32))
+    keys = SubjectKeys(store, ks)
+    other = SubjectKeys(store, ks)    # another run on the same store
+    taken: list[str] = []
+    store_new = keys._store_new
+
+    def commit(table: pa.Table) -> set[str]:
+        if fault == "another_run_made_a_key" and not taken:   # in the first commit only
+            subject = table.column("subject")[0].as_py()
+            taken.append(other.active_keys([subject])[subject][0])
+        elif fault == "commit_fails":
+            raise AuditStoreError("injected: the store went away")
+        return store_new(table)
+
+    keys._store_new = commit                      # type: ignore[method-assign]
+    if fault == "after_commit_before_swap":
+        settle = keys.settle
+
+        def settle_then_fail() -> None:
+            settle()
+            raise SourceError("injected: the process stops before the swap")
+
+        keys.settle = settle_then_fail            # type: ignore[method-assign]
+    run = encrypt(inv, store, keys, policy, apply=True, sources=["pq"],
+                  tables=["pq.payments"])
+    res = run.tables[0]
+    assert not run.ok and res.error and res.cells_sealed == 0
+    assert f.read_bytes() == raw and sorted(p.name for p in f.parent.iterdir()) == listing
+    stored = _data_keys(store)
+    if fault == "another_run_made_a_key":
+        assert "another run gave 1 of these subjects a data key" in res.error
+        assert len(taken) == 1 and taken[0] in stored.values()
+    elif fault == "commit_fails":
+        assert "injected" in res.error and stored == {}
+    else:
+        assert "injected" in res.error and len(stored) > 0
+
+    keys.__dict__.pop("_store_new")
+    keys.__dict__.pop("settle", None)
+    again = encrypt(inv, store, keys, policy, apply=True, sources=["pq"],
+                    tables=["pq.payments"])
+    assert again.ok, [t.describe() for t in again.tables]
+    sealed = again.tables[0].cells_sealed
+    assert sealed > 0
+    per_key = _sealed_cells_open(store, ks, before, f)
+    assert sum(per_key.values()) == sealed
+    after = _data_keys(store)
+    # One key per subject, every cell under a stored key; a key made before the fault
+    # is kept and used, and the other run's key is the one its subject's cells use.
+    assert set(per_key) <= set(after.values())
+    assert len(after) == again.tables[0].subjects
+    assert all(after[s] == k for s, k in stored.items())
+    if fault == "after_commit_before_swap":
+        assert after == stored     # every key was made by the first run, none again
+    if taken:
+        assert per_key.get(taken[0], 0) > 0
+
+
+@pytest.mark.parametrize("boundary", ["a_key_commit_landed", "commits_settled",
+                                      "file_swapped"])
+def test_killed_parquet_encryption_leaves_plaintext_or_valid_ciphertext(
+        tmp_path: Path, boundary: str) -> None:
+    """The process encrypting a Parquet file dies (os._exit: no cleanup) at each boundary
+    of the background key commits and of the swap. The file is then its old bytes or
+    wholly sealed under stored keys, the store opens, and a second run completes."""
+    import subprocess
+    import sys
+
+    rng = random.Random(9)
+    inv_path = _estate(tmp_path, rng)
+    f = tmp_path / "data" / "payments.parquet"
+    raw = f.read_bytes()
+    before = pq.read_table(f).to_pylist()
+    master = os.urandom(32)
+    hooks = {
+        "a_key_commit_landed": ("SubjectKeys", "_store_new", "governance.encryption.keys"),
+        "commits_settled": ("SubjectKeys", "settle", "governance.encryption.keys"),
+        "file_swapped": (None, "_sync_dir", "governance.sources.duckdb_source"),
+    }
+    owner, name, module = hooks[boundary]
+    target = f"m.{owner}" if owner else "m"
+    code = f"""
+import importlib, os
+from governance.audit_store import AuditStore
+from governance.crypto.keystore import LocalKeyStore
+from governance.encryption import SubjectKeys, encrypt, load_policy
+from governance.inventory import load_inventory
+
+m = importlib.import_module({module!r})
+original = getattr({target}, {name!r})
+
+def dying(*args, **kwargs):
+    original(*args, **kwargs)
+    os._exit(9)
+
+setattr({target}, {name!r}, dying)
+inv = load_inventory({str(inv_path)!r})
+store = AuditStore({str(tmp_path / "audit.duckdb")!r}, create=True)
+keys = SubjectKeys(store, LocalKeyStore(bytes.fromhex({master.hex()!r})))
+encrypt(inv, store, keys, load_policy({str(tmp_path / "encryption.yaml")!r}, inv),
+        apply=True, sources=["pq"], tables=["pq.payments"])
+"""
+    died = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert died.returncode == 9, died.stderr
+    store = AuditStore(tmp_path / "audit.duckdb")
+    ks = LocalKeyStore(master)
+    stored = _data_keys(store)
+    assert stored, "the child died before any key was stored"
+    if boundary == "file_swapped":
+        per_key = _sealed_cells_open(store, ks, before, f)
+        assert set(per_key) <= set(stored.values()) and sum(per_key.values()) > 0
+    else:
+        assert f.read_bytes() == raw
+    inv = load_inventory(inv_path)
+    keys = SubjectKeys(store, ks)
+    again = encrypt(inv, store, keys, load_policy(tmp_path / "encryption.yaml", inv),
+                    apply=True, sources=["pq"], tables=["pq.payments"])
+    assert again.ok, [t.describe() for t in again.tables]
+    assert [p.name for p in f.parent.iterdir() if p.name.startswith(".")] == []
+    per_key = _sealed_cells_open(store, ks, before, f)
+    after = _data_keys(store)
+    assert set(per_key) <= set(after.values())
+    assert all(after[s] == k for s, k in stored.items())   # no key made twice
+    if boundary == "file_swapped":
+        assert again.tables[0].cells_sealed == 0
+    else:
+        assert sum(per_key.values()) == again.tables[0].cells_sealed > 0

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
@@ -38,6 +40,17 @@ class KeyUnavailable(GovernanceError):
         super().__init__(f"data key {key_id}: {reason}")
 
 
+class KeyConflict(GovernanceError):
+    """Another run gave some subjects a data key while this one was creating theirs: the
+    cells sealed here under the keys that were not stored must be discarded."""
+
+    def __init__(self, count: int):
+        self.count = count
+        super().__init__(f"another run gave {count} of these subjects a data key at the same "
+                         "time; the cells sealed under the keys made here were discarded "
+                         "(run again)")
+
+
 def person_ref(person: tuple[str, str], key_value: Any) -> str:
     """The text that names one person row (``source.table`` and its key), before hashing."""
     return f"{person[0]}.{person[1]}\x00{row_key_text(key_value)}"
@@ -60,6 +73,12 @@ class SubjectKeys:
         self._refs: dict[str, str] = {}
         self._index_key = self._load_index()
         self._bidx: dict[str, bytes] = {}
+        # Inside ``deferred_commits``: the commits under way, and the keys they hold (by
+        # subject) until each has landed.
+        self._commits: list[tuple[Future[set[str]], dict[str, tuple[str, AESGCM]]]] | None \
+            = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: dict[str, tuple[str, AESGCM]] = {}
 
     # -- the index key ------------------------------------------------------------------
     def _load_index(self) -> bytes:
@@ -141,19 +160,22 @@ class SubjectKeys:
             return {}
         out = self._fetch_active(wanted)
         missing = [s for s in wanted if s not in out]
+        if missing and self._pending:
+            out.update((s, self._pending[s]) for s in missing if s in self._pending)
+            missing = [s for s in missing if s not in out]
         if missing and create:
             out.update(self._create(missing))
         return out
 
     def _create(self, missing: list[str]) -> dict[str, tuple[str, AESGCM]]:
         """New data keys for subjects that had none (a subject given a key meanwhile, by
-        another process, keeps that one)."""
-        out: dict[str, tuple[str, AESGCM]] = {}
-        material = os.urandom(42 * len(missing))
-        new = {s: ("sk-" + material[42 * i:42 * i + 10].hex(),
-                   material[42 * i + 10:42 * i + 42]) for i, s in enumerate(missing)}
+        another process, keeps that one; inside ``deferred_commits`` that is a KeyConflict
+        when the commits are settled)."""
+        ids, material = os.urandom(10 * len(missing)).hex(), os.urandom(32 * len(missing))
+        items = [("sk-" + ids[20 * i:20 * i + 20], material[32 * i:32 * i + 32])
+                 for i in range(len(missing))]
+        new = dict(zip(missing, items, strict=True))
         del material
-        items = list(new.values())
         wrapped = self.keystore.wrap_many(items)
         # Each wrapped key must unwrap to its key before it is stored and used: a key
         # that could not be recovered would lose every cell sealed under it.
@@ -163,31 +185,93 @@ class SubjectKeys:
             raise KeyStoreError(f"{self.keystore.kek_id}: a wrapped data key does not "
                                 "unwrap to itself; nothing was stored")
         del back
-        now = utcnow()
         table = pa.table({
-            "key_id": [kid for kid, _ in new.values()],
+            "key_id": [kid for kid, _ in items],
             "subject": list(new),
             "wrapped": pa.array(wrapped, pa.binary()),
         })
+        made = {s: (kid, AESGCM(key)) for s, (kid, key) in new.items()}
+        del new, items
+        if self._commits is not None and self._writer is not None:
+            # Committed in the background; used now (settle() before anything sealed
+            # under them is made durable).
+            self._pending.update(made)
+            self._commits.append((self._writer.submit(self._store_new, table), made))
+            for kid, aead in made.values():
+                self._aead[kid] = aead
+            return made
+        stored = self._store_new(table)
+        out: dict[str, tuple[str, AESGCM]] = {}
+        for subject in stored:
+            out[subject] = made[subject]
+            self._aead[made[subject][0]] = made[subject][1]
+        rest = [s for s in missing if s not in stored]
+        if rest:
+            out.update(self._fetch_active(rest))
+        return out
+
+    def _store_new(self, table: pa.Table) -> set[str]:
+        """Insert new wrapped keys in one commit; the subjects whose key was stored (one
+        given a key meanwhile keeps that one)."""
+        now = utcnow()
         with self.store.transaction() as conn:
             conn.register("gk_new_keys", table)
-            # A subject given a key meanwhile keeps that one.
             made = conn.execute(
                 "INSERT INTO subject_keys SELECT n.key_id, n.subject, 1, 'active', ?, "
                 "n.wrapped, ?, NULL, NULL FROM gk_new_keys n WHERE NOT EXISTS (SELECT 1 "
                 "FROM subject_keys k WHERE k.subject = n.subject AND k.state <> "
                 "'destroyed') RETURNING subject", [self.keystore.kek_id, now]).fetchall()
             conn.unregister("gk_new_keys")
-        stored = {r[0] for r in made}
-        for subject in stored:
-            key_id, key = new[subject]
-            self._aead[key_id] = AESGCM(key)
-            out[subject] = (key_id, self._aead[key_id])
-        del new, items
-        rest = [s for s in missing if s not in stored]
-        if rest:
-            out.update(self._fetch_active(rest))
-        return out
+        return {r[0] for r in made}
+
+    @contextmanager
+    def deferred_commits(self) -> Iterator[Callable[[], None]]:
+        """Inside the block, new data keys are committed in the background while cells are
+        sealed under them. The function given waits for those commits; call it (and let
+        it return) before anything sealed under them is made durable. It raises
+        KeyConflict when another run gave one of these subjects a key meanwhile. Leaving
+        the block waits for every commit and forgets the keys that were not stored."""
+        if self._commits is not None:
+            yield self.settle
+            return
+        self._commits = []
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gk-keys")
+        try:
+            yield self.settle
+        except BaseException:
+            try:
+                self._settle(raise_conflict=False)
+            except BaseException:  # the error already on its way is the one to see
+                pass
+            raise
+        else:
+            self._settle(raise_conflict=True)
+        finally:
+            self._writer.shutdown(wait=True)
+            self._commits, self._writer = None, None
+            self._pending.clear()
+
+    def settle(self) -> None:
+        """Wait for the keys committed in the background (see ``deferred_commits``)."""
+        self._settle(raise_conflict=True)
+
+    def _settle(self, raise_conflict: bool) -> None:
+        commits, self._commits = self._commits or [], (None if self._commits is None else [])
+        lost, error = 0, None
+        for future, made in commits:
+            try:
+                stored = future.result()
+            except BaseException as e:   # nothing of that commit was stored
+                stored, error = set(), error or e
+            for subject, (kid, _) in made.items():
+                self._pending.pop(subject, None)
+                if subject not in stored:
+                    self._aead.pop(kid, None)
+                    lost += 1
+        if error is not None:
+            raise error
+        if lost and raise_conflict:
+            raise KeyConflict(lost)
 
     def active_columns(self, subjects: Sequence[str], create: bool = True
                        ) -> tuple[list[str], list[AESGCM]]:
@@ -208,7 +292,11 @@ class SubjectKeys:
                                            rows.column("kek_id").to_pylist(),
                                            rows.column("wrapped").to_pylist(), strict=True)))
             missing = [i for i, k in enumerate(ids) if k is None]
-            made = self._create([subjects[i] for i in missing]) if missing and create else {}
+            made = {subjects[i]: self._pending[subjects[i]] for i in missing
+                    if subjects[i] in self._pending}
+            todo = [subjects[i] for i in missing if subjects[i] not in made]
+            if todo and create:
+                made.update(self._create(todo))
             for i in missing:
                 if subjects[i] not in made:
                     raise KeyUnavailable(subjects[i], "the subject has no active data key "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +54,7 @@ from governance.encryption.subjects import (
 )
 from governance.encryption.writers import BatchChanges, column_kind, rewrite_table, unique_key
 from governance.errors import GovernanceError, SourceError
-from governance.inventory import Inventory
+from governance.inventory import FILE_KINDS, Inventory
 from governance.sources.pool import ConnectorPool
 
 Progress = Callable[[str], None]
@@ -417,9 +418,20 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
             progress(f"{source}.{table}: {done}{of} rows read, {changed} row(s) "
                      f"{'sealed' if apply else 'to seal'}")
 
-    result = rewrite_table(conn, table, key, [*key, *need, *targets_, *bidx.values()],
-                           [*targets_, *bidx.values()], transform, apply, report,
-                           batch_transform=transform_columns if apply and keys else None)
+    # A file is swapped in at the end: its new keys are committed meanwhile, in the
+    # background, and the swap waits for them (a database commits page by page).
+    deferred = keys.deferred_commits() if apply and keys is not None \
+        and conn.kind in FILE_KINDS else nullcontext(None)
+    try:
+        with deferred as settle:
+            result = rewrite_table(conn, table, key, [*key, *need, *targets_, *bidx.values()],
+                                   [*targets_, *bidx.values()], transform, apply, report,
+                                   batch_transform=transform_columns if apply and keys
+                                   else None, before_swap=settle)
+    except BaseException:
+        if apply and conn.kind in FILE_KINDS:
+            res.cells_sealed = 0    # the file was not swapped in: nothing of it is sealed
+        raise
     res.rows = result.rows
     res.subjects = len(subjects)
 

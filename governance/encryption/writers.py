@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from governance.errors import SourceError
+from governance.inventory import FILE_KINDS
 from governance.sources.base import Connector
 
 Row = dict[str, Any]
@@ -59,16 +60,18 @@ def rewrite_table(conn: Connector, table: str, key: list[str], read: list[str],
                   targets: list[str], transform: Transform, apply: bool,
                   progress: Callable[[int, int], None] | None = None,
                   page_rows: int | None = None,
-                  batch_transform: BatchTransform | None = None) -> RewriteResult:
+                  batch_transform: BatchTransform | None = None,
+                  before_swap: Callable[[], None] | None = None) -> RewriteResult:
     """Read ``read`` (which holds ``key``), change ``targets`` as ``transform`` says; write
     only with ``apply``. ``progress(rows_done, rows_changed)`` after each page.
     ``batch_transform``, when given, makes the same changes column-wise; it is used where
-    that is faster (applying to a Parquet file)."""
+    that is faster (applying to a Parquet file). A file is rewritten aside and swapped in
+    at the end; ``before_swap`` runs just before (an error from it changes nothing)."""
     read = list(dict.fromkeys([*key, *read, *targets]))
     conn.check_columns(table, read)
-    if conn.kind in ("csv", "jsonl", "parquet"):
+    if conn.kind in FILE_KINDS:
         return _rewrite_file(conn, table, read, targets, transform, apply, progress,
-                             batch_transform)
+                             batch_transform, before_swap)
     return _rewrite_sql(conn, table, key, read, targets, transform, apply, progress,
                         page_rows or PAGE_ROWS)
 
@@ -168,7 +171,8 @@ def _apply_duckdb(conn: Any, ref: str, key: list[str], cols: list[str],
 def _rewrite_file(conn: Any, table: str, read: list[str], targets: list[str],
                   transform: Transform, apply: bool,
                   progress: Callable[[int, int], None] | None,
-                  batch_transform: BatchTransform | None = None) -> RewriteResult:
+                  batch_transform: BatchTransform | None = None,
+                  before_swap: Callable[[], None] | None = None) -> RewriteResult:
     from governance.sources import duckdb_source as ds
 
     f = Path(os.path.realpath(conn.file_of(table)))
@@ -200,6 +204,8 @@ def _rewrite_file(conn: Any, table: str, read: list[str], targets: list[str],
                 else:
                     _copy_jsonl(f, out, read, transform, result, progress)
             if result.changed:
+                if before_swap is not None:
+                    before_swap()
                 if ds._signature(f) != ds._stat_signature(before):
                     raise SourceError(f"source {conn.name!r}: {f} was changed by another "
                                       "program during the rewrite; nothing was changed")
