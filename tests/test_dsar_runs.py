@@ -248,6 +248,102 @@ def test_table_hold_is_kept_and_reported_with_its_reason(estate: Estate) -> None
     assert estate.count("SELECT count(*) FROM users WHERE id = ?", estate.user_id) == 0
 
 
+def _app_rows(estate: Estate) -> dict[str, list[tuple]]:
+    """Every row of the demo's SQLite tables (SQL written here)."""
+    with estate.db() as c:
+        names = [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = "
+                                          "'table' AND name NOT LIKE 'sqlite_%'")]
+        return {n: sorted(map(tuple, c.execute(f'SELECT * FROM "{n}"').fetchall()),
+                          key=repr) for n in names}
+
+
+@pytest.mark.parametrize("scope", ["source", "range", "ended"])
+def test_erasure_honours_source_and_time_range_holds_placed_by_retention(
+        estate: Estate, scope: str) -> None:
+    """Holds placed with retention's scopes stop erasure too: a held source's tables are
+    left whole, a time-range hold holds its table whole (erasure reads no retention
+    clock), and a hold whose end date has passed no longer applies."""
+    from datetime import UTC, datetime
+
+    from governance.retention.holds import place_hold
+
+    inv = estate.inventory
+    if scope == "range":
+        place_hold(estate.store, reason="Regulator inquiry R-7", actor="counsel",
+                   table="app_db.support_tickets", inventory=inv,
+                   covers=(datetime(2000, 1, 1, tzinfo=UTC), datetime(2000, 12, 31, tzinfo=UTC)))
+    else:
+        place_hold(estate.store, reason="Regulator inquiry R-7", actor="counsel",
+                   source="event_log", inventory=inv,
+                   ends_at=datetime(2001, 1, 1, tzinfo=UTC) if scope == "ended" else None)
+    events = sum(e["user_id"] == estate.user_id for e in estate.events())
+    tickets = estate.count("SELECT count(*) FROM support_tickets WHERE user_id = ?",
+                           estate.user_id)
+    assert events > 0 and tickets > 0
+    outcome = run_request(estate.inventory, estate.store, estate.request("erasure"), "dpo")
+    assert outcome.status == "completed", outcome.remaining
+    assert estate.count("SELECT count(*) FROM users WHERE id = ?", estate.user_id) == 0
+    left_events = sum(e["user_id"] == estate.user_id for e in estate.events())
+    left_tickets = estate.count("SELECT count(*) FROM support_tickets WHERE user_id = ?",
+                                estate.user_id)
+    held = {(s.source, s.table) for s in outcome.steps if s.status == "held"}
+    if scope == "source":
+        assert left_events == events and held == {("event_log", "events")}
+        assert any("Regulator inquiry R-7" in r for r in outcome.held.values())
+        assert left_tickets == 0
+    elif scope == "range":
+        assert left_tickets == tickets and held == {("app_db", "support_tickets")}
+        assert any("erasure leaves the whole table" in r for r in outcome.held.values())
+        assert left_events == 0
+    else:
+        assert left_events == 0 and left_tickets == 0 and held == set()
+
+
+@pytest.mark.parametrize("when", ["before_the_plan", "after_the_plan", "another_person"])
+def test_a_hold_on_persons_by_key_refuses_the_erasure_of_a_held_person(
+        estate: Estate, when: str) -> None:
+    """A hold on persons by their subject keys (retention's scope) refuses an erasure of
+    one of them: placed before the plan, or after it was approved (checked again right
+    before anything changes, the journal then waits); another person's key hold does not
+    stop it. Refused, nothing of the estate changes."""
+    from governance.dsar.plan import PlanError
+    from governance.retention.holds import place_hold
+
+    rid = estate.request("erasure")
+    with estate.db() as c:
+        other = c.execute("SELECT min(id) FROM users WHERE id <> ?",
+                          (estate.user_id,)).fetchone()[0]
+
+    def hold() -> None:
+        place_hold(estate.store, reason="Class action CA-12", actor="counsel",
+                   table="app_db.users", inventory=estate.inventory,
+                   subject_keys=[other if when == "another_person" else estate.user_id])
+
+    before = _app_rows(estate)
+    if when == "after_the_plan":
+        def confirm(steps: object) -> bool:
+            hold()      # after the plan was shown, before the journal runs
+            return True
+
+        with pytest.raises(RequestError, match="Class action CA-12"):
+            run_request(estate.inventory, estate.store, rid, "dpo", confirm=confirm)
+        assert _app_rows(estate) == before
+        assert read_journal(estate.store, rid, None)   # the journal waits
+        return
+    hold()
+    resolution, _ = plan_request(estate.inventory, estate.store, rid)
+    if when == "another_person":
+        assert not resolution.blockers
+        outcome = run_request(estate.inventory, estate.store, rid, "dpo")
+        assert outcome.status == "completed"
+        assert estate.count("SELECT count(*) FROM users WHERE id = ?", other) == 1
+        return
+    assert any("Class action CA-12" in b for b in resolution.blockers)
+    with pytest.raises(PlanError, match="Class action CA-12"):
+        run_request(estate.inventory, estate.store, rid, "dpo")
+    assert _app_rows(estate) == before
+
+
 def test_rectification_updates_the_field_everywhere(estate: Estate) -> None:
     new_phone = "+44 20 7946 0999"
     rid = estate.request("rectify", f"email={estate.email}", f"phone={estate.phone}",

@@ -1,14 +1,18 @@
 """Legal holds: data that must not be erased while litigation or an investigation runs.
 
-A hold covers a subject (by the keyed fingerprints of their identities) or a whole
-table. Erasure is refused for a subject under a hold; a held table is left untouched by
-erasure and reported with the hold's reason.
+A hold covers a subject (by the keyed fingerprints of their identities), a whole table,
+or (placed through retention: ``governance.retention.holds``) a whole source, a time range
+of a table, a source or everything, or persons by their subject keys. Erasure is refused
+for a subject under a hold (by an identity, given or derived, or by the key of one of their
+person rows); a held table is left untouched by erasure and reported with the hold's reason.
+A time-range hold holds its tables whole for erasure, which does not read retention
+clocks. A hold stops applying when released or when its end date has passed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +26,7 @@ from governance.masking import mask_free_text
 
 if TYPE_CHECKING:  # the inventory module (and pydantic) only when a table hold is placed
     from governance.inventory import Inventory
+    from governance.retention.holds import Hold
 
 
 @dataclass(frozen=True)
@@ -35,12 +40,15 @@ class LegalHold:
     table_name: str | None
     reason: str
     placed_by: str
-    placed_at: datetime
+    placed_at: datetime | None
     released_at: datetime | None
+    place: str | None = None         # what it covers, for the scopes placed by retention
 
     @property
     def target(self) -> str:
         """What the hold covers, as shown to people."""
+        if self.place is not None:
+            return self.place
         if self.scope == "table":
             return f"{self.source}.{self.table_name}"
         return ", ".join(self.masked_identities)
@@ -120,25 +128,68 @@ class LegalHolds:
             raise GovernanceError(f"no legal hold {hold_id!r}")
         return rows[0]
 
+    def in_force(self) -> list[Hold]:
+        """Every hold in force now, of every scope, oldest first (one read of the store)."""
+        from governance.retention.holds import holds_in_force
+
+        return holds_in_force(self.store, utcnow())
+
     def active(self) -> list[LegalHold]:
         """Holds in force, oldest first."""
-        return self._select("WHERE released_at IS NULL", [])
+        return [_legal(h) for h in self.in_force()]
 
     def on_subject(self, fingerprints: Sequence[str]) -> list[LegalHold]:
         """Holds in force on a subject with any of these identity fingerprints."""
-        return self._select("WHERE released_at IS NULL AND scope = 'subject' "
-                            "AND list_has_any(fingerprints, ?)", [list(fingerprints)])
+        return matching(self.subject_holds(), fingerprints)
 
     def subject_holds(self) -> list[tuple[LegalHold, frozenset[str]]]:
         """Holds in force on subjects, each with its identity fingerprints (to match
         identities found later without reading the store again: ``matching``)."""
-        return self._select_with_fingerprints(
-            "WHERE released_at IS NULL AND scope = 'subject'", [])
+        return [(_legal(h), frozenset(h.fingerprints)) for h in self.in_force()
+                if h.scope == "subject"]
 
-    def on_tables(self) -> dict[tuple[str, str], LegalHold]:
-        """Holds in force on tables, by (source, table)."""
-        return {(h.source, h.table_name): h for h in self.active()  # type: ignore[misc]
-                if h.scope == "table"}
+    def on_tables(self, inventory: Inventory | None = None
+                  ) -> dict[tuple[str, str], LegalHold]:
+        """Holds in force on whole tables, by (source, table): table holds, and with
+        ``inventory`` the tables of held sources and of time-range holds too (the oldest
+        hold of a table is the one given)."""
+        out: dict[tuple[str, str], LegalHold] = {}
+        for h in self.in_force():
+            if h.scope == "table" and h.source and h.table_name:
+                out.setdefault((h.source, h.table_name), _legal(h))
+            elif h.scope in ("source", "range") and inventory is not None:
+                legal = _legal(h)
+                if h.scope == "range":
+                    legal = replace(legal, reason=(
+                        f"{h.reason} (a hold on rows of {h.covers_from:%Y-%m-%d} to "
+                        f"{h.covers_to:%Y-%m-%d}: erasure leaves the whole table)"))
+                for src in inventory.sources:
+                    if h.source is not None and src.name != h.source:
+                        continue
+                    for t in src.tables:
+                        if h.scope == "source" or h.table_name in (None, t.name):
+                            out.setdefault((src.name, t.name), legal)
+        return out
+
+    def on_persons(self, inventory: Inventory,
+                   person_rows: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]]
+                   ) -> list[LegalHold]:
+        """Holds in force on persons by subject key that cover one of ``person_rows`` (the
+        subject's rows of person tables, by (source, table))."""
+        from governance.retention.holds import unsealed_keys
+
+        out = []
+        for h in self.in_force():
+            rows = person_rows.get((str(h.source), str(h.table_name)), ())
+            if h.scope != "subject_keys" or not rows:
+                continue
+            decl = inventory.source(str(h.source)).table(str(h.table_name))
+            if decl is None or not decl.subject_key:
+                continue
+            keys = unsealed_keys(self.store, h, self.keyring)
+            if any(str(r.get(decl.subject_key)) in keys for r in rows):
+                out.append(_legal(h))
+        return out
 
     def _select(self, where: str, params: list[Any]) -> list[LegalHold]:
         return [h for h, _ in self._select_with_fingerprints(where, params)]
@@ -153,6 +204,12 @@ class LegalHolds:
                            r["source"], r["table_name"], r["reason"], r["placed_by"],
                            r["placed_at"], r["released_at"]), frozenset(r["fingerprints"] or []))
                 for r in self.store.query(sql, params)]
+
+
+def _legal(h: Hold) -> LegalHold:
+    return LegalHold(h.hold_id, h.scope, list(h.masked), h.source, h.table_name, h.reason,
+                     h.placed_by, h.placed_at, None,
+                     None if h.scope in ("subject", "table") else h.place)
 
 
 def matching(holds: Sequence[tuple[LegalHold, frozenset[str]]], fingerprints: Sequence[str]

@@ -10,7 +10,7 @@ legal holds. Run it again after a crash and it resumes from the journal.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,16 +98,28 @@ def _fingerprints(book: RequestBook, identities: Sequence[Identity]) -> list[str
 
 def _subject_holds(store: AuditStore, book: RequestBook, request: DataSubjectRequest,
                    identities: Sequence[Identity],
-                   known: Sequence[tuple[LegalHold, frozenset[str]]] | None = None
-                   ) -> list[LegalHold]:
+                   known: Sequence[tuple[LegalHold, frozenset[str]]] | None = None,
+                   inventory: Inventory | None = None,
+                   person_rows: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]]
+                   | None = None) -> list[LegalHold]:
     """Subject holds matching any identity of the request, given or derived (among
-    ``known``, the holds read earlier in this run, when given; else read now)."""
+    ``known``, the holds read earlier in this run, when given; else read now), and holds
+    on persons by key covering one of the subject's ``person_rows``."""
     if request.request_type is RequestType.ACCESS:
         return []
     fps = sorted({*request.fingerprints, *_fingerprints(book, identities)})
-    if known is not None:
-        return matching(known, fps)
-    return LegalHolds(store, book.keyring).on_subject(fps)
+    holds = LegalHolds(store, book.keyring)
+    found = matching(known, fps) if known is not None else holds.on_subject(fps)
+    if inventory is not None and person_rows:
+        found += [h for h in holds.on_persons(inventory, person_rows) if h not in found]
+    return found
+
+
+def _own_person_rows(resolution: Resolution) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The subject's own rows of person tables, by (source, table)."""
+    graph = resolution.graph
+    return {t: rows for t, rows in resolution.owned.items()
+            if graph is not None and graph.is_person(t)}
 
 
 def _hold_blocker(holds: Sequence[LegalHold]) -> str:
@@ -129,11 +141,12 @@ def plan_request(inventory: Inventory, store: AuditStore, request_id: str,
             given = book.identities(request, derived=False)
             categories = column_categories(inventory, store)
             holds_now = LegalHolds(store, book.keyring)
-            subject_holds, table_holds = holds_now.subject_holds(), holds_now.on_tables()
+            subject_holds = holds_now.subject_holds()
+            table_holds = holds_now.on_tables(inventory)
         resolution = locate_subject(inventory, given, pool, store, progress, categories)
         steps = _plan(inventory, book, request, given, resolution, pool, table_holds)
     holds = _subject_holds(store, book, request, [*given, *resolution.derived],
-                           subject_holds)
+                           subject_holds, inventory, _own_person_rows(resolution))
     if holds:
         resolution.blockers.insert(0, _hold_blocker(holds))
     return resolution, steps
@@ -215,7 +228,7 @@ def run_request(inventory: Inventory, store: AuditStore, request_id: str, actor:
                     run.journal = read_journal(store, request_id, run.key)
                     holds_now = LegalHolds(store, book.keyring)
                     run.subject_holds = holds_now.subject_holds()
-                    run.table_holds = holds_now.on_tables()
+                    run.table_holds = holds_now.on_tables(inventory)
             except BaseException:
                 book.release(request_id, owner)
                 raise
@@ -307,8 +320,9 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
                                    "changed: " + "; ".join(resolution.unreachable.values()))
             steps = _plan(inventory, book, request, given, resolution, pool,
                           run.table_holds)
+            person_rows = _own_person_rows(resolution)
             holds = _subject_holds(store, book, request, [*given, *resolution.derived],
-                                   run.subject_holds)
+                                   run.subject_holds, inventory, person_rows)
             blockers = ([_hold_blocker(holds)] if holds else []) + resolution.blockers
             if blockers:
                 book.record(rid, actor, "dsar.plan_refused", {"blockers": blockers})
@@ -322,8 +336,6 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
                     run.release()
                 return RunOutcome(request, "cancelled", new_steps)
             identities = [*given, *resolution.derived]
-            person_rows = {t: rows for t, rows in resolution.owned.items()
-                           if resolution.graph is not None and resolution.graph.is_person(t)}
         with store.session():
             if new_steps is not None:
                 book.add_derived(request, resolution.derived, actor)
@@ -337,7 +349,7 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
                 book.record(rid, actor, "dsar.plan_recorded", {
                     "steps": [s.describe() for s in new_steps]})
             book.renew(rid, run.owner)   # still this worker's, for the next 5 minutes
-            planned = _recheck_holds(store, run, identities)
+            planned = _recheck_holds(inventory, store, run, identities, person_rows)
             # Keys are destroyed once no hold stops the run, and kept while a legal hold
             # keeps any of the subject's data (their ciphertext there must stay readable).
             # (Store work, and the sources' catalogues only: no source row is read.)
@@ -369,18 +381,21 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
         return outcome
 
 
-def _recheck_holds(store: AuditStore, run: _Run, identities: Sequence[Identity]
+def _recheck_holds(inventory: Inventory, store: AuditStore, run: _Run,
+                   identities: Sequence[Identity],
+                   person_rows: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]]
                    ) -> list[Step]:
     """Holds checked again right before anything changes: a subject hold stops the run
     (the journal waits); pending steps on a table held since planning are marked held.
     Returns the journal as it will run."""
     book, rid = run.book, run.rid
-    holds = _subject_holds(store, book, book.get(rid), identities)
+    holds = _subject_holds(store, book, book.get(rid), identities, None, inventory,
+                           person_rows)
     if holds:
         book.record(rid, run.actor, "dsar.refused_legal_hold",
                     {"holds": [h.hold_id for h in holds]})
         raise RequestError(f"request {rid}: {_hold_blocker(holds)}; the journal waits")
-    table_holds = LegalHolds(store, book.keyring).on_tables()
+    table_holds = LegalHolds(store, book.keyring).on_tables(inventory)
     journal = read_journal(store, rid, run.key)
     late = [s for s in journal if s.status == "pending" and (s.source, s.table) in table_holds]
     if late:
@@ -514,7 +529,7 @@ def _classify(inventory: Inventory, store: AuditStore, book: RequestBook,
     """What verification found, sorted: what remains unexplained (place -> cells), what a
     legal hold keeps, and what is kept for another recorded reason (a detail row others
     refer to, an identifier another person holds too, an anonymized record)."""
-    table_holds = LegalHolds(store, book.keyring).on_tables()
+    table_holds = LegalHolds(store, book.keyring).on_tables(inventory)
     kept_tables = {(s.source, s.table): s.note or "" for s in steps
                    if s.action is Action.HELD and (s.source, s.table) not in table_holds}
     anonymized = {(s.source, s.table): s.note or "anonymized" for s in steps

@@ -5,8 +5,8 @@ fingerprints of their identities, a whole table). These functions add holds on a
 source, on a time range (rows whose retention clock falls in it), and on persons given by
 their subject keys (sealed in the store, e.g. the 10,000 accounts of a class action), each
 with a reason (stored masked), who placed it and an optional end date. They are rows of
-the same ``legal_holds`` table (columns of migration 6), so erasure keeps honouring the
-table holds; a hold of a new scope is unknown to erasure and is ignored by it.
+the same ``legal_holds`` table (columns of migration 6), read for everyone by
+``holds_in_force``: erasure honours every scope too (``governance.dsar.holds``).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class Hold:
     placed_by: str
     key_id: str | None = None
     sealed_keys: bytes | None = None
+    placed_at: datetime | None = None
 
     @property
     def whole(self) -> bool:
@@ -59,8 +60,9 @@ class Hold:
             return self.source in (None, source) and self.table_name in (None, table)
         return False
 
-    def describe(self) -> str:
-        """What the hold covers and why, as shown to people (masked)."""
+    @property
+    def place(self) -> str:
+        """What the hold covers and until when, as shown to people (masked)."""
         where = {"subject": ", ".join(self.masked) or "a subject",
                  "subject_keys": f"{len(self.masked) or 'some'} person(s) of "
                                  f"{self.source}.{self.table_name}",
@@ -71,7 +73,11 @@ class Hold:
         if self.covers_from is not None:
             where += f", clock from {self.covers_from:%Y-%m-%d} to {self.covers_to:%Y-%m-%d}"
         until = f", until {self.ends_at:%Y-%m-%d}" if self.ends_at else ""
-        return f"{self.hold_id} ({where}{until}): {self.reason}"
+        return where + until
+
+    def describe(self) -> str:
+        """What the hold covers and why, as shown to people (masked)."""
+        return f"{self.hold_id} ({self.place}): {self.reason}"
 
 
 def place_hold(store: AuditStore, *, reason: str, actor: str, source: str | None = None,
@@ -145,8 +151,8 @@ def holds_in_force(store: AuditStore, now: datetime | None) -> list[Hold]:
     """Every hold not released and not ended at ``now`` (None: ignore end dates)."""
     rows = store.query(
         "SELECT hold_id, scope, fingerprints, masked_identities, source, table_name, reason, "
-        "placed_by, covers_from, covers_to, ends_at, key_id, sealed_keys FROM legal_holds "
-        "WHERE released_at IS NULL ORDER BY placed_at")
+        "placed_by, covers_from, covers_to, ends_at, key_id, sealed_keys, placed_at FROM "
+        "legal_holds WHERE released_at IS NULL ORDER BY placed_at")
     out = []
     for r in rows:
         if now is not None and r["ends_at"] is not None and r["ends_at"] <= now:
@@ -155,8 +161,21 @@ def holds_in_force(store: AuditStore, now: datetime | None) -> list[Hold]:
                         tuple(r["fingerprints"] or ()), tuple(r["masked_identities"] or ()),
                         r["covers_from"], r["covers_to"], r["ends_at"], r["reason"],
                         r["placed_by"], r["key_id"],
-                        bytes(r["sealed_keys"]) if r["sealed_keys"] is not None else None))
+                        bytes(r["sealed_keys"]) if r["sealed_keys"] is not None else None,
+                        r["placed_at"]))
     return out
+
+
+def unsealed_keys(store: AuditStore, hold: Hold, keyring: Any = None) -> set[str]:
+    """The subject keys a ``subject_keys`` hold covers (empty for any other hold)."""
+    from governance.crypto import KeyRing
+
+    if hold.scope != "subject_keys" or hold.sealed_keys is None or not hold.key_id:
+        return set()
+    keyring = keyring or KeyRing(store)
+    keys = open_json(keyring.get(hold.key_id), hold.sealed_keys, aad=hold.key_id.encode(),
+                     what=f"hold {hold.hold_id}")
+    return {str(k) for k in (keys if isinstance(keys, list) else [])}
 
 
 # Identity columns of person tables, by the category they are declared or found as.
@@ -181,12 +200,10 @@ def held_subject_keys(store: AuditStore, holds: Iterable[Hold], inventory: Inven
     out: dict[tuple[str, str], set[str]] = {}
     keyring: KeyRing | None = None
     for h in holds:
-        if h.scope == "subject_keys" and h.sealed_keys is not None and h.key_id:
+        if h.scope == "subject_keys":
             keyring = keyring or KeyRing(store)
-            keys = open_json(keyring.get(h.key_id), h.sealed_keys, aad=h.key_id.encode(),
-                             what=f"hold {h.hold_id}")
             out.setdefault((str(h.source), str(h.table_name)), set()).update(
-                str(k) for k in (keys if isinstance(keys, list) else []))
+                unsealed_keys(store, h, keyring))
     wanted = {fp for h in holds if h.scope == "subject" for fp in h.fingerprints}
     if not wanted:
         return out
