@@ -117,8 +117,8 @@ def explain(inventory_path: Path, store_path: Path, policy_paths: tuple[Path, ..
     """
     from governance.audit_store import AuditStore
     from governance.inventory import load_inventory
+    from governance.legal_holds import holds_in_force
     from governance.retention.conflicts import decide
-    from governance.retention.holds import holds_in_force
     from governance.retention.policy import load_estate
     from governance.sources.pool import ConnectorPool
 

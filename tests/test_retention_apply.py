@@ -24,9 +24,10 @@ from governance.dsar.holds import LegalHolds
 from governance.dsar.identities import Identity
 from governance.errors import ConfigError
 from governance.inventory import load_inventory
+from governance.legal_holds import holds_in_force
 from governance.retention.applying import apply_retention
 from governance.retention.conflicts import decide
-from governance.retention.holds import holds_in_force, place_hold
+from governance.retention.holds import place_hold
 from governance.retention.planning import plan_retention
 from governance.retention.policy import Period, check_policy, load_estate, load_policies
 from governance.sources.pool import ConnectorPool

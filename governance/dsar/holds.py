@@ -26,7 +26,7 @@ from governance.masking import mask_free_text
 
 if TYPE_CHECKING:  # the inventory module (and pydantic) only when a table hold is placed
     from governance.inventory import Inventory
-    from governance.retention.holds import Hold
+    from governance.legal_holds import Hold
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class LegalHolds:
 
     def in_force(self) -> list[Hold]:
         """Every hold in force now, of every scope, oldest first (one read of the store)."""
-        from governance.retention.holds import holds_in_force
+        from governance.legal_holds import holds_in_force
 
         return holds_in_force(self.store, utcnow())
 
@@ -176,7 +176,7 @@ class LegalHolds:
                    ) -> list[LegalHold]:
         """Holds in force on persons by subject key that cover one of ``person_rows`` (the
         subject's rows of person tables, by (source, table))."""
-        from governance.retention.holds import unsealed_keys
+        from governance.legal_holds import unsealed_keys
 
         out = []
         for h in self.in_force():

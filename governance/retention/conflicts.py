@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from governance.retention.holds import Hold
+from governance.legal_holds import Hold
 from governance.retention.policy import Estate, Policy, RetentionRule
 
 ACTION_ORDER = {"delete": 0, "anonymize": 1, "review": 2}

@@ -22,8 +22,9 @@ from governance.audit_store import AuditStore
 from governance.dsar.ownership import OwnershipGraph, build_graph
 from governance.errors import GovernanceError, RetentionError
 from governance.inventory import FILE_KINDS, Inventory
+from governance.legal_holds import Hold, holds_in_force
 from governance.retention.conflicts import RuleOnTable, TableDecision, decide
-from governance.retention.holds import Hold, held_subject_keys, holds_in_force
+from governance.retention.holds import held_subject_keys
 from governance.retention.policy import Estate, Policy, check_policy, load_estate
 from governance.retention.predicates import (
     ALIAS,

@@ -22,8 +22,8 @@ from typing import Any
 
 from governance.dsar.ownership import OwnershipGraph
 from governance.errors import RetentionError
+from governance.legal_holds import Hold
 from governance.retention.conflicts import RuleOnTable, TableDecision
-from governance.retention.holds import Hold
 from governance.retention.policy import REDACTED, ColumnFacts, Estate
 
 ALIAS = "govkit_row"
