@@ -310,3 +310,39 @@ def test_postgres_failure_rolls_back_the_whole_source(pg_estate, pg_dsn) -> None
                          ).fetchone() == (1,)
         assert c.execute(f'SELECT count(*) FROM "{schema}".customers WHERE id = 3'
                          ).fetchone() == (1,)
+
+
+def test_dsar_list_with_holds_of_every_scope_loads_no_heavy_module(fresh_demo, tmp_path: Path
+                                                                   ) -> None:
+    """``dsar list`` reads requests and holds only: in a fresh process, with a subject hold
+    and a retention hold in the store, it marks the held request and imports neither
+    Presidio, spaCy, pandas, pyarrow, Dagster, pydantic nor the retention engine."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from governance.dsar import LegalHolds, parse_identity
+    from governance.retention.holds import place_hold
+
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
+    book = RequestBook(store)
+    held = book.create("erasure", ["email=held.person@example.com"], "EU", "dpo")
+    free = book.create("erasure", ["email=free.person@example.com"], "EU", "dpo")
+    LegalHolds(store).place_on_subject([parse_identity("email=held.person@example.com")],
+                                       "Litigation L-4", "counsel")
+    place_hold(store, reason="Regulator inquiry", actor="counsel", source="app_db")
+    heavy = ["presidio_analyzer", "spacy", "pandas", "pyarrow", "dagster", "pydantic",
+             "governance.retention", "governance.inventory"]
+    code = (
+        "import json, sys\nfrom governance.cli import main\n"
+        "try:\n    main(['dsar', 'list', '--store', sys.argv[1]])\nexcept SystemExit:\n    pass\n"
+        f"print(json.dumps([m for m in {heavy!r} if m in sys.modules]))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(store.path)], capture_output=True,
+                          text=True, timeout=120, env={**os.environ})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert json.loads(lines[-1]) == []
+    out = "\n".join(lines[:-1])
+    held_line = out.split(held.request_id)[1].split("dsar-")[0]
+    assert "HELD" in held_line and "HELD" not in out.split(free.request_id)[1].split("dsar-")[0]
