@@ -502,3 +502,25 @@ encrypt(inv, store, keys, load_policy({str(tmp_path / "encryption.yaml")!r}, inv
         assert again.tables[0].cells_sealed == 0
     else:
         assert sum(per_key.values()) == again.tables[0].cells_sealed > 0
+
+
+@pytest.mark.parametrize("source", ["pq", "csv"])
+def test_dry_run_progress_counts_the_rows_a_run_would_change(tmp_path: Path,
+                                                             source: str) -> None:
+    """The dry run's progress says how many rows would be sealed: the number the run then
+    changes (it said 0 before)."""
+    import re as re_
+
+    inv_path = _estate(tmp_path, random.Random(4))
+    inv = load_inventory(inv_path)
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
+    policy = load_policy(tmp_path / "encryption.yaml", inv)
+    keys = SubjectKeys(store, LocalKeyStore(os.urandom(32)))
+    said: dict[bool, list[str]] = {False: [], True: []}
+    for apply in (False, True):
+        run = encrypt(inv, store, keys, policy, apply=apply, sources=[source],
+                      tables=[f"{source}.payments"], progress=said[apply].append)
+        assert run.ok
+    counts = {apply: int(re_.search(r"(\d+) row\(s\) (?:to seal|sealed)",
+                                    said[apply][-1]).group(1)) for apply in said}
+    assert counts[False] == counts[True] > 0

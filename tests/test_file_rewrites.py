@@ -12,6 +12,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -487,3 +488,49 @@ def test_a_linked_file_is_rewritten_where_it_lives(tmp_path: Path) -> None:
     assert (real / "people.csv").read_bytes() == records[0] + records[2]
     assert _files(real) == ["people.csv"] and conn.stale_temporaries() == []
     conn.close()
+
+
+@pytest.mark.parametrize("how", ["hard_link", "read_only"])
+def test_a_file_with_other_hard_links_or_marked_read_only_is_not_rewritten(
+        tmp_path: Path, how: str) -> None:
+    """A rewrite replaces the file by a new one: another hard link would keep the old
+    content (the erased rows, the plaintext), and a file marked read-only says not to
+    change it. Both are refused with the reason, before anything is written, for an
+    erasure (delete) and for field encryption alike; nothing is changed."""
+    from governance.audit_store import AuditStore
+    from governance.crypto.keystore import LocalKeyStore
+    from governance.encryption import SubjectKeys, encrypt, load_policy
+    from governance.inventory import load_inventory
+
+    data = tmp_path / "data"
+    data.mkdir()
+    records = [b"id,email,card\n"] + [f"{i},u{i}@example.com,4{i:015d}\n".encode()
+                                      for i in range(1, 6)]
+    f = data / "people.csv"
+    _write(f, records)
+    if how == "hard_link":
+        os.link(f, tmp_path / "copy.csv")
+        reason = "has 2 hard links"
+    else:
+        os.chmod(f, 0o444)
+        reason = "is read-only (mode 0444)"
+    conn = FileConnector("p", "csv", data, writable=True)
+    with pytest.raises(SourceError, match=re.escape(reason)):
+        conn.delete_rows("people", "email", ["u1@example.com"])
+    conn.close()
+    inv_path = tmp_path / "inventory.yaml"
+    inv_path.write_text(
+        "version: 1\norganization: t\nsources:\n  - name: p\n    kind: csv\n"
+        f"    connection: {{path: {data}}}\n    owner: t@example.com\n"
+        "    jurisdictions: [EU]\n    tables:\n      - name: people\n        subject_key: id\n"
+        "        columns: {card: {category: financial.card}}\n")
+    (tmp_path / "encryption.yaml").write_text(
+        "version: 1\nrequire: [financial.card]\nexempt: []\n")
+    inv = load_inventory(inv_path)
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
+    keys = SubjectKeys(store, LocalKeyStore(os.urandom(32)))
+    run = encrypt(inv, store, keys, load_policy(tmp_path / "encryption.yaml", inv),
+                  apply=True)
+    assert not run.ok and reason in (run.tables[0].error or "")
+    assert run.tables[0].cells_sealed == 0
+    assert f.read_bytes() == b"".join(records) and _files(data) == ["people.csv"]

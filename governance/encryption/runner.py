@@ -298,7 +298,8 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
         if not apply or keys is None:
             res.cells_sealed += sum(1 for i in todo_subject for c in targets_
                                     if rows[i].get(c) is not None and not looks_sealed(rows[i][c]))
-            return [None] * len(rows)
+            # Rows that would change (counted by the progress report; nothing is written).
+            return [{} if i not in todo_subject else {"": None} for i in range(len(rows))]
         active = keys.active_keys(todo_subject.values(), create=True)
         out: list[dict[str, Any] | None] = [None] * len(rows)
         single = key[0] if len(key) == 1 else None

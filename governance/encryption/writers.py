@@ -189,6 +189,7 @@ def _rewrite_file(conn: Any, table: str, read: list[str], targets: list[str],
         return result
     with ds._locked(f) as fd:
         before = os.fstat(fd)
+        ds.check_rewritable(f, before)
         tmp = ds._temporary(f)
         tmp.unlink(missing_ok=True)
         conn._open_view(table)

@@ -273,7 +273,14 @@ class FileConnector(DuckDBConnector):
     def stream_rows(self, table: str, columns: Sequence[str] | None = None,
                     batch_size: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         if self.kind != "parquet":
-            yield from super().stream_rows(table, columns, batch_size)
+            # On a cursor of its own, so that the connector can be queried while the rows
+            # stream (a file has no transaction to share with it).
+            cur = self._conn.cursor()
+            try:
+                yield from cur.sql(self._select_sql(table, columns)).to_arrow_reader(
+                    batch_size)
+            finally:
+                cur.close()
             return
         cols = self.check_columns(table, columns)
         yield from self._parquet(table).iter_batches(batch_size=batch_size, columns=cols)
@@ -370,6 +377,7 @@ class FileConnector(DuckDBConnector):
             return 0
         with _locked(f) as fd:
             before = os.fstat(fd)
+            check_rewritable(f, before)
             tmp = _temporary(f)
             tmp.unlink(missing_ok=True)  # a crashed rewrite's copy
             self._open_view(table)  # what the file holds now, dialect sniffed under the lock
@@ -908,6 +916,18 @@ def _busy(f: Path) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def check_rewritable(f: Path, st: os.stat_result) -> None:
+    """Refuse to rewrite a file that is marked read-only or that has other hard links (the
+    other names would keep the old content: the plaintext, the erased rows)."""
+    if st.st_nlink > 1:
+        raise SourceError(f"{f} has {st.st_nlink} hard links: rewriting it would leave the "
+                          "other names holding its old content; remove the other links (or "
+                          "make it a file of its own) first; nothing was changed")
+    if not st.st_mode & 0o222:
+        raise SourceError(f"{f} is read-only (mode {stat.S_IMODE(st.st_mode):04o}); make it "
+                          "writable to let govkit rewrite it; nothing was changed")
 
 
 @contextmanager
