@@ -463,10 +463,9 @@ def dsar_list(store_path: Path, show_all: bool, as_json: bool) -> None:
 def _held_requests(store: AuditStore, book: Any, requests: list[Any]) -> dict[str, list[str]]:
     """Open erasure requests a subject hold blocks (by any identity, given or derived)."""
     from governance.dsar import LegalHolds
-    from governance.dsar.holds import matching
 
-    holds = LegalHolds(store, book.keyring).subject_holds()
-    if not holds:
+    holds = LegalHolds(store, book.keyring)   # read once, matched for every request
+    if not holds.subject_holds():
         return {}
     out = {}
     for r in requests:
@@ -477,7 +476,7 @@ def _held_requests(store: AuditStore, book: Any, requests: list[Any]) -> dict[st
             # A request planned by an older govkit kept its derived identities only in
             # its sealed payload.
             fps |= {book.keyring.fingerprint(i.fingerprint_text()) for i in book.identities(r)}
-        blocking = [h.hold_id for h in matching(holds, sorted(fps))]
+        blocking = [h.hold_id for h in holds.on_subject(sorted(fps))]
         if blocking:
             out[r.request_id] = blocking
     return out

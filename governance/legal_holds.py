@@ -22,7 +22,7 @@ SCOPES = ("subject", "table", "source", "range", "subject_keys")
 
 @dataclass(frozen=True)
 class Hold:
-    """One legal hold in force."""
+    """One legal hold (in force unless ``released_at`` is set)."""
 
     hold_id: str
     scope: str                          # subject | table | source | range | subject_keys
@@ -38,6 +38,7 @@ class Hold:
     key_id: str | None = None
     sealed_keys: bytes | None = None
     placed_at: datetime | None = None
+    released_at: datetime | None = None
 
     @property
     def whole(self) -> bool:
@@ -74,23 +75,32 @@ class Hold:
         return f"{self.hold_id} ({self.place}): {self.reason}"
 
 
+_COLUMNS = ("hold_id, scope, fingerprints, masked_identities, source, table_name, reason, "
+            "placed_by, covers_from, covers_to, ends_at, key_id, sealed_keys, placed_at, "
+            "released_at")
+
+
+def _hold(r: dict[str, Any]) -> Hold:
+    return Hold(r["hold_id"], r["scope"], r["source"], r["table_name"],
+                tuple(r["fingerprints"] or ()), tuple(r["masked_identities"] or ()),
+                r["covers_from"], r["covers_to"], r["ends_at"], r["reason"], r["placed_by"],
+                r["key_id"], bytes(r["sealed_keys"]) if r["sealed_keys"] is not None else None,
+                r["placed_at"], r["released_at"])
+
+
 def holds_in_force(store: AuditStore, now: datetime | None) -> list[Hold]:
     """Every hold not released and not ended at ``now`` (None: ignore end dates)."""
-    rows = store.query(
-        "SELECT hold_id, scope, fingerprints, masked_identities, source, table_name, reason, "
-        "placed_by, covers_from, covers_to, ends_at, key_id, sealed_keys, placed_at FROM "
-        "legal_holds WHERE released_at IS NULL ORDER BY placed_at")
-    out = []
-    for r in rows:
-        if now is not None and r["ends_at"] is not None and r["ends_at"] <= now:
-            continue
-        out.append(Hold(r["hold_id"], r["scope"], r["source"], r["table_name"],
-                        tuple(r["fingerprints"] or ()), tuple(r["masked_identities"] or ()),
-                        r["covers_from"], r["covers_to"], r["ends_at"], r["reason"],
-                        r["placed_by"], r["key_id"],
-                        bytes(r["sealed_keys"]) if r["sealed_keys"] is not None else None,
-                        r["placed_at"]))
-    return out
+    rows = store.query(f"SELECT {_COLUMNS} FROM legal_holds WHERE released_at IS NULL "  # noqa: S608
+                       "ORDER BY placed_at")
+    return [_hold(r) for r in rows
+            if now is None or r["ends_at"] is None or r["ends_at"] > now]
+
+
+def hold_by_id(store: AuditStore, hold_id: str) -> Hold | None:
+    """The hold ``hold_id``, in force or not (None when there is none)."""
+    rows = store.query(f"SELECT {_COLUMNS} FROM legal_holds WHERE hold_id = ?",  # noqa: S608
+                       [hold_id])
+    return _hold(rows[0]) if rows else None
 
 
 def unsealed_keys(store: AuditStore, hold: Hold, keyring: Any = None) -> set[str]:

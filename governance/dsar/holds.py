@@ -22,11 +22,11 @@ from governance.crypto import KeyRing
 from governance.dsar.identities import Identity
 from governance.errors import GovernanceError
 from governance.ids import new_id
+from governance.legal_holds import Hold, hold_by_id, holds_in_force, unsealed_keys
 from governance.masking import mask_free_text
 
 if TYPE_CHECKING:  # the inventory module (and pydantic) only when a table hold is placed
     from governance.inventory import Inventory
-    from governance.legal_holds import Hold
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,16 @@ class LegalHold:
 
 
 class LegalHolds:
-    """Place, list and release legal holds in an audit store."""
+    """Place, list and release legal holds in an audit store.
+
+    The holds in force are read once per instance (its checks then agree with each other)
+    and again after it places or releases one: make a new instance to see holds placed
+    elsewhere since."""
 
     def __init__(self, store: AuditStore, keyring: KeyRing | None = None):
         self.store = store
         self.keyring = keyring or KeyRing(store)
+        self._in_force: list[Hold] | None = None
 
     def place_on_subject(self, identities: Sequence[Identity], reason: str,
                          actor: str) -> LegalHold:
@@ -103,6 +108,7 @@ class LegalHolds:
                 "table": f"{source}.{table}" if table else None, "reason": reason})
 
         self.store.write(insert)
+        self._in_force = None
         return self.get(hold_id)
 
     def release(self, hold_id: str, actor: str) -> LegalHold:
@@ -119,20 +125,21 @@ class LegalHolds:
             record_row(conn, "legal_holds", hold_id, actor, "hold.released")
 
         self.store.write(change)
+        self._in_force = None
         return self.get(hold_id)
 
     def get(self, hold_id: str) -> LegalHold:
         """The hold ``hold_id``."""
-        rows = self._select("WHERE hold_id = ?", [hold_id])
-        if not rows:
+        found = hold_by_id(self.store, hold_id)
+        if found is None:
             raise GovernanceError(f"no legal hold {hold_id!r}")
-        return rows[0]
+        return _legal(found)
 
     def in_force(self) -> list[Hold]:
-        """Every hold in force now, of every scope, oldest first (one read of the store)."""
-        from governance.legal_holds import holds_in_force
-
-        return holds_in_force(self.store, utcnow())
+        """Every hold in force, of every scope, oldest first (read at the first call)."""
+        if self._in_force is None:
+            self._in_force = holds_in_force(self.store, utcnow())
+        return self._in_force
 
     def active(self) -> list[LegalHold]:
         """Holds in force, oldest first."""
@@ -140,13 +147,13 @@ class LegalHolds:
 
     def on_subject(self, fingerprints: Sequence[str]) -> list[LegalHold]:
         """Holds in force on a subject with any of these identity fingerprints."""
-        return matching(self.subject_holds(), fingerprints)
+        wanted = set(fingerprints)
+        return [_legal(h) for h in self.in_force()
+                if h.scope == "subject" and wanted.intersection(h.fingerprints)]
 
-    def subject_holds(self) -> list[tuple[LegalHold, frozenset[str]]]:
-        """Holds in force on subjects, each with its identity fingerprints (to match
-        identities found later without reading the store again: ``matching``)."""
-        return [(_legal(h), frozenset(h.fingerprints)) for h in self.in_force()
-                if h.scope == "subject"]
+    def subject_holds(self) -> list[LegalHold]:
+        """Holds in force on subjects."""
+        return [_legal(h) for h in self.in_force() if h.scope == "subject"]
 
     def on_tables(self, inventory: Inventory | None = None
                   ) -> dict[tuple[str, str], LegalHold]:
@@ -176,8 +183,6 @@ class LegalHolds:
                    ) -> list[LegalHold]:
         """Holds in force on persons by subject key that cover one of ``person_rows`` (the
         subject's rows of person tables, by (source, table))."""
-        from governance.legal_holds import unsealed_keys
-
         out = []
         for h in self.in_force():
             rows = person_rows.get((str(h.source), str(h.table_name)), ())
@@ -191,29 +196,8 @@ class LegalHolds:
                 out.append(_legal(h))
         return out
 
-    def _select(self, where: str, params: list[Any]) -> list[LegalHold]:
-        return [h for h, _ in self._select_with_fingerprints(where, params)]
-
-    def _select_with_fingerprints(self, where: str, params: list[Any]
-                                  ) -> list[tuple[LegalHold, frozenset[str]]]:
-        # ``where`` is one of this class's constant clauses; values are bound.
-        sql = ("SELECT hold_id, scope, masked_identities, source, table_name, reason, "  # noqa: S608
-               f"placed_by, placed_at, released_at, fingerprints FROM legal_holds {where} "
-               "ORDER BY placed_at")
-        return [(LegalHold(r["hold_id"], r["scope"], list(r["masked_identities"] or []),
-                           r["source"], r["table_name"], r["reason"], r["placed_by"],
-                           r["placed_at"], r["released_at"]), frozenset(r["fingerprints"] or []))
-                for r in self.store.query(sql, params)]
-
 
 def _legal(h: Hold) -> LegalHold:
     return LegalHold(h.hold_id, h.scope, list(h.masked), h.source, h.table_name, h.reason,
-                     h.placed_by, h.placed_at, None,
+                     h.placed_by, h.placed_at, h.released_at,
                      None if h.scope in ("subject", "table") else h.place)
-
-
-def matching(holds: Sequence[tuple[LegalHold, frozenset[str]]], fingerprints: Sequence[str]
-             ) -> list[LegalHold]:
-    """The holds of ``LegalHolds.subject_holds`` covering any of these fingerprints."""
-    wanted = set(fingerprints)
-    return [h for h, fps in holds if fps & wanted]

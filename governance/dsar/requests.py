@@ -137,8 +137,6 @@ def received_datetime(received: date | datetime | str) -> datetime:
     return received
 
 
-
-
 class RequestBook:
     """Create, read and move data-subject requests in one audit store."""
 

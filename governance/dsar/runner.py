@@ -18,7 +18,7 @@ from typing import Any
 from governance.audit_store import AuditStore
 from governance.crypto.aead import seal
 from governance.dsar.export import EXPORT_SUFFIX, build_package, write_export
-from governance.dsar.holds import LegalHold, LegalHolds, matching
+from governance.dsar.holds import LegalHold, LegalHolds
 from governance.dsar.identities import Identity, IdentityType
 from governance.dsar.journal import (
     StepHook,
@@ -96,23 +96,17 @@ def _fingerprints(book: RequestBook, identities: Sequence[Identity]) -> list[str
     return sorted({book.keyring.fingerprint(i.fingerprint_text()) for i in identities})
 
 
-def _subject_holds(store: AuditStore, book: RequestBook, request: DataSubjectRequest,
-                   identities: Sequence[Identity],
-                   known: Sequence[tuple[LegalHold, frozenset[str]]] | None = None,
-                   inventory: Inventory | None = None,
+def _subject_holds(holds: LegalHolds, book: RequestBook, request: DataSubjectRequest,
+                   identities: Sequence[Identity], inventory: Inventory,
                    person_rows: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]]
-                   | None = None) -> list[LegalHold]:
-    """Subject holds matching any identity of the request, given or derived (among
-    ``known``, the holds read earlier in this run, when given; else read now), and holds
-    on persons by key covering one of the subject's ``person_rows``."""
+                   ) -> list[LegalHold]:
+    """The holds (of those ``holds`` read) on the subject: by any identity of the request,
+    given or derived, or on persons by key covering one of the subject's ``person_rows``."""
     if request.request_type is RequestType.ACCESS:
         return []
     fps = sorted({*request.fingerprints, *_fingerprints(book, identities)})
-    holds = LegalHolds(store, book.keyring)
-    found = matching(known, fps) if known is not None else holds.on_subject(fps)
-    if inventory is not None and person_rows:
-        found += [h for h in holds.on_persons(inventory, person_rows) if h not in found]
-    return found
+    found = holds.on_subject(fps)
+    return found + [h for h in holds.on_persons(inventory, person_rows) if h not in found]
 
 
 def _own_person_rows(resolution: Resolution) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -141,12 +135,11 @@ def plan_request(inventory: Inventory, store: AuditStore, request_id: str,
             given = book.identities(request, derived=False)
             categories = column_categories(inventory, store)
             holds_now = LegalHolds(store, book.keyring)
-            subject_holds = holds_now.subject_holds()
-            table_holds = holds_now.on_tables(inventory)
+            table_holds = holds_now.on_tables(inventory)   # (all holds read in this burst)
         resolution = locate_subject(inventory, given, pool, store, progress, categories)
         steps = _plan(inventory, book, request, given, resolution, pool, table_holds)
-    holds = _subject_holds(store, book, request, [*given, *resolution.derived],
-                           subject_holds, inventory, _own_person_rows(resolution))
+    holds = _subject_holds(holds_now, book, request, [*given, *resolution.derived],
+                           inventory, _own_person_rows(resolution))
     if holds:
         resolution.blockers.insert(0, _hold_blocker(holds))
     return resolution, steps
@@ -180,9 +173,8 @@ class _Run:
     categories: Categories
     key: bytes                    # the request's key (it seals the journal)
     journal: list[Step] = field(default_factory=list)
-    # Holds as the run began (checked again from the store right before any change).
-    subject_holds: list[tuple[LegalHold, frozenset[str]]] = field(default_factory=list)
-    table_holds: dict[tuple[str, str], LegalHold] = field(default_factory=dict)
+    # Holds as the run began (read again from the store right before any change).
+    holds: LegalHolds | None = None
 
     @property
     def rid(self) -> str:
@@ -213,8 +205,9 @@ def run_request(inventory: Inventory, store: AuditStore, request_id: str, actor:
             if request.request_type is RequestType.ACCESS:
                 reading.open_in_background()   # while the rest of this burst runs
             book.require_approval(request)  # erasure/rectify: verification is not approval
+            holds_now = LegalHolds(store, book.keyring)
             if request.request_type is RequestType.ERASURE:
-                holds = LegalHolds(store, book.keyring).on_subject(request.fingerprints)
+                holds = holds_now.on_subject(request.fingerprints)
                 if holds:
                     book.record(request_id, actor, "dsar.refused_legal_hold",
                                 {"holds": [h.hold_id for h in holds]})
@@ -226,9 +219,7 @@ def run_request(inventory: Inventory, store: AuditStore, request_id: str, actor:
                            column_categories(inventory, store), book.request_key(request))
                 if request.request_type is not RequestType.ACCESS:
                     run.journal = read_journal(store, request_id, run.key)
-                    holds_now = LegalHolds(store, book.keyring)
-                    run.subject_holds = holds_now.subject_holds()
-                    run.table_holds = holds_now.on_tables(inventory)
+                    run.holds = holds_now
             except BaseException:
                 book.release(request_id, owner)
                 raise
@@ -318,11 +309,12 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
             if resolution.unreachable:
                 raise RequestError(f"request {rid}: sources could not be searched, nothing "
                                    "changed: " + "; ".join(resolution.unreachable.values()))
+            assert run.holds is not None   # read in run_request's first burst
             steps = _plan(inventory, book, request, given, resolution, pool,
-                          run.table_holds)
+                          run.holds.on_tables(inventory))
             person_rows = _own_person_rows(resolution)
-            holds = _subject_holds(store, book, request, [*given, *resolution.derived],
-                                   run.subject_holds, inventory, person_rows)
+            holds = _subject_holds(run.holds, book, request, [*given, *resolution.derived],
+                                   inventory, person_rows)
             blockers = ([_hold_blocker(holds)] if holds else []) + resolution.blockers
             if blockers:
                 book.record(rid, actor, "dsar.plan_refused", {"blockers": blockers})
@@ -389,13 +381,13 @@ def _recheck_holds(inventory: Inventory, store: AuditStore, run: _Run,
     (the journal waits); pending steps on a table held since planning are marked held.
     Returns the journal as it will run."""
     book, rid = run.book, run.rid
-    holds = _subject_holds(store, book, book.get(rid), identities, None, inventory,
-                           person_rows)
+    now = LegalHolds(store, book.keyring)
+    holds = _subject_holds(now, book, book.get(rid), identities, inventory, person_rows)
     if holds:
         book.record(rid, run.actor, "dsar.refused_legal_hold",
                     {"holds": [h.hold_id for h in holds]})
         raise RequestError(f"request {rid}: {_hold_blocker(holds)}; the journal waits")
-    table_holds = LegalHolds(store, book.keyring).on_tables(inventory)
+    table_holds = now.on_tables(inventory)
     journal = read_journal(store, rid, run.key)
     late = [s for s in journal if s.status == "pending" and (s.source, s.table) in table_holds]
     if late:

@@ -54,9 +54,7 @@ def _texts(values: pa.ChunkedArray | pa.Array) -> pa.Array:
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     t = values.type
-    if pa.types.is_string(t) or pa.types.is_integer(t):
-        return values.cast(pa.string())
-    if pa.types.is_large_string(t):
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t):
         return values.cast(pa.string())
     return pa.array([None if v is None else _text(v) for v in values.to_pylist()], pa.string())
 

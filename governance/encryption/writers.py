@@ -22,7 +22,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,11 +172,6 @@ def _rewrite_file(conn: Any, table: str, read: list[str], targets: list[str],
                   progress: Callable[[int, int], None] | None,
                   batch_transform: BatchTransform | None = None,
                   before_swap: Callable[[], None] | None = None) -> RewriteResult:
-    from governance.sources import duckdb_source as ds
-
-    f = Path(os.path.realpath(conn.file_of(table)))
-    if apply and not conn.writable:
-        raise SourceError(f"source {conn.name!r} was opened read-only; cannot change {f}")
     result = RewriteResult()
     if not apply:
         for batch in conn.stream_rows(table, read):
@@ -187,35 +181,19 @@ def _rewrite_file(conn: Any, table: str, read: list[str], targets: list[str],
             if progress:
                 progress(result.rows, result.changed)
         return result
-    with ds._locked(f) as fd:
-        before = os.fstat(fd)
-        ds.check_rewritable(f, before)
-        tmp = ds._temporary(f)
-        tmp.unlink(missing_ok=True)
-        conn._open_view(table)
-        try:
-            with ds._create_like(tmp, before) as out:
-                if conn.kind == "parquet" and batch_transform is not None:
-                    _copy_parquet_columns(f, out, read, targets, batch_transform, result,
-                                          progress)
-                elif conn.kind == "parquet":
-                    _copy_parquet(f, out, read, transform, result, progress)
-                elif conn.kind == "csv":
-                    _copy_csv(conn, table, f, out, read, transform, result, progress)
-                else:
-                    _copy_jsonl(f, out, read, transform, result, progress)
-            if result.changed:
-                if before_swap is not None:
-                    before_swap()
-                if ds._signature(f) != ds._stat_signature(before):
-                    raise SourceError(f"source {conn.name!r}: {f} was changed by another "
-                                      "program during the rewrite; nothing was changed")
-                os.replace(tmp, f)
-                ds._sync_dir(f.parent)
-        finally:
-            tmp.unlink(missing_ok=True)
-    if result.changed:
-        conn._open_view(table)
+
+    def write(f: Path, out: BinaryIO) -> int:
+        if conn.kind == "parquet" and batch_transform is not None:
+            _copy_parquet_columns(f, out, read, targets, batch_transform, result, progress)
+        elif conn.kind == "parquet":
+            _copy_parquet(f, out, read, transform, result, progress)
+        elif conn.kind == "csv":
+            _copy_csv(conn, table, f, out, read, transform, result, progress)
+        else:
+            _copy_jsonl(f, out, read, transform, result, progress)
+        return result.changed
+
+    conn.rewrite_file(table, write, before_swap)
     return result
 
 

@@ -10,7 +10,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -366,30 +366,52 @@ class FileConnector(DuckDBConnector):
     def _rewrite(self, table: str, column: str, values: Sequence[Any],
                  assignments: dict[str, Any] | None) -> int:
         """Delete (``assignments`` None) or update the rows whose ``column`` holds one of
-        ``values``: under the file's lock, re-read the file and copy it with the change to
-        the temporary copy, then rename it over the file (only if a row matched)."""
+        ``values`` (``rewrite_file``: re-read under the lock, renamed over the file only if
+        a row matched)."""
+        keys = {str(v) for v in values if v is not None}
+        if not keys:
+            self._writable_file(table)
+            return 0
+
+        def write(f: Path, out: BinaryIO) -> int:
+            columns = self._columns(table)
+            missing = [c for c in [column, *(assignments or {})] if c not in columns]
+            if missing:
+                raise SourceError(f"source {self.name!r}, table {table!r} has no column "
+                                  f"{missing[0]!r}")
+            return self._copy_changed(table, f, out, column, keys, assignments)
+
+        return self.rewrite_file(table, write)
+
+    def _writable_file(self, table: str) -> Path:
+        """The real path of ``table``'s file (a symbolic link stays a link to the rewritten
+        file); SourceError when the source was opened read-only."""
         f = self.file_of(table)
         if not self.writable:
             raise SourceError(f"source {self.name!r} was opened read-only; cannot change {f}")
-        f = Path(os.path.realpath(f))  # a symbolic link stays a link to the rewritten file
-        keys = {str(v) for v in values if v is not None}
-        if not keys:
-            return 0
+        return Path(os.path.realpath(f))
+
+    def rewrite_file(self, table: str, write: Callable[[Path, BinaryIO], int],
+                     before_swap: Callable[[], None] | None = None) -> int:
+        """Rewrite ``table``'s file aside and swap it in, all or nothing: under the file's
+        lock (the view read afresh), ``write(file, out)`` copies it with its changes to a
+        temporary copy beside it and returns how many rows it changed; when any did,
+        ``before_swap`` runs, the file is checked unchanged by others meanwhile and the copy
+        renamed over it. A file with other hard links or marked read-only is refused first.
+        Returns what ``write`` returned."""
+        f = self._writable_file(table)
         with _locked(f) as fd:
             before = os.fstat(fd)
             check_rewritable(f, before)
             tmp = _temporary(f)
             tmp.unlink(missing_ok=True)  # a crashed rewrite's copy
             self._open_view(table)  # what the file holds now, dialect sniffed under the lock
-            columns = self._columns(table)
-            missing = [c for c in [column, *(assignments or {})] if c not in columns]
-            if missing:
-                raise SourceError(f"source {self.name!r}, table {table!r} has no column "
-                                  f"{missing[0]!r}")
             try:
                 with _create_like(tmp, before) as out:
-                    n = self._copy_changed(table, f, out, column, keys, assignments)
+                    n = write(f, out)
                 if n:
+                    if before_swap is not None:
+                        before_swap()
                     if _signature(f) != _stat_signature(before):
                         raise SourceError(f"source {self.name!r}: {f} was changed by another "
                                           "program during the rewrite; nothing was changed")
