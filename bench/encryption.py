@@ -8,6 +8,9 @@
    exist: a second table of the same subjects by a new run (nothing cached: the keys
    read from the store and unwrapped, the subjects fingerprinted again, as in a new
    process), and a third by that same run (its keys and fingerprints cached).
+   Then what a run must do once per subject, each step timed alone with the library call
+   govkit makes (fingerprint, unwrap, wrap and check, cipher built), and the ceiling these
+   alone put on one process's share of the raw rate.
 2. Shredding one subject among them (destroy + audit-log row in one transaction, then a
    check): alone (the store opened and closed for it) and inside a held store session (a
    process doing a burst of store work), with ``--subjects`` keys and again with ``--keys``.
@@ -29,6 +32,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from governance.audit_store import AuditStore
 from governance.crypto.field import associated_data
@@ -88,6 +92,36 @@ def _raw_baseline(root: Path, keys: SubjectKeys, table: str, grouped: bool = Fal
     for i, (a, v, ad) in enumerate(cells):
         a.encrypt(nonces[12 * i:12 * i + 12], v, ad)
     return time.perf_counter() - t, time.process_time() - c, len(cells)
+
+
+def _per_subject(store: AuditStore, ks: LocalKeyStore, subjects: int) -> dict[str, float]:
+    """Seconds each per-subject step takes for ``subjects`` subjects, timed alone: the
+    fingerprint (HMAC, by a new SubjectKeys: nothing cached), unwrapping their stored keys,
+    wrapping new keys and checking that they unwrap, and building one cipher per key."""
+    fresh = SubjectKeys(store, ks)
+    person = ("shop", "customers")
+    owners = [(person, i) for i in range(1, subjects + 1)]
+    t = time.perf_counter()
+    fresh.subject_refs(owners)
+    fingerprint = time.perf_counter() - t
+    rows = store.query("SELECT key_id, wrapped FROM subject_keys WHERE state = 'active' AND "
+                       "subject LIKE 'subj-%' LIMIT ?", [subjects])
+    items = [(r["key_id"], bytes(r["wrapped"])) for r in rows]
+    t = time.perf_counter()
+    material = ks.unwrap_many(items)
+    unwrap = time.perf_counter() - t
+    t = time.perf_counter()
+    for key in material:
+        AESGCM(key)
+    cipher = time.perf_counter() - t
+    new = [(f"sk-bench{i:06d}", os.urandom(32)) for i in range(subjects)]
+    t = time.perf_counter()
+    wrapped = ks.wrap_many(new)
+    back = ks.unwrap_many([(kid, w) for (kid, _), w in zip(new, wrapped, strict=True)])
+    wrap = time.perf_counter() - t
+    assert back == [k for _, k in new] and len(items) == subjects
+    return {"fingerprint": fingerprint, "unwrap": unwrap, "wrap and check": wrap,
+            "cipher": cipher}
 
 
 def _shreds(keys: SubjectKeys, first: int) -> list[float]:
@@ -157,6 +191,15 @@ def main() -> None:
                   f"{100 * raw_cpu / cpu:.0f}%)")
         print(f"  (raw AESGCM with the cells taken key by key, as govkit takes them: "
               f"{grouped:.2f} s, CPU {grouped_cpu:.2f} s)")
+        cost = _per_subject(store, ks, args.subjects)
+        print(f"per-subject work, {args.subjects:,} subjects, each step timed alone (all of it "
+              "holds Python's lock): " + ", ".join(f"{k} {v:.2f} s" for k, v in cost.items()))
+        for label, steps in (("creating the keys", ("fingerprint", "wrap and check", "cipher")),
+                             ("keys existing, new run", ("fingerprint", "unwrap", "cipher"))):
+            floor = raw + sum(cost[k] for k in steps)
+            print(f"  ceiling in one process, {label}: raw + {' + '.join(steps)} = "
+                  f"{floor:.2f} s, at most {100 * raw / floor:.0f}% of raw before anything "
+                  "else (reading, owners, envelopes, writing)")
 
         print(_shred_line(keys, 1, args.subjects))
 

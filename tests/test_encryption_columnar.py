@@ -88,6 +88,38 @@ def test_associated_data_column_matches_associated_data() -> None:
             [field.associated_data("s", "t", "c", v) for v in arr.to_pylist()]
 
 
+def test_subject_fingerprints_are_hmac_sha256_of_the_person_row(tmp_path: Path) -> None:
+    """Checked against cryptography's HMAC (not the code under test) under the index key
+    unwrapped from the store, each by a new SubjectKeys (nothing cached)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.hmac import HMAC
+
+    from governance.encryption.keys import INDEX_SUBJECT
+
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
+    ks = LocalKeyStore(os.urandom(32))
+    SubjectKeys(store, ks)
+    row = store.query("SELECT key_id, wrapped FROM subject_keys WHERE subject = ?",
+                      [INDEX_SUBJECT])[0]
+    index_key = ks.unwrap(row["key_id"], bytes(row["wrapped"]))
+    samples: list[tuple[Any, str]] = [
+        (7, "7"), (-3, "-3"), (10**20, str(10**20)), (True, "True"), ("a@b.example", "a@b.example"),
+        ("Zoë 张伟", "Zoë 张伟"), ("", ""), (b"\x00\xff", "00ff"), (1.5, "1.5"),
+        (("x", 2), "x\x1f2"), ([3, "y"], "3\x1fy")]
+    person = ("shop", "customers")
+
+    def expected(text: str) -> str:
+        mac = HMAC(index_key, hashes.SHA256())
+        mac.update(f"shop.customers\x00{text}".encode())
+        return "subj-" + mac.finalize().hex()[:32]
+
+    want = [expected(text) for _, text in samples]
+    assert SubjectKeys(store, ks).subject_refs([(person, v) for v, _ in samples]) == want
+    one = SubjectKeys(store, ks)
+    assert [one.subject_ref(person, v) for v, _ in samples] == want
+    assert len(set(want)) == len(want)
+
+
 def _estate(root: Path, rng: random.Random, n: int = 3000) -> Path:
     data = root / "data"
     data.mkdir()

@@ -72,6 +72,13 @@ class SubjectKeys:
         self._gone: dict[str, str] = {}
         self._refs: dict[str, str] = {}
         self._index_key = self._load_index()
+        # HMAC-SHA256 under the index key (RFC 2104) with its padded-key blocks absorbed
+        # once: a fingerprint then hashes only the subject's text (tested equal to hmac).
+        key = self._index_key if len(self._index_key) <= 64 \
+            else hashlib.sha256(self._index_key).digest()
+        block = key.ljust(64, b"\0")
+        self._hmac_inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._hmac_outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
         self._bidx: dict[str, bytes] = {}
         # Inside ``deferred_commits``: the commits under way, and the keys they hold (by
         # subject) until each has landed.
@@ -109,12 +116,19 @@ class SubjectKeys:
                 "HSM key? (nothing was changed)")
         return ks.unwrap(key_id, wrapped)
 
+    def _fingerprint(self, ref: str) -> str:
+        inner = self._hmac_inner.copy()
+        inner.update(ref.encode())
+        outer = self._hmac_outer.copy()
+        outer.update(inner.digest())
+        return "subj-" + outer.hexdigest()[:32]
+
     def subject_ref(self, person: tuple[str, str], key_value: Any) -> str:
         """The keyed fingerprint naming the subject of a person row (never reversible)."""
         ref = person_ref(person, key_value)
         found = self._refs.get(ref)
         if found is None:
-            found = "subj-" + hmac.digest(self._index_key, ref.encode(), "sha256").hex()[:32]
+            found = self._fingerprint(ref)
             if len(self._refs) > 2_000_000:
                 self._refs.clear()
             self._refs[ref] = found
@@ -122,15 +136,17 @@ class SubjectKeys:
 
     def subject_refs(self, owners: Iterable[tuple[tuple[str, str], Any]]) -> list[str]:
         """``subject_ref`` of each (person table, key value)."""
-        refs, key = self._refs, self._index_key
+        refs, fingerprint = self._refs, self._fingerprint
         out = []
         for person, value in owners:
-            ref = f"{person[0]}.{person[1]}\x00{value}" if isinstance(value, str) \
-                else person_ref(person, value)
+            kind = type(value)
+            # row_key_text of a text or a whole number is the value as text.
+            text = value if kind is str else str(value) if kind is int \
+                else row_key_text(value)
+            ref = f"{person[0]}.{person[1]}\x00{text}"
             found = refs.get(ref)
             if found is None:
-                found = "subj-" + hmac.digest(key, ref.encode(), "sha256").hex()[:32]
-                refs[ref] = found
+                found = refs[ref] = fingerprint(ref)
             out.append(found)
         if len(refs) > 2_000_000:
             refs.clear()
