@@ -287,3 +287,24 @@ def test_sources_opened_in_the_background_raise_in_the_caller(tmp_path: Path) ->
         assert [t.name for t in pool.get("ok").list_tables()] == ["people"]
     with duckdb.connect(str(tmp_path / "ok.duckdb")) as c:   # closed: writable again
         c.execute("INSERT INTO people VALUES (1, 'a@example.com')")
+
+
+def test_duckdb_reads_composite_foreign_keys_in_key_order(tmp_path: Path) -> None:
+    db = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(db)) as conn:
+        conn.execute("CREATE TABLE sales (ticket INTEGER, item INTEGER, customer INTEGER, "
+                     "PRIMARY KEY (ticket, item))")
+        conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY)")
+        conn.execute("CREATE TABLE returns (r_item INTEGER, r_ticket INTEGER, "
+                     "who INTEGER REFERENCES people (id), FOREIGN KEY (r_ticket, r_item) "
+                     "REFERENCES sales (ticket, item))")
+    c = DuckDBConnector("shop", db)
+    try:
+        assert [(k.table, k.column, k.ref_table, k.ref_column)
+                for k in c.composite_foreign_keys()] == [
+            ("returns", "r_ticket,r_item", "sales", "ticket,item")]
+        assert [(k.table, k.column, k.ref_table, k.ref_column) for k in c.foreign_keys()] == [
+            ("returns", "who", "people", "id")]
+    finally:
+        c.close()
+

@@ -168,3 +168,33 @@ def test_a_foreign_key_only_the_catalogue_declares_makes_a_person_key(tmp_path: 
     assert by_col[("visit", "who")] == "identity.user_id"            # the catalogue's key
     assert by_col[("payment", "customer_id")] == "identity.user_id"  # a declared reference
     assert by_col[("visit", "visit_id")] != "identity.user_id"
+
+
+def test_erasure_keeps_a_detail_row_another_row_points_at_through_a_composite_key(
+        tmp_path: Path) -> None:
+    """A staff delivery points at Ana's address through a composite foreign key, which
+    ownership does not follow: her address is kept (not deleted from under it)."""
+    inv, store = _shop(tmp_path, detach=True)
+    db = sqlite3.connect(tmp_path / "shop.db")
+    db.executescript("""
+        CREATE UNIQUE INDEX address_text ON address(address_id, address);
+        CREATE TABLE delivery (delivery_id INTEGER PRIMARY KEY,
+                               staff_id INTEGER REFERENCES staff(staff_id),
+                               address_id INTEGER, address TEXT,
+                               FOREIGN KEY (address_id, address)
+                                   REFERENCES address(address_id, address));
+        INSERT INTO delivery VALUES (500, 90, 1, '1 Elm St');
+    """)
+    db.commit()
+    db.close()
+    before = _hashes(tmp_path / "shop.db")
+    rid = _request(store, "erasure", "ana@example.org")
+    out = run_request(load_inventory(inv), store, rid, "dpo", confirm=lambda s: True)
+    assert out.status == "completed", out.remaining
+    after = _hashes(tmp_path / "shop.db")
+    assert {k for k in before if k not in after} == {("customer", 10), ("rental", 100),
+                                                     ("payment", 1000)}
+    assert {k for k in before if k in after and before[k] != after[k]} == {("payment", 1001)}
+    c = sqlite3.connect(tmp_path / "shop.db")
+    assert c.execute("SELECT address_id, address FROM delivery").fetchall() == [(1, "1 Elm St")]
+    assert c.execute("SELECT count(*) FROM address WHERE address_id = 1").fetchone() == (1,)

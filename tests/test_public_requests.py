@@ -25,6 +25,7 @@ from public_data.oracle import (
     subject_rows,
     tpcds_customer_sharing_address,
     tpcds_customer_shipping_to_another,
+    tpcds_customer_whose_sale_another_returned,
 )
 
 from governance.dsar import (
@@ -232,6 +233,68 @@ def test_tpcds_erasure_stops_on_a_web_sale_shipped_to_another_customer(
         check.close()
     rid = _request(tpcds, "erasure", f"email={email.strip()}")
     _assert_refused_untouched(tpcds, rid, before, r"ws_bill_customer_sk|web_sales")
+
+
+def test_foreign_keys_of_every_width_are_read_from_the_catalogue(tpcds: PublicDb) -> None:
+    """Against the DDL's own declaration (public_data/tpcds.py), not govkit's reading:
+    single-column keys through foreign_keys(), the others through composite_foreign_keys()
+    with their columns in the key's order."""
+    from public_data.tpcds import SCHEMA
+
+    from governance.sources.pool import ConnectorPool
+
+    declared = {(t, ",".join(c), target, ",".join(tc))
+                for t, (_, fks) in SCHEMA.items() for c, target, tc in fks}
+    with ConnectorPool(load_inventory(tpcds.fk_inventory)) as pool:
+        conn = pool.get(tpcds.source)
+        single = {(k.table, k.column, k.ref_table, k.ref_column) for k in conn.foreign_keys()}
+        wide = {(k.table, k.column, k.ref_table, k.ref_column)
+                for k in conn.composite_foreign_keys()}
+    assert wide == {k for k in declared if "," in k[1]}
+    assert {("store_returns", "sr_item_sk,sr_ticket_number", "store_sales",
+             "ss_item_sk,ss_ticket_number")} <= wide
+    assert single == {k for k in declared if "," not in k[1]}
+
+
+@pytest.mark.parametrize("returner", ["other", "nobody"])
+def test_tpcds_erasure_stops_on_a_return_pointing_at_the_sale_through_a_composite_key(
+        tpcds: PublicDb, returner: str) -> None:
+    """store_returns (sr_item_sk, sr_ticket_number) -> store_sales is a composite foreign
+    key, which ownership does not follow: deleting a sale that a return points at would
+    break the return (or cascade to it), so the erasure stops before any change."""
+    check = tpcds.connect()
+    try:
+        found = tpcds_customer_whose_sale_another_returned(check, returner)
+        assert found is not None, f"the subset has no sale returned by {returner}"
+        cid, email = found
+        before = row_hashes(check)
+    finally:
+        check.close()
+    rid = _request(tpcds, "erasure", f"email={email.strip()}")
+    _assert_refused_untouched(tpcds, rid, before,
+                              r"store_returns.*composite foreign key.*store_sales")
+
+
+@pytest.mark.postgres
+def test_tpcds_erasure_stops_before_a_composite_key_would_cascade(tpcds_pg: PublicDb) -> None:
+    """With ON DELETE CASCADE on the composite key, deleting the sale would silently delete
+    another customer's return: the plan refuses, and no row of any table changes."""
+    check = tpcds_pg.connect()
+    try:
+        check.conn.execute("ALTER TABLE store_returns DROP CONSTRAINT "
+                           "store_returns_sr_item_sk_sr_ticket_number_fkey")
+        check.conn.execute("ALTER TABLE store_returns ADD FOREIGN KEY (sr_item_sk, "
+                           "sr_ticket_number) REFERENCES store_sales (ss_item_sk, "
+                           "ss_ticket_number) ON DELETE CASCADE")
+        found = tpcds_customer_whose_sale_another_returned(check, "other")
+        assert found is not None
+        cid, email = found
+        before = row_hashes(check)
+    finally:
+        check.close()
+    rid = _request(tpcds_pg, "erasure", f"email={email.strip()}")
+    _assert_refused_untouched(tpcds_pg, rid, before,
+                              r"store_returns.*composite foreign key.*cascade")
 
 
 # -- e) PostgreSQL: views, a partitioned table, a trigger ------------------------------

@@ -27,6 +27,7 @@ from governance.dsar.resolution import (
 from governance.errors import GovernanceError
 from governance.inventory import ErasurePolicy, Inventory
 from governance.sources import ColumnInfo, TableInfo
+from governance.sources.base import ForeignKey
 from governance.taxonomy import CATEGORIES
 
 REDACTED = "[erased]"
@@ -142,6 +143,12 @@ def _fits(value: Any, column: ColumnInfo) -> bool:
     return _is_text(column)
 
 
+class _Pointed(set[str]):
+    """Ids of rows that staying rows point at, and how many rows point at them."""
+
+    staying: int = 0
+
+
 class _Planner:
     """Builds erasure steps for a resolution, collecting blockers instead of failing late."""
 
@@ -153,6 +160,7 @@ class _Planner:
         self.holds = table_holds
         self.blockers = resolution.blockers
         self.steps: list[tuple[int, bool, Step]] = []
+        self._composite: dict[str, list[ForeignKey]] = {}
 
     def info(self, source: str, table: str) -> TableInfo | None:
         return self.res.catalogue.get(source, {}).get(table)
@@ -247,6 +255,45 @@ class _Planner:
             return []
         return self.pool.get(edge.source).find_rows(edge.table, edge.column, values)
 
+    def composite_referrers(self, loc: Location, rows: Sequence[dict[str, Any]],
+                            deleting: Mapping[tuple[str, str], set[str]]
+                            ) -> dict[ForeignKey, _Pointed]:
+        """For each composite foreign key of the source pointing at ``loc``'s table: the
+        ids of ``rows`` that rows staying after the erasure point at (keys with none
+        left out)."""
+        if not rows:
+            return {}
+        keys = self._composite.get(loc.source)
+        conn = self.pool.get(loc.source)
+        if keys is None:
+            keys = self._composite[loc.source] = conn.composite_foreign_keys()
+        out: dict[ForeignKey, _Pointed] = {}
+        for fk in keys:
+            if fk.ref_table.casefold() != loc.table.casefold():
+                continue
+            cols, refs = fk.column.split(","), fk.ref_column.split(",")
+            child = conn.table_info(fk.table)
+            types = [c.type if (c := child.column(name)) is not None else "" for name in cols]
+            values: dict[str, list[Any]] = {}
+            for r in rows:
+                parts = [coerce_values([r.get(ref)], t) for ref, t in zip(refs, types,
+                                                                          strict=True)]
+                if all(parts):
+                    values[repr(parts)] = [p[0] for p in parts]
+            if not values:
+                continue
+            gone = deleting.get((loc.source, fk.table), set())
+            staying = [x for x in conn.find_rows(fk.table, fk.column, list(values.values()))
+                       if self.row_id(loc.source, fk.table, x) not in gone]
+            if not staying:
+                continue
+            targets = {tuple(_norm(x.get(c)) for c in cols) for x in staying}
+            pointed = _Pointed(self.row_id(loc.source, loc.table, r) for r in rows
+                               if tuple(_norm(r.get(c)) for c in refs) in targets)
+            pointed.staying = len(staying)
+            out[fk] = pointed
+        return out
+
     def _staying(self, edge: Edge, refs: list[dict[str, Any]],
                  deleting: Mapping[tuple[str, str], set[str]],
                  kept_owned: Mapping[tuple[str, str], tuple[list[dict[str, Any]], set[str]]]
@@ -276,6 +323,9 @@ class _Planner:
                 guards.append([edge.table, edge.column, edge.to_column])
         mine = [(v, r) for v, r in zip(loc.values, loc.rows, strict=True)
                 if not any(_norm(r.get(e.to_column)) in shared for e in graph.in_edges(key))]
+        pointed = {rid for ids in self.composite_referrers(
+            loc, [r for _, r in mine], deleting).values() for rid in ids}
+        mine = [(v, r) for v, r in mine if self.row_id(*key, r) not in pointed]
         kept = len(loc.rows) - len(mine)
         note = f"{kept} kept: other rows refer to them" if kept else None
         if not mine or info is None or not info.changeable:
@@ -300,6 +350,17 @@ class _Planner:
         rows = [r for r in loc.rows if self.row_id(*key, r) in deleting.get(key, set())]
         if not rows:
             return
+        if loc.relation is not Relation.DETAIL:   # (detail rows pointed at are kept)
+            for fk, pointed in self.composite_referrers(loc, rows, deleting).items():
+                cols, refs = fk.column.split(","), fk.ref_column.split(",")
+                self.blockers.append(
+                    f"{len(pointed)} row(s) of {loc.source}.{loc.table} that erasure would "
+                    f"delete are pointed at by {pointed.staying} row(s) of {loc.source}."
+                    f"{fk.table} that stay, through the composite foreign key "
+                    f"{fk.table} ({', '.join(cols)}) -> {fk.ref_table} ({', '.join(refs)}); "
+                    "govkit does not follow composite keys, and deleting would break those "
+                    "rows (or the database would cascade to them). Erase or change those "
+                    f"{fk.table} rows first, or keep the subject's {loc.table} rows")
         for edge in graph.in_edges(key):
             if loc.relation is Relation.DETAIL:
                 continue  # detail rows are deleted only when nothing refers to them

@@ -62,7 +62,8 @@ class TableInfo:
 
 @dataclass(frozen=True)
 class ForeignKey:
-    """A foreign key declared in the source's own catalogue."""
+    """A foreign key declared in the source's own catalogue (a composite one names the
+    columns of each side joined by commas, in the key's order)."""
 
     table: str
     column: str
@@ -100,6 +101,12 @@ class Connector(ABC):
 
     def foreign_keys(self) -> list[ForeignKey]:
         """Single-column foreign keys the source declares (none for files)."""
+        return []
+
+    def composite_foreign_keys(self) -> list[ForeignKey]:
+        """Foreign keys of two or more columns the source declares. Ownership does not
+        follow them; an erasure refuses to delete a row they point at from a row that
+        stays."""
         return []
 
     def known_foreign_keys(self) -> list[ForeignKey]:

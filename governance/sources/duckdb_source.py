@@ -82,14 +82,21 @@ class DuckDBConnector(SqlConnector):
         return out
 
     def foreign_keys(self) -> list[ForeignKey]:
+        return [k for k in self._declared_keys() if "," not in k.column]
+
+    def composite_foreign_keys(self) -> list[ForeignKey]:
+        return [k for k in self._declared_keys() if "," in k.column]
+
+    def _declared_keys(self) -> list[ForeignKey]:
+        """Every foreign key of a DuckDB database (files declare none)."""
         if self.kind != "duckdb":
             return []
         rows = self._conn.execute(
             "SELECT table_name, constraint_column_names, referenced_table, "
             "referenced_column_names FROM duckdb_constraints() WHERE schema_name = 'main' "
             "AND constraint_type = 'FOREIGN KEY'").fetchall()
-        return [ForeignKey(t, c[0], rt, rc[0]) for t, c, rt, rc in rows
-                if len(c) == 1 and len(rc) == 1]
+        return [ForeignKey(t, ",".join(c), rt, ",".join(rc)) for t, c, rt, rc in rows
+                if c and len(c) == len(rc)]
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> Any:
         cur = self._conn.cursor()

@@ -166,6 +166,27 @@ class PostgresConnector(SqlConnector):
         self._end_read()
         return [ForeignKey(*r) for r in rows]
 
+    def composite_foreign_keys(self) -> list[ForeignKey]:
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT c.relname, string_agg(a.attname, ',' ORDER BY u.ord), rc.relname, "
+                "string_agg(ra.attname, ',' ORDER BY u.ord) "
+                "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "JOIN pg_class rc ON rc.oid = k.confrelid "
+                "JOIN pg_namespace rn ON rn.oid = rc.relnamespace "
+                "CROSS JOIN LATERAL unnest(k.conkey, k.confkey) WITH ORDINALITY "
+                "AS u(attnum, refnum, ord) "
+                "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum "
+                "JOIN pg_attribute ra ON ra.attrelid = k.confrelid AND ra.attnum = u.refnum "
+                "WHERE k.contype = 'f' AND n.nspname = %s AND rn.nspname = %s "
+                "AND array_length(k.conkey, 1) > 1 AND NOT c.relispartition "
+                "GROUP BY k.oid, c.relname, rc.relname ORDER BY 1, 2",
+                (self.schema, self.schema))
+            rows = cur.fetchall()
+        self._end_read()
+        return [ForeignKey(*r) for r in rows]
+
     def _sample_sql(self, table: str, cols: list[str], limit: int, seed: int) -> str:
         info = self.table_info(table)
         count = info.row_count or 0

@@ -110,11 +110,11 @@ class SqlConnector(Connector):
                         ) -> tuple[str, list[Any]]:
         """The WHERE condition (and its parameters) of the rows whose ``column`` is one of
         ``chunk`` (lower-cased values compared with the lower-cased column: ``fold_case``)."""
-        return self._where_in(column, len(chunk), fold_case), list(chunk)
+        return self._where_in(column, len(chunk), fold_case), self._flat(chunk)
 
     def find_rows(self, table: str, column: str, values: Sequence[Any],
                   fold_case: bool = False) -> list[dict[str, Any]]:
-        self.check_columns(table, [column])
+        self.check_columns(table, column.split(","))
         cols = self.table_info(table).column_names
         if fold_case:
             values = [str(v).lower() for v in values]

@@ -114,6 +114,13 @@ class SqliteConnector(SqlConnector):
         return getattr(self, "_folding", None) == "nocase"
 
     def foreign_keys(self) -> list[ForeignKey]:
+        return [k for k in self._declared_keys() if "," not in k.column]
+
+    def composite_foreign_keys(self) -> list[ForeignKey]:
+        return [k for k in self._declared_keys() if "," in k.column]
+
+    def _declared_keys(self) -> list[ForeignKey]:
+        """Every foreign key of every table, its columns in the key's order."""
         out = []
         for t in self.list_tables():
             if t.kind != "table":
@@ -124,15 +131,17 @@ class SqliteConnector(SqlConnector):
             for r in rows:
                 by_id.setdefault(r[0], []).append(r)
             for parts in by_id.values():
-                if len(parts) != 1:
-                    continue  # composite keys are not followed
-                _, _, ref_table, column, ref_column = parts[0][:5]
-                if ref_column is None:  # REFERENCES t without a column: its primary key
+                parts.sort(key=lambda r: r[1])          # by position in the key
+                ref_table = parts[0][2]
+                columns = [r[3] for r in parts]
+                ref_columns = [r[4] for r in parts]
+                if None in ref_columns:  # REFERENCES t without columns: its primary key
                     target = self._tables.get(ref_table) if self._tables else None
-                    if target is None or len(target.primary_key) != 1:
+                    if target is None or len(target.primary_key) != len(parts):
                         continue
-                    ref_column = target.primary_key[0]
-                out.append(ForeignKey(t.name, column, ref_table, ref_column))
+                    ref_columns = list(target.primary_key)
+                out.append(ForeignKey(t.name, ",".join(columns), ref_table,
+                                      ",".join(ref_columns)))
         return out
 
     def _sample_sql(self, table: str, cols: list[str], limit: int, seed: int) -> str:

@@ -247,3 +247,23 @@ def tpcds_customer_shipping_to_another(db: Db) -> tuple[int, str]:
           AND EXISTS (SELECT 1 FROM web_sales w WHERE w.ws_bill_customer_sk =
                       c.c_customer_sk AND w.ws_ship_customer_sk <> c.c_customer_sk)
         ORDER BY c.c_customer_sk LIMIT 1""")[0]
+
+
+def tpcds_customer_whose_sale_another_returned(db: Db, returner: str = "other"
+                                               ) -> tuple[int, str] | None:
+    """(id, e-mail) of a customer with a store sale that a return points at through the
+    composite foreign key (sr_item_sk, sr_ticket_number) -> store_sales, the return naming
+    another customer (``returner="other"``) or no customer (``"nobody"``); None if the
+    loaded subset has none."""
+    who = ("r.sr_customer_sk IS NOT NULL AND r.sr_customer_sk <> c.c_customer_sk"
+           if returner == "other" else "r.sr_customer_sk IS NULL")
+    rows = db.query(f"""
+        SELECT c.c_customer_sk, c.c_email_address FROM customer c
+        WHERE {_TPCDS_PLAIN}
+          AND EXISTS (SELECT 1 FROM store_returns r JOIN store_sales s ON
+                      s.ss_item_sk = r.sr_item_sk AND s.ss_ticket_number =
+                      r.sr_ticket_number WHERE s.ss_customer_sk = c.c_customer_sk
+                      AND {who})
+        ORDER BY c.c_customer_sk LIMIT 1""")
+    return rows[0] if rows else None
+
