@@ -256,45 +256,44 @@ def test_foreign_keys_of_every_width_are_read_from_the_catalogue(tpcds: PublicDb
     assert single == {k for k in declared if "," not in k[1]}
 
 
+def _erasure_refused_for_a_returned_sale(db: PublicDb, returner: str, reference: str,
+                                         cascade: bool = False) -> None:
+    """Erasing a customer whose sale a return points at (through the composite key
+    store_returns -> store_sales) stops naming ``reference``; no row of any table changes.
+    ``cascade``: the key is first made ON DELETE CASCADE (PostgreSQL)."""
+    check = db.connect()
+    try:
+        if cascade:
+            check.conn.execute("ALTER TABLE store_returns DROP CONSTRAINT "
+                               "store_returns_sr_item_sk_sr_ticket_number_fkey")
+            check.conn.execute("ALTER TABLE store_returns ADD FOREIGN KEY (sr_item_sk, "
+                               "sr_ticket_number) REFERENCES store_sales (ss_item_sk, "
+                               "ss_ticket_number) ON DELETE CASCADE")
+        found = tpcds_customer_whose_sale_another_returned(check, returner)
+        assert found is not None, f"the subset has no sale returned by {returner}"
+        before = row_hashes(check)
+    finally:
+        check.close()
+    rid = _request(db, "erasure", f"email={found[1].strip()}")
+    _assert_refused_untouched(db, rid, before, reference)
+
+
 @pytest.mark.parametrize("returner", ["other", "nobody"])
 def test_tpcds_erasure_stops_on_a_return_pointing_at_the_sale_through_a_composite_key(
         tpcds: PublicDb, returner: str) -> None:
     """store_returns (sr_item_sk, sr_ticket_number) -> store_sales is a composite foreign
     key, which ownership does not follow: deleting a sale that a return points at would
     break the return (or cascade to it), so the erasure stops before any change."""
-    check = tpcds.connect()
-    try:
-        found = tpcds_customer_whose_sale_another_returned(check, returner)
-        assert found is not None, f"the subset has no sale returned by {returner}"
-        cid, email = found
-        before = row_hashes(check)
-    finally:
-        check.close()
-    rid = _request(tpcds, "erasure", f"email={email.strip()}")
-    _assert_refused_untouched(tpcds, rid, before,
-                              r"store_returns.*composite foreign key.*store_sales")
+    _erasure_refused_for_a_returned_sale(
+        tpcds, returner, r"store_returns.*composite foreign key.*store_sales")
 
 
 @pytest.mark.postgres
 def test_tpcds_erasure_stops_before_a_composite_key_would_cascade(tpcds_pg: PublicDb) -> None:
     """With ON DELETE CASCADE on the composite key, deleting the sale would silently delete
-    another customer's return: the plan refuses, and no row of any table changes."""
-    check = tpcds_pg.connect()
-    try:
-        check.conn.execute("ALTER TABLE store_returns DROP CONSTRAINT "
-                           "store_returns_sr_item_sk_sr_ticket_number_fkey")
-        check.conn.execute("ALTER TABLE store_returns ADD FOREIGN KEY (sr_item_sk, "
-                           "sr_ticket_number) REFERENCES store_sales (ss_item_sk, "
-                           "ss_ticket_number) ON DELETE CASCADE")
-        found = tpcds_customer_whose_sale_another_returned(check, "other")
-        assert found is not None
-        cid, email = found
-        before = row_hashes(check)
-    finally:
-        check.close()
-    rid = _request(tpcds_pg, "erasure", f"email={email.strip()}")
-    _assert_refused_untouched(tpcds_pg, rid, before,
-                              r"store_returns.*composite foreign key.*cascade")
+    another customer's return: the plan refuses."""
+    _erasure_refused_for_a_returned_sale(
+        tpcds_pg, "other", r"store_returns.*composite foreign key.*cascade", cascade=True)
 
 
 # -- e) PostgreSQL: views, a partitioned table, a trigger ------------------------------

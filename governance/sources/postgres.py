@@ -150,23 +150,14 @@ class PostgresConnector(SqlConnector):
         self._end_read()
 
     def foreign_keys(self) -> list[ForeignKey]:
-        with self._conn.cursor() as cur:
-            cur.execute(
-                "SELECT c.relname, a.attname, rc.relname, ra.attname "
-                "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "JOIN pg_class rc ON rc.oid = k.confrelid "
-                "JOIN pg_namespace rn ON rn.oid = rc.relnamespace "
-                "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1] "
-                "JOIN pg_attribute ra ON ra.attrelid = k.confrelid AND ra.attnum = k.confkey[1] "
-                "WHERE k.contype = 'f' AND n.nspname = %s AND rn.nspname = %s "
-                "AND array_length(k.conkey, 1) = 1 AND NOT c.relispartition "
-                "ORDER BY 1, 2", (self.schema, self.schema))
-            rows = cur.fetchall()
-        self._end_read()
-        return [ForeignKey(*r) for r in rows]
+        return [k for k in self._declared_keys() if "," not in k.column]
 
     def composite_foreign_keys(self) -> list[ForeignKey]:
+        return [k for k in self._declared_keys() if "," in k.column]
+
+    def _declared_keys(self) -> list[ForeignKey]:
+        """Every foreign key within the schema, its columns in the key's order (a
+        partitioned table's once, not its partitions')."""
         with self._conn.cursor() as cur:
             cur.execute(
                 "SELECT c.relname, string_agg(a.attname, ',' ORDER BY u.ord), rc.relname, "
@@ -180,7 +171,7 @@ class PostgresConnector(SqlConnector):
                 "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum "
                 "JOIN pg_attribute ra ON ra.attrelid = k.confrelid AND ra.attnum = u.refnum "
                 "WHERE k.contype = 'f' AND n.nspname = %s AND rn.nspname = %s "
-                "AND array_length(k.conkey, 1) > 1 AND NOT c.relispartition "
+                "AND NOT c.relispartition "
                 "GROUP BY k.oid, c.relname, rc.relname ORDER BY 1, 2",
                 (self.schema, self.schema))
             rows = cur.fetchall()
