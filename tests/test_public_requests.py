@@ -202,13 +202,17 @@ def test_erasing_a_support_rep_with_on_erase_detach_deletes_only_the_employee(
 
 # -- d) TPC-DS: shared address, web sale shipped to someone else -----------------------
 
+@pytest.mark.parametrize("with_returns", [False, True])
 def test_tpcds_erasure_keeps_a_shared_address_and_deletes_the_customers_sales(
-        tpcds: PublicDb) -> None:
+        tpcds: PublicDb, with_returns: bool) -> None:
+    """``with_returns``: the customer returned some of their own sales; those returns point
+    at the sales through the composite key and go with them (no refusal)."""
     check = tpcds.connect()
     try:
-        cid, email = tpcds_customer_sharing_address(check)
+        cid, email = tpcds_customer_sharing_address(check, with_returns)
         own = subject_rows(check, "tpcds", cid)
         assert own.get("store_sales")
+        assert bool(own.get("store_returns")) == with_returns
         (addr,) = detail_rows(check, "tpcds", cid)["customer_address"]
         before = row_hashes(check)
         outcome = _run(tpcds, _request(tpcds, "erasure", f"email={email.strip()}"))
