@@ -53,7 +53,7 @@ class Action(StrEnum):
     ANONYMIZE = "anonymize"   # keep the record, change the listed columns
     REDACT = "redact"         # rewrite free text without the subject's identities
     RECTIFY = "rectify"       # set corrected values
-    HELD = "held"             # left untouched under a legal hold
+    HELD = "held"             # left untouched: a legal hold, or others refer to the rows
     DETACH = "detach"         # set a reference to an erased row to NULL or a placeholder
     DELETE_UNREFERENCED = "delete_unreferenced"  # a detail row, only if nobody refers to it
 
@@ -89,6 +89,10 @@ class Step:
             return sorted(c for c in self.changes if not c.startswith("_"))
         return []
 
+    def referred(self) -> bool:
+        """A HELD step that keeps rows because other rows refer to them (not a hold)."""
+        return self.action is Action.HELD and (self.note or "").endswith(REFERRED)
+
     def describe(self) -> str:
         """One line for people; no value is shown."""
         what = {
@@ -97,7 +101,8 @@ class Step:
                 f"{c}={self.changes[c]}" if c in self.changes else c for c in self.columns),
             Action.REDACT: f"redact the subject in {self.match_column}",
             Action.RECTIFY: "set " + ", ".join(self.columns),
-            Action.HELD: f"keep (legal hold: {self.note})",
+            Action.HELD: f"keep ({self.note})" if self.referred()
+                         else f"keep (legal hold: {self.note})",
             Action.DETACH: f"detach {self.match_column} ({self.note})",
             Action.DELETE_UNREFERENCED: "delete rows no other row refers to"
                                         + (f" ({self.note})" if self.note else ""),
@@ -110,20 +115,51 @@ class Step:
         return {"values": self.values, "changes": self.changes}
 
 
+REFERRED = "kept: other rows refer to them"   # the end of such a HELD step's note
+
 _ORDER = {Action.REDACT: 0, Action.DETACH: 1, Action.RECTIFY: 2, Action.ANONYMIZE: 3,
           Action.DELETE: 3, Action.HELD: 3, Action.DELETE_UNREFERENCED: 4}
 
 
-def _ordered(steps: list[tuple[int, bool, Step]]) -> list[Step]:
+def _ordered(steps: list[tuple[int, bool, Step]],
+             keys: Mapping[str, Sequence[ForeignKey]] | None = None) -> list[Step]:
     """Redactions and detachments first, then rows deepest in the ownership graph first,
     person tables after them, detail rows (addresses) last: no row is deleted while a row
-    that stays, or is deleted later, still points at it."""
-    steps.sort(key=lambda t: (_ORDER[t[2].action], -t[0], t[1]))
+    that stays, or is deleted later, still points at it. Among deletions, a table whose
+    rows point at another's (a foreign key of ``keys``, by source, of any width) goes
+    first, whatever their depths."""
+    level = _pointer_levels([s for _, _, s in steps if s.action is Action.DELETE], keys or {})
+    steps.sort(key=lambda t: (_ORDER[t[2].action],
+                              level.get((t[2].source, t[2].table), 0)
+                              if t[2].action is Action.DELETE else 0, -t[0], t[1]))
     out = []
     for n, (_, _, step) in enumerate(steps, 1):
         step.step_no = n
         out.append(step)
     return out
+
+
+def _pointer_levels(deletions: Sequence[Step], keys: Mapping[str, Sequence[ForeignKey]]
+                    ) -> dict[tuple[str, str], int]:
+    """For each table deleted from: 0 when no other table deleted from points at it, else
+    one more than the highest level of those that do (a cycle stops growing)."""
+    tables = {(s.source, s.table) for s in deletions}
+    pointed: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for source, declared in keys.items():
+        for fk in declared:
+            child, parent = (source, fk.table), (source, fk.ref_table)
+            if child != parent and child in tables and parent in tables:
+                pointed.setdefault(parent, set()).add(child)
+    level = dict.fromkeys(tables, 0)
+    for _ in range(len(tables)):
+        grew = False
+        for parent, children in pointed.items():
+            want = 1 + max(level[c] for c in children)
+            if level[parent] < want <= len(tables):
+                level[parent], grew = want, True
+        if not grew:
+            break
+    return level
 
 
 _TEXT_TYPE = re.compile(r"char|text|string|clob|varchar|^any$|^$", re.IGNORECASE)
@@ -161,6 +197,7 @@ class _Planner:
         self.blockers = resolution.blockers
         self.steps: list[tuple[int, bool, Step]] = []
         self._composite: dict[str, list[ForeignKey]] = {}
+        self._outside: dict[str, list[ForeignKey]] = {}
 
     def info(self, source: str, table: str) -> TableInfo | None:
         return self.res.catalogue.get(source, {}).get(table)
@@ -242,7 +279,10 @@ class _Planner:
             key = (loc.source, loc.table)
             if key in deleting and loc.relation is not Relation.MENTION:
                 self.check_referrers(loc, deleting, kept_owned)
-        return _ordered(self.steps)
+        sources = {s.source for _, _, s in self.steps if s.action is Action.DELETE}
+        return _ordered(self.steps, {
+            src: [*self.pool.get(src).known_foreign_keys(), *self.composite_keys(src)]
+            for src in sources})
 
     def referrers(self, edge: Edge, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Rows of the edge's referring table pointing at ``rows``."""
@@ -255,42 +295,59 @@ class _Planner:
             return []
         return self.pool.get(edge.source).find_rows(edge.table, edge.column, values)
 
-    def composite_referrers(self, loc: Location, rows: Sequence[dict[str, Any]],
-                            deleting: Mapping[tuple[str, str], set[str]]
-                            ) -> dict[ForeignKey, _Pointed]:
-        """For each composite foreign key of the source pointing at ``loc``'s table: the
-        ids of ``rows`` that rows staying after the erasure point at (keys with none
-        left out)."""
+    def composite_keys(self, source: str) -> list[ForeignKey]:
+        """The composite foreign keys ``source`` declares (read once per plan)."""
+        keys = self._composite.get(source)
+        if keys is None:
+            keys = self._composite[source] = self.pool.get(source).composite_foreign_keys()
+        return keys
+
+    def unfollowed_referrers(self, loc: Location, rows: Sequence[dict[str, Any]],
+                             deleting: Mapping[tuple[str, str], set[str]]
+                             ) -> dict[ForeignKey, _Pointed]:
+        """For each foreign key ownership does not follow that points at ``loc``'s table
+        (a composite key of the source, or a key of a table outside it): the ids of
+        ``rows`` that rows staying after the erasure point at (keys with none left out)."""
         if not rows:
             return {}
-        keys = self._composite.get(loc.source)
         conn = self.pool.get(loc.source)
-        if keys is None:
-            keys = self._composite[loc.source] = conn.composite_foreign_keys()
         out: dict[ForeignKey, _Pointed] = {}
-        for fk in keys:
-            if fk.ref_table.casefold() != loc.table.casefold():
+        outside = self._outside.get(loc.source)
+        if outside is None:
+            outside = self._outside[loc.source] = conn.foreign_keys_from_elsewhere()
+        for fk in [*self.composite_keys(loc.source), *outside]:
+            if fk.ref_table != loc.table:
                 continue
             cols, refs = fk.column.split(","), fk.ref_column.split(",")
-            child = conn.table_info(fk.table)
-            types = [c.type if (c := child.column(name)) is not None else "" for name in cols]
+            # Values in the form the referring columns compare with (a table outside the
+            # source is not in the catalogue: its values are bound as read here).
+            types: list[str | None] = [None] * len(cols)
+            if fk.schema is None:
+                child = conn.table_info(fk.table)
+                types = [c.type if (c := child.column(name)) is not None else ""
+                         for name in cols]
             values: dict[str, list[Any]] = {}
             for r in rows:
-                parts = [coerce_values([r.get(ref)], t) for ref, t in zip(refs, types,
-                                                                          strict=True)]
+                parts = [([] if r.get(ref) is None else [r.get(ref)]) if t is None
+                         else coerce_values([r.get(ref)], t)
+                         for ref, t in zip(refs, types, strict=True)]
                 if all(parts):
                     values[repr(parts)] = [p[0] for p in parts]
             if not values:
                 continue
-            gone = deleting.get((loc.source, fk.table), set())
-            staying = [x for x in conn.find_rows(fk.table, fk.column, list(values.values()))
-                       if self.row_id(loc.source, fk.table, x) not in gone]
-            if not staying:
+            if fk.schema is None:
+                gone = deleting.get((loc.source, fk.table), set())
+                found = [x for x in conn.find_rows(fk.table, fk.column, list(values.values()))
+                         if self.row_id(loc.source, fk.table, x) not in gone]
+                targets = {tuple(_norm(x.get(c)) for c in cols) for x in found}
+            else:       # outside the source: never changed here, so every one stays
+                found = conn.rows_pointing_from_elsewhere(fk, list(values.values()))
+                targets = {tuple(_norm(v) for v in x) for x in found}
+            if not found:
                 continue
-            targets = {tuple(_norm(x.get(c)) for c in cols) for x in staying}
             pointed = _Pointed(self.row_id(loc.source, loc.table, r) for r in rows
                                if tuple(_norm(r.get(c)) for c in refs) in targets)
-            pointed.staying = len(staying)
+            pointed.staying = len(found)
             out[fk] = pointed
         return out
 
@@ -321,13 +378,16 @@ class _Planner:
                 shared.add(_norm(r.get(edge.column)))
             if edge.source == loc.source:
                 guards.append([edge.table, edge.column, edge.to_column])
+        # Rows pointing through composite keys are checked again as the rows are deleted.
+        guards += [[fk.table, fk.column, fk.ref_column]
+                   for fk in self.composite_keys(loc.source) if fk.ref_table == loc.table]
         mine = [(v, r) for v, r in zip(loc.values, loc.rows, strict=True)
                 if not any(_norm(r.get(e.to_column)) in shared for e in graph.in_edges(key))]
-        pointed = {rid for ids in self.composite_referrers(
+        pointed = {rid for ids in self.unfollowed_referrers(
             loc, [r for _, r in mine], deleting).values() for rid in ids}
         mine = [(v, r) for v, r in mine if self.row_id(*key, r) not in pointed]
         kept = len(loc.rows) - len(mine)
-        note = f"{kept} kept: other rows refer to them" if kept else None
+        note = f"{kept} {REFERRED}" if kept else None
         if not mine or info is None or not info.changeable:
             if kept:
                 self.steps.append((-1, False, Step(
@@ -351,15 +411,19 @@ class _Planner:
         if not rows:
             return
         if loc.relation is not Relation.DETAIL:   # (detail rows pointed at are kept)
-            for fk, pointed in self.composite_referrers(loc, rows, deleting).items():
+            for fk, pointed in self.unfollowed_referrers(loc, rows, deleting).items():
                 cols, refs = fk.column.split(","), fk.ref_column.split(",")
+                where = (f"{loc.source}.{fk.table}" if fk.schema is None
+                         else f"{fk.schema}.{fk.table}, outside this source,")
+                kind = "composite foreign key" if len(cols) > 1 else "foreign key"
+                why = ("govkit does not follow composite keys" if fk.schema is None
+                       else "govkit cannot change rows outside the source")
                 self.blockers.append(
                     f"{len(pointed)} row(s) of {loc.source}.{loc.table} that erasure would "
-                    f"delete are pointed at by {pointed.staying} row(s) of {loc.source}."
-                    f"{fk.table} that stay, through the composite foreign key "
-                    f"{fk.table} ({', '.join(cols)}) -> {fk.ref_table} ({', '.join(refs)}); "
-                    "govkit does not follow composite keys, and deleting would break those "
-                    "rows (or the database would cascade to them). Erase or change those "
+                    f"delete are pointed at by {pointed.staying} row(s) of {where} that stay, "
+                    f"through the {kind} {fk.table} ({', '.join(cols)}) -> {fk.ref_table} "
+                    f"({', '.join(refs)}); {why}, and deleting would break those rows (or "
+                    "the database would cascade to them). Erase or change those "
                     f"{fk.table} rows first, or keep the subject's {loc.table} rows")
         for edge in graph.in_edges(key):
             if loc.relation is Relation.DETAIL:

@@ -362,9 +362,11 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
         remaining, held, kept = _classify(inventory, store, book, steps, found, counts,
                                           unreachable, given)
         if held_now and person_rows:
-            kept["field-encryption keys"] = ("not destroyed: a legal hold keeps some of the "
-                                             "subject's data, whose ciphertext (if any) must "
-                                             "stay readable")
+            why = ("a legal hold keeps some of the subject's data" if any(
+                not s.referred() for s in held_now)
+                else "rows of the subject's that other rows refer to are kept")
+            kept["field-encryption keys"] = (f"not destroyed: {why}, whose ciphertext (if "
+                                             "any) must stay readable")
         book.renew(rid, run.owner)   # nothing is concluded by a worker taken over
         outcome = _conclude(book, rid, actor, steps, remaining, held, kept, shred,
                             found_done)

@@ -63,12 +63,14 @@ class TableInfo:
 @dataclass(frozen=True)
 class ForeignKey:
     """A foreign key declared in the source's own catalogue (a composite one names the
-    columns of each side joined by commas, in the key's order)."""
+    columns of each side joined by commas, in the key's order). ``schema`` is set only for
+    a key of a table outside the source (another PostgreSQL schema) pointing into it."""
 
     table: str
     column: str
     ref_table: str
     ref_column: str
+    schema: str | None = None
 
 
 class Connector(ABC):
@@ -103,10 +105,32 @@ class Connector(ABC):
         """Single-column foreign keys the source declares (none for files)."""
         return []
 
+    def catalogue_name(self, name: str) -> str:
+        """The table's name as the catalogue spells it, for a source whose names ignore
+        letter case (SQLite, DuckDB: ``REFERENCES "SALES"`` names ``sales``); ``name``
+        itself when no table, or more than one, matches."""
+        self.list_tables()
+        tables = self._tables or {}
+        if name in tables:
+            return name
+        found = [t for t in tables if t.casefold() == name.casefold()]
+        return found[0] if len(found) == 1 else name
+
     def composite_foreign_keys(self) -> list[ForeignKey]:
         """Foreign keys of two or more columns the source declares. Ownership does not
         follow them; an erasure refuses to delete a row they point at from a row that
         stays."""
+        return []
+
+    def foreign_keys_from_elsewhere(self) -> list[ForeignKey]:
+        """Foreign keys of tables outside this source (another schema of the same
+        database) that point at its tables: govkit cannot change their rows."""
+        return []
+
+    def rows_pointing_from_elsewhere(self, fk: ForeignKey, values: Sequence[Sequence[Any]]
+                                     ) -> list[tuple[Any, ...]]:
+        """The key columns of the rows of ``fk``'s outside table that point at one of
+        ``values`` (each a list, one value per column of the key)."""
         return []
 
     def known_foreign_keys(self) -> list[ForeignKey]:
@@ -171,7 +195,8 @@ class Connector(ABC):
     def delete_unreferenced(self, table: str, column: str, values: Sequence[Any],
                             guards: Sequence[tuple[str, str, str]]) -> int:
         """Delete the rows whose ``column`` equals one of ``values`` and that no row of a
-        guard ``(table, column, referenced column)`` points at; how many. Sources without
+        guard ``(table, column, referenced column)`` points at (a composite key's columns
+        joined by commas on both sides); how many. Sources without
         transactions rely on the check made when the plan was drawn up."""
         return self.delete_rows(table, column, values)
 

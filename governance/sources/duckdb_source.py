@@ -95,8 +95,8 @@ class DuckDBConnector(SqlConnector):
             "SELECT table_name, constraint_column_names, referenced_table, "
             "referenced_column_names FROM duckdb_constraints() WHERE schema_name = 'main' "
             "AND constraint_type = 'FOREIGN KEY'").fetchall()
-        return [ForeignKey(t, ",".join(c), rt, ",".join(rc)) for t, c, rt, rc in rows
-                if c and len(c) == len(rc)]
+        return [ForeignKey(t, ",".join(c), self.catalogue_name(rt), ",".join(rc))
+                for t, c, rt, rc in rows if c and len(c) == len(rc)]
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> Any:
         cur = self._conn.cursor()

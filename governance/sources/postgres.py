@@ -18,7 +18,7 @@ from governance.sources.base import (
     TableInfo,
     rows_to_table,
 )
-from governance.sources.sql import SqlConnector
+from governance.sources.sql import SqlConnector, _chunks
 
 # Tables with fewer rows than this are counted exactly; larger ones are estimated.
 EXACT_COUNT_BELOW = 100_000
@@ -155,13 +155,34 @@ class PostgresConnector(SqlConnector):
     def composite_foreign_keys(self) -> list[ForeignKey]:
         return [k for k in self._declared_keys() if "," in k.column]
 
-    def _declared_keys(self) -> list[ForeignKey]:
+    def foreign_keys_from_elsewhere(self) -> list[ForeignKey]:
+        return self._declared_keys(elsewhere=True)
+
+    def rows_pointing_from_elsewhere(self, fk: ForeignKey, values: Sequence[Sequence[Any]]
+                                     ) -> list[tuple[Any, ...]]:
+        if fk.schema is None:
+            raise ValueError("rows_pointing_from_elsewhere: a key of another schema")
+        cols = [sql.Identifier(c) for c in fk.column.split(",")]
+        one = sql.SQL("({})").format(sql.SQL(", ").join([sql.Placeholder()] * len(cols)))
+        out: list[tuple[Any, ...]] = []
+        for chunk in _chunks([list(v) for v in values]):
+            query = sql.SQL("SELECT {cols} FROM {table} WHERE ({cols}) IN ({rows})").format(
+                cols=sql.SQL(", ").join(cols), table=sql.Identifier(fk.schema, fk.table),
+                rows=sql.SQL(", ").join([one] * len(chunk)))
+            with self._conn.cursor() as cur:
+                cur.execute(query, [v for row in chunk for v in row])
+                out.extend(tuple(r) for r in cur.fetchall())
+        self._end_read()
+        return out
+
+    def _declared_keys(self, elsewhere: bool = False) -> list[ForeignKey]:
         """Every foreign key within the schema, its columns in the key's order (a
-        partitioned table's once, not its partitions')."""
+        partitioned table's once, not its partitions'); ``elsewhere``: those of other
+        schemas' tables pointing into this one, with their schema."""
         with self._conn.cursor() as cur:
             cur.execute(
                 "SELECT c.relname, string_agg(a.attname, ',' ORDER BY u.ord), rc.relname, "
-                "string_agg(ra.attname, ',' ORDER BY u.ord) "
+                "string_agg(ra.attname, ',' ORDER BY u.ord), n.nspname "
                 "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "JOIN pg_class rc ON rc.oid = k.confrelid "
@@ -170,13 +191,14 @@ class PostgresConnector(SqlConnector):
                 "AS u(attnum, refnum, ord) "
                 "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum "
                 "JOIN pg_attribute ra ON ra.attrelid = k.confrelid AND ra.attnum = u.refnum "
-                "WHERE k.contype = 'f' AND n.nspname = %s AND rn.nspname = %s "
-                "AND NOT c.relispartition "
-                "GROUP BY k.oid, c.relname, rc.relname ORDER BY 1, 2",
+                f"WHERE k.contype = 'f' AND n.nspname {'<>' if elsewhere else '='} %s "
+                "AND rn.nspname = %s AND NOT c.relispartition "
+                "GROUP BY k.oid, n.nspname, c.relname, rc.relname ORDER BY 5, 1, 2",
                 (self.schema, self.schema))
             rows = cur.fetchall()
         self._end_read()
-        return [ForeignKey(*r) for r in rows]
+        return [ForeignKey(r[0], r[1], r[2], r[3], schema=r[4] if elsewhere else None)
+                for r in rows]
 
     def _sample_sql(self, table: str, cols: list[str], limit: int, seed: int) -> str:
         info = self.table_info(table)

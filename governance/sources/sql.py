@@ -253,10 +253,13 @@ class SqlConnector(Connector):
         ref = self._table_ref(table)
         conds = []
         for g_table, g_column, target in guards:
-            self.check_columns(g_table, [g_column])
-            self.check_columns(table, [target])
+            # A composite guard names its columns, and theirs, joined by commas.
+            pairs = list(zip(self.check_columns(g_table, g_column.split(",")),
+                             self.check_columns(table, target.split(",")), strict=True))
+            match = " AND ".join(f"g.{self._ident(c)} = {ref}.{self._ident(t)}"
+                                 for c, t in pairs)
             conds.append(f"NOT EXISTS (SELECT 1 FROM {self._table_ref(g_table)} AS g "
-                         f"WHERE g.{self._ident(g_column)} = {ref}.{self._ident(target)})")
+                         f"WHERE {match})")
         extra = "".join(f" AND {c}" for c in conds)
         return self._in_transaction(
             lambda chunk: f"DELETE FROM {ref} WHERE "

@@ -132,7 +132,7 @@ class SqliteConnector(SqlConnector):
                 by_id.setdefault(r[0], []).append(r)
             for parts in by_id.values():
                 parts.sort(key=lambda r: r[1])          # by position in the key
-                ref_table = parts[0][2]
+                ref_table = self.catalogue_name(parts[0][2])
                 columns = [r[3] for r in parts]
                 ref_columns = [r[4] for r in parts]
                 if None in ref_columns:  # REFERENCES t without columns: its primary key

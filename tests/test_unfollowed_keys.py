@@ -1,0 +1,238 @@
+"""Foreign keys ownership does not follow (composite keys, keys of tables in another
+PostgreSQL schema) never let an erasure delete, break or cascade to a row that stays.
+
+The cases a helper found by trying the composite-key guard on schemas of its own; every
+expectation is checked with per-row hashes of every table read here with plain SQL.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from governance.audit_store import AuditStore
+from governance.dsar import run_request
+from governance.dsar.plan import PlanError
+from governance.inventory import load_inventory
+from tests.request_worker import cleared_request
+
+CUSTOMER = """      - name: customer
+        subject_key: customer_id
+        columns: {email: {category: contact.email}}
+"""
+
+
+def _inventory(path: Path, kind: str, connection: str, tables: str) -> Path:
+    path.write_text("version: 1\norganization: shop\nsources:\n  - name: shop\n"
+                    f"    kind: {kind}\n    connection: {connection}\n"
+                    "    owner: dba@example.org\n    jurisdictions: [EU]\n    tables:\n"
+                    + CUSTOMER + tables)
+    return path
+
+
+def _owned(*tables: str) -> str:
+    return "".join(f"      - name: {t}\n        references: [{{column: customer_id, to: "
+                   "customer.customer_id, kind: owner}]\n" for t in tables)
+
+
+@pytest.fixture()
+def pg_db(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A new, empty PostgreSQL database (its DSN also in GOVKIT_TEST_SHOP_DSN)."""
+    name = "gk_unfollowed_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = re.sub(r"/[^/]*$", f"/{name}", pg_dsn)
+    monkeypatch.setenv("GOVKIT_TEST_SHOP_DSN", dsn)
+    yield dsn
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pg_rows(dsn: str) -> dict[str, list[str]]:
+    """Every row of every base table of every schema, as JSON text, sorted."""
+    with psycopg.connect(dsn) as c:
+        tables = c.execute("SELECT table_schema, table_name FROM information_schema.tables "
+                           "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN "
+                           "('pg_catalog', 'information_schema')").fetchall()
+        return {f"{s}.{t}": sorted(r[0] for r in c.execute(
+            f'SELECT row_to_json(x)::text FROM "{s}"."{t}" x'))
+            for s, t in tables}
+
+
+def _sqlite_rows(path: Path) -> dict[str, list[str]]:
+    c = sqlite3.connect(path)
+    try:
+        names = [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = "
+                                          "'table' AND name NOT LIKE 'sqlite_%'")]
+        return {t: sorted(repr(r) for r in c.execute(f'SELECT * FROM "{t}"'))
+                for t in names}
+    finally:
+        c.close()
+
+
+def _erase(inv: Path, store: AuditStore, email: str, confirm: Any = None) -> Any:
+    rid = cleared_request(store, "erasure", f"email={email}")
+    return run_request(load_inventory(inv), store, rid, "dpo",
+                       confirm=confirm or (lambda steps: True))
+
+
+SALES = """
+CREATE TABLE customer (customer_id INTEGER PRIMARY KEY, email TEXT NOT NULL);
+CREATE TABLE sales (ticket INTEGER NOT NULL, item INTEGER NOT NULL,
+                    customer_id INTEGER NOT NULL REFERENCES customer(customer_id),
+                    PRIMARY KEY (ticket, item));
+INSERT INTO customer VALUES (10, 'ana@example.org'), (11, 'ben@example.org');
+INSERT INTO sales VALUES (1, 1, 10), (2, 1, 11);
+"""
+
+
+def test_sqlite_key_naming_its_parent_in_another_letter_case_without_columns(
+        tmp_path: Path) -> None:
+    """``REFERENCES "SALES"`` (no column list: the primary key) names table ``sales``."""
+    db = tmp_path / "shop.db"
+    c = sqlite3.connect(db)
+    c.executescript(SALES + """
+        CREATE TABLE ret (return_id INTEGER PRIMARY KEY,
+                          customer_id INTEGER NOT NULL REFERENCES customer(customer_id),
+                          ticket INTEGER, item INTEGER,
+                          FOREIGN KEY (ticket, item) REFERENCES "SALES" ON DELETE CASCADE);
+        INSERT INTO ret VALUES (500, 11, 1, 1);   -- Ben returns Ana's sale
+    """)
+    c.commit()
+    c.close()
+    inv = _inventory(tmp_path / "inventory.yaml", "sqlite", "{path: shop.db}",
+                     _owned("sales", "ret"))
+    before = _sqlite_rows(db)
+    with pytest.raises(PlanError, match=r"ret.*composite foreign key.*sales"):
+        _erase(inv, AuditStore(tmp_path / "audit.duckdb", create=True), "ana@example.org")
+    assert _sqlite_rows(db) == before
+
+
+@pytest.mark.parametrize("cascade", [False, True])
+def test_pg_keys_of_another_schemas_tables_stop_the_erasure(
+        pg_db: str, tmp_path: Path, cascade: bool) -> None:
+    """billing.ret points at public.sales (composite) and billing.gift at public.customer
+    (one column): govkit cannot change those rows, so deleting what they point at is
+    refused, with ON DELETE CASCADE as without."""
+    action = " ON DELETE CASCADE" if cascade else ""
+    with psycopg.connect(pg_db, autocommit=True) as c:
+        c.execute(SALES + f"""
+            CREATE SCHEMA billing;
+            CREATE TABLE billing.ret (return_id INTEGER PRIMARY KEY, ticket INTEGER,
+                item INTEGER, FOREIGN KEY (ticket, item) REFERENCES public.sales{action});
+            INSERT INTO billing.ret VALUES (500, 1, 1);
+        """)
+    inv = _inventory(tmp_path / "inventory.yaml", "postgres",
+                     "{dsn_env: GOVKIT_TEST_SHOP_DSN}", _owned("sales"))
+    before = _pg_rows(pg_db)
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
+    with pytest.raises(PlanError, match=r"billing\.ret, outside this source.*sales"):
+        _erase(inv, store, "ana@example.org")
+    assert _pg_rows(pg_db) == before
+    with psycopg.connect(pg_db, autocommit=True) as c:
+        c.execute("DELETE FROM billing.ret")
+        c.execute("CREATE TABLE billing.gift (gift_id INTEGER PRIMARY KEY, "
+                  f"to_customer INTEGER REFERENCES public.customer (customer_id){action})")
+        c.execute("INSERT INTO billing.gift VALUES (1, 10)")
+    before = _pg_rows(pg_db)
+    with pytest.raises(PlanError, match=r"billing\.gift, outside this source.*customer"):
+        _erase(inv, store, "ana@example.org")
+    assert _pg_rows(pg_db) == before
+
+
+def test_pg_a_composite_reference_made_after_the_plan_keeps_the_detail_row(
+        pg_db: str, tmp_path: Path) -> None:
+    """Ben's delivery starts pointing at Ana's address (composite key, ON DELETE CASCADE)
+    while the plan is being read: the address is checked again as it is deleted, and kept."""
+    with psycopg.connect(pg_db, autocommit=True) as c:
+        c.execute("""
+            CREATE TABLE address (address_id INTEGER PRIMARY KEY, zip TEXT NOT NULL,
+                                  street TEXT NOT NULL, UNIQUE (address_id, zip));
+            CREATE TABLE customer (customer_id INTEGER PRIMARY KEY, email TEXT NOT NULL,
+                                   address_id INTEGER NOT NULL REFERENCES address);
+            CREATE TABLE delivery (delivery_id INTEGER PRIMARY KEY,
+                customer_id INTEGER NOT NULL REFERENCES customer, zip TEXT,
+                address_id INTEGER, FOREIGN KEY (zip, address_id)
+                REFERENCES address (zip, address_id) ON DELETE CASCADE);
+            INSERT INTO address VALUES (1, '75001', '1 Rue A'), (2, '10115', '2 Str B');
+            INSERT INTO customer VALUES (10, 'ana@example.org', 1),
+                                        (11, 'ben@example.org', 2);
+            INSERT INTO delivery VALUES (700, 10, '75001', 1), (702, 11, '10115', 2);
+        """)
+    inv = _inventory(tmp_path / "inventory.yaml", "postgres",
+                     "{dsn_env: GOVKIT_TEST_SHOP_DSN}",
+                     "        references: [{column: address_id, to: address.address_id, "
+                     "kind: detail}]\n      - name: address\n        columns: {street: "
+                     "{category: location.address}}\n" + _owned("delivery"))
+
+    def confirm(steps: Any) -> bool:
+        with psycopg.connect(pg_db, autocommit=True) as c:
+            c.execute("INSERT INTO delivery VALUES (701, 11, '75001', 1)")
+        return True
+
+    out = _erase(inv, AuditStore(tmp_path / "audit.duckdb", create=True), "ana@example.org",
+                 confirm)
+    assert out.status == "completed", out.remaining
+    rows = _pg_rows(pg_db)
+    assert rows["public.address"] == sorted([
+        '{"address_id":1,"zip":"75001","street":"1 Rue A"}',
+        '{"address_id":2,"zip":"10115","street":"2 Str B"}'])
+    assert rows["public.delivery"] == sorted([
+        '{"delivery_id":701,"customer_id":11,"zip":"75001","address_id":1}',
+        '{"delivery_id":702,"customer_id":11,"zip":"10115","address_id":2}'])
+    assert rows["public.customer"] == ['{"customer_id":11,"email":"ben@example.org",'
+                                       '"address_id":2}']
+
+
+@pytest.mark.parametrize("order", [("sales", "ret"), ("ret", "sales")])
+def test_pg_the_subjects_own_return_is_deleted_before_their_sale(
+        pg_db: str, tmp_path: Path, order: tuple[str, str]) -> None:
+    """Ana's return points at Ana's sale through a composite key (NO ACTION): whatever the
+    inventory's order, the return goes first and the erasure completes."""
+    with psycopg.connect(pg_db, autocommit=True) as c:
+        c.execute(SALES + """
+            CREATE TABLE ret (return_id INTEGER PRIMARY KEY,
+                customer_id INTEGER NOT NULL REFERENCES customer(customer_id),
+                ticket INTEGER, item INTEGER,
+                FOREIGN KEY (ticket, item) REFERENCES sales (ticket, item));
+            INSERT INTO ret VALUES (501, 10, 1, 1);
+        """)
+    inv = _inventory(tmp_path / "inventory.yaml", "postgres",
+                     "{dsn_env: GOVKIT_TEST_SHOP_DSN}", _owned(*order))
+    before = _pg_rows(pg_db)
+    out = _erase(inv, AuditStore(tmp_path / "audit.duckdb", create=True), "ana@example.org")
+    assert out.status == "completed", out.remaining
+    after = _pg_rows(pg_db)
+    gone = {t: sorted(set(before[t]) - set(after[t])) for t in before if before[t] != after[t]}
+    assert gone == {"public.customer": ['{"customer_id":10,"email":"ana@example.org"}'],
+                    "public.sales": ['{"ticket":1,"item":1,"customer_id":10}'],
+                    "public.ret": ['{"return_id":501,"customer_id":10,"ticket":1,"item":1}']}
+
+
+def test_pg_a_key_to_a_table_whose_name_differs_only_in_case_is_not_applied(
+        pg_db: str, tmp_path: Path) -> None:
+    """"Sales" and sales are two tables in PostgreSQL: a key to "Sales" says nothing about
+    rows of sales, so it does not stop Ana's erasure."""
+    with psycopg.connect(pg_db, autocommit=True) as c:
+        c.execute(SALES + """
+            CREATE TABLE "Sales" (ticket INTEGER, item INTEGER, PRIMARY KEY (ticket, item));
+            INSERT INTO "Sales" VALUES (1, 1);
+            CREATE TABLE notes (note_id INTEGER PRIMARY KEY, ticket INTEGER, item INTEGER,
+                FOREIGN KEY (ticket, item) REFERENCES "Sales" (ticket, item));
+            INSERT INTO notes VALUES (1, 1, 1);
+        """)
+    inv = _inventory(tmp_path / "inventory.yaml", "postgres",
+                     "{dsn_env: GOVKIT_TEST_SHOP_DSN}", _owned("sales"))
+    out = _erase(inv, AuditStore(tmp_path / "audit.duckdb", create=True), "ana@example.org")
+    assert out.status == "completed", out.remaining
+    rows = _pg_rows(pg_db)
+    assert rows["public.notes"] == ['{"note_id":1,"ticket":1,"item":1}']
+    assert rows["public.Sales"] == ['{"ticket":1,"item":1}']
+    assert rows["public.sales"] == ['{"ticket":2,"item":1,"customer_id":11}']
