@@ -146,12 +146,18 @@ def inventory(inventory_path: Path, sources: tuple[str, ...], as_json: bool) -> 
             if t.declared and t.missing_columns:
                 problems += 1
                 out(f"      DECLARED COLUMNS MISSING: {', '.join(t.missing_columns)}")
-    ownership = _ownership_review(inv)
+    ownership, unfollowed = _ownership_review(inv)
     if ownership:
         out("\nOwnership (what data-subject requests cannot do safely here):")
         for line in ownership:
             out(f"  ! {line}")
         problems += len(ownership)
+    if unfollowed:
+        out("\nForeign keys requests do not follow (a row reached only through one is not "
+            "the subject's; an erasure refuses to delete a row one points at from a row "
+            "that stays):")
+        for line in unfollowed:
+            out(f"  ~ {line}")
     from governance.dsar.resolution import index_advice
     from governance.sources.pool import ConnectorPool
 
@@ -163,7 +169,8 @@ def inventory(inventory_path: Path, sources: tuple[str, ...], as_json: bool) -> 
             out(f"  ~ {line}")
     if as_json:
         _echo_json({"organization": inv.organization, "inventory": str(inventory_path),
-                    "sources": listed, "ownership": ownership, "index_advice": indexes,
+                    "sources": listed, "ownership": ownership, "unfollowed_keys": unfollowed,
+                    "index_advice": indexes,
                     "discrepancies": problems})
     else:
         click.echo(f"\n{problems} discrepancy(ies) between inventory and sources")
@@ -171,20 +178,29 @@ def inventory(inventory_path: Path, sources: tuple[str, ...], as_json: bool) -> 
         sys.exit(EXIT_PROBLEMS)
 
 
-def _ownership_review(inv: Any) -> list[str]:
-    """The ownership graph's problems, with the foreign keys of every reachable source."""
+def _ownership_review(inv: Any) -> tuple[list[str], list[str]]:
+    """The ownership graph's problems, with the foreign keys of every reachable source; and
+    the keys it does not follow (composite ones, those of tables in another schema)."""
     from governance.dsar.ownership import build_graph, review
     from governance.errors import GovernanceError
     from governance.sources.pool import ConnectorPool
 
     keys = {}
+    unfollowed = []
     with ConnectorPool(inv) as pool:
         for src in inv.sources:
             try:
-                keys[src.name] = pool.get(src.name).foreign_keys()
+                conn = pool.get(src.name)
+                keys[src.name] = conn.foreign_keys()
+                others = [*conn.composite_foreign_keys(), *conn.foreign_keys_from_elsewhere()]
             except GovernanceError:
                 continue
-    return review(build_graph(inv, keys), inv)
+            for fk in others:
+                cols, refs = fk.column.replace(",", ", "), fk.ref_column.replace(",", ", ")
+                where = (f"{src.name}.{fk.table}" if fk.schema is None
+                         else f"{fk.schema}.{fk.table} (outside the source)")
+                unfollowed.append(f"{where} ({cols}) -> {src.name}.{fk.ref_table} ({refs})")
+    return review(build_graph(inv, keys), inv), unfollowed
 
 
 # ------------------------------------------------------------------------ scan

@@ -282,6 +282,23 @@ def _erasure_refused_for_a_returned_sale(db: PublicDb, returner: str, reference:
     _assert_refused_untouched(db, rid, before, reference)
 
 
+def test_inventory_lists_the_keys_requests_do_not_follow(tpcds: PublicDb) -> None:
+    """`govkit inventory --json` names TPC-DS's two composite keys (from the DDL's own
+    declaration), so a DPO sees before any request what erasure will refuse."""
+    import json
+
+    from click.testing import CliRunner
+    from public_data.tpcds import SCHEMA
+
+    from governance.cli import main
+
+    result = CliRunner().invoke(main, ["inventory", "-i", str(tpcds.fk_inventory), "--json"])
+    listed = json.loads(result.output[result.output.index("{"):])["unfollowed_keys"]
+    declared = sorted(f"tpcds.{t} ({', '.join(c)}) -> tpcds.{target} ({', '.join(tc)})"
+                      for t, (_, fks) in SCHEMA.items() for c, target, tc in fks if len(c) > 1)
+    assert sorted(listed) == declared and len(declared) == 2
+
+
 @pytest.mark.parametrize("returner", ["other", "nobody"])
 def test_tpcds_erasure_stops_on_a_return_pointing_at_the_sale_through_a_composite_key(
         tpcds: PublicDb, returner: str) -> None:

@@ -7,6 +7,7 @@ expectation is checked with per-row hashes of every table read here with plain S
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import uuid
@@ -16,8 +17,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from click.testing import CliRunner
 
 from governance.audit_store import AuditStore
+from governance.cli import main
 from governance.dsar import run_request
 from governance.dsar.plan import PlanError
 from governance.inventory import load_inventory
@@ -131,6 +134,9 @@ def test_pg_keys_of_another_schemas_tables_stop_the_erasure(
         """)
     inv = _inventory(tmp_path / "inventory.yaml", "postgres",
                      "{dsn_env: GOVKIT_TEST_SHOP_DSN}", _owned("sales"))
+    listed = CliRunner().invoke(main, ["inventory", "-i", str(inv), "--json"]).output
+    assert json.loads(listed[listed.index("{"):])["unfollowed_keys"] == [
+        "billing.ret (outside the source) (ticket, item) -> shop.sales (ticket, item)"]
     before = _pg_rows(pg_db)
     store = AuditStore(tmp_path / "audit.duckdb", create=True)
     with pytest.raises(PlanError, match=r"billing\.ret, outside this source.*sales"):
