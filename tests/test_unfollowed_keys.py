@@ -242,3 +242,150 @@ def test_pg_a_key_to_a_table_whose_name_differs_only_in_case_is_not_applied(
     assert rows["public.notes"] == ['{"note_id":1,"ticket":1,"item":1}']
     assert rows["public.Sales"] == ['{"ticket":1,"item":1}']
     assert rows["public.sales"] == ['{"ticket":2,"item":1,"customer_id":11}']
+
+
+@pytest.mark.parametrize("owned", ["orders", "a_orders"])
+def test_pg_keys_in_a_cycle_leave_the_ownership_order(
+        pg_db: str, tmp_path: Path, owned: str) -> None:
+    """customer.last_order_id -> orders (SET NULL) and orders.customer_id -> customer close
+    a cycle: it gives no order, so the order goes before the person row whatever its name
+    (a second round of the helper found that it depended on the name)."""
+    with psycopg.connect(pg_db, autocommit=True) as c:
+        c.execute(f"""
+            CREATE TABLE customer (customer_id INTEGER PRIMARY KEY, email TEXT NOT NULL,
+                                   last_order_id INTEGER);
+            CREATE TABLE {owned} (order_id INTEGER PRIMARY KEY,
+                customer_id INTEGER NOT NULL REFERENCES customer (customer_id));
+            ALTER TABLE customer ADD FOREIGN KEY (last_order_id) REFERENCES {owned}
+                (order_id) ON DELETE SET NULL;
+            INSERT INTO customer VALUES (10, 'ana@example.org', NULL),
+                                        (11, 'ben@example.org', NULL);
+            INSERT INTO {owned} VALUES (100, 10), (101, 11);
+            UPDATE customer SET last_order_id = 100 + customer_id - 10;
+        """)
+    inv = _inventory(tmp_path / "inventory.yaml", "postgres",
+                     "{dsn_env: GOVKIT_TEST_SHOP_DSN}", _owned(owned))
+    out = _erase(inv, AuditStore(tmp_path / "audit.duckdb", create=True), "ana@example.org")
+    assert out.status == "completed", out.remaining
+    rows = _pg_rows(pg_db)
+    assert rows["public.customer"] == ['{"customer_id":11,"email":"ben@example.org",'
+                                       '"last_order_id":101}']
+    assert rows[f"public.{owned}"] == ['{"order_id":101,"customer_id":11}']
+
+
+@pytest.mark.parametrize("types", [("char(5)", "varchar(5)", "'AB'"),
+                                   ("numeric(10,2)", "numeric", "1.5"),
+                                   ("date", "timestamp", "'2024-01-01'")])
+@pytest.mark.parametrize("target", ["sale", "address"])
+def test_pg_keys_between_columns_of_different_types_are_matched_as_the_database_does(
+        pg_db: str, tmp_path: Path, types: tuple[str, str, str], target: str) -> None:
+    """'AB' in char(5) and varchar, 1.50 and 1.5, a date and a timestamp at midnight are
+    equal to the key: Ben's row in billing pointing at Ana's sale refuses the erasure, and
+    pointing at her address keeps it."""
+    parent, child, value = types
+    with psycopg.connect(pg_db, autocommit=True) as c:
+        c.execute(f"""
+            CREATE SCHEMA billing;
+            CREATE TABLE address (address_id INT PRIMARY KEY, code {parent} NOT NULL UNIQUE,
+                                  street TEXT NOT NULL);
+            CREATE TABLE customer (customer_id INT PRIMARY KEY, email TEXT NOT NULL,
+                                   address_id INT REFERENCES address);
+            CREATE TABLE sale (sale_id INT PRIMARY KEY, code {parent} NOT NULL,
+                item INT NOT NULL, customer_id INT NOT NULL REFERENCES customer,
+                UNIQUE (code, item));
+            CREATE TABLE billing.ret (return_id INT PRIMARY KEY, code {child}, item INT,
+                FOREIGN KEY (code, item) REFERENCES public.sale (code, item)
+                ON DELETE CASCADE);
+            CREATE TABLE billing.delivery (delivery_id INT PRIMARY KEY,
+                code {child} REFERENCES public.address (code) ON DELETE CASCADE);
+            INSERT INTO address VALUES (1, {value}, '1 Rue A');
+            INSERT INTO customer VALUES (10, 'ana@example.org', 1);
+            INSERT INTO sale VALUES (1, {value}, 1, 10);
+        """)
+        if target == "sale":
+            c.execute(f"INSERT INTO billing.ret VALUES (500, {value}, 1)")
+        else:
+            c.execute("DELETE FROM sale")
+            c.execute(f"INSERT INTO billing.delivery VALUES (700, {value})")
+    inv = _inventory(tmp_path / "inventory.yaml", "postgres", "{dsn_env: GOVKIT_TEST_SHOP_DSN}",
+                     "        references: [{column: address_id, to: address.address_id, "
+                     "kind: detail}]\n      - name: address\n        columns: {street: "
+                     "{category: location.address}}\n" + _owned("sale"))
+    before = _pg_rows(pg_db)
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
+    if target == "sale":
+        with pytest.raises(PlanError, match=r"1 row\(s\) of shop\.sale .* 1 row\(s\) of "
+                                            r"billing\.ret, outside this source"):
+            _erase(inv, store, "ana@example.org")
+        assert _pg_rows(pg_db) == before
+        return
+    out = _erase(inv, store, "ana@example.org")
+    assert out.status == "completed", out.remaining
+    after = _pg_rows(pg_db)
+    assert after["public.address"] == before["public.address"]
+    assert after["billing.delivery"] == before["billing.delivery"]
+    assert after["public.customer"] == []
+
+
+@pytest.mark.parametrize("where", ["public", "billing"])
+def test_pg_a_key_to_a_partition_is_a_key_to_its_table(
+        pg_db: str, tmp_path: Path, where: str) -> None:
+    """ret -> sale_p1, a partition of sale: Ben's return of Ana's sale refuses the erasure
+    (the catalogue lists sale, never its partitions)."""
+    with psycopg.connect(pg_db, autocommit=True) as c:
+        c.execute(f"""
+            CREATE SCHEMA IF NOT EXISTS billing;
+            CREATE TABLE customer (customer_id INTEGER PRIMARY KEY, email TEXT NOT NULL);
+            CREATE TABLE sale (ticket INT NOT NULL, item INT NOT NULL,
+                customer_id INT NOT NULL REFERENCES customer, PRIMARY KEY (ticket, item))
+                PARTITION BY RANGE (ticket);
+            CREATE TABLE sale_p1 PARTITION OF sale FOR VALUES FROM (0) TO (100);
+            CREATE TABLE sale_p2 PARTITION OF sale FOR VALUES FROM (100) TO (1000);
+            CREATE TABLE {where}.ret (return_id INT PRIMARY KEY, ticket INT, item INT,
+                FOREIGN KEY (ticket, item) REFERENCES public.sale_p1 (ticket, item)
+                ON DELETE CASCADE);
+            INSERT INTO customer VALUES (10, 'ana@example.org'), (11, 'ben@example.org');
+            INSERT INTO sale VALUES (1, 1, 10), (2, 2, 11);
+            INSERT INTO {where}.ret VALUES (500, 1, 1);
+        """)
+    inv = _inventory(tmp_path / "inventory.yaml", "postgres",
+                     "{dsn_env: GOVKIT_TEST_SHOP_DSN}", _owned("sale"))
+    before = _pg_rows(pg_db)
+    with pytest.raises(PlanError, match=r"ret.*foreign key ret \(ticket, item\) -> sale"):
+        _erase(inv, AuditStore(tmp_path / "audit.duckdb", create=True), "ana@example.org")
+    assert _pg_rows(pg_db) == before
+
+
+def test_pg_a_reference_from_another_schema_made_after_the_plan_keeps_the_detail_row(
+        pg_db: str, tmp_path: Path) -> None:
+    """Ben's billing.delivery starts pointing at Ana's address (ON DELETE CASCADE) while the
+    plan is read: the address is kept, Ben's row stays, and the outcome says so."""
+    with psycopg.connect(pg_db, autocommit=True) as c:
+        c.execute("""
+            CREATE TABLE address (address_id INTEGER PRIMARY KEY, street TEXT NOT NULL);
+            CREATE TABLE customer (customer_id INTEGER PRIMARY KEY, email TEXT NOT NULL,
+                                   address_id INTEGER REFERENCES address);
+            CREATE SCHEMA billing;
+            CREATE TABLE billing.delivery (delivery_id INTEGER PRIMARY KEY,
+                address_id INTEGER REFERENCES public.address ON DELETE CASCADE);
+            INSERT INTO address VALUES (1, '1 Rue A');
+            INSERT INTO customer VALUES (10, 'ana@example.org', 1);
+        """)
+    inv = _inventory(tmp_path / "inventory.yaml", "postgres", "{dsn_env: GOVKIT_TEST_SHOP_DSN}",
+                     "        references: [{column: address_id, to: address.address_id, "
+                     "kind: detail}]\n      - name: address\n        columns: {street: "
+                     "{category: location.address}}\n")
+
+    def confirm(steps: Any) -> bool:
+        with psycopg.connect(pg_db, autocommit=True) as c:
+            c.execute("INSERT INTO billing.delivery VALUES (701, 1)")
+        return True
+
+    out = _erase(inv, AuditStore(tmp_path / "audit.duckdb", create=True), "ana@example.org",
+                 confirm)
+    assert out.status == "completed", out.remaining
+    assert "another row referred to them" in out.kept["shop.address"]
+    rows = _pg_rows(pg_db)
+    assert rows["public.address"] == ['{"address_id":1,"street":"1 Rue A"}']
+    assert rows["billing.delivery"] == ['{"delivery_id":701,"address_id":1}']
+    assert rows["public.customer"] == []

@@ -142,7 +142,9 @@ def _ordered(steps: list[tuple[int, bool, Step]],
 def _pointer_levels(deletions: Sequence[Step], keys: Mapping[str, Sequence[ForeignKey]]
                     ) -> dict[tuple[str, str], int]:
     """For each table deleted from: 0 when no other table deleted from points at it, else
-    one more than the highest level of those that do (a cycle stops growing)."""
+    one more than the highest level of those that do. Keys that close a cycle between
+    tables (orders -> customer and customer.last_order -> orders) give no order: those
+    tables keep the ownership graph's order (deepest first, person tables last)."""
     tables = {(s.source, s.table) for s in deletions}
     pointed: dict[tuple[str, str], set[tuple[str, str]]] = {}
     for source, declared in keys.items():
@@ -150,16 +152,29 @@ def _pointer_levels(deletions: Sequence[Step], keys: Mapping[str, Sequence[Forei
             child, parent = (source, fk.table), (source, fk.ref_table)
             if child != parent and child in tables and parent in tables:
                 pointed.setdefault(parent, set()).add(child)
-    level = dict.fromkeys(tables, 0)
-    for _ in range(len(tables)):
-        grew = False
-        for parent, children in pointed.items():
-            want = 1 + max(level[c] for c in children)
-            if level[parent] < want <= len(tables):
-                level[parent], grew = want, True
-        if not grew:
-            break
-    return level
+
+    def reaches(start: tuple[str, str], goal: tuple[str, str]) -> bool:
+        seen, todo = {start}, [start]
+        while todo:
+            for nxt in pointed.get(todo.pop(), ()):
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    # child points at parent; drop it when parent also (through others) points at child.
+    acyclic = {parent: {c for c in children if not reaches(c, parent)}
+               for parent, children in pointed.items()}
+    level: dict[tuple[str, str], int] = {}
+
+    def level_of(table: tuple[str, str]) -> int:
+        if table not in level:
+            level[table] = 1 + max((level_of(c) for c in acyclic.get(table, ())), default=-1)
+        return level[table]
+
+    return {t: level_of(t) for t in tables}
 
 
 _TEXT_TYPE = re.compile(r"char|text|string|clob|varchar|^any$|^$", re.IGNORECASE)
@@ -307,49 +322,41 @@ class _Planner:
                              ) -> dict[ForeignKey, _Pointed]:
         """For each foreign key ownership does not follow that points at ``loc``'s table
         (a composite key of the source, or a key of a table outside it): the ids of
-        ``rows`` that rows staying after the erasure point at (keys with none left out)."""
+        ``rows`` that rows staying after the erasure point at (keys with none left out).
+        The rows are found by the database's own equality, as the key compares them."""
         if not rows:
             return {}
         conn = self.pool.get(loc.source)
+        values = [key_value(r, loc.match_column) for r in rows]
         out: dict[ForeignKey, _Pointed] = {}
-        outside = self._outside.get(loc.source)
-        if outside is None:
-            outside = self._outside[loc.source] = conn.foreign_keys_from_elsewhere()
-        for fk in [*self.composite_keys(loc.source), *outside]:
+        for fk in self.unfollowed_keys(loc.source):
             if fk.ref_table != loc.table:
                 continue
-            cols, refs = fk.column.split(","), fk.ref_column.split(",")
-            # Values in the form the referring columns compare with (a table outside the
-            # source is not in the catalogue: its values are bound as read here).
-            types: list[str | None] = [None] * len(cols)
-            if fk.schema is None:
-                child = conn.table_info(fk.table)
-                types = [c.type if (c := child.column(name)) is not None else ""
-                         for name in cols]
-            values: dict[str, list[Any]] = {}
-            for r in rows:
-                parts = [([] if r.get(ref) is None else [r.get(ref)]) if t is None
-                         else coerce_values([r.get(ref)], t)
-                         for ref, t in zip(refs, types, strict=True)]
-                if all(parts):
-                    values[repr(parts)] = [p[0] for p in parts]
-            if not values:
-                continue
-            if fk.schema is None:
+            found = conn.rows_pointing_at(fk, loc.match_column, values)
+            if fk.schema is None:      # (outside the source nothing is ever deleted)
                 gone = deleting.get((loc.source, fk.table), set())
-                found = [x for x in conn.find_rows(fk.table, fk.column, list(values.values()))
+                found = [(k, x) for k, x in found
                          if self.row_id(loc.source, fk.table, x) not in gone]
-                targets = {tuple(_norm(x.get(c)) for c in cols) for x in found}
-            else:       # outside the source: never changed here, so every one stays
-                found = conn.rows_pointing_from_elsewhere(fk, list(values.values()))
-                targets = {tuple(_norm(v) for v in x) for x in found}
             if not found:
                 continue
+            hit = {repr(k) for k, _ in found}
             pointed = _Pointed(self.row_id(loc.source, loc.table, r) for r in rows
-                               if tuple(_norm(r.get(c)) for c in refs) in targets)
+                               if repr(key_value(r, loc.match_column)) in hit)
+            if not pointed:   # values that do not map back: every row counts as pointed at
+                pointed = _Pointed(self.row_id(loc.source, loc.table, r) for r in rows)
             pointed.staying = len(found)
             out[fk] = pointed
         return out
+
+    def unfollowed_keys(self, source: str) -> list[ForeignKey]:
+        """The source's composite foreign keys, then the keys of tables outside it that
+        point into it (read once per plan)."""
+        keys = self._outside.get(source)
+        if keys is None:
+            keys = self._outside[source] = [
+                *self.composite_keys(source),
+                *self.pool.get(source).foreign_keys_from_elsewhere()]
+        return keys
 
     def _staying(self, edge: Edge, refs: list[dict[str, Any]],
                  deleting: Mapping[tuple[str, str], set[str]],
@@ -378,9 +385,10 @@ class _Planner:
                 shared.add(_norm(r.get(edge.column)))
             if edge.source == loc.source:
                 guards.append([edge.table, edge.column, edge.to_column])
-        # Rows pointing through composite keys are checked again as the rows are deleted.
-        guards += [[fk.table, fk.column, fk.ref_column]
-                   for fk in self.composite_keys(loc.source) if fk.ref_table == loc.table]
+        # Rows pointing through keys not followed are checked again as the rows are
+        # deleted (a table outside the source named with its schema).
+        guards += [[fk.table, fk.column, fk.ref_column, *([fk.schema] if fk.schema else [])]
+                   for fk in self.unfollowed_keys(loc.source) if fk.ref_table == loc.table]
         mine = [(v, r) for v, r in zip(loc.values, loc.rows, strict=True)
                 if not any(_norm(r.get(e.to_column)) in shared for e in graph.in_edges(key))]
         pointed = {rid for ids in self.unfollowed_referrers(

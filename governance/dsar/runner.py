@@ -361,6 +361,12 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
         steps = read_journal(store, rid, None)
         remaining, held, kept = _classify(inventory, store, book, steps, found, counts,
                                           unreachable, given)
+        for s in ran:
+            if new_steps is not None and s.action is Action.DELETE_UNREFERENCED \
+                    and s.rows_affected is not None and s.rows_affected < s.planned_rows:
+                kept[f"{s.source}.{s.table}"] = (
+                    f"{s.planned_rows - s.rows_affected} row(s) kept: another row referred "
+                    "to them when they were to be deleted")
         if held_now and person_rows:
             why = ("a legal hold keeps some of the subject's data" if any(
                 not s.referred() for s in held_now)

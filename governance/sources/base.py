@@ -127,10 +127,13 @@ class Connector(ABC):
         database) that point at its tables: govkit cannot change their rows."""
         return []
 
-    def rows_pointing_from_elsewhere(self, fk: ForeignKey, values: Sequence[Sequence[Any]]
-                                     ) -> list[tuple[Any, ...]]:
-        """The key columns of the rows of ``fk``'s outside table that point at one of
-        ``values`` (each a list, one value per column of the key)."""
+    def rows_pointing_at(self, fk: ForeignKey, match_column: str, values: Sequence[Any]
+                         ) -> list[tuple[Any, dict[str, Any]]]:
+        """The rows of ``fk``'s table (in this source, or in ``fk.schema``) that point
+        through ``fk`` at the rows of ``fk.ref_table`` whose ``match_column`` is one of
+        ``values`` (lists for a composite column): (that row's ``match_column`` value, the
+        pointing row). Compared by the database's own equality, as the key is. Sources
+        without foreign keys have none."""
         return []
 
     def known_foreign_keys(self) -> list[ForeignKey]:
@@ -193,10 +196,11 @@ class Connector(ABC):
         """Set ``assignments`` on the rows whose ``column`` equals one of ``values``."""
 
     def delete_unreferenced(self, table: str, column: str, values: Sequence[Any],
-                            guards: Sequence[tuple[str, str, str]]) -> int:
+                            guards: Sequence[tuple[str, ...]]) -> int:
         """Delete the rows whose ``column`` equals one of ``values`` and that no row of a
-        guard ``(table, column, referenced column)`` points at (a composite key's columns
-        joined by commas on both sides); how many. Sources without
+        guard ``(table, column, referenced column[, schema])`` points at (a composite key's
+        columns joined by commas on both sides; ``schema`` for a table outside the source);
+        how many. Sources without
         transactions rely on the check made when the plan was drawn up."""
         return self.delete_rows(table, column, values)
 

@@ -18,7 +18,7 @@ from governance.sources.base import (
     TableInfo,
     rows_to_table,
 )
-from governance.sources.sql import SqlConnector, _chunks
+from governance.sources.sql import SqlConnector
 
 # Tables with fewer rows than this are counted exactly; larger ones are estimated.
 EXACT_COUNT_BELOW = 100_000
@@ -158,22 +158,8 @@ class PostgresConnector(SqlConnector):
     def foreign_keys_from_elsewhere(self) -> list[ForeignKey]:
         return self._declared_keys(elsewhere=True)
 
-    def rows_pointing_from_elsewhere(self, fk: ForeignKey, values: Sequence[Sequence[Any]]
-                                     ) -> list[tuple[Any, ...]]:
-        if fk.schema is None:
-            raise ValueError("rows_pointing_from_elsewhere: a key of another schema")
-        cols = [sql.Identifier(c) for c in fk.column.split(",")]
-        one = sql.SQL("({})").format(sql.SQL(", ").join([sql.Placeholder()] * len(cols)))
-        out: list[tuple[Any, ...]] = []
-        for chunk in _chunks([list(v) for v in values]):
-            query = sql.SQL("SELECT {cols} FROM {table} WHERE ({cols}) IN ({rows})").format(
-                cols=sql.SQL(", ").join(cols), table=sql.Identifier(fk.schema, fk.table),
-                rows=sql.SQL(", ").join([one] * len(chunk)))
-            with self._conn.cursor() as cur:
-                cur.execute(query, [v for row in chunk for v in row])
-                out.extend(tuple(r) for r in cur.fetchall())
-        self._end_read()
-        return out
+    def _outside_ref(self, schema: str, table: str) -> str:
+        return sql.Identifier(schema, table).as_string(self._conn)
 
     def _declared_keys(self, elsewhere: bool = False) -> list[ForeignKey]:
         """Every foreign key within the schema, its columns in the key's order (a
@@ -181,7 +167,10 @@ class PostgresConnector(SqlConnector):
         schemas' tables pointing into this one, with their schema."""
         with self._conn.cursor() as cur:
             cur.execute(
-                "SELECT c.relname, string_agg(a.attname, ',' ORDER BY u.ord), rc.relname, "
+                # A key to a partition is read as a key to its partitioned table.
+                "SELECT c.relname, string_agg(a.attname, ',' ORDER BY u.ord), "
+                "(SELECT r.relname FROM pg_class r WHERE r.oid = "
+                "COALESCE(pg_partition_root(rc.oid), rc.oid)), "
                 "string_agg(ra.attname, ',' ORDER BY u.ord), n.nspname "
                 "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -193,7 +182,7 @@ class PostgresConnector(SqlConnector):
                 "JOIN pg_attribute ra ON ra.attrelid = k.confrelid AND ra.attnum = u.refnum "
                 f"WHERE k.contype = 'f' AND n.nspname {'<>' if elsewhere else '='} %s "
                 "AND rn.nspname = %s AND NOT c.relispartition "
-                "GROUP BY k.oid, n.nspname, c.relname, rc.relname ORDER BY 5, 1, 2",
+                "GROUP BY k.oid, n.nspname, c.relname, rc.oid ORDER BY 5, 1, 2",
                 (self.schema, self.schema))
             rows = cur.fetchall()
         self._end_read()

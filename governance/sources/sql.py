@@ -8,10 +8,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from governance.errors import SourceError
 from governance.sources.base import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_SAMPLE_ROWS,
     Connector,
+    ForeignKey,
     rows_to_table,
 )
 
@@ -44,6 +46,45 @@ class SqlConnector(Connector):
     def _table_ref(self, table: str) -> str:
         self.table_info(table)
         return self._ident(table)
+
+    def _outside_ref(self, schema: str, table: str) -> str:
+        """A table of another schema of the same database (PostgreSQL only)."""
+        raise SourceError(f"source {self.name!r} has no schemas: {schema}.{table}")
+
+    def rows_pointing_at(self, fk: ForeignKey, match_column: str, values: Sequence[Any]
+                         ) -> list[tuple[Any, dict[str, Any]]]:
+        cols, refs = fk.column.split(","), fk.ref_column.split(",")
+        match = self.check_columns(fk.ref_table, match_column.split(","))
+        self.check_columns(fk.ref_table, refs)
+        if fk.schema is None:
+            child = self._table_ref(fk.table)
+            shown = self.table_info(fk.table).column_names
+            self.check_columns(fk.table, cols)
+        else:
+            child, shown = self._outside_ref(fk.schema, fk.table), cols
+        ident = self._ident
+        on = " AND ".join(f"c.{ident(c)} = p.{ident(r)}" for c, r in zip(cols, refs,
+                                                                           strict=True))
+        picked = ", ".join([f"p.{ident(m)}" for m in match] + [f"c.{ident(c)}" for c in shown])
+        one = "(" + ", ".join([self.placeholder] * len(match)) + ")" if len(match) > 1 \
+            else self.placeholder
+        target = "(" + ", ".join(f"p.{ident(m)}" for m in match) + ")" if len(match) > 1 \
+            else f"p.{ident(match[0])}"
+        out: list[tuple[Any, dict[str, Any]]] = []
+        for chunk in _chunks(values):
+            # Identifiers quoted by the connector; values bound.
+            cur = self._run(f"SELECT {picked} FROM {child} AS c "
+                            f"JOIN {self._table_ref(fk.ref_table)} AS p ON {on} "
+                            f"WHERE {target} IN ({', '.join([one] * len(chunk))})",
+                            self._flat(chunk))
+            for row in cur.fetchall():
+                key = list(row[:len(match)]) if len(match) > 1 else row[0]
+                out.append((key, dict(zip(shown, row[len(match):], strict=True))))
+            cur.close()
+        end = getattr(self, "_end_read", None)
+        if end is not None:
+            end()
+        return out
 
     def _select_sql(self, table: str, columns: Sequence[str] | None) -> str:
         cols = self.check_columns(table, columns)
@@ -248,18 +289,22 @@ class SqlConnector(Connector):
                           f"{self._where_in(column, len(chunk))}", values)
 
     def delete_unreferenced(self, table: str, column: str, values: Sequence[Any],
-                            guards: Sequence[tuple[str, str, str]]) -> int:
+                            guards: Sequence[tuple[str, ...]]) -> int:
         self.check_columns(table, column.split(","))
         ref = self._table_ref(table)
         conds = []
-        for g_table, g_column, target in guards:
-            # A composite guard names its columns, and theirs, joined by commas.
-            pairs = list(zip(self.check_columns(g_table, g_column.split(",")),
-                             self.check_columns(table, target.split(",")), strict=True))
+        for g_table, g_column, target, *outside in guards:
+            # A composite guard names its columns, and theirs, joined by commas; a guard
+            # with a schema is a table outside the source (not in its catalogue).
+            theirs = g_column.split(",") if outside \
+                else self.check_columns(g_table, g_column.split(","))
+            pairs = list(zip(theirs, self.check_columns(table, target.split(",")),
+                             strict=True))
             match = " AND ".join(f"g.{self._ident(c)} = {ref}.{self._ident(t)}"
                                  for c, t in pairs)
-            conds.append(f"NOT EXISTS (SELECT 1 FROM {self._table_ref(g_table)} AS g "
-                         f"WHERE {match})")
+            g_ref = self._outside_ref(outside[0], g_table) if outside \
+                else self._table_ref(g_table)
+            conds.append(f"NOT EXISTS (SELECT 1 FROM {g_ref} AS g WHERE {match})")
         extra = "".join(f" AND {c}" for c in conds)
         return self._in_transaction(
             lambda chunk: f"DELETE FROM {ref} WHERE "
