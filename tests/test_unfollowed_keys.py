@@ -40,6 +40,11 @@ def _inventory(path: Path, kind: str, connection: str, tables: str) -> Path:
     return path
 
 
+# The customer's address is a detail of theirs (after CUSTOMER).
+ADDRESS = ("        references: [{column: address_id, to: address.address_id, kind: detail}]\n"
+           "      - name: address\n        columns: {street: {category: location.address}}\n")
+
+
 def _owned(*tables: str) -> str:
     return "".join(f"      - name: {t}\n        references: [{{column: customer_id, to: "
                    "customer.customer_id, kind: owner}]\n" for t in tables)
@@ -84,6 +89,22 @@ def _erase(inv: Path, store: AuditStore, email: str, confirm: Any = None) -> Any
     rid = cleared_request(store, "erasure", f"email={email}")
     return run_request(load_inventory(inv), store, rid, "dpo",
                        confirm=confirm or (lambda steps: True))
+
+
+def _erase_ana_while(dsn: str, inv: Path, tmp_path: Path, late: str) -> Any:
+    """Ana's erasure, with ``late`` run on the database while the plan is being read."""
+    def confirm(steps: Any) -> bool:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute(late)
+        return True
+
+    return _erase(inv, AuditStore(tmp_path / "audit.duckdb", create=True), "ana@example.org",
+                  confirm)
+
+
+def _pg_inventory(tmp_path: Path, tables: str) -> Path:
+    return _inventory(tmp_path / "inventory.yaml", "postgres",
+                      "{dsn_env: GOVKIT_TEST_SHOP_DSN}", tables)
 
 
 SALES = """
@@ -132,8 +153,7 @@ def test_pg_keys_of_another_schemas_tables_stop_the_erasure(
                 item INTEGER, FOREIGN KEY (ticket, item) REFERENCES public.sales{action});
             INSERT INTO billing.ret VALUES (500, 1, 1);
         """)
-    inv = _inventory(tmp_path / "inventory.yaml", "postgres",
-                     "{dsn_env: GOVKIT_TEST_SHOP_DSN}", _owned("sales"))
+    inv = _pg_inventory(tmp_path, _owned("sales"))
     listed = CliRunner().invoke(main, ["inventory", "-i", str(inv), "--json"]).output
     assert json.loads(listed[listed.index("{"):])["unfollowed_keys"] == [
         "billing.ret (outside the source) (ticket, item) -> shop.sales (ticket, item)"]
@@ -172,19 +192,8 @@ def test_pg_a_composite_reference_made_after_the_plan_keeps_the_detail_row(
                                         (11, 'ben@example.org', 2);
             INSERT INTO delivery VALUES (700, 10, '75001', 1), (702, 11, '10115', 2);
         """)
-    inv = _inventory(tmp_path / "inventory.yaml", "postgres",
-                     "{dsn_env: GOVKIT_TEST_SHOP_DSN}",
-                     "        references: [{column: address_id, to: address.address_id, "
-                     "kind: detail}]\n      - name: address\n        columns: {street: "
-                     "{category: location.address}}\n" + _owned("delivery"))
-
-    def confirm(steps: Any) -> bool:
-        with psycopg.connect(pg_db, autocommit=True) as c:
-            c.execute("INSERT INTO delivery VALUES (701, 11, '75001', 1)")
-        return True
-
-    out = _erase(inv, AuditStore(tmp_path / "audit.duckdb", create=True), "ana@example.org",
-                 confirm)
+    out = _erase_ana_while(pg_db, _pg_inventory(tmp_path, ADDRESS + _owned("delivery")),
+                           tmp_path, "INSERT INTO delivery VALUES (701, 11, '75001', 1)")
     assert out.status == "completed", out.remaining
     rows = _pg_rows(pg_db)
     assert rows["public.address"] == sorted([
@@ -210,8 +219,7 @@ def test_pg_the_subjects_own_return_is_deleted_before_their_sale(
                 FOREIGN KEY (ticket, item) REFERENCES sales (ticket, item));
             INSERT INTO ret VALUES (501, 10, 1, 1);
         """)
-    inv = _inventory(tmp_path / "inventory.yaml", "postgres",
-                     "{dsn_env: GOVKIT_TEST_SHOP_DSN}", _owned(*order))
+    inv = _pg_inventory(tmp_path, _owned(*order))
     before = _pg_rows(pg_db)
     out = _erase(inv, AuditStore(tmp_path / "audit.duckdb", create=True), "ana@example.org")
     assert out.status == "completed", out.remaining
@@ -234,8 +242,7 @@ def test_pg_a_key_to_a_table_whose_name_differs_only_in_case_is_not_applied(
                 FOREIGN KEY (ticket, item) REFERENCES "Sales" (ticket, item));
             INSERT INTO notes VALUES (1, 1, 1);
         """)
-    inv = _inventory(tmp_path / "inventory.yaml", "postgres",
-                     "{dsn_env: GOVKIT_TEST_SHOP_DSN}", _owned("sales"))
+    inv = _pg_inventory(tmp_path, _owned("sales"))
     out = _erase(inv, AuditStore(tmp_path / "audit.duckdb", create=True), "ana@example.org")
     assert out.status == "completed", out.remaining
     rows = _pg_rows(pg_db)
@@ -263,8 +270,7 @@ def test_pg_keys_in_a_cycle_leave_the_ownership_order(
             INSERT INTO {owned} VALUES (100, 10), (101, 11);
             UPDATE customer SET last_order_id = 100 + customer_id - 10;
         """)
-    inv = _inventory(tmp_path / "inventory.yaml", "postgres",
-                     "{dsn_env: GOVKIT_TEST_SHOP_DSN}", _owned(owned))
+    inv = _pg_inventory(tmp_path, _owned(owned))
     out = _erase(inv, AuditStore(tmp_path / "audit.duckdb", create=True), "ana@example.org")
     assert out.status == "completed", out.remaining
     rows = _pg_rows(pg_db)
@@ -307,10 +313,7 @@ def test_pg_keys_between_columns_of_different_types_are_matched_as_the_database_
         else:
             c.execute("DELETE FROM sale")
             c.execute(f"INSERT INTO billing.delivery VALUES (700, {value})")
-    inv = _inventory(tmp_path / "inventory.yaml", "postgres", "{dsn_env: GOVKIT_TEST_SHOP_DSN}",
-                     "        references: [{column: address_id, to: address.address_id, "
-                     "kind: detail}]\n      - name: address\n        columns: {street: "
-                     "{category: location.address}}\n" + _owned("sale"))
+    inv = _pg_inventory(tmp_path, ADDRESS + _owned("sale"))
     before = _pg_rows(pg_db)
     store = AuditStore(tmp_path / "audit.duckdb", create=True)
     if target == "sale":
@@ -348,8 +351,7 @@ def test_pg_a_key_to_a_partition_is_a_key_to_its_table(
             INSERT INTO sale VALUES (1, 1, 10), (2, 2, 11);
             INSERT INTO {where}.ret VALUES (500, 1, 1);
         """)
-    inv = _inventory(tmp_path / "inventory.yaml", "postgres",
-                     "{dsn_env: GOVKIT_TEST_SHOP_DSN}", _owned("sale"))
+    inv = _pg_inventory(tmp_path, _owned("sale"))
     before = _pg_rows(pg_db)
     with pytest.raises(PlanError, match=r"ret.*foreign key ret \(ticket, item\) -> sale"):
         _erase(inv, AuditStore(tmp_path / "audit.duckdb", create=True), "ana@example.org")
@@ -371,18 +373,8 @@ def test_pg_a_reference_from_another_schema_made_after_the_plan_keeps_the_detail
             INSERT INTO address VALUES (1, '1 Rue A');
             INSERT INTO customer VALUES (10, 'ana@example.org', 1);
         """)
-    inv = _inventory(tmp_path / "inventory.yaml", "postgres", "{dsn_env: GOVKIT_TEST_SHOP_DSN}",
-                     "        references: [{column: address_id, to: address.address_id, "
-                     "kind: detail}]\n      - name: address\n        columns: {street: "
-                     "{category: location.address}}\n")
-
-    def confirm(steps: Any) -> bool:
-        with psycopg.connect(pg_db, autocommit=True) as c:
-            c.execute("INSERT INTO billing.delivery VALUES (701, 1)")
-        return True
-
-    out = _erase(inv, AuditStore(tmp_path / "audit.duckdb", create=True), "ana@example.org",
-                 confirm)
+    out = _erase_ana_while(pg_db, _pg_inventory(tmp_path, ADDRESS), tmp_path,
+                           "INSERT INTO billing.delivery VALUES (701, 1)")
     assert out.status == "completed", out.remaining
     assert "another row referred to them" in out.kept["shop.address"]
     rows = _pg_rows(pg_db)
