@@ -636,6 +636,10 @@ def dsar_run(inventory_path: Path, store_path: Path, request_id: str, yes: bool,
             click.echo(f"  {s.describe()} [held]")
     for place, reason in outcome.held.items():
         click.echo(f"  kept under legal hold: {place} ({reason})")
+    for place, reason in outcome.kept.items():
+        click.echo(f"  kept: {place} ({reason})")
+    for place, what in outcome.not_followed.items():
+        click.echo(f"  NOT IN THE EXPORT: {place}: {what}")
     if outcome.export_path:
         click.echo(f"Export ({outcome.found_rows} rows): {outcome.export_path}")
         click.echo(f"Passphrase (send it to the subject by another channel): "

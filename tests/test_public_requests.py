@@ -299,6 +299,29 @@ def test_inventory_lists_the_keys_requests_do_not_follow(tpcds: PublicDb) -> Non
     assert sorted(listed) == declared and len(declared) == 2
 
 
+def test_access_names_the_returns_pointing_at_the_subjects_sales_it_does_not_export(
+        tpcds: PublicDb) -> None:
+    """A return naming nobody whose sale is the subject's is reached only through the
+    composite key: not exported, and the outcome says how many such rows there are (counted
+    here with SQL of its own)."""
+    check = tpcds.connect()
+    try:
+        found = tpcds_customer_whose_sale_another_returned(check, "nobody")
+        assert found is not None
+        cid, email = found
+        (want,) = check.query(
+            "SELECT count(*) FROM store_returns r JOIN store_sales s ON s.ss_item_sk = "
+            "r.sr_item_sk AND s.ss_ticket_number = r.sr_ticket_number WHERE "
+            "s.ss_customer_sk = ? AND (r.sr_customer_sk IS NULL OR r.sr_customer_sk <> ?)",
+            (cid, cid))[0]
+    finally:
+        check.close()
+    out = _run(tpcds, _request(tpcds, "access", f"email={email.strip()}"))
+    assert out.status == "completed"
+    note = out.not_followed["tpcds.store_returns"]
+    assert note.startswith(f"{want} row(s) point at") and "not in the export" in note
+
+
 @pytest.mark.parametrize("returner", ["other", "nobody"])
 def test_tpcds_erasure_stops_on_a_return_pointing_at_the_sale_through_a_composite_key(
         tpcds: PublicDb, returner: str) -> None:

@@ -381,3 +381,58 @@ def test_pg_a_reference_from_another_schema_made_after_the_plan_keeps_the_detail
     assert rows["public.address"] == ['{"address_id":1,"street":"1 Rue A"}']
     assert rows["billing.delivery"] == ['{"delivery_id":701,"address_id":1}']
     assert rows["public.customer"] == []
+
+
+@pytest.mark.parametrize("case", ["parent_nocase", "parent_rtrim", "child_nocase", "detail"])
+def test_sqlite_keys_compare_with_the_referenced_columns_collation(
+        tmp_path: Path, case: str) -> None:
+    """SQLite checks a key with the referenced column's collation: Ben's 'ab' points at
+    Ana's 'AB' when sale.ticket is NOCASE (refused), 'AB ' does under RTRIM (refused), and
+    does not when only ret.ticket is NOCASE (Ana's erasure goes ahead); a NOCASE zip keeps
+    her address under Ben's delivery. A third round of the helper found the first and the
+    last completed, leaving Ben's row pointing at a deleted one."""
+    parent = {"parent_nocase": "COLLATE NOCASE", "parent_rtrim": "COLLATE RTRIM"}.get(case, "")
+    child = "COLLATE NOCASE" if case == "child_nocase" else ""
+    pointer = {"parent_rtrim": "AB "}.get(case, "ab")
+    db = tmp_path / "shop.db"
+    c = sqlite3.connect(db)
+    c.executescript(f"""
+        CREATE TABLE address (address_id INTEGER PRIMARY KEY, zip TEXT COLLATE NOCASE,
+                              street TEXT, UNIQUE (address_id, zip));
+        CREATE TABLE customer (customer_id INTEGER PRIMARY KEY, email TEXT NOT NULL,
+                               address_id INTEGER REFERENCES address (address_id));
+        CREATE TABLE sale (ticket TEXT {parent}, item INTEGER,
+            customer_id INTEGER NOT NULL REFERENCES customer (customer_id),
+            PRIMARY KEY (ticket, item));
+        CREATE TABLE ret (return_id INTEGER PRIMARY KEY, ticket TEXT {child}, item INTEGER,
+            FOREIGN KEY (ticket, item) REFERENCES sale (ticket, item) ON DELETE CASCADE);
+        CREATE TABLE delivery (delivery_id INTEGER PRIMARY KEY, address_id INTEGER,
+            zip TEXT, FOREIGN KEY (address_id, zip) REFERENCES address (address_id, zip));
+        INSERT INTO address VALUES (1, 'AB1', '1 Rue A');
+        INSERT INTO customer VALUES (10, 'ana@example.org', 1), (11, 'ben@example.org', NULL);
+        INSERT INTO sale VALUES ('AB', 1, 10), ({"'CD'" if parent else "'ab'"}, 1, 11);
+    """)
+    if case == "detail":
+        c.execute("DELETE FROM sale WHERE customer_id = 10")
+        c.execute("INSERT INTO delivery VALUES (700, 1, 'ab1')")
+    else:
+        c.execute("INSERT INTO ret VALUES (500, ?, 1)", (pointer,))
+    c.commit()
+    c.close()
+    inv = _inventory(tmp_path / "inventory.yaml", "sqlite", "{path: shop.db}",
+                     ADDRESS + _owned("sale"))
+    before = _sqlite_rows(db)
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
+    if case in ("parent_nocase", "parent_rtrim"):
+        with pytest.raises(PlanError, match=r"1 row\(s\) of shop\.sale .* shop\.ret"):
+            _erase(inv, store, "ana@example.org")
+        assert _sqlite_rows(db) == before
+        return
+    out = _erase(inv, store, "ana@example.org")
+    assert out.status == "completed", out.remaining
+    after = _sqlite_rows(db)
+    assert after["ret"] == before["ret"] and after["delivery"] == before["delivery"]
+    assert after["address"] == before["address"] if case == "detail" else True
+    check = sqlite3.connect(db)
+    assert check.execute("PRAGMA foreign_key_check").fetchall() == []
+    check.close()

@@ -467,6 +467,29 @@ class _Planner:
                      f"{'NULL' if value is None else 'the placeholder'}")))
 
 
+def not_followed(inventory: Inventory, resolution: Resolution, pool: Any) -> dict[str, str]:
+    """Rows that point at the subject's own rows through a foreign key ownership does not
+    follow (a composite key, a table in another schema), and are not among the subject's
+    rows found: what an access export may be missing, by place (counts, never values)."""
+    planner = _Planner(inventory, resolution, pool, {})
+    found = {(loc.source, loc.table): {planner.row_id(loc.source, loc.table, r)
+                                       for r in loc.rows}
+             for loc in resolution.locations if loc.relation is Relation.OWNED}
+    out: dict[str, str] = {}
+    for loc in resolution.locations:
+        if loc.relation is not Relation.OWNED:
+            continue
+        for fk, pointed in planner.unfollowed_referrers(loc, loc.rows, found).items():
+            where = (f"{loc.source}.{fk.table}" if fk.schema is None
+                     else f"{fk.schema}.{fk.table} (outside the source)")
+            cols = fk.column.replace(",", ", ")
+            out[where] = (f"{pointed.staying} row(s) point at {len(pointed)} of the subject's "
+                          f"{loc.table} rows through the foreign key ({cols}) that "
+                          "ownership does not follow; they are not in the export (review "
+                          "them)")
+    return out
+
+
 def plan_erasure(inventory: Inventory, resolution: Resolution,
                  identities: Sequence[Identity],
                  table_holds: Mapping[tuple[str, str], LegalHold],

@@ -33,6 +33,7 @@ from governance.dsar.plan import (
     PlanError,
     Step,
     correction_categories,
+    not_followed,
     plan_erasure,
     plan_rectification,
 )
@@ -77,6 +78,9 @@ class RunOutcome:
     # Steps a resumed run found with nothing left to change: an interrupted run changed
     # their rows and its count was lost (step_no -> rows planned).
     found_done: dict[int, int] = field(default_factory=dict)
+    # Access: rows pointing at the subject's rows through keys ownership does not follow,
+    # not in the export (place -> what), for the DPO to review.
+    not_followed: dict[str, str] = field(default_factory=dict)
 
 
 def _usable(book: RequestBook, request_id: str, rtype: RequestType | None = None
@@ -239,15 +243,19 @@ def _run_access(inventory: Inventory, store: AuditStore, run: _Run, pool: Connec
     with pool:
         resolution = locate_subject(inventory, run.given, pool, store, progress,
                                     run.categories)
+        missing = {} if resolution.blockers or resolution.unreachable \
+            else not_followed(inventory, resolution, pool)
     with store.session():
         # Completing gives the lease back; on an error run_request does.
-        return _deliver_access(inventory, store, run, export_dir, resolution)
+        return _deliver_access(inventory, store, run, export_dir, resolution, missing)
 
 
 def _deliver_access(inventory: Inventory, store: AuditStore, run: _Run, export_dir: Path,
-                    resolution: Resolution) -> RunOutcome:
+                    resolution: Resolution, missing: dict[str, str] | None = None
+                    ) -> RunOutcome:
     """Export what was found and complete the request, its export's passphrase stored
-    sealed; nothing is exported when a source could not be searched."""
+    sealed; nothing is exported when a source could not be searched. ``missing``: rows
+    the export may lack (reached only through keys ownership does not follow)."""
     book, request, actor, identities = run.book, run.request, run.actor, run.given
     if resolution.blockers:
         book.record(request.request_id, actor, "dsar.plan_refused",
@@ -276,6 +284,7 @@ def _deliver_access(inventory: Inventory, store: AuditStore, run: _Run, export_d
                       for f in man["found"]],
         "columns_searched": len(man["searched"]),
         "unreachable_sources": [],
+        "not_followed": missing or {},
     }
     secret = seal(run.key, passphrase.encode(), f"{request.request_id}/delivery".encode())
     # In one commit: the lease is still this worker's (nothing is concluded by a worker
@@ -283,7 +292,7 @@ def _deliver_access(inventory: Inventory, store: AuditStore, run: _Run, export_d
     done = book.conclude(request.request_id, actor, outcome, delivery_secret=secret,
                          owner=run.owner, start=True)
     return RunOutcome(done, "completed", export_path=path, passphrase=passphrase,
-                      found_rows=man["exported_rows"])
+                      found_rows=man["exported_rows"], not_followed=missing or {})
 
 
 def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Confirm | None,
@@ -411,7 +420,9 @@ def _conclude(book: RequestBook, rid: str, actor: str, steps: list[Step],
     """Complete the request when verification left nothing unexplained; else record what
     remains."""
     for s in steps:
-        if s.status == "held":
+        if s.referred():      # rows others refer to: kept, not held
+            kept.setdefault(f"{s.source}.{s.table}", s.note or "")
+        elif s.status == "held":
             held.setdefault(f"{s.source}.{s.table}", f"kept: {s.note}")
     changed = {s.describe(): s.rows_affected for s in steps if s.status == "done"}
     if shred is not None and not shred.verified:
@@ -594,4 +605,5 @@ def describe_outcome(outcome: RunOutcome) -> dict[str, Any]:
                 f" [{s.status}, {s.rows_affected} changed]" if s.status == "done"
                 else f" [{s.status}]") for s in outcome.steps],
             "remaining": outcome.remaining, "held": outcome.held, "kept": outcome.kept,
+            "not_followed": outcome.not_followed,
             "export": str(outcome.export_path) if outcome.export_path else None}

@@ -63,7 +63,9 @@ class SqlConnector(Connector):
         else:
             child, shown = self._outside_ref(fk.schema, fk.table), cols
         ident = self._ident
-        on = " AND ".join(f"c.{ident(c)} = p.{ident(r)}" for c, r in zip(cols, refs,
+        # The referenced column on the left: SQLite compares with the left column's
+        # collation (NOCASE, RTRIM), and its own key check uses the referenced column's.
+        on = " AND ".join(f"p.{ident(r)} = c.{ident(c)}" for c, r in zip(cols, refs,
                                                                            strict=True))
         picked = ", ".join([f"p.{ident(m)}" for m in match] + [f"c.{ident(c)}" for c in shown])
         one = "(" + ", ".join([self.placeholder] * len(match)) + ")" if len(match) > 1 \
@@ -300,7 +302,9 @@ class SqlConnector(Connector):
                 else self.check_columns(g_table, g_column.split(","))
             pairs = list(zip(theirs, self.check_columns(table, target.split(",")),
                              strict=True))
-            match = " AND ".join(f"g.{self._ident(c)} = {ref}.{self._ident(t)}"
+            # The referenced column on the left: SQLite compares with the left column's
+            # collation, and its own key check uses the referenced column's.
+            match = " AND ".join(f"{ref}.{self._ident(t)} = g.{self._ident(c)}"
                                  for c, t in pairs)
             g_ref = self._outside_ref(outside[0], g_table) if outside \
                 else self._table_ref(g_table)
