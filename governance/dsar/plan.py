@@ -211,8 +211,7 @@ class _Planner:
         self.holds = table_holds
         self.blockers = resolution.blockers
         self.steps: list[tuple[int, bool, Step]] = []
-        self._composite: dict[str, list[ForeignKey]] = {}
-        self._outside: dict[str, list[ForeignKey]] = {}
+        self._unfollowed: dict[str, list[ForeignKey]] = {}
 
     def info(self, source: str, table: str) -> TableInfo | None:
         return self.res.catalogue.get(source, {}).get(table)
@@ -295,9 +294,7 @@ class _Planner:
             if key in deleting and loc.relation is not Relation.MENTION:
                 self.check_referrers(loc, deleting, kept_owned)
         sources = {s.source for _, _, s in self.steps if s.action is Action.DELETE}
-        return _ordered(self.steps, {
-            src: [*self.pool.get(src).known_foreign_keys(), *self.composite_keys(src)]
-            for src in sources})
+        return _ordered(self.steps, {src: self.pool.get(src).known_keys() for src in sources})
 
     def referrers(self, edge: Edge, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Rows of the edge's referring table pointing at ``rows``."""
@@ -309,13 +306,6 @@ class _Planner:
         if not values:
             return []
         return self.pool.get(edge.source).find_rows(edge.table, edge.column, values)
-
-    def composite_keys(self, source: str) -> list[ForeignKey]:
-        """The composite foreign keys ``source`` declares (read once per plan)."""
-        keys = self._composite.get(source)
-        if keys is None:
-            keys = self._composite[source] = self.pool.get(source).composite_foreign_keys()
-        return keys
 
     def unfollowed_referrers(self, loc: Location, rows: Sequence[dict[str, Any]],
                              deleting: Mapping[tuple[str, str], set[str]]
@@ -351,11 +341,11 @@ class _Planner:
     def unfollowed_keys(self, source: str) -> list[ForeignKey]:
         """The source's composite foreign keys, then the keys of tables outside it that
         point into it (read once per plan)."""
-        keys = self._outside.get(source)
+        keys = self._unfollowed.get(source)
         if keys is None:
-            keys = self._outside[source] = [
-                *self.composite_keys(source),
-                *self.pool.get(source).foreign_keys_from_elsewhere()]
+            conn = self.pool.get(source)
+            keys = self._unfollowed[source] = [*conn.known_composite_keys(),
+                                               *conn.foreign_keys_from_elsewhere()]
         return keys
 
     def _staying(self, edge: Edge, refs: list[dict[str, Any]],

@@ -325,7 +325,7 @@ class _Resolver:
             try:
                 conn = pool.get(src.name)
                 self.catalogue[src.name] = {t.name: t for t in conn.list_tables()}
-                fks[src.name] = conn.foreign_keys()
+                fks[src.name] = conn.known_foreign_keys()   # (read as the pool opened it)
             except GovernanceError as e:
                 self.unreachable[src.name] = str(e).splitlines()[0]
                 self.catalogue[src.name] = {}

@@ -101,9 +101,13 @@ class Connector(ABC):
         self._tables = None
         self._keys = None
 
+    def _declared_keys(self) -> list[ForeignKey]:
+        """Every foreign key the source declares, of any width (none for files)."""
+        return []
+
     def foreign_keys(self) -> list[ForeignKey]:
         """Single-column foreign keys the source declares (none for files)."""
-        return []
+        return [k for k in self._declared_keys() if "," not in k.column]
 
     def catalogue_name(self, name: str) -> str:
         """The table's name as the catalogue spells it, for a source whose names ignore
@@ -120,7 +124,7 @@ class Connector(ABC):
         """Foreign keys of two or more columns the source declares. Ownership does not
         follow them; an erasure refuses to delete a row they point at from a row that
         stays."""
-        return []
+        return [k for k in self._declared_keys() if "," in k.column]
 
     def foreign_keys_from_elsewhere(self) -> list[ForeignKey]:
         """Foreign keys of tables outside this source (another schema of the same
@@ -136,11 +140,20 @@ class Connector(ABC):
         without foreign keys have none."""
         return []
 
+    def known_keys(self) -> list[ForeignKey]:
+        """Every foreign key the source declares, of any width, read once per catalogue
+        read."""
+        if self._keys is None:
+            self._keys = self._declared_keys()
+        return self._keys
+
     def known_foreign_keys(self) -> list[ForeignKey]:
         """``foreign_keys()``, read once per catalogue read."""
-        if self._keys is None:
-            self._keys = self.foreign_keys()
-        return self._keys
+        return [k for k in self.known_keys() if "," not in k.column]
+
+    def known_composite_keys(self) -> list[ForeignKey]:
+        """``composite_foreign_keys()``, read once per catalogue read."""
+        return [k for k in self.known_keys() if "," in k.column]
 
     def test_connection(self) -> None:
         """Raise SourceError when the source cannot be read."""

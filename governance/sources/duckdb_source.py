@@ -81,12 +81,6 @@ class DuckDBConnector(SqlConnector):
                                  keys.get(table, ())))
         return out
 
-    def foreign_keys(self) -> list[ForeignKey]:
-        return [k for k in self._declared_keys() if "," not in k.column]
-
-    def composite_foreign_keys(self) -> list[ForeignKey]:
-        return [k for k in self._declared_keys() if "," in k.column]
-
     def _declared_keys(self) -> list[ForeignKey]:
         """Every foreign key of a DuckDB database (files declare none)."""
         if self.kind != "duckdb":

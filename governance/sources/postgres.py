@@ -149,12 +149,6 @@ class PostgresConnector(SqlConnector):
     def _end_search(self) -> None:
         self._end_read()
 
-    def foreign_keys(self) -> list[ForeignKey]:
-        return [k for k in self._declared_keys() if "," not in k.column]
-
-    def composite_foreign_keys(self) -> list[ForeignKey]:
-        return [k for k in self._declared_keys() if "," in k.column]
-
     def foreign_keys_from_elsewhere(self) -> list[ForeignKey]:
         return self._declared_keys(elsewhere=True)
 

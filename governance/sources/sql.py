@@ -47,6 +47,9 @@ class SqlConnector(Connector):
         self.table_info(table)
         return self._ident(table)
 
+    def _end_read(self) -> None:
+        """End the read-only transaction a query opened (PostgreSQL; nothing here)."""
+
     def _outside_ref(self, schema: str, table: str) -> str:
         """A table of another schema of the same database (PostgreSQL only)."""
         raise SourceError(f"source {self.name!r} has no schemas: {schema}.{table}")
@@ -83,9 +86,7 @@ class SqlConnector(Connector):
                 key = list(row[:len(match)]) if len(match) > 1 else row[0]
                 out.append((key, dict(zip(shown, row[len(match):], strict=True))))
             cur.close()
-        end = getattr(self, "_end_read", None)
-        if end is not None:
-            end()
+        self._end_read()
         return out
 
     def _select_sql(self, table: str, columns: Sequence[str] | None) -> str:

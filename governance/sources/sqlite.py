@@ -113,12 +113,6 @@ class SqliteConnector(SqlConnector):
     def _fold_with_nocase(self, column: str) -> bool:
         return getattr(self, "_folding", None) == "nocase"
 
-    def foreign_keys(self) -> list[ForeignKey]:
-        return [k for k in self._declared_keys() if "," not in k.column]
-
-    def composite_foreign_keys(self) -> list[ForeignKey]:
-        return [k for k in self._declared_keys() if "," in k.column]
-
     def _declared_keys(self) -> list[ForeignKey]:
         """Every foreign key of every table, its columns in the key's order."""
         out = []
