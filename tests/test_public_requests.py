@@ -340,6 +340,54 @@ def test_tpcds_erasure_stops_before_a_composite_key_would_cascade(tpcds_pg: Publ
         tpcds_pg, "other", r"store_returns.*composite foreign key.*cascade", cascade=True)
 
 
+@pytest.mark.parametrize("point", ["request.after_journal", "journal.after_step",
+                                   "journal.after_commit", "journal.after_mark"])
+def test_tpcds_erasure_with_own_returns_killed_midway_finishes_on_rerun(
+        tpcds: PublicDb, point: str) -> None:
+    """The customer's returns point at their sales through the composite key (deleted
+    first): killed at a step boundary, the rerun completes and removes exactly their rows
+    (SQL of its own), nobody else's."""
+    from tests.request_worker import run_worker
+
+    check = tpcds.connect()
+    try:
+        cid, email = tpcds_customer_sharing_address(check, with_returns=True)
+        own = subject_rows(check, "tpcds", cid)
+        before = row_hashes(check)
+        rid = _request(tpcds, "erasure", f"email={email.strip()}")
+        code, out, err = run_worker(tpcds.fk_inventory, tpcds.store.path, rid, f"{point}:1")
+        assert code == 137, (out, err[-2000:])
+        done = _run(tpcds, rid)
+        assert done.status == "completed", done.remaining
+        diff = differences(before, row_hashes(check))
+        assert {t: d["removed"] for t, d in diff.items()} == own
+        assert all(not d["added"] and not d["changed"] for d in diff.values()), diff
+    finally:
+        check.close()
+
+
+def test_tpcds_the_same_erasure_run_twice_at_once_completes_once(tpcds: PublicDb) -> None:
+    from tests.request_worker import start_worker
+
+    check = tpcds.connect()
+    try:
+        cid, email = tpcds_customer_sharing_address(check, with_returns=True)
+        own = subject_rows(check, "tpcds", cid)
+        before = row_hashes(check)
+        rid = _request(tpcds, "erasure", f"email={email.strip()}")
+        procs = [start_worker(tpcds.fk_inventory, tpcds.store.path, rid, take_over=False)
+                 for _ in range(2)]
+        outs = [p.communicate(timeout=240) for p in procs]
+        statuses = [o.strip().splitlines()[-1] if o.strip() else e[-300:] for o, e in outs]
+        assert statuses.count("completed") == 1, statuses
+        assert next(s for s in statuses if s != "completed").startswith("refused:"), statuses
+        diff = differences(before, row_hashes(check))
+        assert {t: d["removed"] for t, d in diff.items()} == own
+        assert all(not d["added"] and not d["changed"] for d in diff.values()), diff
+    finally:
+        check.close()
+
+
 # -- e) PostgreSQL: views, a partitioned table, a trigger ------------------------------
 
 @pytest.mark.postgres
