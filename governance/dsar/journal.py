@@ -18,7 +18,7 @@ from governance.dsar.identities import Identity
 from governance.dsar.plan import Action, Step
 from governance.errors import GovernanceError
 from governance.faults import fault_point
-from governance.sources import Connector
+from governance.sources import Connector, Leaving
 from governance.sources.pool import ConnectorPool
 
 StepHook = Callable[[Step], None]
@@ -132,10 +132,12 @@ def _redact(conn: Connector, step: Step, identities: Sequence[Identity]) -> int:
 
 
 def apply_step(conn: Connector, step: Step, hash_value: Callable[[Any], str],
-               identities: Sequence[Identity] = ()) -> int:
-    """Make the change of one step on an open, writable connector; rows changed."""
+               identities: Sequence[Identity] = (), leaving: Leaving | None = None) -> int:
+    """Make the change of one step on an open, writable connector; rows changed.
+    ``leaving``: the rows this run deletes from the source, by table (see
+    ``Connector.delete_owned``)."""
     if step.action is Action.DELETE:
-        return conn.delete_rows(step.table, step.match_column, step.values)
+        return conn.delete_owned(step.table, step.match_column, step.values, leaving)
     if step.action is Action.DELETE_UNREFERENCED:
         return conn.delete_unreferenced(step.table, step.match_column, step.values,
                                         [tuple(g) for g in step.changes.get("guards", [])])
@@ -164,9 +166,9 @@ def apply_step(conn: Connector, step: Step, hash_value: Callable[[Any], str],
 
 
 def _apply(conn: Connector, step: Step, hash_value: Callable[[Any], str],
-           rolled_back: bool, identities: Sequence[Identity]) -> int:
+           rolled_back: bool, identities: Sequence[Identity], leaving: Leaving) -> int:
     try:
-        return apply_step(conn, step, hash_value, identities)
+        return apply_step(conn, step, hash_value, identities, leaving)
     except GovernanceError:
         raise
     except Exception as e:
@@ -195,11 +197,15 @@ def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
     for source in sources:
         conn = pool.get(source)
         group = [s for s in pending if s.source == source]
+        leaving: dict[str, list[tuple[str, Sequence[Any]]]] = {}
+        for s in group:
+            if s.action is Action.DELETE:
+                leaving.setdefault(s.table, []).append((s.match_column, s.values))
         if conn.atomic:
             with conn.transaction():
                 for step in group:
                     fault_point("journal.before_step")
-                    step.rows_affected = _apply(conn, step, hash_value, True, identities)
+                    step.rows_affected = _apply(conn, step, hash_value, True, identities, leaving)
                     fault_point("journal.after_step")
                     if on_step:
                         on_step(step)
@@ -209,7 +215,7 @@ def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
         else:
             for step in group:
                 fault_point("journal.before_step")
-                step.rows_affected = _apply(conn, step, hash_value, False, identities)
+                step.rows_affected = _apply(conn, step, hash_value, False, identities, leaving)
                 fault_point("journal.after_commit")
                 mark_done(store, request_id, [step], renew, resumed)
                 fault_point("journal.after_mark")

@@ -397,7 +397,32 @@ class _Planner:
             0, loc.source, loc.table, loc.found_by.value, Action.DELETE_UNREFERENCED,
             loc.match_column, [v for v, _ in mine], {"guards": guards}, len(mine), note=note)))
 
-    def check_referrers(self, loc: Location, deleting: Mapping[tuple[str, str], set[str]],
+    def keep_pointed(self, loc: Location, edge: Edge, staying: Sequence[dict[str, Any]],
+                     deleting: dict[tuple[str, str], set[str]]) -> None:
+        """Take the rows of ``loc`` that ``staying`` rows (held) point at through ``edge``
+        out of its deletion, and keep them."""
+        key = (loc.source, loc.table)
+        targets = {_norm(r.get(edge.column)) for r in staying}
+        kept = {self.row_id(*key, r) for r in loc.rows if _norm(r.get(edge.to_column)) in targets}
+        kept &= deleting.get(key, set())
+        if not kept:
+            return
+        deleting[key] -= kept
+        for _, _, step in self.steps:
+            if step.action is Action.DELETE and (step.source, step.table) == key:
+                step.values = [v for v, r in zip(loc.values, loc.rows, strict=True)
+                               if self.row_id(*key, r) in deleting[key]]
+                step.planned_rows = len(step.values)
+        self.steps = [t for t in self.steps if not (
+            t[2].action is Action.DELETE and (t[2].source, t[2].table) == key
+            and not t[2].values)]
+        self.steps.append((-1, False, Step(
+            0, loc.source, loc.table, loc.found_by.value, Action.HELD, loc.match_column, [],
+            planned_rows=len(kept), status="held",
+            note=f"{len(kept)} row(s) that rows held by a legal hold on {edge.table} point at "
+                 f"through the key {edge.table}({edge.column}); {REFERRED}")))
+
+    def check_referrers(self, loc: Location, deleting: dict[tuple[str, str], set[str]],
                         kept_owned: Mapping[tuple[str, str], tuple[list[dict[str, Any]], set[str]]]
                         ) -> None:
         """Rows that stay and point at rows this erasure removes: detached when their
@@ -432,7 +457,14 @@ class _Planner:
             where = f"{edge.source}.{edge.table}.{edge.column}"
             held = self.holds.get(edge.origin)
             if held is not None:
-                continue  # a held table is kept as it is; its rows are reported with the hold
+                # A held table is kept as it is; its rows are reported with the hold. Rows
+                # its rows point at through a key the database declares are kept too:
+                # deleting them would fail, or cascade into the held rows.
+                if edge.to_source == edge.source and ForeignKey(
+                        edge.table, edge.column, loc.table, edge.to_column) in \
+                        self.pool.get(edge.source).known_foreign_keys():
+                    self.keep_pointed(loc, edge, staying, deleting)
+                continue
             if edge.on_erase == "refuse":
                 self.blockers.append(
                     f"{len(staying)} row(s) of {edge.source}.{edge.table} that are not the "

@@ -6,9 +6,17 @@ import os
 
 from governance.errors import SourceError
 from governance.inventory import FILE_KINDS, Inventory, SourceDecl
-from governance.sources.base import ColumnInfo, Connector, ForeignKey, TableInfo
+from governance.sources.base import (
+    ColumnInfo,
+    Connector,
+    ForeignKey,
+    Leaving,
+    ReferencedRows,
+    TableInfo,
+)
 
-__all__ = ["ColumnInfo", "Connector", "ForeignKey", "TableInfo", "open_connector"]
+__all__ = ["ColumnInfo", "Connector", "ForeignKey", "Leaving", "ReferencedRows", "TableInfo",
+           "open_connector"]
 
 
 def open_connector(inventory: Inventory, source: SourceDecl | str,

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from governance.errors import SourceError
+from governance.errors import GovernanceError, SourceError
 
 DEFAULT_SAMPLE_ROWS = 200
 DEFAULT_BATCH_ROWS = 65_536
@@ -71,6 +71,25 @@ class ForeignKey:
     ref_table: str
     ref_column: str
     schema: str | None = None
+
+
+# The rows a run deletes from a source, by table: (match column, values) of each deletion.
+Leaving = Mapping[str, Sequence[tuple[str, Sequence[Any]]]]
+
+
+class ReferencedRows(GovernanceError):
+    """Rows to be deleted are pointed at, through a declared key, by rows that stay."""
+
+    def __init__(self, source: str, table: str, fk: ForeignKey, count: int):
+        self.source, self.table, self.fk, self.count = source, table, fk, count
+        where = f"{fk.schema}.{fk.table}" if fk.schema else fk.table
+        super().__init__(
+            f"{count} row(s) of {source}.{where} point at rows of {source}.{table} this "
+            f"erasure would delete (key {where}({fk.column}) -> {table}({fk.ref_column})), "
+            "and the plan does not erase them: they were added, or changed, after the plan "
+            "was drawn up. Deleting would make the database remove or change them, or fail; "
+            "nothing was deleted from it. Replan the request (govkit dsar replan) to review them")
+
 
 
 class Connector(ABC):
@@ -207,6 +226,15 @@ class Connector(ABC):
     def update_rows(self, table: str, column: str, values: Sequence[Any],
                     assignments: Mapping[str, Any]) -> int:
         """Set ``assignments`` on the rows whose ``column`` equals one of ``values``."""
+
+    def delete_owned(self, table: str, column: str, values: Sequence[Any],
+                     leaving: Leaving | None = None) -> int:
+        """Delete the rows whose ``column`` equals one of ``values``, first checking, in
+        the same transaction, that no row points at them through a key the source declares,
+        except rows that go too (these, and ``leaving``: by table, the match columns and
+        values of the run's other deletions); ReferencedRows otherwise, with nothing
+        deleted. Sources without foreign keys just delete."""
+        return self.delete_rows(table, column, values)
 
     def delete_unreferenced(self, table: str, column: str, values: Sequence[Any],
                             guards: Sequence[tuple[str, ...]]) -> int:

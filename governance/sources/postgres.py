@@ -31,6 +31,7 @@ class PostgresConnector(SqlConnector):
 
     kind = "postgres"
     placeholder = "%s"
+    _lock_rows = " FOR UPDATE"
 
     def __init__(self, name: str, dsn: str, schema: str = "public", writable: bool = False):
         super().__init__(name)

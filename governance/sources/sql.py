@@ -14,6 +14,8 @@ from governance.sources.base import (
     DEFAULT_SAMPLE_ROWS,
     Connector,
     ForeignKey,
+    Leaving,
+    ReferencedRows,
     rows_to_table,
 )
 
@@ -291,6 +293,50 @@ class SqlConnector(Connector):
             lambda chunk: f"DELETE FROM {self._table_ref(table)} WHERE "
                           f"{self._where_in(column, len(chunk))}", values)
 
+    # Appended to the statement that reads the rows a deletion is about to remove: locks
+    # them where the database can (PostgreSQL), so that no key can point at them meanwhile.
+    _lock_rows = ""
+
+    def delete_owned(self, table: str, column: str, values: Sequence[Any],
+                     leaving: Leaving | None = None) -> int:
+        keys = [k for k in (*self.known_keys(), *self.foreign_keys_from_elsewhere())
+                if k.ref_table == table]
+        if not keys:
+            return self.delete_rows(table, column, values)
+        leaving = dict(leaving or {})
+        leaving[table] = [(column, values), *leaving.get(table, [])]
+        with self.transaction():
+            # The rows' own stored values, locked where the database can; then every row
+            # pointing at them, less those that go too (compared by stored values).
+            self._stored(table, column, values, self._lock_rows)
+            going: dict[str, list[tuple[list[str], set[Any]]]] = {}
+            for fk in keys:
+                pointing = [r for _, r in self.rows_pointing_at(fk, column, values)]
+                if pointing and fk.schema is None and fk.table in leaving:
+                    if fk.table not in going:
+                        going[fk.table] = [(c.split(","), self._stored(fk.table, c, v))
+                                           for c, v in leaving[fk.table]]
+                    pointing = [r for r in pointing if not any(
+                        _row_value(r, cols) in stored for cols, stored in going[fk.table])]
+                if pointing:
+                    raise ReferencedRows(self.name, table, fk, len(pointing))
+            return self.delete_rows(table, column, values)
+
+    def _stored(self, table: str, column: str, values: Sequence[Any], suffix: str = ""
+                ) -> set[Any]:
+        """The stored values of ``column`` (tuples for a composite one) of the rows whose
+        ``column`` is one of ``values``."""
+        cols = self.check_columns(table, column.split(","))
+        picked = ", ".join(self._ident(c) for c in cols)
+        out: set[Any] = set()
+        for chunk in _chunks(values):
+            # Identifiers quoted by the connector; values bound.
+            cur = self._run(f"SELECT {picked} FROM {self._table_ref(table)} WHERE "
+                            f"{self._where_in(column, len(chunk))}{suffix}", self._flat(chunk))
+            out.update(r[0] if len(cols) == 1 else tuple(r) for r in cur.fetchall())
+            cur.close()
+        return out
+
     def delete_unreferenced(self, table: str, column: str, values: Sequence[Any],
                             guards: Sequence[tuple[str, ...]]) -> int:
         self.check_columns(table, column.split(","))
@@ -394,6 +440,11 @@ def _minimal(forms: Sequence[str], ignore_case: bool) -> list[str]:
     key = (lambda f: f.translate(ASCII_LOWER)) if ignore_case else (lambda f: f)
     uniq = list(dict.fromkeys(key(f) for f in forms))
     return [f for f in uniq if not any(g != f and g in f for g in uniq)]
+
+
+def _row_value(row: Mapping[str, Any], cols: Sequence[str]) -> Any:
+    """A row's value of one column, or the tuple of several."""
+    return row[cols[0]] if len(cols) == 1 else tuple(row[c] for c in cols)
 
 
 def _chunks(values: Sequence[Any]) -> Iterator[list[Any]]:

@@ -34,6 +34,11 @@ class SqliteConnector(SqlConnector):
         except sqlite3.DatabaseError as e:
             raise SourceError(f"source {name!r}: cannot open {path} as SQLite: {e}") from None
 
+    def _begin(self) -> None:
+        """Take the write lock now: what a change checks before it writes stays true."""
+        if not self._conn.in_transaction:
+            self._conn.execute("BEGIN IMMEDIATE")
+
     def _read_catalogue(self) -> list[TableInfo]:
         names = self._conn.execute(
             "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view') "
