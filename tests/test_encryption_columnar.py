@@ -221,14 +221,32 @@ def _cells(path: Path) -> list[dict[str, Any]]:
     ).to_pylist()
 
 
+@pytest.mark.parametrize("fork", ["off", "on", "copy_killed"])
 def test_parquet_batch_path_matches_csv_row_path_and_decrypts(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: str) -> None:
+    """``fork``: the Parquet file's odd row groups sealed by a forked copy of the process
+    (``on``), by a copy killed at its second group (``copy_killed``: this process seals
+    the groups it did not send), or no copy (``off``): the same result each way."""
+    from governance.encryption import forked
+
     rng = random.Random(11)
 
     def per_row(*args: Any) -> None:
         raise AssertionError("a Parquet file was encrypted by the per-row path")
 
     monkeypatch.setattr(writers, "_copy_parquet", per_row)
+    copies: list[tuple[int, bool]] = []
+    real_close = forked.ForkedGroups.close
+
+    def close(self: forked.ForkedGroups) -> None:
+        copies.append((len(self.batches), self.failed))
+        real_close(self)
+
+    monkeypatch.setattr(forked.ForkedGroups, "close", close)
+    monkeypatch.setenv("GOVKIT_ENCRYPT_FORK", "0" if fork == "off" else "1")
+    monkeypatch.setattr(forked, "FORK_MIN_ROWS", 0)
+    if fork == "copy_killed":
+        monkeypatch.setenv("GOVKIT_FAULT", "encrypt.forked_group:2")
     monkeypatch.setattr(writers, "TRANSFORM_ROWS", 256)   # row groups of 700: 3 slices
     inv_path = _estate(tmp_path, rng)
     before = pq.read_table(tmp_path / "data" / "payments.parquet").to_pylist()
@@ -292,6 +310,8 @@ def test_parquet_batch_path_matches_csv_row_path_and_decrypts(
             sealed += 1
     assert sealed == a.cells_sealed
     assert len(set(pairs.values())) == len(pairs) == a.subjects
+    # 3000 rows in groups of 700: the copy had groups 1 and 3.
+    assert copies == {"off": [], "on": [(2, False)], "copy_killed": [(2, True)]}[fork]
 
 
 @pytest.mark.parametrize("slice_rows", [300, 262_144])
@@ -464,13 +484,15 @@ def test_background_key_commit_faults_leave_the_file_and_a_rerun_completes(
         assert per_key.get(taken[0], 0) > 0
 
 
-@pytest.mark.parametrize("boundary", ["a_key_commit_landed", "commits_settled",
-                                      "file_swapped"])
+@pytest.mark.parametrize("boundary", ["a_key_commit_landed", "copy_forked",
+                                      "commits_settled", "file_swapped"])
 def test_killed_parquet_encryption_leaves_plaintext_or_valid_ciphertext(
         tmp_path: Path, boundary: str) -> None:
     """The process encrypting a Parquet file dies (os._exit: no cleanup) at each boundary
-    of the background key commits and of the swap. The file is then its old bytes or
-    wholly sealed under stored keys, the store opens, and a second run completes."""
+    of the background key commits, of the forked copy that seals half the row groups
+    (just started) and of the swap. The file is then its old bytes or wholly sealed under
+    stored keys, the store opens, and a second run completes (the copy did not outlive
+    the process and keep the file locked)."""
     import subprocess
     import sys
 
@@ -482,6 +504,7 @@ def test_killed_parquet_encryption_leaves_plaintext_or_valid_ciphertext(
     master = os.urandom(32)
     hooks = {
         "a_key_commit_landed": ("SubjectKeys", "_store_new", "governance.encryption.keys"),
+        "copy_forked": ("ForkedGroups", "start", "governance.encryption.forked"),
         "commits_settled": ("SubjectKeys", "settle", "governance.encryption.keys"),
         "file_swapped": (None, "_sync_dir", "governance.sources.duckdb_source"),
     }
@@ -494,6 +517,8 @@ from governance.crypto.keystore import LocalKeyStore
 from governance.encryption import SubjectKeys, encrypt, load_policy
 from governance.inventory import load_inventory
 
+import governance.encryption.forked as forked
+forked.FORK_MIN_ROWS = 0     # the small file's odd row groups sealed by a forked copy
 m = importlib.import_module({module!r})
 original = getattr({target}, {name!r})
 
@@ -514,7 +539,8 @@ encrypt(inv, store, keys, load_policy({str(tmp_path / "encryption.yaml")!r}, inv
     store = AuditStore(tmp_path / "audit.duckdb")
     ks = LocalKeyStore(master)
     stored = _data_keys(store)
-    assert stored, "the child died before any key was stored"
+    # (Killed just after the fork, the background key commit may not have landed yet.)
+    assert stored or boundary == "copy_forked", "the child died before any key was stored"
     if boundary == "file_swapped":
         per_key = _sealed_cells_open(store, ks, before, f)
         assert set(per_key) <= set(stored.values()) and sum(per_key.values()) > 0

@@ -52,7 +52,13 @@ from governance.encryption.subjects import (
     OwnerIndex,
     person_key_column,
 )
-from governance.encryption.writers import BatchChanges, column_kind, rewrite_table, unique_key
+from governance.encryption.writers import (
+    BatchChanges,
+    ColumnWise,
+    column_kind,
+    rewrite_table,
+    unique_key,
+)
 from governance.errors import GovernanceError, SourceError
 from governance.inventory import FILE_KINDS, Inventory
 from governance.sources.pool import ConnectorPool
@@ -352,14 +358,14 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
         have[new] = True
         subjects.update(refs)
 
-    def transform_columns(data: pa.Table) -> BatchChanges:
+    def prepare_columns(data: pa.Table) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+        """What a batch's sealing needs, decided here: the owner code of each row and,
+        by column, the rows whose cell is sealed (their keys fetched or made now)."""
         n = data.num_rows
         plain_any = np.zeros(n, bool)
         plain: dict[str, np.ndarray] = {}
-        columns: dict[str, pa.Array] = {}
         for c in targets_:
             col = data.column(c).combine_chunks()
-            columns[c] = col
             valid = col.is_valid().to_numpy(zero_copy_only=False)
             if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
                 sealed = pc.starts_with(col, TEXT_PREFIX)
@@ -373,19 +379,28 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
             plain[c] = valid & ~is_sealed
             plain_any |= plain[c]
         if not plain_any.any():
-            return {}
+            return None
         codes = owners.owner_codes((source, table), data)
         res.rows_shared += int((plain_any & (codes == CODE_SHARED)).sum())
         res.rows_unowned += int((plain_any & (codes == CODE_NOBODY)).sum())
         owned = plain_any & (codes >= 0)
         keys_for(codes[owned])
+        cells = {c: rows for c in targets_ if len(rows := np.flatnonzero(plain[c] & owned))}
+        res.cells_sealed += sum(map(len, cells.values()))
+        return codes, cells
+
+    def seal_columns(data: pa.Table, prepared: tuple[np.ndarray, dict[str, np.ndarray]] | None
+                     ) -> BatchChanges:
+        """The sealed cells of a batch, as ``prepare_columns`` decided them: CPU work with
+        the keys already held (a forked process may do it)."""
+        if prepared is None:
+            return {}
+        codes, cells = prepared
         changes: BatchChanges = {}
         single = data.column(key[0]).combine_chunks() if len(key) == 1 else None
-        for c in targets_:
-            mask = plain[c] & owned
-            rows = np.flatnonzero(mask)
-            if not len(rows):
-                continue
+        for c, rows in cells.items():
+            mask = np.zeros(data.num_rows, bool)
+            mask[rows] = True
             # Cells sealed in the order their ciphers lie in memory (each key's AES state
             # is read from memory once, in sequence), then put back in row order.
             order = np.argsort(addr_of[codes[rows]])
@@ -400,7 +415,7 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
                 prefix = prefixes[c]
                 aads = [prefix + row_key_text(list(r.values())).encode("utf-8", "surrogatepass")
                         for r in data.select(key).take(at).to_pylist()]
-            values = columns[c].take(at)
+            values = data.column(c).combine_chunks().take(at)
             sealed = seal_encoded(aead_of[cell_codes].tolist(), kid_of[cell_codes].tolist(),
                                   encode_values(values), aads, as_text[c],
                                   key_id_lengths=klen_of[cell_codes])
@@ -410,7 +425,6 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
                 changes[bidx[c]] = (mask, pa.array(
                     [keys.blind_index(source, table, c, v) for v in values.to_pylist()],
                     pa.string()).take(pa.array(back)))
-            res.cells_sealed += len(rows)
         return changes
 
     def report(done: int, changed: int) -> None:
@@ -425,10 +439,10 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
         and conn.kind in FILE_KINDS else nullcontext(None)
     try:
         with deferred as settle:
+            columns = ColumnWise(prepare_columns, seal_columns) if apply and keys else None
             result = rewrite_table(conn, table, key, [*key, *need, *targets_, *bidx.values()],
                                    [*targets_, *bidx.values()], transform, apply, report,
-                                   batch_transform=transform_columns if apply and keys
-                                   else None, before_swap=settle)
+                                   batch_transform=columns, before_swap=settle)
     except BaseException:
         if apply and conn.kind in FILE_KINDS:
             res.cells_sealed = 0    # the file was not swapped in: nothing of it is sealed

@@ -44,7 +44,22 @@ PAGE_ROWS = 20_000
 # ``values`` (an Arrow array holding one value per True, in row order).
 BatchChanges = dict[str, tuple[np.ndarray, pa.Array]]
 BatchTransform = Callable[[pa.Table], BatchChanges]
+
+
+@dataclass(frozen=True)
+class ColumnWise:
+    """A column-wise transform in two parts: ``prepare`` decides, in this process (it may
+    read stores and make keys); ``finish`` makes the changes from what ``prepare`` returned
+    with the CPU alone, so that a forked process may run it for some row groups."""
+
+    prepare: Callable[[pa.Table], Any]
+    finish: Callable[[pa.Table, Any], BatchChanges]
+
+    def __call__(self, data: pa.Table) -> BatchChanges:
+        return self.finish(data, self.prepare(data))
+
 TRANSFORM_ROWS = 262_144        # rows given to a column-wise transform at a time
+FORK_WINDOW = 16                # row groups prepared (and held) before each fork
 
 
 @dataclass
@@ -240,6 +255,7 @@ def _copy_parquet_columns(f: Path, out: BinaryIO, read: list[str], targets: list
 
     import pyarrow.parquet as pq
 
+    from governance.encryption.forked import ForkedGroups, fork_wanted
     from governance.sources import duckdb_source as ds
 
     pf = pq.ParquetFile(f)
@@ -250,55 +266,84 @@ def _copy_parquet_columns(f: Path, out: BinaryIO, read: list[str], targets: list
         options["use_dictionary"] = [c for c in options["use_dictionary"]
                                      if c not in targets]
     groups = meta.num_row_groups
+    # A forked copy of this process finishes the odd row groups of each window of groups
+    # (see governance.encryption.forked), when the transform comes in two parts.
+    split = isinstance(transform, ColumnWise) and fork_wanted(groups, meta.num_rows)
+    forked: ForkedGroups | None = None
+
+    def slices_of(rows: int) -> list[tuple[int, int]]:
+        # At most TRANSFORM_ROWS rows at a time, so that a large row group never has all
+        # its cells in flight at once; the changed column is built slice by slice.
+        return [(at, min(TRANSFORM_ROWS, rows - at)) for at in range(0, rows, TRANSFORM_ROWS)]
+
     with pq.ParquetWriter(out, schema, **options) as writer, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="gk-parquet-w") as pool, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="gk-parquet-r") as reader:
         pending: Future[None] | None = None
         ahead: Future[pa.Table] | None = reader.submit(pf.read_row_group, 0) if groups else None
-        for g in range(groups):
-            assert ahead is not None
-            group = ahead.result()
-            ahead = reader.submit(pf.read_row_group, g + 1) if g + 1 < groups else None
-            # At most TRANSFORM_ROWS rows at a time, so that a large row group never has
-            # all its cells in flight at once; the changed column is built slice by slice.
-            data = group.select(read)
-            slices = [(at, min(TRANSFORM_ROWS, group.num_rows - at))
-                      for at in range(0, group.num_rows, TRANSFORM_ROWS)]
-            parts = [transform(data.slice(at, size)) for at, size in slices]
-            changed = np.zeros(group.num_rows, bool)
-            for c in dict.fromkeys(c for part in parts for c in part):
-                idx = schema.get_field_index(c)
-                fld = schema.field(idx)
-                chunks = []
-                for (at, size), part in zip(slices, parts, strict=True):
-                    current = group.column(idx).slice(at, size).combine_chunks()
-                    mask, values = part.get(c, (None, None))
-                    count = 0 if mask is None else int(mask.sum())
-                    if not count:
-                        chunks.append(current)
-                        continue
-                    assert mask is not None and values is not None
-                    if count != len(values) or len(mask) != size:
-                        raise SourceError(f"{f}: a column-wise change of {c} does not match "
-                                          "its rows")
-                    changed[at:at + size] |= mask
-                    if count == size:
-                        chunks.append(values.cast(fld.type))   # every cell changes
-                    else:
-                        chunks.append(pc.replace_with_mask(current, pa.array(mask),
-                                                           values.cast(fld.type)))
-                group = group.set_column(idx, fld, pa.chunked_array(chunks, fld.type))
-            result.rows += group.num_rows
-            result.changed += int(changed.sum())
+        try:
+            for g in range(groups):
+                assert ahead is not None
+                group = ahead.result()
+                if split and g % FORK_WINDOW == 0:
+                    assert isinstance(transform, ColumnWise)
+                    if forked is not None:
+                        forked.close()
+                    if pending is not None:   # forked with no Arrow work under way
+                        pending.result()
+                        pending = None
+                    batches = {}
+                    for h in range(g + 1, min(g + FORK_WINDOW, groups), 2):
+                        theirs = pf.read_row_group(h, columns=read)
+                        batches[h] = [(part, transform.prepare(part)) for part in
+                                      (theirs.slice(at, n) for at, n in
+                                       slices_of(theirs.num_rows))]
+                    forked = ForkedGroups(transform, batches)
+                    forked.start()
+                ahead = reader.submit(pf.read_row_group, g + 1) if g + 1 < groups else None
+                data = group.select(read)
+                slices = slices_of(group.num_rows)
+                if forked is not None and g in forked.batches:
+                    parts = forked.take(g)
+                else:
+                    parts = [transform(data.slice(at, size)) for at, size in slices]
+                changed = np.zeros(group.num_rows, bool)
+                for c in dict.fromkeys(c for part in parts for c in part):
+                    idx = schema.get_field_index(c)
+                    fld = schema.field(idx)
+                    chunks = []
+                    for (at, size), part in zip(slices, parts, strict=True):
+                        current = group.column(idx).slice(at, size).combine_chunks()
+                        mask, values = part.get(c, (None, None))
+                        count = 0 if mask is None else int(mask.sum())
+                        if not count:
+                            chunks.append(current)
+                            continue
+                        assert mask is not None and values is not None
+                        if count != len(values) or len(mask) != size:
+                            raise SourceError(f"{f}: a column-wise change of {c} does not match "
+                                              "its rows")
+                        changed[at:at + size] |= mask
+                        if count == size:
+                            chunks.append(values.cast(fld.type))   # every cell changes
+                        else:
+                            chunks.append(pc.replace_with_mask(current, pa.array(mask),
+                                                               values.cast(fld.type)))
+                    group = group.set_column(idx, fld, pa.chunked_array(chunks, fld.type))
+                result.rows += group.num_rows
+                result.changed += int(changed.sum())
+                if pending is not None:
+                    pending.result()
+                    pending = None
+                if group.num_rows:
+                    pending = pool.submit(writer.write_table, group, group.num_rows)
+                if progress:
+                    progress(result.rows, result.changed)
             if pending is not None:
                 pending.result()
-                pending = None
-            if group.num_rows:
-                pending = pool.submit(writer.write_table, group, group.num_rows)
-            if progress:
-                progress(result.rows, result.changed)
-        if pending is not None:
-            pending.result()
+        finally:
+            if forked is not None:
+                forked.close()
 
 
 def _copy_csv(conn: Any, table: str, f: Path, out: BinaryIO, read: list[str],
