@@ -41,3 +41,13 @@ class UnknownSourceError(GovernanceError):
 
 class RetentionError(GovernanceError):
     """A retention plan cannot be applied safely (a held or unkeyed table, a changed policy)."""
+
+
+class StepStopped(GovernanceError):
+    """A step of a request found its rows not as the plan left them, and changed nothing.
+    The message says why; the journal adds what became of the source's other steps."""
+
+    def with_outcome(self, text: str) -> StepStopped:
+        """This error, its message followed by ``text``."""
+        self.args = (f"{self.args[0]}; {text}",)
+        return self

@@ -7,6 +7,18 @@ from pathlib import Path
 
 import pytest
 
+# The public datasets' fixtures (Chinook, TPC-DS on SQLite and PostgreSQL), registered once
+# for every test module.
+from public_data.fixtures import (  # noqa: F401
+    _pg_templates,
+    _sqlite_templates,
+    chinook_pg,
+    chinook_sqlite,
+    tpcds_data,
+    tpcds_pg,
+    tpcds_sqlite,
+)
+
 from governance.audit_store import AuditStore
 from governance.demo import DemoPaths, build_demo
 from governance.inventory import Inventory, load_inventory

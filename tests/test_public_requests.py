@@ -12,7 +12,6 @@ import re
 from typing import Any
 
 import pytest
-from public_data import fixtures as public_fixtures
 from public_data.fixtures import PublicDb
 from public_data.oracle import (
     Db,
@@ -40,15 +39,6 @@ from governance.dsar.export import open_export
 from governance.errors import GovernanceError
 from governance.inventory import load_inventory
 from governance.sources.postgres import PostgresConnector
-
-# The public-data fixtures, made visible to this module's tests.
-_pg_templates = public_fixtures._pg_templates
-_sqlite_templates = public_fixtures._sqlite_templates
-tpcds_data = public_fixtures.tpcds_data
-chinook_sqlite = public_fixtures.chinook_sqlite
-chinook_pg = public_fixtures.chinook_pg
-tpcds_sqlite = public_fixtures.tpcds_sqlite
-tpcds_pg = public_fixtures.tpcds_pg
 
 BACKENDS = ["sqlite", pytest.param("pg", marks=pytest.mark.postgres)]
 

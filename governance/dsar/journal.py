@@ -15,8 +15,8 @@ from governance.audit_store import AuditStore
 from governance.audit_store.store import record_row, utcnow
 from governance.crypto.aead import open_json, seal_json
 from governance.dsar.identities import Identity
-from governance.dsar.plan import Action, Step
-from governance.errors import GovernanceError
+from governance.dsar.plan import OWNED_BY, Action, Step, row_digest
+from governance.errors import GovernanceError, StepStopped
 from governance.faults import fault_point
 from governance.sources import Connector, Leaving
 from governance.sources.pool import ConnectorPool
@@ -137,7 +137,8 @@ def apply_step(conn: Connector, step: Step, hash_value: Callable[[Any], str],
     ``leaving``: the rows this run deletes from the source, by table (see
     ``Connector.delete_owned``)."""
     if step.action is Action.DELETE:
-        return conn.delete_owned(step.table, step.match_column, step.values, leaving)
+        return conn.delete_owned(step.table, step.match_column, step.values, leaving,
+                                 lambda: check_owned(conn, step))
     if step.action is Action.DELETE_UNREFERENCED:
         return conn.delete_unreferenced(step.table, step.match_column, step.values,
                                         [tuple(g) for g in step.changes.get("guards", [])])
@@ -146,36 +147,84 @@ def apply_step(conn: Connector, step: Step, hash_value: Callable[[Any], str],
     if step.action in (Action.RECTIFY, Action.DETACH):
         return conn.update_rows(step.table, step.match_column, step.values, step.changes)
     if step.action is Action.ANONYMIZE:
-        ops = {c: op for c, op in step.changes.items() if not c.startswith("_")}
-        fixed = {c: (None if op == "null" else "[erased]")
-                 for c, op in ops.items() if op != "hash"}
-        hash_inputs: dict[str, list[list[Any]]] = step.changes.get("_hash_inputs") or {}
-        if not hash_inputs:
-            return conn.update_rows(step.table, step.match_column, step.values, fixed)
-        # Each row's hashed columns get the keyed hash of that row's own value.
-        per_row: dict[str, dict[str, Any]] = {}
-        keys: dict[str, Any] = {}
-        for col, pairs in hash_inputs.items():
-            for key, original in pairs:
-                per_row.setdefault(repr(key), {})[col] = (
-                    None if original is None else hash_value(original))
-                keys[repr(key)] = key
-        return sum(conn.update_rows(step.table, step.match_column, [keys[k]],
-                                    {**fixed, **assigned}) for k, assigned in per_row.items())
+        with conn.transaction():
+            conn.lock_rows(step.table, step.match_column, step.values)
+            check_owned(conn, step)
+            return _anonymize(conn, step, hash_value)
     return 0
+
+
+class RowsChanged(StepStopped):
+    """Rows a step would change are not the rows the plan saw (their owner changed, or
+    more rows match): nothing of the step was done."""
+
+
+def check_owned(conn: Connector, step: Step) -> None:
+    """Raise RowsChanged when a row the step would change is not one the plan saw: more
+    rows match, or an owner column now names someone the plan did not see there (a row
+    given to another person since). An owner column emptied since (detached, anonymized
+    by a run of the same request) does not count. Steps planned without digests (file
+    sources, journals written before them) are not checked."""
+    spec = step.changes.get(OWNED_BY)
+    if not spec or not step.values:
+        return
+    match, owners = step.match_column.split(","), spec["columns"]
+    planned: dict[str, list[list[str]]] = {}
+    for m, seen in spec["rows"]:
+        planned.setdefault(m, []).append(seen)
+    unseen = 0
+    for r in conn.find_rows(step.table, step.match_column, step.values):
+        candidates = planned.get(row_digest(r, match), [])
+        fits = next((i for i, seen in enumerate(candidates) if all(
+            r.get(c) is None or row_digest(r, [c]) == d
+            for c, d in zip(owners, seen, strict=True))), None)
+        if fits is None:
+            unseen += 1
+        else:
+            candidates.pop(fits)
+    if unseen:
+        named = f" or {', '.join(owners)}" if owners else ""
+        raise RowsChanged(
+            f"{unseen} row(s) of {step.source}.{step.table} that step {step.step_no} would "
+            f"{'delete' if step.action is Action.DELETE else 'anonymize'} are not as the plan "
+            f"saw them (their {step.match_column}{named} changed since: another person's "
+            f"now, or new): this step changed nothing. Replan the request (govkit dsar "
+            "replan) to review them")
+
+
+def _anonymize(conn: Connector, step: Step, hash_value: Callable[[Any], str]) -> int:
+    """The anonymization of one step's rows: fixed values, or keyed hashes per row."""
+    ops = {c: op for c, op in step.changes.items() if not c.startswith("_")}
+    fixed = {c: (None if op == "null" else "[erased]")
+             for c, op in ops.items() if op != "hash"}
+    hash_inputs: dict[str, list[list[Any]]] = step.changes.get("_hash_inputs") or {}
+    if not hash_inputs:
+        return conn.update_rows(step.table, step.match_column, step.values, fixed)
+    # Each row's hashed columns get the keyed hash of that row's own value.
+    per_row: dict[str, dict[str, Any]] = {}
+    keys: dict[str, Any] = {}
+    for col, pairs in hash_inputs.items():
+        for key, original in pairs:
+            per_row.setdefault(repr(key), {})[col] = (
+                None if original is None else hash_value(original))
+            keys[repr(key)] = key
+    return sum(conn.update_rows(step.table, step.match_column, [keys[k]],
+                                {**fixed, **assigned}) for k, assigned in per_row.items())
 
 
 def _apply(conn: Connector, step: Step, hash_value: Callable[[Any], str],
            rolled_back: bool, identities: Sequence[Identity], leaving: Leaving) -> int:
+    undone = (f"every change to {step.source} in this run was rolled back" if rolled_back
+              else "earlier steps stay done")
     try:
         return apply_step(conn, step, hash_value, identities, leaving)
+    except StepStopped as e:
+        raise e.with_outcome(undone) from None
     except GovernanceError:
         raise
     except Exception as e:
         # Only the first line: drivers add the failing row's values on the next ones.
         first = str(e).splitlines()[0] if str(e) else ""
-        undone = (f"every change to {step.source} in this run was rolled back" if rolled_back
-                  else "earlier steps stay done")
         raise GovernanceError(
             f"step {step.step_no} ({step.source}.{step.table}, {step.action}) failed: "
             f"{type(e).__name__}: {first}; {undone}. Fix the cause and run the request "

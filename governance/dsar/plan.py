@@ -5,6 +5,7 @@ shown only through ``Step.describe()``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -116,6 +117,13 @@ class Step:
 
 
 REFERRED = "kept: other rows refer to them"   # the end of such a HELD step's note
+OWNED_BY = "_owned_by"    # in a DELETE or ANONYMIZE step's changes: see _Planner.owned_by
+DATABASE_KINDS = ("sqlite", "duckdb", "postgres")   # rows changed in place, by key
+
+
+def row_digest(row: Mapping[str, Any], columns: Sequence[str]) -> str:
+    """A digest of a row's values in ``columns`` as the driver returns them."""
+    return hashlib.sha256(repr([row.get(c) for c in columns]).encode()).hexdigest()[:32]
 
 _ORDER = {Action.REDACT: 0, Action.DETACH: 1, Action.RECTIFY: 2, Action.ANONYMIZE: 3,
           Action.DELETE: 3, Action.HELD: 3, Action.DELETE_UNREFERENCED: 4}
@@ -274,6 +282,7 @@ class _Planner:
                 nulled = {c for c, op in policy.columns.items() if op == "null"}
                 kept_owned[key] = (loc.rows, nulled)
                 changes: dict[str, Any] = dict(policy.columns)
+                changes.update(self.owned_by(loc))
                 hashed = [c for c, op in policy.columns.items() if op == "hash"]
                 if hashed:
                     changes["_hash_inputs"] = {c: [[key_value(r, loc.match_column), r.get(c)]
@@ -286,15 +295,34 @@ class _Planner:
                 deleting[key] = {self.row_id(loc.source, loc.table, r) for r in loc.rows}
                 self.steps.append((loc.depth, person, Step(
                     0, loc.source, loc.table, loc.found_by.value, Action.DELETE,
-                    loc.match_column, list(loc.values), planned_rows=len(loc.rows))))
+                    loc.match_column, list(loc.values), self.owned_by(loc),
+                    planned_rows=len(loc.rows))))
         for loc in details:
             self.plan_detail(loc, deleting, kept_owned)
         for loc in self.res.locations:
             key = (loc.source, loc.table)
             if key in deleting and loc.relation is not Relation.MENTION:
                 self.check_referrers(loc, deleting, kept_owned)
+        self.keep_under_holds(deleting)
         sources = {s.source for _, _, s in self.steps if s.action is Action.DELETE}
         return _ordered(self.steps, {src: self.pool.get(src).known_keys() for src in sources})
+
+    def owned_by(self, loc: Location) -> dict[str, Any]:
+        """What a run checks before it deletes or anonymizes ``loc``'s rows (databases
+        only): digests of each row's match columns and of each of its owner columns as the
+        plan reads them, so that a row given to someone else since, or a row matched that
+        the plan did not see, stops the run (see ``journal.check_owned``)."""
+        conn = self.pool.get(loc.source)
+        if conn.kind not in DATABASE_KINDS or not loc.values:
+            return {}
+        graph = self.res.graph
+        assert graph is not None
+        match = loc.match_column.split(",")
+        owners = sorted({e.column for e in graph.out_edges((loc.source, loc.table), "owner")}
+                        - set(match))
+        rows = conn.find_rows(loc.table, loc.match_column, list(loc.values))
+        return {OWNED_BY: {"columns": owners, "rows": sorted(
+            [row_digest(r, match), [row_digest(r, [c]) for c in owners]] for r in rows)}}
 
     def referrers(self, edge: Edge, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Rows of the edge's referring table pointing at ``rows``."""
@@ -398,18 +426,21 @@ class _Planner:
             loc.match_column, [v for v, _ in mine], {"guards": guards}, len(mine), note=note)))
 
     def keep_pointed(self, loc: Location, edge: Edge, staying: Sequence[dict[str, Any]],
-                     deleting: dict[tuple[str, str], set[str]]) -> None:
-        """Take the rows of ``loc`` that ``staying`` rows (held) point at through ``edge``
-        out of its deletion, and keep them."""
+                     deleting: dict[tuple[str, str], set[str]], held: str
+                     ) -> list[dict[str, Any]]:
+        """Take the rows of ``loc`` that ``staying`` rows point at through ``edge`` out of
+        its deletion, keep them (``held``: why the pointing rows stay, for the note), and
+        return them."""
         key = (loc.source, loc.table)
         targets = {_norm(r.get(edge.column)) for r in staying}
         kept = {self.row_id(*key, r) for r in loc.rows if _norm(r.get(edge.to_column)) in targets}
         kept &= deleting.get(key, set())
         if not kept:
-            return
+            return []
         deleting[key] -= kept
         for _, _, step in self.steps:
-            if step.action is Action.DELETE and (step.source, step.table) == key:
+            if step.action is Action.DELETE and (step.source, step.table) == key and \
+                    (step.match_column, step.found_by) == (loc.match_column, loc.found_by.value):
                 step.values = [v for v, r in zip(loc.values, loc.rows, strict=True)
                                if self.row_id(*key, r) in deleting[key]]
                 step.planned_rows = len(step.values)
@@ -419,8 +450,42 @@ class _Planner:
         self.steps.append((-1, False, Step(
             0, loc.source, loc.table, loc.found_by.value, Action.HELD, loc.match_column, [],
             planned_rows=len(kept), status="held",
-            note=f"{len(kept)} row(s) that rows held by a legal hold on {edge.table} point at "
-                 f"through the key {edge.table}({edge.column}); {REFERRED}")))
+            note=f"{len(kept)} row(s): rows of {edge.table} ({held}) point at them through "
+                 f"the key {edge.table}({edge.column}); {REFERRED}")))
+        return [r for r in loc.rows if self.row_id(*key, r) in kept]
+
+    def keep_under_holds(self, deleting: dict[tuple[str, str], set[str]]) -> None:
+        """Rows of a held table, and rows kept for them, keep the rows they point at through
+        a key the database declares (deleting those would fail, or cascade into the kept
+        rows): from held tickets to the user row, from held messages to their tickets and
+        on to the user row."""
+        graph = self.res.graph
+        assert graph is not None
+        kept: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        changed = True
+        while changed:
+            changed = False
+            for loc in self.res.locations:
+                key = (loc.source, loc.table)
+                if loc.relation is Relation.MENTION or not deleting.get(key):
+                    continue
+                for edge in graph.in_edges(key):
+                    hold = self.holds.get(edge.origin)
+                    if (hold is None and edge.origin not in kept) or \
+                            edge.to_source != edge.source or ForeignKey(
+                            edge.table, edge.column, loc.table, edge.to_column) not in \
+                            self.pool.get(edge.source).known_foreign_keys():
+                        continue
+                    rows = [r for r in loc.rows
+                            if self.row_id(*key, r) in deleting.get(key, set())]
+                    staying = self.referrers(edge, rows) if hold is not None \
+                        else kept[edge.origin]
+                    got = self.keep_pointed(loc, edge, staying, deleting,
+                                            f"under a legal hold on {edge.table}"
+                                            if hold is not None else "kept for a legal hold")
+                    if got:
+                        kept.setdefault(key, []).extend(got)
+                        changed = True
 
     def check_referrers(self, loc: Location, deleting: dict[tuple[str, str], set[str]],
                         kept_owned: Mapping[tuple[str, str], tuple[list[dict[str, Any]], set[str]]]
@@ -457,14 +522,7 @@ class _Planner:
             where = f"{edge.source}.{edge.table}.{edge.column}"
             held = self.holds.get(edge.origin)
             if held is not None:
-                # A held table is kept as it is; its rows are reported with the hold. Rows
-                # its rows point at through a key the database declares are kept too:
-                # deleting them would fail, or cascade into the held rows.
-                if edge.to_source == edge.source and ForeignKey(
-                        edge.table, edge.column, loc.table, edge.to_column) in \
-                        self.pool.get(edge.source).known_foreign_keys():
-                    self.keep_pointed(loc, edge, staying, deleting)
-                continue
+                continue  # a held table is kept as it is (see keep_under_holds)
             if edge.on_erase == "refuse":
                 self.blockers.append(
                     f"{len(staying)} row(s) of {edge.source}.{edge.table} that are not the "

@@ -345,7 +345,7 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
                 book.start(rid, actor)
                 fault_point("request.after_start")
                 write_journal(store, rid, run.key, new_steps,
-                              first_step=len(run.journal) + 1)
+                              first_step=max((s.step_no for s in run.journal), default=0) + 1)
                 fault_point("request.after_journal")
                 book.record(rid, actor, "dsar.plan_recorded", {
                     "steps": [s.describe() for s in new_steps]})

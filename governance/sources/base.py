@@ -9,14 +9,14 @@ driver's own mechanism and must first exist in the source.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from governance.errors import GovernanceError, SourceError
+from governance.errors import SourceError, StepStopped
 
 DEFAULT_SAMPLE_ROWS = 200
 DEFAULT_BATCH_ROWS = 65_536
@@ -77,7 +77,7 @@ class ForeignKey:
 Leaving = Mapping[str, Sequence[tuple[str, Sequence[Any]]]]
 
 
-class ReferencedRows(GovernanceError):
+class ReferencedRows(StepStopped):
     """Rows to be deleted are pointed at, through a declared key, by rows that stay."""
 
     def __init__(self, source: str, table: str, fk: ForeignKey, count: int):
@@ -86,9 +86,10 @@ class ReferencedRows(GovernanceError):
         super().__init__(
             f"{count} row(s) of {source}.{where} point at rows of {source}.{table} this "
             f"erasure would delete (key {where}({fk.column}) -> {table}({fk.ref_column})), "
-            "and the plan does not erase them: they were added, or changed, after the plan "
-            "was drawn up. Deleting would make the database remove or change them, or fail; "
-            "nothing was deleted from it. Replan the request (govkit dsar replan) to review them")
+            "and the plan does not erase them (added or changed after the plan was drawn "
+            "up, or kept by a legal hold placed since). Deleting would make the database "
+            "remove or change them, or fail: this step deleted nothing. Replan the request "
+            "(govkit dsar replan) to review them")
 
 
 
@@ -228,13 +229,29 @@ class Connector(ABC):
         """Set ``assignments`` on the rows whose ``column`` equals one of ``values``."""
 
     def delete_owned(self, table: str, column: str, values: Sequence[Any],
-                     leaving: Leaving | None = None) -> int:
-        """Delete the rows whose ``column`` equals one of ``values``, first checking, in
-        the same transaction, that no row points at them through a key the source declares,
-        except rows that go too (these, and ``leaving``: by table, the match columns and
-        values of the run's other deletions); ReferencedRows otherwise, with nothing
-        deleted. Sources without foreign keys just delete."""
+                     leaving: Leaving | None = None,
+                     unchanged: Callable[[], None] | None = None) -> int:
+        """Delete the rows whose ``column`` equals one of ``values``. First, in the same
+        transaction and with the rows locked where the database can: ``unchanged`` (a check
+        that raises when the rows are no longer what the plan saw), then that no row points
+        at them through a key the source declares now, except rows that go too (these, and
+        ``leaving``: by table, the match columns and values of the run's other deletions);
+        ReferencedRows otherwise, with nothing deleted. Sources without foreign keys just
+        check and delete."""
+        if unchanged is not None:
+            unchanged()
         return self.delete_rows(table, column, values)
+
+    def lock_rows(self, table: str, column: str,  # noqa: B027 - most sources lock nothing
+                  values: Sequence[Any]) -> None:
+        """Lock the rows whose ``column`` equals one of ``values`` until the transaction
+        ends, where the database can (nothing elsewhere)."""
+
+    def current_keys(self) -> list[ForeignKey]:
+        """Every foreign key the source declares now, of any width, those of tables outside
+        it included (read again, not from the cache of the last catalogue read)."""
+        self._forget_catalogue()
+        return [*self.known_keys(), *self.foreign_keys_from_elsewhere()]
 
     def delete_unreferenced(self, table: str, column: str, values: Sequence[Any],
                             guards: Sequence[tuple[str, ...]]) -> int:

@@ -39,6 +39,10 @@ class DuckDBConnector(SqlConnector):
     """A DuckDB database file, opened read-only unless changes are asked for."""
 
     kind = "duckdb"
+    # Each change commits on its own: DuckDB refuses, within one transaction, to delete a
+    # row whose referencing rows that transaction deleted (its foreign-key limitation), so
+    # a request's steps on a DuckDB database cannot commit together.
+    atomic = False
 
     def __init__(self, name: str, path: Path | None, writable: bool = False):
         super().__init__(name)
@@ -93,6 +97,11 @@ class DuckDBConnector(SqlConnector):
                 for t, c, rt, rc in rows if c and len(c) == len(rc)]
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if self._in_outer:
+            # Inside a transaction: on the connection that holds it (a DuckDB cursor is a
+            # connection of its own, outside the transaction).
+            self._conn.execute(sql, list(params))
+            return _InTransaction(self._conn)
         cur = self._conn.cursor()
         try:
             cur.execute(sql, list(params))
@@ -184,6 +193,26 @@ class DuckDBConnector(SqlConnector):
         rows = cur.fetchall()
         cur.close()
         return int(rows[0][0]) if rows else 0
+
+
+class _InTransaction:
+    """The result of a statement run on the connection holding the transaction: read like
+    a cursor; closing it leaves the connection open."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection):
+        self._conn = conn
+
+    def fetchall(self) -> list[Any]:
+        return self._conn.fetchall()
+
+    def fetchone(self) -> Any:
+        return self._conn.fetchone()
+
+    def fetchmany(self, size: int) -> list[Any]:
+        return self._conn.fetchmany(size)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 # File formats DuckDB reads, and how each is read and written back.

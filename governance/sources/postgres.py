@@ -36,6 +36,7 @@ class PostgresConnector(SqlConnector):
     def __init__(self, name: str, dsn: str, schema: str = "public", writable: bool = False):
         super().__init__(name)
         self.schema = schema
+        self._inherited: set[str] = set()
         try:
             self._conn = psycopg.connect(dsn, connect_timeout=10)
         except psycopg.Error as e:
@@ -55,7 +56,12 @@ class PostgresConnector(SqlConnector):
 
     def _table_ref(self, table: str) -> str:
         self.table_info(table)
-        return sql.Identifier(self.schema, table).as_string(self._conn)
+        return self._only(table) + sql.Identifier(self.schema, table).as_string(self._conn)
+
+    def _only(self, table: str) -> str:
+        """``ONLY `` for a table other tables inherit from: its own rows, not theirs (each
+        inheriting table is a table of its own in the catalogue)."""
+        return "ONLY " if table in self._inherited else ""
 
     def _read_catalogue(self) -> list[TableInfo]:
         # pg_catalog rather than information_schema: it lists materialized views, and it
@@ -66,7 +72,9 @@ class PostgresConnector(SqlConnector):
                 "CASE WHEN c.relkind IN ('r', 'm') THEN pg_relation_size(c.oid) / 8192 END, "
                 "a.attname, "
                 "format_type(a.atttypid, a.atttypmod), a.attnotnull, "
-                "COALESCE(a.attnum = ANY(i.indkey), false) "
+                "COALESCE(a.attnum = ANY(i.indkey), false), "
+                "c.relkind = 'r' AND EXISTS (SELECT 1 FROM pg_inherits h "
+                "WHERE h.inhparent = c.oid) "
                 "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
                 "AND NOT a.attisdropped "
@@ -78,7 +86,8 @@ class PostgresConnector(SqlConnector):
         kinds = {"r": "table", "p": "table", "f": "table", "v": "view",
                  "m": "materialized_view"}
         tables: dict[str, dict[str, Any]] = {}
-        for table, relkind, estimate, pages, column, dtype, notnull, is_pk in rows:
+        self._inherited = {r[0] for r in rows if r[8]}
+        for table, relkind, estimate, pages, column, dtype, notnull, is_pk, _ in rows:
             t = tables.setdefault(table, {"kind": kinds[relkind], "estimate": estimate,
                                           "pages": pages, "rel": relkind, "cols": [],
                                           "pk": []})
@@ -94,8 +103,8 @@ class PostgresConnector(SqlConnector):
                     count = self._sampled_count(table)  # large and never analysed
                 else:
                     with self._conn.cursor() as cur:
-                        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
-                            sql.Identifier(self.schema, table)))
+                        cur.execute(sql.SQL("SELECT count(*) FROM " + self._only(table)
+                                            + "{}").format(sql.Identifier(self.schema, table)))
                         count = cur.fetchone()[0]
             out.append(TableInfo(table, tuple(t["cols"]), count, t["kind"], tuple(t["pk"])))
         self._end_read()
@@ -104,8 +113,9 @@ class PostgresConnector(SqlConnector):
     def _sampled_count(self, table: str) -> int:
         """The rows of a large table never analysed, estimated from a 1% block sample."""
         with self._conn.cursor() as cur:
-            cur.execute(sql.SQL("SELECT count(*) FROM {} TABLESAMPLE SYSTEM (1) "
-                                "REPEATABLE (0)").format(sql.Identifier(self.schema, table)))
+            cur.execute(sql.SQL("SELECT count(*) FROM " + self._only(table)
+                                + "{} TABLESAMPLE SYSTEM (1) REPEATABLE (0)").format(
+                sql.Identifier(self.schema, table)))
             return int(cur.fetchone()[0]) * 100
 
     def folded_index(self, table: str, column: str) -> str | None:
@@ -150,6 +160,19 @@ class PostgresConnector(SqlConnector):
     def _end_search(self) -> None:
         self._end_read()
 
+    def _lock_table(self, table: str) -> None:
+        # ROW EXCLUSIVE, as a DELETE takes: a new foreign key to the table waits for the
+        # transaction to end (ADD FOREIGN KEY takes SHARE ROW EXCLUSIVE).
+        self._run(f"LOCK TABLE {self._table_ref(table)} IN ROW EXCLUSIVE MODE").close()
+
+    def current_keys(self) -> list[ForeignKey]:
+        keys = [*self._declared_keys(), *self._declared_keys(elsewhere=True)]
+        known = {t.name for t in self.list_tables()}
+        if any(k.schema is None and (k.table not in known or k.ref_table not in known)
+               for k in keys):
+            self._forget_catalogue()      # a table made since the catalogue was read
+        return keys
+
     def foreign_keys_from_elsewhere(self) -> list[ForeignKey]:
         return self._declared_keys(elsewhere=True)
 
@@ -158,12 +181,17 @@ class PostgresConnector(SqlConnector):
 
     def _declared_keys(self, elsewhere: bool = False) -> list[ForeignKey]:
         """Every foreign key within the schema, its columns in the key's order (a
-        partitioned table's once, not its partitions'); ``elsewhere``: those of other
+        partitioned table's once, a key declared on one partition as its table's);
+        ``elsewhere``: those of other
         schemas' tables pointing into this one, with their schema."""
         with self._conn.cursor() as cur:
             cur.execute(
-                # A key to a partition is read as a key to its partitioned table.
-                "SELECT c.relname, string_agg(a.attname, ',' ORDER BY u.ord), "
+                # A key to or from a partition is read as a key to or from its
+                # partitioned table; the copies a key on a partitioned table makes on its
+                # partitions (conparentid) are not read again.
+                "SELECT (SELECT r.relname FROM pg_class r WHERE r.oid = "
+                "COALESCE(pg_partition_root(c.oid), c.oid)), "
+                "string_agg(a.attname, ',' ORDER BY u.ord), "
                 "(SELECT r.relname FROM pg_class r WHERE r.oid = "
                 "COALESCE(pg_partition_root(rc.oid), rc.oid)), "
                 "string_agg(ra.attname, ',' ORDER BY u.ord), n.nspname "
@@ -176,13 +204,14 @@ class PostgresConnector(SqlConnector):
                 "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum "
                 "JOIN pg_attribute ra ON ra.attrelid = k.confrelid AND ra.attnum = u.refnum "
                 f"WHERE k.contype = 'f' AND n.nspname {'<>' if elsewhere else '='} %s "
-                "AND rn.nspname = %s AND NOT c.relispartition "
-                "GROUP BY k.oid, n.nspname, c.relname, rc.oid ORDER BY 5, 1, 2",
+                "AND rn.nspname = %s AND k.conparentid = 0 "
+                "GROUP BY k.oid, n.nspname, c.oid, rc.oid ORDER BY 5, 1, 2",
                 (self.schema, self.schema))
             rows = cur.fetchall()
         self._end_read()
-        return [ForeignKey(r[0], r[1], r[2], r[3], schema=r[4] if elsewhere else None)
-                for r in rows]
+        return list(dict.fromkeys(ForeignKey(r[0], r[1], r[2], r[3],
+                                             schema=r[4] if elsewhere else None)
+                                  for r in rows))
 
     def _sample_sql(self, table: str, cols: list[str], limit: int, seed: int) -> str:
         info = self.table_info(table)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -298,17 +298,19 @@ class SqlConnector(Connector):
     _lock_rows = ""
 
     def delete_owned(self, table: str, column: str, values: Sequence[Any],
-                     leaving: Leaving | None = None) -> int:
-        keys = [k for k in (*self.known_keys(), *self.foreign_keys_from_elsewhere())
-                if k.ref_table == table]
-        if not keys:
-            return self.delete_rows(table, column, values)
+                     leaving: Leaving | None = None,
+                     unchanged: Callable[[], None] | None = None) -> int:
         leaving = dict(leaving or {})
         leaving[table] = [(column, values), *leaving.get(table, [])]
         with self.transaction():
-            # The rows' own stored values, locked where the database can; then every row
-            # pointing at them, less those that go too (compared by stored values).
-            self._stored(table, column, values, self._lock_rows)
+            # The table locked against new keys, the rows against new references (where
+            # the database can); then the keys as they are now, and every row pointing at
+            # the rows, less those that go too (compared by stored values).
+            self._lock_table(table)
+            self.lock_rows(table, column, values)
+            if unchanged is not None:
+                unchanged()
+            keys = [k for k in self.current_keys() if k.ref_table == table]
             going: dict[str, list[tuple[list[str], set[Any]]]] = {}
             for fk in keys:
                 pointing = [r for _, r in self.rows_pointing_at(fk, column, values)]
@@ -321,6 +323,14 @@ class SqlConnector(Connector):
                 if pointing:
                     raise ReferencedRows(self.name, table, fk, len(pointing))
             return self.delete_rows(table, column, values)
+
+    def _lock_table(self, table: str) -> None:
+        """Lock ``table`` against changes to its keys until the transaction ends (where
+        the database has table locks)."""
+
+    def lock_rows(self, table: str, column: str, values: Sequence[Any]) -> None:
+        if self._lock_rows:
+            self._stored(table, column, values, self._lock_rows)
 
     def _stored(self, table: str, column: str, values: Sequence[Any], suffix: str = ""
                 ) -> set[Any]:

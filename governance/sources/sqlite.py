@@ -118,6 +118,13 @@ class SqliteConnector(SqlConnector):
     def _fold_with_nocase(self, column: str) -> bool:
         return getattr(self, "_folding", None) == "nocase"
 
+    def _spelled(self, table: str, column: str) -> str:
+        """``column`` of ``table`` as the catalogue spells it (SQLite ignores letter case)."""
+        known = self._tables.get(table) if self._tables else None
+        if known is None or column in known.column_names:
+            return column
+        return next((c for c in known.column_names if c.lower() == column.lower()), column)
+
     def _declared_keys(self) -> list[ForeignKey]:
         """Every foreign key of every table, its columns in the key's order."""
         out = []
@@ -132,13 +139,15 @@ class SqliteConnector(SqlConnector):
             for parts in by_id.values():
                 parts.sort(key=lambda r: r[1])          # by position in the key
                 ref_table = self.catalogue_name(parts[0][2])
-                columns = [r[3] for r in parts]
-                ref_columns = [r[4] for r in parts]
-                if None in ref_columns:  # REFERENCES t without columns: its primary key
+                # Column names as the catalogue spells them (SQLite ignores their case).
+                columns = [self._spelled(t.name, r[3]) for r in parts]
+                if any(r[4] is None for r in parts):  # REFERENCES t without columns: its key
                     target = self._tables.get(ref_table) if self._tables else None
                     if target is None or len(target.primary_key) != len(parts):
                         continue
                     ref_columns = list(target.primary_key)
+                else:
+                    ref_columns = [self._spelled(ref_table, r[4]) for r in parts]
                 out.append(ForeignKey(t.name, ",".join(columns), ref_table,
                                       ",".join(ref_columns)))
         return out

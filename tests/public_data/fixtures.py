@@ -87,9 +87,15 @@ def tpcds_data() -> tpcds.Data:
         raise
 
 
+# One cache per session, however many test modules bring these fixtures in (each module
+# that imports a session fixture gets its own instance of it).
+_SQLITE_TEMPLATES: dict[str, Path] = {}
+_PG_TEMPLATES: dict[str, str] = {}
+
+
 @pytest.fixture(scope="session")
 def _sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return {}
+    return _SQLITE_TEMPLATES
 
 
 def _sqlite_template(dataset: str, cache: dict[str, Path], folder: Path,
@@ -110,11 +116,12 @@ def _sqlite_template(dataset: str, cache: dict[str, Path], folder: Path,
 @pytest.fixture(scope="session")
 def _pg_templates(pg_dsn: str) -> Iterator[dict[str, str]]:
     """dataset -> name of a session database holding it (created on first use)."""
-    made: dict[str, str] = {}
+    made = _PG_TEMPLATES
     yield made
     with psycopg.connect(pg_dsn, autocommit=True) as admin:
         for name in made.values():
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    made.clear()
 
 
 _SESSION = uuid.uuid4().hex[:8]

@@ -1,0 +1,380 @@
+"""What an erasure checks as it deletes, on small schemas of the kinds real databases have
+(SQLite, DuckDB, PostgreSQL): keys spelled in another letter case, keys declared on one
+partition, tables that inherit, keys created between the plan and the run, holds on a
+grandchild table, a replan after a stopped run, DuckDB's foreign-key limits.
+
+Each case found by a helper trying the delete-time checks on schemas of its own. Every
+expectation is SQL written here and per-row hashes of every table, never govkit's report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from governance.audit_store import AuditStore
+from governance.dsar import RequestBook, run_request
+from governance.dsar.journal import RowsChanged
+from governance.dsar.plan import PlanError
+from governance.dsar.runner import replan_request
+from governance.inventory import load_inventory
+from governance.sources import ReferencedRows
+
+ALICE = ["email=alice@example.org"]
+USERS = {"name": "users", "subject_key": "id",
+         "columns": {"email": {"category": "contact.email"}}}
+ORDERS = {"name": "orders", "references": [{"column": "user_id", "to": "users.id"}]}
+USER_ROWS = ["INSERT INTO users VALUES (1, 'alice@example.org'), (2, 'bob@example.org')"]
+
+
+class Estate:
+    """One database of ``kind`` made from DDL, an inventory of it, and an audit store."""
+
+    def __init__(self, kind: str, folder: Path, target: str, tables: list[dict[str, Any]]):
+        self.kind, self.target, self.folder = kind, target, folder
+        conn = {"path": target} if kind != "postgres" else {"dsn_env": "GOVKIT_GUARDS_DSN"}
+        self.inventory = folder / "inventory.yaml"
+        self.inventory.write_text(yaml.safe_dump({
+            "version": 1, "organization": "guards", "sources": [{
+                "name": "app", "kind": kind, "connection": conn, "owner": "dpo@example.org",
+                "jurisdictions": ["EU"], "tables": tables}]}, sort_keys=False))
+        self.store = AuditStore(folder / "audit.duckdb", create=True)
+
+    def connect(self) -> Any:
+        if self.kind == "sqlite":
+            return sqlite3.connect(self.target)
+        if self.kind == "duckdb":
+            import duckdb
+
+            return duckdb.connect(self.target)
+        import psycopg
+
+        return psycopg.connect(self.target, autocommit=True)
+
+    def sql(self, *statements: str) -> None:
+        conn = self.connect()
+        try:
+            for text in statements:
+                conn.execute(text)
+            if self.kind == "sqlite":
+                conn.commit()
+        finally:
+            conn.close()
+
+    def rows(self, query: str) -> list[tuple[Any, ...]]:
+        conn = self.connect()
+        try:
+            return sorted(tuple(r) for r in conn.execute(query).fetchall())
+        finally:
+            conn.close()
+
+    def hashes(self) -> dict[str, list[str]]:
+        """Each table's rows, as sorted SHA-256 of their values (inherited rows counted in
+        the table that holds them)."""
+        conn = self.connect()
+        try:
+            if self.kind == "sqlite":
+                names = [r[0] for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()]
+            elif self.kind == "duckdb":
+                names = [r[0] for r in conn.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_type = "
+                    "'BASE TABLE'").fetchall()]
+            else:
+                names = [r[0] for r in conn.execute(
+                    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                    "c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') "
+                    "AND NOT c.relispartition").fetchall()]
+            only = "ONLY " if self.kind == "postgres" else ""
+            return {t: sorted(hashlib.sha256(json.dumps(list(r), default=str).encode())
+                              .hexdigest() for r in conn.execute(
+                                  f'SELECT * FROM {only}"{t}"').fetchall())
+                    for t in names}
+        finally:
+            conn.close()
+
+    def erasure(self, confirm: Callable[[Any], bool] | None = None) -> tuple[str, Any]:
+        book = RequestBook(self.store)
+        rid = book.create("erasure", ALICE, "EU", "dpo").request_id
+        book.verify(rid, "dpo", "identity checked on a call")
+        book.approve(rid, "dpo", "plan reviewed")
+        inv = load_inventory(self.inventory)
+        return rid, lambda: run_request(inv, self.store, rid, "dpo",
+                                        confirm=confirm or (lambda steps: True))
+
+
+@pytest.fixture
+def make(tmp_path: Path, request: pytest.FixtureRequest,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Estate]]:
+    """make(kind, ddl, tables) -> an Estate (PostgreSQL: a database of its own)."""
+    made: list[str] = []
+
+    def build(kind: str, ddl: list[str], tables: list[dict[str, Any]]) -> Estate:
+        if kind == "postgres":
+            import psycopg
+            from psycopg.conninfo import make_conninfo
+
+            admin = request.getfixturevalue("pg_dsn")
+            name = f"govkit_guards_{uuid.uuid4().hex[:10]}"
+            with psycopg.connect(admin, autocommit=True) as a:
+                a.execute(f'CREATE DATABASE "{name}"')
+            made.append(name)
+            target = make_conninfo(admin, dbname=name)
+            monkeypatch.setenv("GOVKIT_GUARDS_DSN", target)
+        else:
+            target = str(tmp_path / f"app.{'db' if kind == 'sqlite' else 'duckdb'}")
+        estate = Estate(kind, tmp_path, target, tables)
+        estate.sql(*ddl)
+        return estate
+
+    yield build
+    if made:
+        import psycopg
+
+        with psycopg.connect(request.getfixturevalue("pg_dsn"), autocommit=True) as a:
+            for name in made:
+                a.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _removed(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, int]:
+    """Rows gone from each table; fails if any row was added or changed."""
+    out = {}
+    for t in before:
+        gone = [h for h in before[t] if h not in after[t]]
+        assert all(h in before[t] for h in after[t]), f"{t}: a row was added or changed"
+        if gone:
+            out[t] = len(gone)
+    return out
+
+
+KINDS = ["sqlite", "duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def test_sqlite_key_naming_the_parent_column_in_another_letter_case(
+        make: Callable[..., Estate]) -> None:
+    """``FOREIGN KEY (USER_ID) REFERENCES users(ID)`` for the columns ``user_id`` and
+    ``id``: SQLite ignores the case; so must the erasure (it failed every run with "no
+    column 'ID'")."""
+    e = make("sqlite", ["CREATE TABLE users (id integer PRIMARY KEY, email text)",
+                        "CREATE TABLE orders (id integer PRIMARY KEY, user_id integer, "
+                        "FOREIGN KEY (USER_ID) REFERENCES users(ID))", *USER_ROWS,
+                        "INSERT INTO orders VALUES (10, 1), (20, 2)"], [USERS, ORDERS])
+    before = e.hashes()
+    _, run = e.erasure()
+    assert run().status == "completed"
+    assert _removed(before, e.hashes()) == {"users": 1, "orders": 1}
+    assert e.rows("SELECT id, user_id FROM orders") == [(20, 2)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_row_given_to_another_person_after_the_plan_stops_the_erasure(
+        make: Callable[..., Estate], kind: str) -> None:
+    """One of Alice's orders is given to Bob between the plan and the run: it is Bob's now
+    and stays, with everything else; the run stops naming it."""
+    e = make(kind, ["CREATE TABLE users (id integer PRIMARY KEY, email varchar(60))",
+                    "CREATE TABLE orders (id integer PRIMARY KEY, "
+                    "user_id integer REFERENCES users(id))", *USER_ROWS,
+                    "INSERT INTO orders VALUES (10, 1), (11, 1), (20, 2)"], [USERS, ORDERS])
+    seen: dict[str, Any] = {}
+
+    def reassign(steps: Any) -> bool:
+        e.sql("UPDATE orders SET user_id = 2 WHERE id = 11")
+        seen["before"] = e.hashes()
+        return True
+
+    _, run = e.erasure(reassign)
+    with pytest.raises(RowsChanged, match=r"1 row\(s\) of app\.orders .* not as the plan saw "
+                                          r"them .*user_id.*this step changed nothing"):
+        run()
+    assert _removed(seen["before"], e.hashes()) == {}
+    assert e.rows("SELECT id, user_id FROM orders") == [(10, 1), (11, 2), (20, 2)]
+
+
+@pytest.mark.postgres
+def test_a_key_declared_on_one_partition_is_read_as_its_tables(
+        make: Callable[..., Estate]) -> None:
+    """``orders_p1.gift_for -> users ON DELETE CASCADE`` exists on one partition only: Bob's
+    order there, a gift for Alice, would have been cascaded away (the run said completed).
+    Now the key is the partitioned table's, and the plan stops on Bob's order."""
+    e = make("postgres", [
+        "CREATE TABLE users (id integer PRIMARY KEY, email varchar(60))",
+        "CREATE TABLE orders (id integer, user_id integer REFERENCES users(id), "
+        "gift_for integer, PRIMARY KEY (id)) PARTITION BY RANGE (id)",
+        "CREATE TABLE orders_p1 PARTITION OF orders FOR VALUES FROM (0) TO (15)",
+        "CREATE TABLE orders_p2 PARTITION OF orders FOR VALUES FROM (15) TO (100)",
+        "ALTER TABLE orders_p1 ADD FOREIGN KEY (gift_for) REFERENCES users(id) "
+        "ON DELETE CASCADE", *USER_ROWS,
+        "INSERT INTO orders VALUES (10, 1, NULL), (12, 2, 1), (20, 1, NULL), (21, 2, NULL)"],
+        [USERS, ORDERS])
+    before = e.hashes()
+    _, run = e.erasure()
+    with pytest.raises(PlanError, match=r"orders\.gift_for"):
+        run()
+    assert _removed(before, e.hashes()) == {}
+
+
+@pytest.mark.postgres
+def test_rows_of_a_table_that_inherits_are_not_deleted_with_its_parents(
+        make: Callable[..., Estate]) -> None:
+    """``orders_old INHERITS (orders)`` holds Bob's row with the id of one of Alice's
+    orders: a DELETE without ONLY took it too (3 rows for 2 planned, completed)."""
+    e = make("postgres", [
+        "CREATE TABLE users (id integer PRIMARY KEY, email varchar(60))",
+        "CREATE TABLE orders (id integer PRIMARY KEY, user_id integer REFERENCES users(id))",
+        "CREATE TABLE orders_old () INHERITS (orders)", *USER_ROWS,
+        "INSERT INTO orders VALUES (10, 1), (11, 1), (20, 2)",
+        "INSERT INTO orders_old VALUES (10, 2)"],
+        [USERS, ORDERS, {"name": "orders_old",
+                         "references": [{"column": "user_id", "to": "users.id"}]}])
+    before = e.hashes()
+    _, run = e.erasure()
+    assert run().status == "completed"
+    assert _removed(before, e.hashes()) == {"users": 1, "orders": 2}
+    assert e.rows("SELECT id, user_id FROM ONLY orders_old") == [(10, 2)]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres",
+                                                         marks=pytest.mark.postgres)])
+def test_a_key_created_between_the_plan_and_the_run_is_checked(
+        make: Callable[..., Estate], kind: str) -> None:
+    """A table made after the plan whose key (ON DELETE CASCADE) points Bob's gift at Alice:
+    the keys are read again as the rows are deleted, and the run stops with the gift
+    intact (PostgreSQL cascaded it away, SQLite left it pointing at nobody)."""
+    e = make(kind, ["CREATE TABLE users (id integer PRIMARY KEY, email varchar(60))",
+                    "CREATE TABLE orders (id integer PRIMARY KEY, "
+                    "user_id integer REFERENCES users(id))", *USER_ROWS,
+                    "INSERT INTO orders VALUES (10, 1), (20, 2)"], [USERS, ORDERS])
+    seen: dict[str, Any] = {}
+
+    def new_table(steps: Any) -> bool:
+        e.sql("CREATE TABLE gifts (id integer PRIMARY KEY, giver integer, "
+              "receiver integer REFERENCES users(id) ON DELETE CASCADE)",
+              "INSERT INTO gifts VALUES (1, 2, 1)")
+        seen["before"] = e.hashes()
+        return True
+
+    _, run = e.erasure(new_table)
+    with pytest.raises(ReferencedRows, match=r"1 row\(s\) of app\.gifts point at rows of "
+                                             r"app\.users"):
+        run()
+    assert _removed(seen["before"], e.hashes()) == {}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres",
+                                                         marks=pytest.mark.postgres)])
+def test_a_hold_on_a_grandchild_table_keeps_what_its_rows_lead_to(
+        make: Callable[..., Estate], kind: str) -> None:
+    """``users <- tickets <- ticket_messages`` (CASCADE), a hold on ticket_messages: the held
+    messages keep their tickets, and those keep the user row (every run failed before);
+    Alice's orders go."""
+    from governance.retention.holds import place_hold
+
+    cascade = " ON DELETE CASCADE"
+    e = make(kind, [
+        "CREATE TABLE users (id integer PRIMARY KEY, email varchar(60))",
+        "CREATE TABLE orders (id integer PRIMARY KEY, user_id integer REFERENCES users(id))",
+        f"CREATE TABLE tickets (id integer PRIMARY KEY, user_id integer REFERENCES "
+        f"users(id){cascade})",
+        f"CREATE TABLE ticket_messages (id integer PRIMARY KEY, ticket_id integer REFERENCES "
+        f"tickets(id){cascade}, body varchar(40))", *USER_ROWS,
+        "INSERT INTO orders VALUES (10, 1), (11, 1), (20, 2)",
+        "INSERT INTO tickets VALUES (100, 1), (200, 2)",
+        "INSERT INTO ticket_messages VALUES (1000, 100, 'where is my order'), "
+        "(2000, 200, 'thanks')"],
+        [USERS, ORDERS,
+         {"name": "tickets", "references": [{"column": "user_id", "to": "users.id"}]},
+         {"name": "ticket_messages", "references": [{"column": "ticket_id",
+                                                     "to": "tickets.id"}]}])
+    place_hold(e.store, reason="Dispute D-9", actor="counsel", table="app.ticket_messages",
+               inventory=load_inventory(e.inventory))
+    before = e.hashes()
+    _, run = e.erasure()
+    outcome = run()
+    assert outcome.status == "completed", outcome.remaining
+    assert _removed(before, e.hashes()) == {"orders": 2}
+    assert any("kept for a legal hold" in why for why in outcome.kept.values())
+
+
+def test_a_replan_after_a_stopped_run_with_held_steps_completes(
+        make: Callable[..., Estate]) -> None:
+    """A run with held steps stops (a late reference); after it is removed and the request
+    replanned, the next run completes (it failed on a duplicate step number)."""
+    from governance.retention.holds import place_hold
+
+    e = make("sqlite", [
+        "CREATE TABLE users (id integer PRIMARY KEY, email text)",
+        "CREATE TABLE orders (id integer PRIMARY KEY, user_id integer REFERENCES users(id))",
+        "CREATE TABLE tickets (id integer PRIMARY KEY, user_id integer REFERENCES users(id))",
+        "CREATE TABLE notes (id integer PRIMARY KEY, order_id integer REFERENCES orders(id))",
+        *USER_ROWS, "INSERT INTO orders VALUES (10, 1), (20, 2)",
+        "INSERT INTO tickets VALUES (100, 1)"],
+        [USERS, ORDERS,
+         {"name": "tickets", "references": [{"column": "user_id", "to": "users.id"}]},
+         {"name": "notes", "references": [{"column": "order_id", "to": "orders.id"}]}])
+    place_hold(e.store, reason="Dispute D-9", actor="counsel", table="app.tickets",
+               inventory=load_inventory(e.inventory))
+
+    done: list[bool] = []
+
+    def late_note(steps: Any) -> bool:
+        if not done:      # once, after the first plan
+            e.sql("INSERT INTO notes VALUES (5, 10)")
+            done.append(True)
+        return True
+
+    rid, run = e.erasure(late_note)
+    with pytest.raises(ReferencedRows, match=r"app\.notes"):
+        run()
+    e.sql("DELETE FROM notes")
+    replan_request(e.store, rid, "dpo", "the stray note was removed")
+    before = e.hashes()
+    outcome = run()
+    assert outcome.status == "completed", outcome.remaining
+    assert _removed(before, e.hashes()) == {"orders": 1}
+
+
+def test_duckdb_erasure_deletes_children_and_parents_and_says_what_stays_done(
+        make: Callable[..., Estate]) -> None:
+    """DuckDB refuses, within one transaction, to delete a row whose referencing rows the
+    same transaction deleted: each step commits on its own. A plain erasure completes; one
+    stopped by a late reference says the earlier steps stay done (it said every change was
+    rolled back, which DuckDB had not done), and the rerun after the reference is gone
+    completes."""
+    ddl = ["CREATE TABLE users (id integer PRIMARY KEY, email varchar)",
+           "CREATE TABLE orders (id integer PRIMARY KEY, user_id integer REFERENCES users(id))",
+           "CREATE TABLE order_lines (id integer PRIMARY KEY, order_id integer REFERENCES "
+           "orders(id))",
+           "CREATE TABLE reviews (id integer PRIMARY KEY, order_id integer REFERENCES "
+           "orders(id))", *USER_ROWS,
+           "INSERT INTO orders VALUES (10, 1), (20, 2)",
+           "INSERT INTO order_lines VALUES (1, 10), (2, 10), (3, 20)"]
+    tables = [USERS, ORDERS,
+              {"name": "order_lines", "references": [{"column": "order_id",
+                                                      "to": "orders.id"}]},
+              {"name": "reviews", "references": [{"column": "order_id", "to": "orders.id"}]}]
+    e = make("duckdb", ddl, tables)
+    seen: dict[str, Any] = {}
+
+    def late_review(steps: Any) -> bool:
+        if "before" not in seen:      # once, after the first plan
+            e.sql("INSERT INTO reviews VALUES (7, 10)")
+            seen["before"] = e.hashes()
+        return True
+
+    _, run = e.erasure(late_review)
+    with pytest.raises(ReferencedRows, match=r"app\.reviews .*earlier steps stay done"):
+        run()
+    assert _removed(seen["before"], e.hashes()) == {"order_lines": 2}
+    assert e.rows("SELECT id, order_id FROM reviews") == [(7, 10)]
+    e.sql("DELETE FROM reviews")
+    before = e.hashes()
+    assert run().status == "completed"
+    assert _removed(before, e.hashes()) == {"users": 1, "orders": 1}
