@@ -32,7 +32,8 @@ ALICE = ["email=alice@example.org"]
 USERS = {"name": "users", "subject_key": "id",
          "columns": {"email": {"category": "contact.email"}}}
 ORDERS = {"name": "orders", "references": [{"column": "user_id", "to": "users.id"}]}
-USER_ROWS = ["INSERT INTO users VALUES (1, 'alice@example.org'), (2, 'bob@example.org')"]
+USER_ROWS = ["INSERT INTO users (id, email) VALUES (1, 'alice@example.org'), "
+             "(2, 'bob@example.org')"]
 
 
 class Estate:
@@ -378,3 +379,30 @@ def test_duckdb_erasure_deletes_children_and_parents_and_says_what_stays_done(
     before = e.hashes()
     assert run().status == "completed"
     assert _removed(before, e.hashes()) == {"users": 1, "orders": 1}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres",
+                                                         marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("last_order", ["", " ON DELETE SET NULL"])
+def test_keys_closing_a_cycle_are_cleared_in_the_subjects_own_rows_first(
+        make: Callable[..., Estate], kind: str, last_order: str) -> None:
+    """``orders.customer_id -> users`` and ``users.last_order_id -> orders``: with both keys
+    checked at once (NO ACTION), no order of deletes satisfies both, and every PostgreSQL
+    run failed. The subject's own ``last_order_id`` is set to NULL first; nobody else's
+    row changes."""
+    e = make(kind, [
+        "CREATE TABLE users (id integer PRIMARY KEY, email varchar(60), last_order_id integer"
+        + (f" REFERENCES orders(id){last_order})" if kind == "sqlite" else ")"),
+        "CREATE TABLE orders (id integer PRIMARY KEY, user_id integer REFERENCES users(id))",
+        *USER_ROWS, "INSERT INTO orders VALUES (10, 1), (11, 1), (20, 2)",
+        "UPDATE users SET last_order_id = 11 WHERE id = 1",
+        "UPDATE users SET last_order_id = 20 WHERE id = 2",
+        *([f"ALTER TABLE users ADD FOREIGN KEY (last_order_id) REFERENCES orders(id)"
+           f"{last_order}"] if kind == "postgres" else [])],
+        [{**USERS, "references": [{"column": "last_order_id", "to": "orders.id"}]}, ORDERS])
+    before = e.hashes()
+    _, run = e.erasure()
+    outcome = run()
+    assert outcome.status == "completed", outcome.remaining
+    assert _removed(before, e.hashes()) == {"users": 1, "orders": 2}
+    assert e.rows("SELECT id, email, last_order_id FROM users") == [(2, "bob@example.org", 20)]

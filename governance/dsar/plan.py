@@ -125,6 +125,7 @@ def row_digest(row: Mapping[str, Any], columns: Sequence[str]) -> str:
     """A digest of a row's values in ``columns`` as the driver returns them."""
     return hashlib.sha256(repr([row.get(c) for c in columns]).encode()).hexdigest()[:32]
 
+
 _ORDER = {Action.REDACT: 0, Action.DETACH: 1, Action.RECTIFY: 2, Action.ANONYMIZE: 3,
           Action.DELETE: 3, Action.HELD: 3, Action.DELETE_UNREFERENCED: 4}
 
@@ -305,7 +306,48 @@ class _Planner:
                 self.check_referrers(loc, deleting, kept_owned)
         self.keep_under_holds(deleting)
         sources = {s.source for _, _, s in self.steps if s.action is Action.DELETE}
-        return _ordered(self.steps, {src: self.pool.get(src).known_keys() for src in sources})
+        keys = {src: self.pool.get(src).known_keys() for src in sources}
+        ordered = _ordered(self.steps, keys)
+        return _ordered(self.steps, keys) if self.clear_pointers_back(ordered, keys) \
+            else ordered
+
+    def clear_pointers_back(self, ordered: Sequence[Step],
+                            keys: Mapping[str, Sequence[ForeignKey]]) -> bool:
+        """Keys that close a cycle between tables deleted from (an order's customer_id, the
+        customer's last_order_id) give no order: the rows deleted later would still point
+        at rows deleted before them, which a key checked at once refuses. Such a pointer in
+        the subject's own rows is set to NULL first (a step of its own); one that cannot be
+        NULL stops the plan. True when steps were added."""
+        at: dict[tuple[str, str], int] = {}
+        by_table: dict[tuple[str, str], list[Step]] = {}
+        for n, step in enumerate(ordered):
+            if step.action is Action.DELETE and step.values:
+                at.setdefault((step.source, step.table), n)
+                by_table.setdefault((step.source, step.table), []).append(step)
+        added = False
+        for source, declared in keys.items():
+            for fk in declared:
+                child, parent = (source, fk.table), (source, fk.ref_table)
+                if fk.schema or "," in fk.column or child == parent or \
+                        child not in at or parent not in at or at[parent] > at[child]:
+                    continue
+                column = self.info(*child).column(fk.column)  # type: ignore[union-attr]
+                if column is None or not column.nullable:
+                    self.blockers.append(
+                        f"{source}.{fk.table}.{fk.column} points at {fk.ref_table} rows this "
+                        f"erasure deletes first, while {fk.ref_table} rows point back at "
+                        f"{fk.table}: the two keys close a cycle and {fk.column} cannot be "
+                        "NULL, so no order of deletes satisfies both. Make one key DEFERRABLE "
+                        "or ON DELETE SET NULL, or erase these rows by hand")
+                    continue
+                for step in by_table[child]:
+                    self.steps.append((0, False, Step(
+                        0, source, fk.table, step.found_by, Action.RECTIFY, step.match_column,
+                        list(step.values), {fk.column: None}, step.planned_rows,
+                        note=f"cleared first: it points at {fk.ref_table} rows deleted "
+                             "before these")))
+                    added = True
+        return added
 
     def owned_by(self, loc: Location) -> dict[str, Any]:
         """What a run checks before it deletes or anonymizes ``loc``'s rows (databases
