@@ -90,15 +90,17 @@ class Estate:
                     "SELECT table_name FROM information_schema.tables WHERE table_type = "
                     "'BASE TABLE'").fetchall()]
             else:
-                names = [r[0] for r in conn.execute(
-                    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "
-                    "c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') "
+                # A partitioned table with its partitions; any other table ONLY (a table
+                # inheriting from it is counted on its own).
+                names = [("" if r[1] == "p" else "ONLY ") + f'"{r[0]}"' for r in conn.execute(
+                    "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid "
+                    "= c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') "
                     "AND NOT c.relispartition").fetchall()]
-            only = "ONLY " if self.kind == "postgres" else ""
-            return {t: sorted(hashlib.sha256(json.dumps(list(r), default=str).encode())
-                              .hexdigest() for r in conn.execute(
-                                  f'SELECT * FROM {only}"{t}"').fetchall())
-                    for t in names}
+            if self.kind != "postgres":
+                names = [f'"{t}"' for t in names]
+            return {t.split('"')[1]: sorted(
+                hashlib.sha256(json.dumps(list(r), default=str).encode()).hexdigest()
+                for r in conn.execute(f"SELECT * FROM {t}").fetchall()) for t in names}
         finally:
             conn.close()
 
@@ -406,3 +408,157 @@ def test_keys_closing_a_cycle_are_cleared_in_the_subjects_own_rows_first(
     assert outcome.status == "completed", outcome.remaining
     assert _removed(before, e.hashes()) == {"users": 1, "orders": 2}
     assert e.rows("SELECT id, email, last_order_id FROM users") == [(2, "bob@example.org", 20)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_rows_re_pointed_at_a_placeholder_are_then_anonymized(
+        make: Callable[..., Estate], kind: str) -> None:
+    """Orders kept for tax (anonymized) whose reference is re-pointed at a placeholder
+    (``on_erase: {set: 0}``) first: the anonymization sees the run's own change, not
+    another person's (every run stopped; on DuckDB the notes stayed, `completed`)."""
+    e = make(kind, [
+        "CREATE TABLE users (id integer PRIMARY KEY, email varchar(60))",
+        "CREATE TABLE orders (id integer PRIMARY KEY, user_id integer REFERENCES users(id), "
+        "note varchar(40))",
+        "INSERT INTO users VALUES (0, 'placeholder@example.org'), (1, 'alice@example.org'), "
+        "(2, 'bob@example.org')",
+        "INSERT INTO orders VALUES (10, 1, 'alice note'), (11, 1, 'alice 2'), "
+        "(20, 2, 'bob note')"],
+        [USERS, {"name": "orders", "references": [{"column": "user_id", "to": "users.id",
+                                                   "kind": "owner", "on_erase": {"set": 0}}],
+                 "columns": {"note": {"category": "free_text"}},
+                 "erasure": {"action": "anonymize", "columns": {"note": "redact"},
+                             "basis": "tax law"}}])
+    _, run = e.erasure()
+    assert run().status == "completed"
+    assert e.rows("SELECT id, user_id, note FROM orders") == [
+        (10, 0, "[erased]"), (11, 0, "[erased]"), (20, 2, "bob note")]
+    assert e.rows("SELECT id FROM users") == [(0,), (2,)]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "duckdb"])
+def test_an_anonymization_of_the_owner_column_killed_before_it_was_recorded_resumes(
+        make: Callable[..., Estate], kind: str) -> None:
+    """The orders' owner column (the customer's e-mail) is itself anonymized; the process is
+    killed after the change committed, before the journal recorded it: the resumed run
+    completes (it stopped on the run's own change, every time)."""
+    from tests.request_worker import run_worker
+
+    e = make(kind, [
+        "CREATE TABLE users (id integer PRIMARY KEY, email varchar(60))",
+        "CREATE TABLE orders (id integer PRIMARY KEY, customer_email varchar(60), "
+        "amount integer)", *USER_ROWS,
+        "INSERT INTO orders VALUES (10, 'alice@example.org', 5), (11, 'alice@example.org', 6), "
+        "(20, 'bob@example.org', 7)"],
+        [{**USERS, "erasure": {"action": "anonymize", "columns": {"email": "redact"},
+                               "basis": "tax law"}},
+         {"name": "orders", "references": [{"column": "customer_email",
+                                            "to": "users.email", "kind": "owner"}],
+                 "erasure": {"action": "anonymize", "columns": {"customer_email": "redact"},
+                             "basis": "tax law"}}])
+    rid, _ = e.erasure()
+    code, out, err = run_worker(e.inventory, e.store.path, rid, "journal.after_commit:1")
+    assert code == 137, (out, err[-1500:])
+    code, out, err = run_worker(e.inventory, e.store.path, rid)
+    assert out.strip().splitlines()[-1] == "completed", (out, err[-1500:])
+    assert e.rows("SELECT id, customer_email FROM orders") == [
+        (10, "[erased]"), (11, "[erased]"), (20, "bob@example.org")]
+
+
+def test_duckdb_rows_given_to_another_person_stop_the_run_before_any_change(
+        make: Callable[..., Estate]) -> None:
+    """On DuckDB each step commits alone: every step's rows are checked before the first
+    change, so an order given to Bob after the plan stops the run before its lines (Bob's
+    now) are deleted."""
+    e = make("duckdb", [
+        "CREATE TABLE users (id integer PRIMARY KEY, email varchar)",
+        "CREATE TABLE orders (id integer PRIMARY KEY, user_id integer)",
+        "CREATE TABLE order_lines (order_id integer, line_no integer, item varchar, "
+        "PRIMARY KEY (order_id, line_no))", *USER_ROWS,
+        "INSERT INTO orders VALUES (10, 1), (11, 1), (20, 2)",
+        "INSERT INTO order_lines VALUES (10, 1, 'a'), (11, 1, 'b'), (11, 2, 'c'), "
+        "(20, 1, 'd')"],
+        [USERS, ORDERS, {"name": "order_lines", "references": [{"column": "order_id",
+                                                               "to": "orders.id"}]}])
+    seen: dict[str, Any] = {}
+
+    def reassign(steps: Any) -> bool:
+        e.sql("UPDATE orders SET user_id = 2 WHERE id = 11")
+        seen["before"] = e.hashes()
+        return True
+
+    _, run = e.erasure(reassign)
+    with pytest.raises(RowsChanged, match=r"app\.orders .*nothing in app was changed by "
+                                          r"this run"):
+        run()
+    assert _removed(seen["before"], e.hashes()) == {}
+
+
+@pytest.mark.postgres
+def test_tables_inheriting_from_a_table_the_inventory_does_not_declare_stop_the_plan(
+        make: Callable[..., Estate]) -> None:
+    """``events_2024 INHERITS (events)``, undeclared: the subject's rows there would be
+    neither found nor erased (tables are read ONLY); the plan stops naming it."""
+    e = make("postgres", [
+        "CREATE TABLE users (id integer PRIMARY KEY, email varchar(60))",
+        "CREATE TABLE events (id integer PRIMARY KEY, user_id integer REFERENCES users(id))",
+        "CREATE TABLE events_2024 () INHERITS (events)", *USER_ROWS,
+        "INSERT INTO events VALUES (10, 1), (20, 2)",
+        "INSERT INTO events_2024 VALUES (11, 1), (21, 2)"],
+        [USERS, {"name": "events", "references": [{"column": "user_id", "to": "users.id"}]}])
+    before = e.hashes()
+    _, run = e.erasure()
+    with pytest.raises(PlanError, match=r"app\.events has tables that inherit from it "
+                                        r"\(events_2024\)"):
+        run()
+    assert _removed(before, e.hashes()) == {}
+
+
+@pytest.mark.postgres
+def test_a_partition_in_another_schema_with_a_key_of_its_own(
+        make: Callable[..., Estate]) -> None:
+    """``archive.orders_old``, a partition of ``public.orders``, declares its own key to
+    users: it is the partitioned table's key (the plan crashed on "archive.orders")."""
+    e = make("postgres", [
+        "CREATE SCHEMA archive",
+        "CREATE TABLE users (id integer PRIMARY KEY, email varchar(60))",
+        "CREATE TABLE orders (id integer, user_id integer, PRIMARY KEY (id)) "
+        "PARTITION BY RANGE (id)",
+        "CREATE TABLE archive.orders_old PARTITION OF orders FOR VALUES FROM (0) TO (100)",
+        "CREATE TABLE orders_new PARTITION OF orders FOR VALUES FROM (100) TO (1000)",
+        "ALTER TABLE archive.orders_old ADD FOREIGN KEY (user_id) REFERENCES users(id)",
+        *USER_ROWS, "INSERT INTO orders VALUES (10, 1), (20, 2), (110, 1), (120, 2)"],
+        [USERS, ORDERS])
+    before = e.hashes()
+    _, run = e.erasure()
+    assert run().status == "completed"
+    assert _removed(before, e.hashes()) == {"users": 1, "orders": 2}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres",
+                                                         marks=pytest.mark.postgres)])
+def test_references_to_a_row_a_hold_keeps_are_not_detached(
+        make: Callable[..., Estate], kind: str) -> None:
+    """Held tickets keep Alice's user row; Bob's comment replying to her (``on_erase:
+    detach``) then points at a row that stays, and is left as it is (it was set NULL)."""
+    from governance.retention.holds import place_hold
+
+    e = make(kind, [
+        "CREATE TABLE users (id integer PRIMARY KEY, email varchar(60))",
+        "CREATE TABLE tickets (id integer PRIMARY KEY, user_id integer REFERENCES users(id))",
+        "CREATE TABLE comments (id integer PRIMARY KEY, user_id integer REFERENCES users(id), "
+        "replied_to integer REFERENCES users(id))", *USER_ROWS,
+        "INSERT INTO tickets VALUES (100, 1)",
+        "INSERT INTO comments VALUES (1, 1, NULL), (2, 2, 1)"],
+        [USERS, {"name": "tickets", "references": [{"column": "user_id", "to": "users.id"}]},
+         {"name": "comments", "references": [
+             {"column": "user_id", "to": "users.id", "kind": "owner"},
+             {"column": "replied_to", "to": "users.id", "kind": "reference",
+              "on_erase": "detach"}]}])
+    place_hold(e.store, reason="Litigation L-1", actor="counsel", table="app.tickets",
+               inventory=load_inventory(e.inventory))
+    before = e.hashes()
+    _, run = e.erasure()
+    assert run().status == "completed"
+    assert _removed(before, e.hashes()) == {"comments": 1}
+    assert e.rows("SELECT id, user_id, replied_to FROM comments") == [(2, 2, 1)]

@@ -22,6 +22,7 @@ import pytest
 from public_data.fixtures import PublicDb
 from public_data.oracle import (
     Db,
+    chinook_customer,
     differences,
     row_hashes,
     subject_rows,
@@ -177,4 +178,35 @@ def test_a_row_pointing_at_the_subject_from_a_transaction_still_open_is_waited_f
                            "AND ws_order_number = ?", (item, order)) == [(cid,)]
     finally:
         other.close()
+        check.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("pg", marks=pytest.mark.postgres)])
+def test_a_track_changed_on_the_subjects_invoice_line_after_the_plan_is_no_reason_to_stop(
+        request: pytest.FixtureRequest, backend: str) -> None:
+    """Chinook, the inventory written from foreign keys alone: ``invoice_items.trackid ->
+    tracks`` is an owner reference that leads to no person. A line's track corrected
+    between the plan and the run changes nobody's ownership: the erasure completes with
+    exactly the customer's rows (it stopped: "another person's now")."""
+    db: PublicDb = request.getfixturevalue(f"chinook_{backend}")
+    check = db.connect()
+    try:
+        cid, email, _ = chinook_customer(check)
+        own = subject_rows(check, "chinook", cid)
+        (line,) = min(own["invoice_items"])
+        seen: dict[str, Any] = {}
+
+        def correct_track(steps: Any) -> bool:
+            _write(check, "UPDATE invoice_items SET trackid = CASE WHEN trackid = 1 THEN 2 "
+                   "ELSE 1 END WHERE invoicelineid = ?", (line,))
+            seen["before"] = row_hashes(check)
+            return True
+
+        _, run = _erasure(db, email, correct_track)
+        outcome = run()
+        assert outcome.status == "completed", outcome.remaining
+        diff = differences(seen["before"], row_hashes(check))
+        assert {t: d["removed"] for t, d in diff.items()} == own
+        assert all(not d["added"] and not d["changed"] for d in diff.values()), diff
+    finally:
         check.close()

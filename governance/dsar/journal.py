@@ -8,7 +8,7 @@ journal's mark. Match values are sealed under the request's data key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from governance.audit_store import AuditStore
@@ -132,13 +132,15 @@ def _redact(conn: Connector, step: Step, identities: Sequence[Identity]) -> int:
 
 
 def apply_step(conn: Connector, step: Step, hash_value: Callable[[Any], str],
-               identities: Sequence[Identity] = (), leaving: Leaving | None = None) -> int:
+               identities: Sequence[Identity] = (), leaving: Leaving | None = None,
+               changed: Collection[str] = ()) -> int:
     """Make the change of one step on an open, writable connector; rows changed.
     ``leaving``: the rows this run deletes from the source, by table (see
-    ``Connector.delete_owned``)."""
+    ``Connector.delete_owned``); ``changed``: the columns of the step's table that the
+    request's own steps change (see ``check_owned``)."""
     if step.action is Action.DELETE:
         return conn.delete_owned(step.table, step.match_column, step.values, leaving,
-                                 lambda: check_owned(conn, step))
+                                 lambda: check_owned(conn, step, changed))
     if step.action is Action.DELETE_UNREFERENCED:
         return conn.delete_unreferenced(step.table, step.match_column, step.values,
                                         [tuple(g) for g in step.changes.get("guards", [])])
@@ -149,7 +151,7 @@ def apply_step(conn: Connector, step: Step, hash_value: Callable[[Any], str],
     if step.action is Action.ANONYMIZE:
         with conn.transaction():
             conn.lock_rows(step.table, step.match_column, step.values)
-            check_owned(conn, step)
+            check_owned(conn, step, changed)
             return _anonymize(conn, step, hash_value)
     return 0
 
@@ -159,16 +161,18 @@ class RowsChanged(StepStopped):
     more rows match): nothing of the step was done."""
 
 
-def check_owned(conn: Connector, step: Step) -> None:
+def check_owned(conn: Connector, step: Step, changed: Collection[str] = ()) -> None:
     """Raise RowsChanged when a row the step would change is not one the plan saw: more
     rows match, or an owner column now names someone the plan did not see there (a row
-    given to another person since). An owner column emptied since (detached, anonymized
-    by a run of the same request) does not count. Steps planned without digests (file
-    sources, journals written before them) are not checked."""
+    given to another person since). An owner column emptied since, or one the request's
+    own steps change (``changed``: re-pointed at a placeholder, anonymized by a run that
+    was killed before it was recorded), does not count. Steps planned without digests
+    (file sources, journals written before them) are not checked."""
     spec = step.changes.get(OWNED_BY)
     if not spec or not step.values:
         return
     match, owners = step.match_column.split(","), spec["columns"]
+    free = set(changed)
     planned: dict[str, list[list[str]]] = {}
     for m, seen in spec["rows"]:
         planned.setdefault(m, []).append(seen)
@@ -176,7 +180,7 @@ def check_owned(conn: Connector, step: Step) -> None:
     for r in conn.find_rows(step.table, step.match_column, step.values):
         candidates = planned.get(row_digest(r, match), [])
         fits = next((i for i, seen in enumerate(candidates) if all(
-            r.get(c) is None or row_digest(r, [c]) == d
+            c in free or r.get(c) is None or row_digest(r, [c]) == d
             for c, d in zip(owners, seen, strict=True))), None)
         if fits is None:
             unseen += 1
@@ -213,11 +217,13 @@ def _anonymize(conn: Connector, step: Step, hash_value: Callable[[Any], str]) ->
 
 
 def _apply(conn: Connector, step: Step, hash_value: Callable[[Any], str],
-           rolled_back: bool, identities: Sequence[Identity], leaving: Leaving) -> int:
+           rolled_back: bool, identities: Sequence[Identity], leaving: Leaving,
+           changed: Mapping[tuple[str, str], set[str]]) -> int:
     undone = (f"every change to {step.source} in this run was rolled back" if rolled_back
               else "earlier steps stay done")
     try:
-        return apply_step(conn, step, hash_value, identities, leaving)
+        return apply_step(conn, step, hash_value, identities, leaving,
+                          changed.get((step.source, step.table), set()))
     except StepStopped as e:
         raise e.with_outcome(undone) from None
     except GovernanceError:
@@ -229,6 +235,21 @@ def _apply(conn: Connector, step: Step, hash_value: Callable[[Any], str],
             f"step {step.step_no} ({step.source}.{step.table}, {step.action}) failed: "
             f"{type(e).__name__}: {first}; {undone}. Fix the cause and run the request "
             "again: it resumes from the journal") from None
+
+
+def _preflight(conn: Connector, group: Sequence[Step],
+               changed: Mapping[tuple[str, str], set[str]]) -> None:
+    """Every step's rows checked (and locked where the database can) before the source's
+    first change, so that a row given to another person since the plan stops the run
+    before anything of it is done, even where steps commit one by one (DuckDB)."""
+    for step in group:
+        if step.action in (Action.DELETE, Action.ANONYMIZE) and OWNED_BY in step.changes:
+            try:
+                conn.lock_rows(step.table, step.match_column, step.values)
+                check_owned(conn, step, changed.get((step.source, step.table), set()))
+            except StepStopped as e:
+                raise e.with_outcome(f"nothing in {step.source} was changed by this run") \
+                    from None
 
 
 def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
@@ -243,6 +264,11 @@ def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
     pending = [s for s in steps if s.status == "pending"]
     sources = list(dict.fromkeys(s.source for s in pending))
     ran: list[Step] = []
+    # The columns the request's own steps change, by table (done ones included).
+    changed: dict[tuple[str, str], set[str]] = {}
+    for s in steps:
+        if s.action in (Action.DETACH, Action.RECTIFY, Action.ANONYMIZE, Action.REDACT):
+            changed.setdefault((s.source, s.table), set()).update(s.columns)
     for source in sources:
         conn = pool.get(source)
         group = [s for s in pending if s.source == source]
@@ -252,9 +278,11 @@ def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
                 leaving.setdefault(s.table, []).append((s.match_column, s.values))
         if conn.atomic:
             with conn.transaction():
+                _preflight(conn, group, changed)
                 for step in group:
                     fault_point("journal.before_step")
-                    step.rows_affected = _apply(conn, step, hash_value, True, identities, leaving)
+                    step.rows_affected = _apply(conn, step, hash_value, True, identities,
+                                                leaving, changed)
                     fault_point("journal.after_step")
                     if on_step:
                         on_step(step)
@@ -262,9 +290,11 @@ def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
             mark_done(store, request_id, group, renew, resumed)
             fault_point("journal.after_mark")
         else:
+            _preflight(conn, group, changed)
             for step in group:
                 fault_point("journal.before_step")
-                step.rows_affected = _apply(conn, step, hash_value, False, identities, leaving)
+                step.rows_affected = _apply(conn, step, hash_value, False, identities,
+                                            leaving, changed)
                 fault_point("journal.after_commit")
                 mark_done(store, request_id, [step], renew, resumed)
                 fault_point("journal.after_mark")

@@ -9,6 +9,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -122,8 +123,11 @@ DATABASE_KINDS = ("sqlite", "duckdb", "postgres")   # rows changed in place, by 
 
 
 def row_digest(row: Mapping[str, Any], columns: Sequence[str]) -> str:
-    """A digest of a row's values in ``columns`` as the driver returns them."""
-    return hashlib.sha256(repr([row.get(c) for c in columns]).encode()).hexdigest()[:32]
+    """A digest of a row's values in ``columns`` as the driver returns them (an instant
+    with a time zone as UTC, so that sessions in other zones agree)."""
+    values = [v.astimezone(UTC) if isinstance(v, datetime) and v.tzinfo else v
+              for v in (row.get(c) for c in columns)]
+    return hashlib.sha256(repr(values).encode()).hexdigest()[:32]
 
 
 _ORDER = {Action.REDACT: 0, Action.DETACH: 1, Action.RECTIFY: 2, Action.ANONYMIZE: 3,
@@ -252,6 +256,7 @@ class _Planner:
         deleting: dict[tuple[str, str], set[str]] = {}   # rows removed, by row id
         kept_owned: dict[tuple[str, str], tuple[list[dict[str, Any]], set[str]]] = {}
         details = []
+        self.check_inheriting()
         for loc in self.res.locations:
             key = (loc.source, loc.table)
             decl = self.inv.source(loc.source).table(loc.table)
@@ -300,11 +305,12 @@ class _Planner:
                     planned_rows=len(loc.rows))))
         for loc in details:
             self.plan_detail(loc, deleting, kept_owned)
+        # Rows a hold keeps first: references to them then need no detaching.
+        self.keep_under_holds(deleting)
         for loc in self.res.locations:
             key = (loc.source, loc.table)
             if key in deleting and loc.relation is not Relation.MENTION:
                 self.check_referrers(loc, deleting, kept_owned)
-        self.keep_under_holds(deleting)
         sources = {s.source for _, _, s in self.steps if s.action is Action.DELETE}
         keys = {src: self.pool.get(src).known_keys() for src in sources}
         ordered = _ordered(self.steps, keys)
@@ -349,18 +355,36 @@ class _Planner:
                     added = True
         return added
 
+    def check_inheriting(self) -> None:
+        """Tables that inherit from a table the subject's rows are in (PostgreSQL
+        ``INHERITS``), when the inventory does not declare them, stop the plan: govkit reads
+        and changes a table's own rows only (``ONLY``), so the subject's rows there would be
+        neither found nor erased."""
+        for source, table in dict.fromkeys((loc.source, loc.table)
+                                           for loc in self.res.locations):
+            conn = self.pool.get(source)
+            missing = [t for t in conn.inheriting(table)
+                       if "." in t or self.inv.source(source).table(t) is None]
+            if missing:
+                self.blockers.append(
+                    f"{source}.{table} has tables that inherit from it ({', '.join(missing)}) "
+                    "that the inventory does not declare: govkit reads and changes each "
+                    "table's own rows, so the subject's rows there would be neither found nor "
+                    f"erased. Declare them in the inventory (with {table}'s references)")
+
     def owned_by(self, loc: Location) -> dict[str, Any]:
         """What a run checks before it deletes or anonymizes ``loc``'s rows (databases
-        only): digests of each row's match columns and of each of its owner columns as the
-        plan reads them, so that a row given to someone else since, or a row matched that
-        the plan did not see, stops the run (see ``journal.check_owned``)."""
+        only): digests of each row's match columns and of each of its owner columns (those
+        leading to a person) as the plan reads them, so that a row given to someone else
+        since, or a row matched that the plan did not see, stops the run (see
+        ``journal.check_owned``)."""
         conn = self.pool.get(loc.source)
         if conn.kind not in DATABASE_KINDS or not loc.values:
             return {}
         graph = self.res.graph
         assert graph is not None
         match = loc.match_column.split(",")
-        owners = sorted({e.column for e in graph.out_edges((loc.source, loc.table), "owner")}
+        owners = sorted({e.column for e in graph.owner_edges((loc.source, loc.table))}
                         - set(match))
         rows = conn.find_rows(loc.table, loc.match_column, list(loc.values))
         return {OWNED_BY: {"columns": owners, "rows": sorted(

@@ -247,6 +247,11 @@ class Connector(ABC):
         """Lock the rows whose ``column`` equals one of ``values`` until the transaction
         ends, where the database can (nothing elsewhere)."""
 
+    def inheriting(self, table: str) -> list[str]:
+        """Tables that inherit ``table``'s columns and rows (PostgreSQL ``INHERITS``, not
+        partitions), by name (``schema.name`` when in another schema); none elsewhere."""
+        return []
+
     def current_keys(self) -> list[ForeignKey]:
         """Every foreign key the source declares now, of any width, those of tables outside
         it included (read again, not from the cache of the last catalogue read)."""

@@ -37,6 +37,7 @@ class PostgresConnector(SqlConnector):
         super().__init__(name)
         self.schema = schema
         self._inherited: set[str] = set()
+        self._children: dict[str, list[str]] = {}
         try:
             self._conn = psycopg.connect(dsn, connect_timeout=10)
         except psycopg.Error as e:
@@ -57,6 +58,10 @@ class PostgresConnector(SqlConnector):
     def _table_ref(self, table: str) -> str:
         self.table_info(table)
         return self._only(table) + sql.Identifier(self.schema, table).as_string(self._conn)
+
+    def inheriting(self, table: str) -> list[str]:
+        self.table_info(table)
+        return list(self._children.get(table, []))
 
     def _only(self, table: str) -> str:
         """``ONLY `` for a table other tables inherit from: its own rows, not theirs (each
@@ -87,6 +92,20 @@ class PostgresConnector(SqlConnector):
                  "m": "materialized_view"}
         tables: dict[str, dict[str, Any]] = {}
         self._inherited = {r[0] for r in rows if r[8]}
+        self._children = {}
+        if self._inherited:
+            with self._conn.cursor() as cur:
+                cur.execute(
+                    "SELECT p.relname, c.relname, cn.nspname FROM pg_inherits i "
+                    "JOIN pg_class p ON p.oid = i.inhparent "
+                    "JOIN pg_namespace pn ON pn.oid = p.relnamespace "
+                    "JOIN pg_class c ON c.oid = i.inhrelid "
+                    "JOIN pg_namespace cn ON cn.oid = c.relnamespace "
+                    "WHERE pn.nspname = %s AND p.relkind = 'r' AND NOT c.relispartition "
+                    "ORDER BY 1, 3, 2", (self.schema,))
+                for parent, child, schema in cur.fetchall():
+                    self._children.setdefault(parent, []).append(
+                        child if schema == self.schema else f"{schema}.{child}")
         for table, relkind, estimate, pages, column, dtype, notnull, is_pk, _ in rows:
             t = tables.setdefault(table, {"kind": kinds[relkind], "estimate": estimate,
                                           "pages": pages, "rel": relkind, "cols": [],
@@ -187,25 +206,25 @@ class PostgresConnector(SqlConnector):
         with self._conn.cursor() as cur:
             cur.execute(
                 # A key to or from a partition is read as a key to or from its
-                # partitioned table; the copies a key on a partitioned table makes on its
-                # partitions (conparentid) are not read again.
-                "SELECT (SELECT r.relname FROM pg_class r WHERE r.oid = "
-                "COALESCE(pg_partition_root(c.oid), c.oid)), "
-                "string_agg(a.attname, ',' ORDER BY u.ord), "
+                # partitioned table (in that table's schema); the copies a key on a
+                # partitioned table makes on its partitions (conparentid) are not read again.
+                "SELECT root.relname, string_agg(a.attname, ',' ORDER BY u.ord), "
                 "(SELECT r.relname FROM pg_class r WHERE r.oid = "
                 "COALESCE(pg_partition_root(rc.oid), rc.oid)), "
-                "string_agg(ra.attname, ',' ORDER BY u.ord), n.nspname "
+                "string_agg(ra.attname, ',' ORDER BY u.ord), root.nspname "
                 "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "CROSS JOIN LATERAL (SELECT r.relname, rs.nspname FROM pg_class r "
+                "JOIN pg_namespace rs ON rs.oid = r.relnamespace "
+                "WHERE r.oid = COALESCE(pg_partition_root(c.oid), c.oid)) AS root "
                 "JOIN pg_class rc ON rc.oid = k.confrelid "
                 "JOIN pg_namespace rn ON rn.oid = rc.relnamespace "
                 "CROSS JOIN LATERAL unnest(k.conkey, k.confkey) WITH ORDINALITY "
                 "AS u(attnum, refnum, ord) "
                 "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum "
                 "JOIN pg_attribute ra ON ra.attrelid = k.confrelid AND ra.attnum = u.refnum "
-                f"WHERE k.contype = 'f' AND n.nspname {'<>' if elsewhere else '='} %s "
+                f"WHERE k.contype = 'f' AND root.nspname {'<>' if elsewhere else '='} %s "
                 "AND rn.nspname = %s AND k.conparentid = 0 "
-                "GROUP BY k.oid, n.nspname, c.oid, rc.oid ORDER BY 5, 1, 2",
+                "GROUP BY k.oid, root.nspname, root.relname, rc.oid ORDER BY 5, 1, 2",
                 (self.schema, self.schema))
             rows = cur.fetchall()
         self._end_read()
