@@ -48,6 +48,7 @@ class Estate:
                 "name": "app", "kind": kind, "connection": conn, "owner": "dpo@example.org",
                 "jurisdictions": ["EU"], "tables": tables}]}, sort_keys=False))
         self.store = AuditStore(folder / "audit.duckdb", create=True)
+        self.before: dict[str, list[str]] = {}
 
     def connect(self) -> Any:
         if self.kind == "sqlite":
@@ -103,6 +104,21 @@ class Estate:
                 for r in conn.execute(f"SELECT * FROM {t}").fetchall()) for t in names}
         finally:
             conn.close()
+
+    def after_plan(self, *statements: str) -> Callable[[Any], bool]:
+        """A ``confirm`` for ``erasure`` that runs ``statements`` once, between the first
+        plan and its run (as another user of the database would), then keeps the hashes of
+        every table in ``self.before``."""
+        done: list[bool] = []
+
+        def confirm(steps: Any) -> bool:
+            if not done:
+                self.sql(*statements)
+                self.before = self.hashes()
+                done.append(True)
+            return True
+
+        return confirm
 
     def erasure(self, confirm: Callable[[Any], bool] | None = None) -> tuple[str, Any]:
         book = RequestBook(self.store)
@@ -186,18 +202,11 @@ def test_a_row_given_to_another_person_after_the_plan_stops_the_erasure(
                     "CREATE TABLE orders (id integer PRIMARY KEY, "
                     "user_id integer REFERENCES users(id))", *USER_ROWS,
                     "INSERT INTO orders VALUES (10, 1), (11, 1), (20, 2)"], [USERS, ORDERS])
-    seen: dict[str, Any] = {}
-
-    def reassign(steps: Any) -> bool:
-        e.sql("UPDATE orders SET user_id = 2 WHERE id = 11")
-        seen["before"] = e.hashes()
-        return True
-
-    _, run = e.erasure(reassign)
+    _, run = e.erasure(e.after_plan("UPDATE orders SET user_id = 2 WHERE id = 11"))
     with pytest.raises(RowsChanged, match=r"1 row\(s\) of app\.orders .* not as the plan saw "
                                           r"them .*user_id.*this step changed nothing"):
         run()
-    assert _removed(seen["before"], e.hashes()) == {}
+    assert _removed(e.before, e.hashes()) == {}
     assert e.rows("SELECT id, user_id FROM orders") == [(10, 1), (11, 2), (20, 2)]
 
 
@@ -255,20 +264,14 @@ def test_a_key_created_between_the_plan_and_the_run_is_checked(
                     "CREATE TABLE orders (id integer PRIMARY KEY, "
                     "user_id integer REFERENCES users(id))", *USER_ROWS,
                     "INSERT INTO orders VALUES (10, 1), (20, 2)"], [USERS, ORDERS])
-    seen: dict[str, Any] = {}
-
-    def new_table(steps: Any) -> bool:
-        e.sql("CREATE TABLE gifts (id integer PRIMARY KEY, giver integer, "
-              "receiver integer REFERENCES users(id) ON DELETE CASCADE)",
-              "INSERT INTO gifts VALUES (1, 2, 1)")
-        seen["before"] = e.hashes()
-        return True
-
-    _, run = e.erasure(new_table)
+    _, run = e.erasure(e.after_plan(
+        "CREATE TABLE gifts (id integer PRIMARY KEY, giver integer, "
+        "receiver integer REFERENCES users(id) ON DELETE CASCADE)",
+        "INSERT INTO gifts VALUES (1, 2, 1)"))
     with pytest.raises(ReferencedRows, match=r"1 row\(s\) of app\.gifts point at rows of "
                                              r"app\.users"):
         run()
-    assert _removed(seen["before"], e.hashes()) == {}
+    assert _removed(e.before, e.hashes()) == {}
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres",
@@ -325,15 +328,7 @@ def test_a_replan_after_a_stopped_run_with_held_steps_completes(
     place_hold(e.store, reason="Dispute D-9", actor="counsel", table="app.tickets",
                inventory=load_inventory(e.inventory))
 
-    done: list[bool] = []
-
-    def late_note(steps: Any) -> bool:
-        if not done:      # once, after the first plan
-            e.sql("INSERT INTO notes VALUES (5, 10)")
-            done.append(True)
-        return True
-
-    rid, run = e.erasure(late_note)
+    rid, run = e.erasure(e.after_plan("INSERT INTO notes VALUES (5, 10)"))
     with pytest.raises(ReferencedRows, match=r"app\.notes"):
         run()
     e.sql("DELETE FROM notes")
@@ -364,18 +359,10 @@ def test_duckdb_erasure_deletes_children_and_parents_and_says_what_stays_done(
                                                       "to": "orders.id"}]},
               {"name": "reviews", "references": [{"column": "order_id", "to": "orders.id"}]}]
     e = make("duckdb", ddl, tables)
-    seen: dict[str, Any] = {}
-
-    def late_review(steps: Any) -> bool:
-        if "before" not in seen:      # once, after the first plan
-            e.sql("INSERT INTO reviews VALUES (7, 10)")
-            seen["before"] = e.hashes()
-        return True
-
-    _, run = e.erasure(late_review)
+    _, run = e.erasure(e.after_plan("INSERT INTO reviews VALUES (7, 10)"))
     with pytest.raises(ReferencedRows, match=r"app\.reviews .*earlier steps stay done"):
         run()
-    assert _removed(seen["before"], e.hashes()) == {"order_lines": 2}
+    assert _removed(e.before, e.hashes()) == {"order_lines": 2}
     assert e.rows("SELECT id, order_id FROM reviews") == [(7, 10)]
     e.sql("DELETE FROM reviews")
     before = e.hashes()
@@ -480,18 +467,11 @@ def test_duckdb_rows_given_to_another_person_stop_the_run_before_any_change(
         "(20, 1, 'd')"],
         [USERS, ORDERS, {"name": "order_lines", "references": [{"column": "order_id",
                                                                "to": "orders.id"}]}])
-    seen: dict[str, Any] = {}
-
-    def reassign(steps: Any) -> bool:
-        e.sql("UPDATE orders SET user_id = 2 WHERE id = 11")
-        seen["before"] = e.hashes()
-        return True
-
-    _, run = e.erasure(reassign)
+    _, run = e.erasure(e.after_plan("UPDATE orders SET user_id = 2 WHERE id = 11"))
     with pytest.raises(RowsChanged, match=r"app\.orders .*nothing in app was changed by "
                                           r"this run"):
         run()
-    assert _removed(seen["before"], e.hashes()) == {}
+    assert _removed(e.before, e.hashes()) == {}
 
 
 @pytest.mark.postgres
