@@ -13,7 +13,9 @@ them back:
   records that do not change keep their bytes; Parquet keeps schema, compression and row
   groups. A Parquet file can also be rewritten column-wise (``batch_transform``: each row
   group as an Arrow table, the changes as arrays), its row groups written by a second
-  thread while the next one is transformed.
+  thread while the next one is transformed; when the transform comes in two parts
+  (``ColumnWise``), a forked copy of the process finishes every other row group
+  (``governance.encryption.forked``).
 Values are bound parameters; identifiers are quoted by the connector's mechanism.
 """
 
@@ -250,7 +252,8 @@ def _copy_parquet_columns(f: Path, out: BinaryIO, read: list[str], targets: list
                           progress: Callable[[int, int], None] | None) -> None:
     """``_copy_parquet`` with a column-wise transform; row group g is written and group
     g + 2 read (each by a thread of its own: Arrow releases the GIL for both) while group
-    g + 1 is transformed."""
+    g + 1 is transformed, the odd groups of each window by a forked copy when it is
+    worth one."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
     import pyarrow.parquet as pq
