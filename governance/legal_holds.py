@@ -59,8 +59,9 @@ class Hold:
     def place(self) -> str:
         """What the hold covers and until when, as shown to people (masked)."""
         where = {"subject": ", ".join(self.masked) or "a subject",
-                 "subject_keys": f"{len(self.masked) or 'some'} person(s) of "
-                                 f"{self.source}.{self.table_name}",
+                 # (masked holds the count: "150 key(s)")
+                 "subject_keys": f"{self.masked[0] if self.masked else 'some key(s)'} of "
+                                 f"persons of {self.source}.{self.table_name}",
                  "table": f"{self.source}.{self.table_name}",
                  "source": f"source {self.source}",
                  "range": ".".join(p for p in (self.source, self.table_name) if p) or "all"

@@ -498,3 +498,16 @@ def test_an_access_request_exports_nothing_when_a_source_cannot_be_searched(
     assert estate.store.query("SELECT lease_owner FROM dsar_requests WHERE request_id = ?",
                               [rid]) == [{"lease_owner": None}]
     assert delivery_passphrase(estate.store, rid) == done.passphrase
+
+
+def test_a_hold_on_persons_by_key_says_how_many_keys_it_holds(estate: Estate) -> None:
+    """Three subject keys held: described as 3 keys (it said "1 person(s)" whatever the
+    count), and never by a key's value."""
+    from governance.retention.holds import place_hold
+
+    hold = place_hold(estate.store, reason="Class action CA-12", actor="counsel",
+                      table="app_db.users", inventory=estate.inventory,
+                      subject_keys=[70001, 70002, 70003])
+    text = hold.describe()
+    assert "3 key(s) of persons of app_db.users" in text, text
+    assert "7000" not in text
