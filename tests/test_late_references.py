@@ -210,3 +210,41 @@ def test_a_track_changed_on_the_subjects_invoice_line_after_the_plan_is_no_reaso
         assert all(not d["added"] and not d["changed"] for d in diff.values()), diff
     finally:
         check.close()
+
+
+@pytest.mark.parametrize(("backend", "cascade"), CASES)
+def test_returns_held_by_a_legal_hold_keep_the_sales_they_return_and_the_customer(
+        request: pytest.FixtureRequest, backend: str, cascade: bool) -> None:
+    """A hold on ``store_returns``, whose rows point at sales through the composite key
+    ``(sr_item_sk, sr_ticket_number) -> store_sales`` (a key ownership does not follow):
+    the returned sales are kept with the held returns, and the customer row with those
+    sales; the customer's other sales go (the erasure was refused, naming the held
+    returns as rows to "erase or change first")."""
+    from governance.retention.holds import place_hold
+
+    db = _db(request, backend)
+    check = db.connect()
+    try:
+        cid, email = tpcds_customer_sharing_address(check, with_returns=True)
+        if cascade:
+            _cascade(check, "store_sales", "ss_customer_sk")
+        own = subject_rows(check, "tpcds", cid)
+        returned = set(check.query(
+            "SELECT DISTINCT s.ss_item_sk, s.ss_ticket_number FROM store_sales s JOIN "
+            "store_returns r ON r.sr_item_sk = s.ss_item_sk AND r.sr_ticket_number = "
+            "s.ss_ticket_number WHERE s.ss_customer_sk = ?", (cid,)))
+        assert returned and own["store_sales"] - returned, "the picked customer has both"
+        place_hold(db.store, reason="Refund dispute RD-4", actor="counsel",
+                   table="tpcds.store_returns", inventory=load_inventory(db.fk_inventory))
+        before = row_hashes(check)
+        _, run = _erasure(db, email, lambda steps: True)
+        outcome = run()
+        assert outcome.status == "completed", outcome.remaining
+        diff = differences(before, row_hashes(check))
+        expected = {t: rows for t, rows in own.items()
+                    if t not in ("store_returns", "customer")}
+        expected["store_sales"] = own["store_sales"] - returned
+        assert {t: d["removed"] for t, d in diff.items()} == expected
+        assert all(not d["added"] and not d["changed"] for d in diff.values()), diff
+    finally:
+        check.close()

@@ -497,10 +497,18 @@ class _Planner:
         """Take the rows of ``loc`` that ``staying`` rows point at through ``edge`` out of
         its deletion, keep them (``held``: why the pointing rows stay, for the note), and
         return them."""
-        key = (loc.source, loc.table)
         targets = {_norm(r.get(edge.column)) for r in staying}
-        kept = {self.row_id(*key, r) for r in loc.rows if _norm(r.get(edge.to_column)) in targets}
-        kept &= deleting.get(key, set())
+        rows = [r for r in loc.rows if _norm(r.get(edge.to_column)) in targets]
+        return self.keep_rows(loc, rows, deleting, f"rows of {edge.table} ({held}) point at "
+                              f"them through the key {edge.table}({edge.column})")
+
+    def keep_rows(self, loc: Location, rows: Sequence[dict[str, Any]],
+                  deleting: dict[tuple[str, str], set[str]], why: str
+                  ) -> list[dict[str, Any]]:
+        """Take ``rows`` of ``loc`` out of its deletion and keep them, saying ``why``;
+        return those that were to be deleted."""
+        key = (loc.source, loc.table)
+        kept = {self.row_id(*key, r) for r in rows} & deleting.get(key, set())
         if not kept:
             return []
         deleting[key] -= kept
@@ -515,10 +523,30 @@ class _Planner:
             and not t[2].values)]
         self.steps.append((-1, False, Step(
             0, loc.source, loc.table, loc.found_by.value, Action.HELD, loc.match_column, [],
-            planned_rows=len(kept), status="held",
-            note=f"{len(kept)} row(s): rows of {edge.table} ({held}) point at them through "
-                 f"the key {edge.table}({edge.column}); {REFERRED}")))
+            planned_rows=len(kept), status="held", note=f"{len(kept)} row(s): {why}; {REFERRED}")))
         return [r for r in loc.rows if self.row_id(*key, r) in kept]
+
+    def held_pointing(self, loc: Location, deleting: dict[tuple[str, str], set[str]]
+                      ) -> list[dict[str, Any]]:
+        """Keep the rows of ``loc`` that rows of a held table point at through a key
+        ownership does not follow (TPC-DS's held returns -> the sales they return)."""
+        key = (loc.source, loc.table)
+        out: list[dict[str, Any]] = []
+        for fk in self.unfollowed_keys(loc.source):
+            hold = self.holds.get((loc.source, fk.table))
+            rows = [r for r in loc.rows if self.row_id(*key, r) in deleting.get(key, set())]
+            if fk.ref_table != loc.table or fk.schema is not None or hold is None or not rows:
+                continue
+            found = self.pool.get(loc.source).rows_pointing_at(
+                fk, loc.match_column, [key_value(r, loc.match_column) for r in rows])
+            hit = {repr(k) for k, _ in found}
+            pointed = [r for r in rows if repr(key_value(r, loc.match_column)) in hit]
+            if found and not pointed:   # values that do not map back: keep them all
+                pointed = rows
+            out += self.keep_rows(loc, pointed, deleting,
+                                  f"rows of {fk.table} (under a legal hold on {fk.table}) "
+                                  f"point at them through the key {fk.table}({fk.column})")
+        return out
 
     def keep_under_holds(self, deleting: dict[tuple[str, str], set[str]]) -> None:
         """Rows of a held table, and rows kept for them, keep the rows they point at through
@@ -535,6 +563,10 @@ class _Planner:
                 key = (loc.source, loc.table)
                 if loc.relation is Relation.MENTION or not deleting.get(key):
                     continue
+                got = self.held_pointing(loc, deleting)
+                if got:
+                    kept.setdefault(key, []).extend(got)
+                    changed = True
                 for edge in graph.in_edges(key):
                     hold = self.holds.get(edge.origin)
                     if (hold is None and edge.origin not in kept) or \
