@@ -133,14 +133,16 @@ def _redact(conn: Connector, step: Step, identities: Sequence[Identity]) -> int:
 
 def apply_step(conn: Connector, step: Step, hash_value: Callable[[Any], str],
                identities: Sequence[Identity] = (), leaving: Leaving | None = None,
-               changed: Collection[str] = ()) -> int:
+               changed: Collection[str] = (), checked: bool = False) -> int:
     """Make the change of one step on an open, writable connector; rows changed.
     ``leaving``: the rows this run deletes from the source, by table (see
     ``Connector.delete_owned``); ``changed``: the columns of the step's table that the
-    request's own steps change (see ``check_owned``)."""
+    request's own steps change (see ``check_owned``); ``checked``: the step's rows were
+    checked and locked earlier in this transaction (``_preflight``)."""
+    unchanged = None if checked else (lambda: check_owned(conn, step, changed))
     if step.action is Action.DELETE:
         return conn.delete_owned(step.table, step.match_column, step.values, leaving,
-                                 lambda: check_owned(conn, step, changed))
+                                 unchanged)
     if step.action is Action.DELETE_UNREFERENCED:
         return conn.delete_unreferenced(step.table, step.match_column, step.values,
                                         [tuple(g) for g in step.changes.get("guards", [])])
@@ -150,8 +152,9 @@ def apply_step(conn: Connector, step: Step, hash_value: Callable[[Any], str],
         return conn.update_rows(step.table, step.match_column, step.values, step.changes)
     if step.action is Action.ANONYMIZE:
         with conn.transaction():
-            conn.lock_rows(step.table, step.match_column, step.values)
-            check_owned(conn, step, changed)
+            if unchanged is not None:
+                conn.lock_rows(step.table, step.match_column, step.values)
+                unchanged()
             return _anonymize(conn, step, hash_value)
     return 0
 
@@ -219,11 +222,13 @@ def _anonymize(conn: Connector, step: Step, hash_value: Callable[[Any], str]) ->
 def _apply(conn: Connector, step: Step, hash_value: Callable[[Any], str],
            rolled_back: bool, identities: Sequence[Identity], leaving: Leaving,
            changed: Mapping[tuple[str, str], set[str]]) -> int:
+    # On a source whose steps commit together, _preflight checked and locked every step's
+    # rows in this same transaction: nothing can have changed them since.
     undone = (f"every change to {step.source} in this run was rolled back" if rolled_back
               else "earlier steps stay done")
     try:
         return apply_step(conn, step, hash_value, identities, leaving,
-                          changed.get((step.source, step.table), set()))
+                          changed.get((step.source, step.table), set()), rolled_back)
     except StepStopped as e:
         raise e.with_outcome(undone) from None
     except GovernanceError:

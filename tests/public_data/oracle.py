@@ -181,6 +181,15 @@ def differences(before: dict[str, dict[Key, str]], after: dict[str, dict[Key, st
     return out
 
 
+def assert_only_removed(before: dict[str, dict[Key, str]], after: dict[str, dict[Key, str]],
+                        removed: dict[str, set[Key]]) -> None:
+    """Exactly ``removed`` (keys per table) is gone between the two hashings; no row was
+    added or changed anywhere."""
+    diff = differences(before, after)
+    assert {t: d["removed"] for t, d in diff.items()} == removed
+    assert all(not d["added"] and not d["changed"] for d in diff.values()), diff
+
+
 def keys_of(db: Db, table: str, rows: list[dict[str, Any]]) -> set[Key]:
     """The primary keys of ``rows`` (dicts as govkit returns them) of ``table``."""
     pk = db.pk_columns(table)
