@@ -16,6 +16,7 @@ Parquet file must make exactly the decisions and envelopes of the per-cell path.
 from __future__ import annotations
 
 import base64
+import gc
 import os
 import random
 from pathlib import Path
@@ -269,6 +270,12 @@ def test_parquet_batch_path_matches_csv_row_path_and_decrypts(
                                    pa.array(cards, pa.string()))
     pacsv.write_csv(csv_rows, tmp_path / "csvdata" / "payments.csv")
 
+    # Objects are kept out of garbage collection around the fork and given back after
+    # it; objects a host process froze itself stay frozen.
+    host = [object()] if fork == "on" else []
+    if host:
+        gc.freeze()
+    host_frozen = gc.get_freeze_count()
     out = {}
     for source in ("pq", "csv"):
         run = encrypt(inv, store, keys, policy, apply=True, sources=[source],
@@ -312,6 +319,11 @@ def test_parquet_batch_path_matches_csv_row_path_and_decrypts(
     assert len(set(pairs.values())) == len(pairs) == a.subjects
     # 3000 rows in groups of 700: the copy had groups 1 and 3.
     assert copies == {"off": [], "on": [(2, False)], "copy_killed": [(2, True)]}[fork]
+    if host:
+        assert gc.get_freeze_count() >= host_frozen > 0
+        gc.unfreeze()
+    else:
+        assert gc.get_freeze_count() == 0
 
 
 @pytest.mark.parametrize("slice_rows", [300, 262_144])

@@ -14,6 +14,7 @@ swapped in only at the end. ``GOVKIT_ENCRYPT_FORK=0`` turns the copy off.
 
 from __future__ import annotations
 
+import gc
 import os
 import queue
 import select
@@ -100,6 +101,21 @@ def _die_with_parent() -> None:
         os._exit(70)
 
 
+def _keep_freed_memory() -> None:
+    """In the copy: let glibc keep the memory it frees instead of handing it back, so that
+    each row group's arrays reuse pages already touched (fresh pages fault one by one, and
+    the copy lives only for its groups). Nothing happens on another C library."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-3, 1 << 30)     # M_MMAP_THRESHOLD: large blocks from the heap, not mmap
+    mallopt(-1, 1 << 31)     # M_TRIM_THRESHOLD: the heap's top is not given back
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -137,6 +153,7 @@ class ForkedGroups:
         self._reader: threading.Thread | None = None
         self._failed = False
         self._closing = threading.Event()
+        self._froze = False
 
     def start(self) -> None:
         """Fork the copy (nothing happens when fork fails: every group is finished here)."""
@@ -147,8 +164,15 @@ class ForkedGroups:
                 # copy: this one touches no lock of another thread's (no store, no file, no
                 # logging), and one that hung would be killed and its groups made here.
                 warnings.simplefilter("ignore", DeprecationWarning)
+                # The objects made so far are left out of garbage collection in both
+                # processes, so that a collection does not write to (and copy) every page
+                # the two still share.
+                self._froze = gc.get_freeze_count() == 0    # else the host froze some
+                gc.freeze()
                 pid = os.fork()
         except OSError:
+            if self._froze:
+                gc.unfreeze()
             os.close(r)
             os.close(w)
             self._failed = True
@@ -156,6 +180,8 @@ class ForkedGroups:
         if pid == 0:   # the copy: finish its groups, send them, leave without clean-up
             code = 0
             try:
+                gc.disable()            # short-lived: its garbage goes when it leaves
+                _keep_freed_memory()
                 os.close(r)
                 _die_with_parent()
                 for g in self.order:
@@ -225,6 +251,8 @@ class ForkedGroups:
                 pass
             os.waitpid(self.pid, 0)
             self.pid = None
+            if self._froze:
+                gc.unfreeze()
         if self._reader is not None:
             self._reader.join()     # the copy is gone: its pipe is at its end
             self._reader = None
