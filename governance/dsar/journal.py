@@ -133,11 +133,12 @@ def _redact(conn: Connector, step: Step, identities: Sequence[Identity]) -> int:
 
 def apply_step(conn: Connector, step: Step, hash_value: Callable[[Any], str],
                identities: Sequence[Identity] = (), leaving: Leaving | None = None,
-               changed: Collection[str] = (), checked: bool = False) -> int:
+               changed: Mapping[tuple[str, str], Collection[str]] | None = None,
+               checked: bool = False) -> int:
     """Make the change of one step on an open, writable connector; rows changed.
     ``leaving``: the rows this run deletes from the source, by table (see
-    ``Connector.delete_owned``); ``changed``: the columns of the step's table that the
-    request's own steps change (see ``check_owned``); ``checked``: the step's rows were
+    ``Connector.delete_owned``); ``changed``: by table, the columns the request's own
+    steps change (see ``check_owned``); ``checked``: the step's rows were
     checked and locked earlier in this transaction (``_preflight``)."""
     unchanged = None if checked else (lambda: check_owned(conn, step, changed))
     if step.action is Action.DELETE:
@@ -154,8 +155,8 @@ def apply_step(conn: Connector, step: Step, hash_value: Callable[[Any], str],
         with conn.transaction():
             if unchanged is not None:
                 conn.lock_rows(step.table, step.match_column, step.values)
-                unchanged()
-            return _anonymize(conn, step, hash_value)
+            with conn.guarded(step.table, unchanged):
+                return _anonymize(conn, step, hash_value)
     return 0
 
 
@@ -164,24 +165,56 @@ class RowsChanged(StepStopped):
     more rows match): nothing of the step was done."""
 
 
-def check_owned(conn: Connector, step: Step, changed: Collection[str] = ()) -> None:
+def check_owned(conn: Connector, step: Step,
+                changed: Mapping[tuple[str, str], Collection[str]] | None = None) -> None:
     """Raise RowsChanged when a row the step would change is not one the plan saw: more
     rows match, or an owner column now names someone the plan did not see there (a row
-    given to another person since). An owner column emptied since, or one the request's
-    own steps change (``changed``: re-pointed at a placeholder, anonymized by a run that
-    was killed before it was recorded), does not count. Steps planned without digests
-    (file sources, journals written before them) are not checked."""
+    given to another person since); likewise the rows those rows belong to when they are
+    matched by their owner reference (an invoice given to another person: its lines are
+    theirs now). An owner column emptied since, or one the request's own steps change
+    (``changed``, by table: re-pointed at a placeholder, anonymized by a run that was
+    killed before it was recorded), does not count. Steps planned without digests
+    (journals written before them) are not checked."""
     spec = step.changes.get(OWNED_BY)
     if not spec or not step.values:
         return
-    match, owners = step.match_column.split(","), spec["columns"]
-    free = set(changed)
-    planned: dict[str, list[list[str]]] = {}
-    for m, seen in spec["rows"]:
+    changed = changed or {}
+    unseen = _unseen(conn.find_rows(step.table, step.match_column, step.values),
+                     step.match_column.split(","), spec["columns"], spec["rows"],
+                     set(changed.get((step.source, step.table), ())))
+    verb = "delete" if step.action is Action.DELETE else "anonymize"
+    if unseen:
+        owners = spec["columns"]
+        named = f" or {', '.join(owners)}" if owners else ""
+        raise RowsChanged(
+            f"{unseen} row(s) of {step.source}.{step.table} that step {step.step_no} would "
+            f"{verb} are not as the plan saw them (their {step.match_column}{named} changed "
+            "since: another person's now, or new): this step changed nothing. Replan the "
+            "request (govkit dsar replan) to review them")
+    for parent in spec.get("parents", ()):
+        values = list({repr(v): v for v in step.values if v is not None}.values())
+        unseen = _unseen(conn.find_rows(parent["table"], parent["column"], values),
+                         [parent["column"]], parent["columns"], parent["rows"],
+                         set(changed.get((step.source, parent["table"]), ())))
+        if unseen:
+            raise RowsChanged(
+                f"{unseen} row(s) of {step.source}.{parent['table']} that the rows step "
+                f"{step.step_no} would {verb} in {step.table} belong to are not as the plan "
+                f"saw them (their {', '.join(parent['columns'])} changed since: another "
+                "person's now, and so are those rows): this step changed nothing. Replan "
+                "the request (govkit dsar replan) to review them")
+
+
+def _unseen(rows: Sequence[dict[str, Any]], match: Sequence[str], owners: Sequence[str],
+            seen_rows: Sequence[Sequence[Any]], free: Collection[str]) -> int:
+    """How many of ``rows`` fit none of the plan's digests (``[match digest, [owner
+    digests]]``), each digest used once; an owner column in ``free`` or empty now fits."""
+    planned: dict[str, list[Sequence[str]]] = {}
+    for m, seen in seen_rows:
         planned.setdefault(m, []).append(seen)
     unseen = 0
-    for r in conn.find_rows(step.table, step.match_column, step.values):
-        candidates = planned.get(row_digest(r, match), [])
+    for r in rows:
+        candidates = planned.get(row_digest(r, list(match)), [])
         fits = next((i for i, seen in enumerate(candidates) if all(
             c in free or r.get(c) is None or row_digest(r, [c]) == d
             for c, d in zip(owners, seen, strict=True))), None)
@@ -189,14 +222,7 @@ def check_owned(conn: Connector, step: Step, changed: Collection[str] = ()) -> N
             unseen += 1
         else:
             candidates.pop(fits)
-    if unseen:
-        named = f" or {', '.join(owners)}" if owners else ""
-        raise RowsChanged(
-            f"{unseen} row(s) of {step.source}.{step.table} that step {step.step_no} would "
-            f"{'delete' if step.action is Action.DELETE else 'anonymize'} are not as the plan "
-            f"saw them (their {step.match_column}{named} changed since: another person's "
-            f"now, or new): this step changed nothing. Replan the request (govkit dsar "
-            "replan) to review them")
+    return unseen
 
 
 def _anonymize(conn: Connector, step: Step, hash_value: Callable[[Any], str]) -> int:
@@ -227,8 +253,7 @@ def _apply(conn: Connector, step: Step, hash_value: Callable[[Any], str],
     undone = (f"every change to {step.source} in this run was rolled back" if rolled_back
               else "earlier steps stay done")
     try:
-        return apply_step(conn, step, hash_value, identities, leaving,
-                          changed.get((step.source, step.table), set()), rolled_back)
+        return apply_step(conn, step, hash_value, identities, leaving, changed, rolled_back)
     except StepStopped as e:
         raise e.with_outcome(undone) from None
     except GovernanceError:
@@ -251,7 +276,7 @@ def _preflight(conn: Connector, group: Sequence[Step],
         if step.action in (Action.DELETE, Action.ANONYMIZE) and OWNED_BY in step.changes:
             try:
                 conn.lock_rows(step.table, step.match_column, step.values)
-                check_owned(conn, step, changed.get((step.source, step.table), set()))
+                check_owned(conn, step, changed)
             except StepStopped as e:
                 raise e.with_outcome(f"nothing in {step.source} was changed by this run") \
                     from None

@@ -119,7 +119,6 @@ class Step:
 
 REFERRED = "kept: other rows refer to them"   # the end of such a HELD step's note
 OWNED_BY = "_owned_by"    # in a DELETE or ANONYMIZE step's changes: see _Planner.owned_by
-DATABASE_KINDS = ("sqlite", "duckdb", "postgres")   # rows changed in place, by key
 
 
 def row_digest(row: Mapping[str, Any], columns: Sequence[str]) -> str:
@@ -373,13 +372,12 @@ class _Planner:
                     f"erased. Declare them in the inventory (with {table}'s references)")
 
     def owned_by(self, loc: Location) -> dict[str, Any]:
-        """What a run checks before it deletes or anonymizes ``loc``'s rows (databases
-        only): digests of each row's match columns and of each of its owner columns (those
-        leading to a person) as the plan reads them, so that a row given to someone else
-        since, or a row matched that the plan did not see, stops the run (see
-        ``journal.check_owned``)."""
+        """What a run checks before it deletes or anonymizes ``loc``'s rows: digests of
+        each row's match columns and of each of its owner columns (those leading to a
+        person) as the plan reads them, so that a row given to someone else since, or a row
+        matched that the plan did not see, stops the run (see ``journal.check_owned``)."""
         conn = self.pool.get(loc.source)
-        if conn.kind not in DATABASE_KINDS or not loc.values:
+        if not loc.values:
             return {}
         graph = self.res.graph
         assert graph is not None
@@ -387,8 +385,36 @@ class _Planner:
         owners = sorted({e.column for e in graph.owner_edges((loc.source, loc.table))}
                         - set(match))
         rows = conn.find_rows(loc.table, loc.match_column, list(loc.values))
-        return {OWNED_BY: {"columns": owners, "rows": sorted(
-            [row_digest(r, match), [row_digest(r, [c]) for c in owners]] for r in rows)}}
+        spec: dict[str, Any] = {"columns": owners, "rows": sorted(
+            [row_digest(r, match), [row_digest(r, [c]) for c in owners]] for r in rows)}
+        parents = self.owning_rows(loc)
+        if parents:
+            spec["parents"] = parents
+        return {OWNED_BY: spec}
+
+    def owning_rows(self, loc: Location) -> list[dict[str, Any]]:
+        """When ``loc``'s rows are matched by the owner reference itself (a table without
+        primary key: an invoice line by its invoice id), the rows they belong to, as the
+        plan reads them: digests of those rows' own owner columns by key, so that a run
+        finding one given to another person since stops (the lines would be theirs now).
+        Rows matched by their own key need none: their parents are steps of the plan,
+        checked themselves."""
+        graph = self.res.graph
+        assert graph is not None
+        out = []
+        for edge in graph.owner_edges((loc.source, loc.table)):
+            if edge.column != loc.match_column or edge.to_source != loc.source:
+                continue
+            parent = (edge.to_source, edge.to_table)
+            owners = sorted({e.column for e in graph.owner_edges(parent)} - {edge.to_column})
+            if not owners:
+                continue   # a person row, or a table owned through its key alone
+            values = list({repr(v): v for v in loc.values if v is not None}.values())
+            rows = self.pool.get(loc.source).find_rows(edge.to_table, edge.to_column, values)
+            out.append({"table": edge.to_table, "column": edge.to_column, "columns": owners,
+                        "rows": sorted([row_digest(r, [edge.to_column]),
+                                        [row_digest(r, [c]) for c in owners]] for r in rows)})
+        return out
 
     def referrers(self, edge: Edge, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Rows of the edge's referring table pointing at ``rows``."""

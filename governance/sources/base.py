@@ -242,6 +242,17 @@ class Connector(ABC):
             unchanged()
         return self.delete_rows(table, column, values)
 
+    @contextmanager
+    def guarded(self, table: str, check: Callable[[], None] | None) -> Iterator[None]:
+        """Changes of ``table`` made inside the block happen only after ``check`` (which
+        raises when the rows are no longer what the plan saw) passed with nothing able to
+        change the table in between: files run it under their lock at each rewrite;
+        elsewhere it runs once, at the start (a database's rows are locked by
+        ``lock_rows`` in the caller's transaction)."""
+        if check is not None:
+            check()
+        yield
+
     def lock_rows(self, table: str, column: str,  # noqa: B027 - most sources lock nothing
                   values: Sequence[Any]) -> None:
         """Lock the rows whose ``column`` equals one of ``values`` until the transaction

@@ -27,6 +27,7 @@ from governance.sources.base import (
     DEFAULT_SAMPLE_ROWS,
     ColumnInfo,
     ForeignKey,
+    Leaving,
     TableInfo,
 )
 from governance.sources.sql import KEY_CHUNK, SqlConnector
@@ -269,6 +270,7 @@ class FileConnector(DuckDBConnector):
             if path.is_dir() else [path]
         self._files: dict[str, Path] = {}
         self._seen: dict[str, tuple[int, ...] | None] = {}
+        self._guards: dict[str, Callable[[], None]] = {}
         self._conn = duckdb.connect()
         for f in files:
             self._files[f.stem] = f
@@ -386,6 +388,30 @@ class FileConnector(DuckDBConnector):
         self.check_columns(table, [column])
         return self._rewrite(table, column, values, None)
 
+    def delete_owned(self, table: str, column: str, values: Sequence[Any],
+                     leaving: Leaving | None = None,
+                     unchanged: Callable[[], None] | None = None) -> int:
+        """``delete_rows``, with ``unchanged`` checked under the file's lock, on the file
+        the rewrite copies (files declare no foreign keys)."""
+        with self.guarded(table, unchanged):
+            return self.delete_rows(table, column, values)
+
+    @contextmanager
+    def guarded(self, table: str, check: Callable[[], None] | None) -> Iterator[None]:
+        """Each rewrite of ``table``'s file inside the block runs ``check`` first, under
+        the file's lock and on the file as it is then (another writer that takes the lock
+        waits; one that does not is caught before the swap)."""
+        if check is None:
+            yield
+            return
+        if table in self._guards:
+            raise RuntimeError(f"{table}: guarded blocks do not nest")
+        self._guards[table] = check
+        try:
+            yield
+        finally:
+            del self._guards[table]
+
     def update_rows(self, table: str, column: str, values: Sequence[Any],
                     assignments: Mapping[str, Any]) -> int:
         self.check_columns(table, [column, *assignments])
@@ -436,6 +462,9 @@ class FileConnector(DuckDBConnector):
             tmp = _temporary(f)
             tmp.unlink(missing_ok=True)  # a crashed rewrite's copy
             self._open_view(table)  # what the file holds now, dialect sniffed under the lock
+            check = self._guards.get(table)
+            if check is not None:
+                check()             # (see guarded)
             try:
                 with _create_like(tmp, before) as out:
                     n = write(f, out)
