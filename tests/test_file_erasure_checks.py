@@ -12,6 +12,17 @@ lines by their invoice: a line's owner is its invoice's customer.
   invoice lines' file is rewritten: the rewrite checks again under the file's lock and
   stops, with nothing changed.
 
+Cases a helper found trying these files (each failed before its fix):
+
+- The subject's customer id names another customer after the plan (an export renumbered):
+  the run stops; before, the other customer's row and invoices were deleted.
+- A key two rows share (a customer id on two customers' rows, an invoice id on two
+  customers' invoices): the plan stops, naming the key; before, the other customer's row
+  or invoice lines were deleted, and an access request exported the other's lines.
+- A hold on the invoice lines, with notes on the lines: an invoice given to another
+  customer after the plan stops the run before the notes are touched (the check walks up
+  to the person, not one level).
+
 Expectations come from the files read here with Python's csv module and pyarrow, and from
 per-row hashes of every file.
 """
@@ -34,7 +45,9 @@ from public_data.fixtures import PublicDb
 from public_data.oracle import chinook_customer
 
 from governance.dsar import RequestBook, run_request
+from governance.dsar.export import read_export
 from governance.dsar.journal import RowsChanged
+from governance.dsar.plan import PlanError
 from governance.inventory import load_inventory
 from governance.sources.duckdb_source import FileConnector
 
@@ -44,7 +57,8 @@ TABLES = ("customers", "invoices", "invoice_items")
 class Files:
     """Chinook's three tables as files of ``kind``, an inventory of them, a store."""
 
-    def __init__(self, db: PublicDb, kind: str, folder: Path, kept: bool = False):
+    def __init__(self, db: PublicDb, kind: str, folder: Path, kept: bool = False,
+                 notes: bool = False):
         self.kind, self.db = kind, db
         self.data = folder / "files"
         self.data.mkdir()
@@ -54,8 +68,16 @@ class Files:
                 cur = src.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed names
                 names = [d[0].lower() for d in cur.description]
                 self.write(table, names, [list(r) for r in cur.fetchall()])
+            if notes:   # a note on each invoice line (a table of our own on Chinook's)
+                lines = src.execute("SELECT invoicelineid FROM invoice_items").fetchall()
+                self.write("line_notes", ["noteid", "invoicelineid", "note"],
+                           [[i + 1, r[0], f"gift wrap {i}"] for i, r in enumerate(lines)])
         finally:
             src.close()
+        self.tables = (*TABLES, "line_notes") if notes else TABLES
+        extra = [{"name": "line_notes", "references": [
+            {"column": "invoicelineid", "to": "invoice_items.invoicelineid",
+             "kind": "owner"}]}] if notes else []
         self.inventory = folder / "files.yaml"
         self.inventory.write_text(yaml.safe_dump({
             "version": 1, "organization": "chinook files", "sources": [{
@@ -73,7 +95,7 @@ class Files:
                          "kind": "owner"}]},
                     {"name": "invoice_items", **_kept(kept, "unitprice"), "references": [
                         {"column": "invoiceid", "to": "invoices.invoiceid",
-                         "kind": "owner"}]}]}]}, sort_keys=False))
+                         "kind": "owner"}]}, *extra]}]}, sort_keys=False))
 
     def path(self, table: str) -> Path:
         return self.data / f"{table}.{self.kind}"
@@ -102,7 +124,7 @@ class Files:
 
     def hashes(self) -> dict[str, list[str]]:
         out = {}
-        for table in TABLES:
+        for table in self.tables:
             _, rows = self.read(table)
             out[table] = sorted(hashlib.sha256(json.dumps(r, default=str).encode()).hexdigest()
                                 for r in rows)
@@ -110,25 +132,35 @@ class Files:
 
     def reassign(self, invoice: Any, to: Any) -> None:
         """Give one invoice to another customer (another program's change)."""
-        names, rows = self.read("invoices")
-        at, cust = names.index("invoiceid"), names.index("customerid")
+        self.set("invoices", "invoiceid", invoice, "customerid", to)
+
+    def set(self, table: str, where: str, value: Any, column: str, to: Any,
+            first: bool = False) -> None:
+        """Set ``column`` to ``to`` in the rows whose ``where`` is ``value`` (the first
+        one only with ``first``), as another program would."""
+        names, rows = self.read(table)
+        at, col = names.index(where), names.index(column)
         for r in rows:
-            if str(r[at]) == str(invoice):
-                r[cust] = to if self.kind == "parquet" else str(to)
-        self.write("invoices", names, rows)
+            if str(r[at]) == str(value):
+                r[col] = to if self.kind == "parquet" else str(to)
+                if first:
+                    break
+        self.write(table, names, rows)
 
     def column(self, table: str, column: str, where: str, value: Any) -> list[str]:
         names, rows = self.read(table)
         return sorted(str(r[names.index(column)]) for r in rows
                       if str(r[names.index(where)]) == str(value))
 
-    def erasure(self, email: str, confirm: Callable[[Any], bool]) -> Callable[[], Any]:
+    def erasure(self, email: str, confirm: Callable[[Any], bool],
+                kind: str = "erasure", **kw: Any) -> Callable[[], Any]:
         book = RequestBook(self.db.store)
-        rid = book.create("erasure", [f"email={email}"], "EU", "dpo").request_id
+        rid = book.create(kind, [f"email={email}"], "EU", "dpo").request_id
         book.verify(rid, "dpo", "identity checked on a call")
-        book.approve(rid, "dpo", "plan reviewed")
+        if kind == "erasure":
+            book.approve(rid, "dpo", "plan reviewed")
         inv = load_inventory(self.inventory)
-        return lambda: run_request(inv, self.db.store, rid, "dpo", confirm=confirm)
+        return lambda: run_request(inv, self.db.store, rid, "dpo", confirm=confirm, **kw)
 
 
 def _kept(kept: bool, *columns: str) -> dict[str, Any]:
@@ -211,3 +243,94 @@ def test_a_change_made_just_before_a_file_is_rewritten_is_checked_under_its_lock
     assert files.column("invoices", "customerid", "invoiceid", invoice) == [str(other)]
     assert files.column("invoice_items", "invoicelineid", "invoiceid", invoice) == ids
     assert files.column("customers", "email", "customerid", cid) == [email]
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_a_customer_id_that_names_another_customer_since_the_plan_stops_the_run(
+        chinook_sqlite: PublicDb, tmp_path: Path, kind: str) -> None:
+    """Between the plan and the run an export renumbers two customers: the subject's id is
+    the other customer's now (the invoices keep their ids, so they are the other
+    customer's now). Nothing is changed."""
+    files = Files(chinook_sqlite, kind, tmp_path)
+    cid, email, _, other = _subject(files)
+    seen: dict[str, Any] = {}
+
+    def renumbered(steps: Any) -> bool:
+        files.set("customers", "customerid", cid, "customerid", -1)
+        files.set("customers", "customerid", other, "customerid", cid)
+        files.set("customers", "customerid", -1, "customerid", other)
+        seen["before"] = files.hashes()
+        return True
+
+    run = files.erasure(email, renumbered)
+    with pytest.raises(RowsChanged, match=r"shop\.customers .*not as the plan saw them .*email"):
+        run()
+    assert files.hashes() == seen["before"]
+    assert files.column("customers", "email", "customerid", other) == [email]
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+@pytest.mark.parametrize("shared", ["customers", "invoices"])
+def test_a_key_two_customers_rows_share_stops_the_plan_and_is_not_exported(
+        chinook_sqlite: PublicDb, tmp_path: Path, kind: str, shared: str) -> None:
+    """Another customer's row is given the subject's customer id, or another customer's
+    invoice the id of one of the subject's invoices (its lines following it): the erasure
+    is refused with nothing changed, and an access request exports none of the other
+    customer's rows."""
+    files = Files(chinook_sqlite, kind, tmp_path)
+    cid, email, invoice, other = _subject(files)
+    theirs = files.column("invoices", "invoiceid", "customerid", other)[0]
+    if shared == "customers":
+        files.set("customers", "customerid", other, "customerid", cid)
+    else:
+        files.set("invoices", "invoiceid", theirs, "invoiceid", invoice)
+        files.set("invoice_items", "invoiceid", theirs, "invoiceid", invoice)
+    before = files.hashes()
+    run = files.erasure(email, lambda steps: True)
+    with pytest.raises(PlanError, match="nothing was changed"):
+        run()
+    assert files.hashes() == before
+
+    export = files.erasure(email, lambda steps: True, "access",
+                           export_dir=tmp_path / "exports")()
+    got = read_export(export.export_path, export.passphrase)
+    exported = {t: json.loads(got[f"data/shop/{t}.json"]) for t in TABLES
+                if f"data/shop/{t}.json" in got}
+    rows = {t: doc if isinstance(doc, list) else doc.get("rows", []) for t, doc in
+            exported.items()}
+    # Every exported row is the subject's alone (SQL-like reading of the files here).
+    assert {str(r["email"]) for r in rows.get("customers", [])} == {email}
+    # (With two customers named by one id, whose the invoices are cannot be told: none.)
+    assert bool(rows.get("invoice_items")) == (shared == "invoices")
+    mine = {i for i in files.column("invoices", "invoiceid", "customerid", cid)}
+    if shared == "invoices":
+        mine.discard(str(invoice))    # its id names another customer's invoice too
+    for line in rows.get("invoice_items", []):
+        assert str(line["invoiceid"]) in mine
+    assert not any(str(r["customerid"]) != str(cid) for r in rows.get("invoices", []))
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_with_the_lines_held_an_invoice_given_away_keeps_its_notes(
+        chinook_sqlite: PublicDb, tmp_path: Path, kind: str) -> None:
+    """Notes on invoice lines, a legal hold on the lines: one of the subject's invoices is
+    given to another customer after the plan. The notes step checks every row up to the
+    customer, not only the lines (unchanged): the run stops with nothing changed."""
+    from governance.dsar.holds import LegalHolds
+
+    files = Files(chinook_sqlite, kind, tmp_path, notes=True)
+    cid, email, invoice, other = _subject(files)
+    LegalHolds(files.db.store).place_on_table("shop.invoice_items", "litigation", "dpo",
+                                              load_inventory(files.inventory))
+    seen: dict[str, Any] = {}
+
+    def late_change(steps: Any) -> bool:
+        files.reassign(invoice, other)
+        seen["before"] = files.hashes()
+        return True
+
+    run = files.erasure(email, late_change)
+    with pytest.raises(RowsChanged, match=r"shop\.invoices that the rows step \d+ would "
+                                          r"delete in line_notes belong to"):
+        run()
+    assert files.hashes() == seen["before"]

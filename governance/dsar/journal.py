@@ -192,7 +192,8 @@ def check_owned(conn: Connector, step: Step,
             "since: another person's now, or new): this step changed nothing. Replan the "
             "request (govkit dsar replan) to review them")
     for parent in spec.get("parents", ()):
-        values = list({repr(v): v for v in step.values if v is not None}.values())
+        values = parent.get("values") or list(
+            {repr(v): v for v in step.values if v is not None}.values())
         unseen = _unseen(conn.find_rows(parent["table"], parent["column"], values),
                          [parent["column"]], parent["columns"], parent["rows"],
                          set(changed.get((step.source, parent["table"]), ())))

@@ -374,46 +374,95 @@ class _Planner:
     def owned_by(self, loc: Location) -> dict[str, Any]:
         """What a run checks before it deletes or anonymizes ``loc``'s rows: digests of
         each row's match columns and of each of its owner columns (those leading to a
-        person) as the plan reads them, so that a row given to someone else since, or a row
-        matched that the plan did not see, stops the run (see ``journal.check_owned``)."""
+        person; every column of a person's own row) as the plan reads them, and the same
+        of the rows they lead to, up to the person (see ``owning_rows``), so that a row
+        given to someone else since, or a row matched that the plan did not see, stops the
+        run (see ``journal.check_owned``). Rows of others that the match would pick too
+        (a key that is not unique) are a blocker."""
         conn = self.pool.get(loc.source)
         if not loc.values:
             return {}
-        graph = self.res.graph
-        assert graph is not None
         match = loc.match_column.split(",")
-        owners = sorted({e.column for e in graph.owner_edges((loc.source, loc.table))}
-                        - set(match))
         rows = conn.find_rows(loc.table, loc.match_column, list(loc.values))
+        self.ambiguous(loc.source, loc.table, loc.match_column, rows, loc.rows)
+        owners = self.digested((loc.source, loc.table), match)
         spec: dict[str, Any] = {"columns": owners, "rows": sorted(
             [row_digest(r, match), [row_digest(r, [c]) for c in owners]] for r in rows)}
-        parents = self.owning_rows(loc)
+        parents = self.owning_rows(loc.source, loc.table, rows)
         if parents:
             spec["parents"] = parents
         return {OWNED_BY: spec}
 
-    def owning_rows(self, loc: Location) -> list[dict[str, Any]]:
-        """When ``loc``'s rows are matched by the owner reference itself (a table without
-        primary key: an invoice line by its invoice id), the rows they belong to, as the
-        plan reads them: digests of those rows' own owner columns by key, so that a run
-        finding one given to another person since stops (the lines would be theirs now).
-        Rows matched by their own key need none: their parents are steps of the plan,
-        checked themselves."""
+    def digested(self, table: tuple[str, str], key: Sequence[str]) -> list[str]:
+        """The columns of ``table``'s rows whose values a run compares with the plan's:
+        its owner columns, or every column of a person table's row (its identity: the row
+        a key names may be another person's since), ``key`` left out."""
         graph = self.res.graph
         assert graph is not None
-        out = []
-        for edge in graph.owner_edges((loc.source, loc.table)):
-            if edge.column != loc.match_column or edge.to_source != loc.source:
-                continue
-            parent = (edge.to_source, edge.to_table)
-            owners = sorted({e.column for e in graph.owner_edges(parent)} - {edge.to_column})
-            if not owners:
-                continue   # a person row, or a table owned through its key alone
-            values = list({repr(v): v for v in loc.values if v is not None}.values())
-            rows = self.pool.get(loc.source).find_rows(edge.to_table, edge.to_column, values)
-            out.append({"table": edge.to_table, "column": edge.to_column, "columns": owners,
-                        "rows": sorted([row_digest(r, [edge.to_column]),
-                                        [row_digest(r, [c]) for c in owners]] for r in rows)})
+        if graph.is_person(table):
+            info = self.info(*table)
+            cols = set(info.column_names) if info is not None else set()
+        else:
+            cols = {e.column for e in graph.owner_edges(table)}
+        return sorted(cols - set(key))
+
+    def ambiguous(self, source: str, table: str, column: str, found: Sequence[dict[str, Any]],
+                  subjects: Sequence[dict[str, Any]]) -> None:
+        """A blocker when rows that are not among ``subjects`` (the subject's rows of the
+        table) have the values the subject's rows are picked by: the key does not tell
+        them apart, so a change would reach another person's rows."""
+        theirs = {row_digest(r, sorted(r)) for r in subjects}
+        others = [r for r in found if row_digest(r, sorted(r)) not in theirs]
+        if others:
+            self.blockers.append(
+                f"{source}.{table}: {len(others)} row(s) that are not the subject's have the "
+                f"same {column} as the subject's rows, so {column} does not pick the "
+                "subject's rows alone (a key that is not unique); nothing can be changed there "
+                f"safely. Make {column} unique, or give the table a primary key")
+
+    def owning_rows(self, source: str, table: str, rows: Sequence[dict[str, Any]]
+                    ) -> list[dict[str, Any]]:
+        """The rows ``rows`` belong to, up to the person: for each owner reference (within
+        the source), the referred rows' key values as the plan saw them and digests of
+        their owner columns (of every column for a person row), then the same of theirs.
+        A run finding one of them given to another person since stops: the rows below
+        would be that person's now (an invoice given to another customer: its lines)."""
+        graph = self.res.graph
+        assert graph is not None
+        out: list[dict[str, Any]] = []
+        level = [((source, table), list(rows))]
+        seen: set[tuple[str, str]] = {(source, table)}
+        while level:
+            nxt = []
+            for here, below in level:
+                if graph.is_person(here):
+                    continue
+                for edge in graph.owner_edges(here):
+                    parent = (edge.to_source, edge.to_table)
+                    if edge.to_source != source or parent in seen:
+                        continue
+                    values = list({repr(v): v for r in below
+                                   if (v := r.get(edge.column)) is not None}.values())
+                    if not values:
+                        continue
+                    found = self.pool.get(source).find_rows(edge.to_table, edge.to_column,
+                                                            values)
+                    mine = [r for loc in self.res.locations
+                            if (loc.source, loc.table) == parent
+                            and loc.relation is Relation.OWNED for r in loc.rows]
+                    if mine:
+                        self.ambiguous(source, edge.to_table, edge.to_column, found, mine)
+                    owners = self.digested(parent, [edge.to_column])
+                    out.append({"table": edge.to_table, "column": edge.to_column,
+                                "values": values, "columns": owners, "rows": sorted(
+                                    [row_digest(r, [edge.to_column]),
+                                     [row_digest(r, [c]) for c in owners]] for r in found)})
+                    seen.add(parent)
+                    if mine:    # (others' rows stop the plan above: not followed further)
+                        theirs = {row_digest(r, sorted(r)) for r in mine}
+                        found = [r for r in found if row_digest(r, sorted(r)) in theirs]
+                    nxt.append((parent, found))
+            level = nxt
         return out
 
     def referrers(self, edge: Edge, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

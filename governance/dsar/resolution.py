@@ -438,13 +438,18 @@ class _Resolver:
         """Record rows as the subject's; return those not known before."""
         new = []
         bucket = self.owned[table]
+        info = self.info(table)
+        # A value of the table's primary key names this row alone: rows pointing at it
+        # are the subject's without asking again. Another column's value may be another
+        # row's too (a file has no keys): those are asked (``_resolve``).
+        unique = list(info.primary_key) if info is not None else []
         for r in rows:
             rid = self.row_id(table, r)
             if rid not in bucket:
                 bucket[rid] = r
                 new.append(r)
                 for e in self.graph.in_edges(table):
-                    if e.to_column in r and r[e.to_column] is not None:
+                    if [e.to_column] == unique and r.get(e.to_column) is not None:
                         self._cache[(table, e.to_column, _norm(r[e.to_column]))] = (
                             frozenset({SUBJECT}), hops)
         if new:
