@@ -420,6 +420,42 @@ def _data_keys(store: AuditStore) -> dict[str, str]:
         "'__index__'")}
 
 
+class _ForgetfulKeyStore(LocalKeyStore):
+    """A key store whose unwrap gives back another key for one of the keys it wrapped (a
+    faulty HSM): that key could never be recovered."""
+
+    def unwrap_many(self, items: list[tuple[str, bytes]]) -> list[bytes]:
+        out = super().unwrap_many(items)
+        return [bytes(32), *out[1:]] if len(out) > 1 else out
+
+
+@pytest.mark.parametrize("fork", ["0", "1"])
+@pytest.mark.parametrize("source", ["pq", "csv"])
+def test_a_data_key_that_does_not_unwrap_to_itself_is_never_used(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, fork: str) -> None:
+    """New data keys are wrapped and unwrapped again before the cells sealed under them
+    are written: a key store that cannot give one back leaves every file as it was and no
+    key stored (Parquet: keys drawn first and committed once the forked copy runs; CSV:
+    row by row)."""
+    from governance.encryption import forked
+
+    monkeypatch.setenv("GOVKIT_ENCRYPT_FORK", fork)
+    monkeypatch.setattr(forked, "FORK_MIN_ROWS", 0)
+    inv_path = _estate(tmp_path, random.Random(3))
+    folder = tmp_path / ("data" if source == "pq" else "csvdata")
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+    inv = load_inventory(inv_path)
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
+    keys = SubjectKeys(store, _ForgetfulKeyStore(os.urandom(32)))
+    run = encrypt(inv, store, keys, load_policy(tmp_path / "encryption.yaml", inv),
+                  apply=True, sources=[source], tables=[f"{source}.payments"])
+    res = run.tables[0]
+    assert not run.ok and "does not unwrap to itself" in (res.error or "")
+    assert res.cells_sealed == 0
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
+    assert _data_keys(store) == {}
+
+
 @pytest.mark.parametrize("fault", ["another_run_made_a_key", "commit_fails",
                                    "after_commit_before_swap"])
 def test_background_key_commit_faults_leave_the_file_and_a_rerun_completes(
