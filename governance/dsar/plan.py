@@ -696,6 +696,17 @@ class _Planner:
             held = self.holds.get(edge.origin)
             if held is not None:
                 continue  # a held table is kept as it is (see keep_under_holds)
+            if edge.on_erase == "refuse" and edge.kind == "owner":
+                # Rows an owner reference ties to the subject that resolution did not find
+                # to be the subject's alone.
+                self.blockers.append(
+                    f"{len(staying)} row(s) of {edge.source}.{edge.table} point at the "
+                    f"subject's {loc.table} rows through {where}, an owner reference, but are "
+                    "not the subject's alone: they also lead to another person (a value two "
+                    "rows hold), or govkit reads their values as different from the "
+                    "subject's (1.0 against 1, text against a number). Erasing would break "
+                    "or change them; correct those rows' values, then run the request again")
+                continue
             if edge.on_erase == "refuse":
                 self.blockers.append(
                     f"{len(staying)} row(s) of {edge.source}.{edge.table} that are not the "
