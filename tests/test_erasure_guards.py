@@ -542,3 +542,53 @@ def test_references_to_a_row_a_hold_keeps_are_not_detached(
     assert run().status == "completed"
     assert _removed(before, e.hashes()) == {"comments": 1}
     assert e.rows("SELECT id, user_id, replied_to FROM comments") == [(2, 2, 1)]
+
+
+@pytest.mark.postgres
+def test_an_order_given_away_in_a_transaction_still_open_is_waited_for(
+        make: Callable[..., Estate]) -> None:
+    """``users <- orders <- lines <- notes``, a hold on the lines (so the orders are kept,
+    and no step of the run locks them). Another session gives one of Alice's orders to Bob
+    and commits only once the erasure has started: the erasure locks the rows its notes lead
+    to before it checks them, so it waits, sees the order is Bob's and stops; Bob's notes
+    stay (before, the check read the order as it was, and the notes were deleted)."""
+    import threading
+
+    import psycopg
+
+    from governance.retention.holds import place_hold
+
+    e = make("postgres", [
+        "CREATE TABLE users (id integer PRIMARY KEY, email varchar(60))",
+        "CREATE TABLE orders (id integer PRIMARY KEY, user_id integer REFERENCES users(id))",
+        "CREATE TABLE lines (id integer PRIMARY KEY, order_id integer REFERENCES orders(id))",
+        "CREATE TABLE notes (id integer PRIMARY KEY, line_id integer REFERENCES lines(id), "
+        "body varchar(40))", *USER_ROWS,
+        "INSERT INTO orders VALUES (10, 1), (11, 1), (20, 2)",
+        "INSERT INTO lines VALUES (100, 10), (110, 11), (200, 20)",
+        "INSERT INTO notes VALUES (1000, 100, 'gift'), (1100, 110, 'gift'), "
+        "(2000, 200, 'thanks')"],
+        [USERS, ORDERS,
+         {"name": "lines", "references": [{"column": "order_id", "to": "orders.id",
+                                           "kind": "owner"}]},
+         {"name": "notes", "references": [{"column": "line_id", "to": "lines.id",
+                                           "kind": "owner"}]}])
+    place_hold(e.store, reason="Dispute D-10", actor="counsel", table="app.lines",
+               inventory=load_inventory(e.inventory))
+    other = psycopg.connect(e.target)
+    try:
+        def open_transaction(steps: Any) -> bool:
+            other.execute("UPDATE orders SET user_id = 2 WHERE id = 11")
+            threading.Timer(2.0, other.commit).start()
+            e.before = e.hashes()     # (the update is not committed yet)
+            return True
+
+        _, run = e.erasure(open_transaction)
+        with pytest.raises(RowsChanged, match=r"app\.orders that the rows step \d+ would "
+                                              r"delete in notes belong to"):
+            run()
+        assert e.rows("SELECT id, line_id FROM notes") == [(1000, 100), (1100, 110),
+                                                           (2000, 200)]
+        assert e.rows("SELECT id, user_id FROM orders") == [(10, 1), (11, 2), (20, 2)]
+    finally:
+        other.close()

@@ -169,9 +169,10 @@ def check_owned(conn: Connector, step: Step,
                 changed: Mapping[tuple[str, str], Collection[str]] | None = None) -> None:
     """Raise RowsChanged when a row the step would change is not one the plan saw: more
     rows match, or an owner column now names someone the plan did not see there (a row
-    given to another person since); likewise the rows those rows belong to when they are
-    matched by their owner reference (an invoice given to another person: its lines are
-    theirs now). An owner column emptied since, or one the request's own steps change
+    given to another person since); likewise the rows they lead to through owner
+    references, up to the person, whose own row is compared column by column (an invoice
+    given to another person: its lines are theirs now; a customer id naming another
+    customer since). An owner column emptied since, or one the request's own steps change
     (``changed``, by table: re-pointed at a placeholder, anonymized by a run that was
     killed before it was recorded), does not count. Steps planned without digests
     (journals written before them) are not checked."""
@@ -192,9 +193,7 @@ def check_owned(conn: Connector, step: Step,
             "since: another person's now, or new): this step changed nothing. Replan the "
             "request (govkit dsar replan) to review them")
     for parent in spec.get("parents", ()):
-        values = parent.get("values") or list(
-            {repr(v): v for v in step.values if v is not None}.values())
-        unseen = _unseen(conn.find_rows(parent["table"], parent["column"], values),
+        unseen = _unseen(conn.find_rows(parent["table"], parent["column"], parent["values"]),
                          [parent["column"]], parent["columns"], parent["rows"],
                          set(changed.get((step.source, parent["table"]), ())))
         if unseen:
@@ -277,6 +276,9 @@ def _preflight(conn: Connector, group: Sequence[Step],
         if step.action in (Action.DELETE, Action.ANONYMIZE) and OWNED_BY in step.changes:
             try:
                 conn.lock_rows(step.table, step.match_column, step.values)
+                for parent in step.changes[OWNED_BY].get("parents", ()):
+                    # The rows they lead to, too: none is given away until the commit.
+                    conn.lock_rows(parent["table"], parent["column"], parent["values"])
                 check_owned(conn, step, changed)
             except StepStopped as e:
                 raise e.with_outcome(f"nothing in {step.source} was changed by this run") \
