@@ -8,7 +8,7 @@ journal's mark. Match values are sealed under the request's data key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from governance.audit_store import AuditStore
@@ -133,8 +133,7 @@ def _redact(conn: Connector, step: Step, identities: Sequence[Identity]) -> int:
 
 def apply_step(conn: Connector, step: Step, hash_value: Callable[[Any], str],
                identities: Sequence[Identity] = (), leaving: Leaving | None = None,
-               changed: Mapping[tuple[str, str], Collection[str]] | None = None,
-               checked: bool = False) -> int:
+               changed: OwnChanges | None = None, checked: bool = False) -> int:
     """Make the change of one step on an open, writable connector; rows changed.
     ``leaving``: the rows this run deletes from the source, by table (see
     ``Connector.delete_owned``); ``changed``: by table, the columns the request's own
@@ -160,69 +159,112 @@ def apply_step(conn: Connector, step: Step, hash_value: Callable[[Any], str],
     return 0
 
 
+ANY_VALUE = object()      # a column the request's own step sets to a value not known here
+# By (source, table): the columns the request's own steps change, each with the value it
+# leaves there (a frozenset of the values it may leave: keyed hashes of the rows' values;
+# ANY_VALUE when that cannot be told: a redacted text).
+OwnChanges = Mapping[tuple[str, str], Mapping[str, Any]]
+
+
+def own_changes(steps: Sequence[Step], hash_value: Callable[[Any], str]
+                ) -> dict[tuple[str, str], dict[str, Any]]:
+    """What the request's own steps leave in the columns they change (see OwnChanges)."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for s in steps:
+        cols = out.setdefault((s.source, s.table), {})
+        if s.action is Action.ANONYMIZE:
+            hashed = s.changes.get("_hash_inputs") or {}
+            for c, op in s.changes.items():
+                if c.startswith("_"):
+                    continue
+                cols[c] = None if op == "null" else "[erased]" if op == "redact" else \
+                    frozenset(hash_value(o) for _, o in hashed.get(c, []) if o is not None)
+        elif s.action in (Action.DETACH, Action.RECTIFY):
+            cols.update({c: v for c, v in s.changes.items() if not c.startswith("_")})
+        elif s.action is Action.REDACT:
+            cols.update(dict.fromkeys(s.columns, ANY_VALUE))
+    return out
+
+
 class RowsChanged(StepStopped):
     """Rows a step would change are not the rows the plan saw (their owner changed, or
     more rows match): nothing of the step was done."""
 
 
-def check_owned(conn: Connector, step: Step,
-                changed: Mapping[tuple[str, str], Collection[str]] | None = None) -> None:
+def check_owned(conn: Connector, step: Step, changed: OwnChanges | None = None) -> None:
     """Raise RowsChanged when a row the step would change is not one the plan saw: more
     rows match, or an owner column now names someone the plan did not see there (a row
     given to another person since); likewise the rows they lead to through owner
-    references, up to the person, whose own row is compared column by column (an invoice
-    given to another person: its lines are theirs now; a customer id naming another
-    customer since). An owner column emptied since, or one the request's own steps change
-    (``changed``, by table: re-pointed at a placeholder, anonymized by a run that was
-    killed before it was recorded), does not count. Steps planned without digests
-    (journals written before them) are not checked."""
+    references, up to the person, whose row is compared by its personal columns (an
+    invoice given to another person: its lines are theirs now; a customer id naming
+    another customer since). A column emptied since, or holding what the request's own
+    steps leave there (``changed``: a run killed before it recorded them), does not count.
+    Steps planned without digests (journals written before them) are not checked."""
     spec = step.changes.get(OWNED_BY)
     if not spec or not step.values:
         return
     changed = changed or {}
-    unseen = _unseen(conn.find_rows(step.table, step.match_column, step.values),
-                     step.match_column.split(","), spec["columns"], spec["rows"],
-                     set(changed.get((step.source, step.table), ())))
     verb = "delete" if step.action is Action.DELETE else "anonymize"
+    unseen, differ = _unseen(conn.find_rows(step.table, step.match_column, step.values),
+                             step.match_column.split(","), spec["columns"], spec["rows"],
+                             changed.get((step.source, step.table), {}))
     if unseen:
-        owners = spec["columns"]
-        named = f" or {', '.join(owners)}" if owners else ""
         raise RowsChanged(
             f"{unseen} row(s) of {step.source}.{step.table} that step {step.step_no} would "
-            f"{verb} are not as the plan saw them (their {step.match_column}{named} changed "
-            "since: another person's now, or new): this step changed nothing. Replan the "
-            "request (govkit dsar replan) to review them")
+            f"{verb} are not as the plan saw them (their {', '.join(differ)} changed since: "
+            "another person's now, or new): this step changed nothing. Replan the request "
+            "(govkit dsar replan) to review them")
     for parent in spec.get("parents", ()):
-        unseen = _unseen(conn.find_rows(parent["table"], parent["column"], parent["values"]),
-                         [parent["column"]], parent["columns"], parent["rows"],
-                         set(changed.get((step.source, parent["table"]), ())))
+        unseen, differ = _unseen(
+            conn.find_rows(parent["table"], parent["column"], parent["values"]),
+            [parent["column"]], parent["columns"], parent["rows"],
+            changed.get((step.source, parent["table"]), {}))
         if unseen:
             raise RowsChanged(
                 f"{unseen} row(s) of {step.source}.{parent['table']} that the rows step "
                 f"{step.step_no} would {verb} in {step.table} belong to are not as the plan "
-                f"saw them (their {', '.join(parent['columns'])} changed since: another "
-                "person's now, and so are those rows): this step changed nothing. Replan "
-                "the request (govkit dsar replan) to review them")
+                f"saw them (their {', '.join(differ)} changed since: another person's now, "
+                "and so are those rows): this step changed nothing. Replan the request "
+                "(govkit dsar replan) to review them")
 
 
 def _unseen(rows: Sequence[dict[str, Any]], match: Sequence[str], owners: Sequence[str],
-            seen_rows: Sequence[Sequence[Any]], free: Collection[str]) -> int:
+            seen_rows: Sequence[Sequence[Any]], own: Mapping[str, Any]
+            ) -> tuple[int, list[str]]:
     """How many of ``rows`` fit none of the plan's digests (``[match digest, [owner
-    digests]]``), each digest used once; an owner column in ``free`` or empty now fits."""
+    digests]]``, each used once), and the columns that differ. An owner column fits when
+    its digest is the plan's, when it is empty, or when it holds what the request's own
+    steps leave there (``own``)."""
     planned: dict[str, list[Sequence[str]]] = {}
     for m, seen in seen_rows:
         planned.setdefault(m, []).append(seen)
-    unseen = 0
+
+    def fits(r: dict[str, Any], c: str, d: str) -> bool:
+        v = r.get(c)
+        if v is None or row_digest(r, [c]) == d:
+            return True
+        if c not in own:
+            return False
+        left = own[c]
+        if isinstance(left, frozenset):
+            return str(v) in left
+        return left is ANY_VALUE or (left is not None and str(v) == str(left))
+
+    unseen, differ = 0, set[str]()
     for r in rows:
         candidates = planned.get(row_digest(r, list(match)), [])
-        fits = next((i for i, seen in enumerate(candidates) if all(
-            c in free or r.get(c) is None or row_digest(r, [c]) == d
-            for c, d in zip(owners, seen, strict=True))), None)
-        if fits is None:
-            unseen += 1
+        at = next((i for i, seen in enumerate(candidates) if all(
+            fits(r, c, d) for c, d in zip(owners, seen, strict=True))), None)
+        if at is not None:
+            candidates.pop(at)
+            continue
+        unseen += 1
+        if not candidates:
+            differ.update(match)
         else:
-            candidates.pop(fits)
-    return unseen
+            differ.update(c for c, d in zip(owners, candidates[0], strict=True)
+                          if not fits(r, c, d))
+    return unseen, sorted(differ)
 
 
 def _anonymize(conn: Connector, step: Step, hash_value: Callable[[Any], str]) -> int:
@@ -247,7 +289,7 @@ def _anonymize(conn: Connector, step: Step, hash_value: Callable[[Any], str]) ->
 
 def _apply(conn: Connector, step: Step, hash_value: Callable[[Any], str],
            rolled_back: bool, identities: Sequence[Identity], leaving: Leaving,
-           changed: Mapping[tuple[str, str], set[str]]) -> int:
+           changed: OwnChanges) -> int:
     # On a source whose steps commit together, _preflight checked and locked every step's
     # rows in this same transaction: nothing can have changed them since.
     undone = (f"every change to {step.source} in this run was rolled back" if rolled_back
@@ -267,8 +309,7 @@ def _apply(conn: Connector, step: Step, hash_value: Callable[[Any], str],
             "again: it resumes from the journal") from None
 
 
-def _preflight(conn: Connector, group: Sequence[Step],
-               changed: Mapping[tuple[str, str], set[str]]) -> None:
+def _preflight(conn: Connector, group: Sequence[Step], changed: OwnChanges) -> None:
     """Every step's rows checked (and locked where the database can) before the source's
     first change, so that a row given to another person since the plan stops the run
     before anything of it is done, even where steps commit one by one (DuckDB)."""
@@ -298,10 +339,7 @@ def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
     sources = list(dict.fromkeys(s.source for s in pending))
     ran: list[Step] = []
     # The columns the request's own steps change, by table (done ones included).
-    changed: dict[tuple[str, str], set[str]] = {}
-    for s in steps:
-        if s.action in (Action.DETACH, Action.RECTIFY, Action.ANONYMIZE, Action.REDACT):
-            changed.setdefault((s.source, s.table), set()).update(s.columns)
+    changed = own_changes(steps, hash_value)
     for source in sources:
         conn = pool.get(source)
         group = [s for s in pending if s.source == source]

@@ -395,13 +395,14 @@ class _Planner:
 
     def digested(self, table: tuple[str, str], key: Sequence[str]) -> list[str]:
         """The columns of ``table``'s rows whose values a run compares with the plan's:
-        its owner columns, or every column of a person table's row (its identity: the row
-        a key names may be another person's since), ``key`` left out."""
+        its owner columns, or a person table's personal columns (those with a category:
+        who the row is; the row a key names may be another person's since, while a login
+        time may change), ``key`` left out."""
         graph = self.res.graph
         assert graph is not None
         if graph.is_person(table):
-            info = self.info(*table)
-            cols = set(info.column_names) if info is not None else set()
+            cols = {c for (src, tab, c), cats in self.res.categories.items()
+                    if (src, tab) == table and cats}
         else:
             cols = {e.column for e in graph.owner_edges(table)}
         return sorted(cols - set(key))
@@ -409,10 +410,13 @@ class _Planner:
     def ambiguous(self, source: str, table: str, column: str, found: Sequence[dict[str, Any]],
                   subjects: Sequence[dict[str, Any]]) -> None:
         """A blocker when rows that are not among ``subjects`` (the subject's rows of the
-        table) have the values the subject's rows are picked by: the key does not tell
-        them apart, so a change would reach another person's rows."""
+        table) hold a value of ``column`` that one of the subject's rows holds too: the
+        value does not tell them apart, so a change would reach another person's rows."""
         theirs = {row_digest(r, sorted(r)) for r in subjects}
-        others = [r for r in found if row_digest(r, sorted(r)) not in theirs]
+        cols = column.split(",")
+        mine = {row_digest(r, cols) for r in found if row_digest(r, sorted(r)) in theirs}
+        others = [r for r in found if row_digest(r, sorted(r)) not in theirs
+                  and row_digest(r, cols) in mine]
         if others:
             self.blockers.append(
                 f"{source}.{table}: {len(others)} row(s) that are not the subject's have the "
@@ -437,7 +441,11 @@ class _Planner:
             for here, below in level:
                 if graph.is_person(here):
                     continue
-                for edge in graph.owner_edges(here):
+                edges = graph.owner_edges(here)
+                # The nearest owners only, as ownership counts them (a payment of the
+                # subject's for another person's rental is the subject's).
+                near = min((graph.distance(e.target) for e in edges), default=0)
+                for edge in (e for e in edges if graph.distance(e.target) == near):
                     parent = (edge.to_source, edge.to_table)
                     if edge.to_source != source or parent in seen:
                         continue
