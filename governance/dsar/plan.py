@@ -374,8 +374,8 @@ class _Planner:
     def owned_by(self, loc: Location) -> dict[str, Any]:
         """What a run checks before it deletes or anonymizes ``loc``'s rows: digests of
         each row's match columns and of each of its owner columns (those leading to a
-        person; every column of a person's own row) as the plan reads them, and the same
-        of the rows they lead to, up to the person (see ``owning_rows``), so that a row
+        person; a person's own row: its personal columns) as the plan reads them, and the
+        same of the rows they lead to, up to the person (see ``owning_rows``), so that a row
         given to someone else since, or a row matched that the plan did not see, stops the
         run (see ``journal.check_owned``). Rows of others that the match would pick too
         (a key that is not unique) are a blocker."""
@@ -417,18 +417,18 @@ class _Planner:
         mine = {row_digest(r, cols) for r in found if row_digest(r, sorted(r)) in theirs}
         others = [r for r in found if row_digest(r, sorted(r)) not in theirs
                   and row_digest(r, cols) in mine]
-        if others:
-            self.blockers.append(
-                f"{source}.{table}: {len(others)} row(s) that are not the subject's have the "
-                f"same {column} as the subject's rows, so {column} does not pick the "
-                "subject's rows alone (a key that is not unique); nothing can be changed there "
-                f"safely. Make {column} unique, or give the table a primary key")
+        why = (f"{source}.{table}: {len(others)} row(s) that are not the subject's have the "
+               f"same {column} as the subject's rows, so {column} does not pick the "
+               "subject's rows alone (a key that is not unique); nothing can be changed there "
+               f"safely. Make {column} unique, or give the table a primary key")
+        if others and why not in self.blockers:
+            self.blockers.append(why)
 
     def owning_rows(self, source: str, table: str, rows: Sequence[dict[str, Any]]
                     ) -> list[dict[str, Any]]:
-        """The rows ``rows`` belong to, up to the person: for each owner reference (within
-        the source), the referred rows' key values as the plan saw them and digests of
-        their owner columns (of every column for a person row), then the same of theirs.
+        """The rows ``rows`` belong to, up to the person: for each nearest owner reference
+        (within the source), the referred rows' key values as the plan saw them and
+        digests of their ``digested`` columns, then the same of theirs.
         A run finding one of them given to another person since stops: the rows below
         would be that person's now (an invoice given to another customer: its lines)."""
         graph = self.res.graph
