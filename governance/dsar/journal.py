@@ -172,7 +172,11 @@ def own_changes(steps: Sequence[Step], hash_value: Callable[[Any], str]
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for s in steps:
         cols = out.setdefault((s.source, s.table), {})
-        if s.action is Action.ANONYMIZE:
+        if s.status == "done" and not s.changes:
+            # Recorded done: what it wrote was wiped with its values.
+            if s.action in (Action.DETACH, Action.RECTIFY, Action.ANONYMIZE, Action.REDACT):
+                cols.update(dict.fromkeys(s.columns, ANY_VALUE))
+        elif s.action is Action.ANONYMIZE:
             hashed = s.changes.get("_hash_inputs") or {}
             for c, op in s.changes.items():
                 if c.startswith("_"):
@@ -207,7 +211,8 @@ def check_owned(conn: Connector, step: Step, changed: OwnChanges | None = None) 
     verb = "delete" if step.action is Action.DELETE else "anonymize"
     unseen, differ = _unseen(conn.find_rows(step.table, step.match_column, step.values),
                              step.match_column.split(","), spec["columns"], spec["rows"],
-                             changed.get((step.source, step.table), {}))
+                             changed.get((step.source, step.table), {}),
+                             not spec.get("person", False))
     if unseen:
         raise RowsChanged(
             f"{unseen} row(s) of {step.source}.{step.table} that step {step.step_no} would "
@@ -218,7 +223,7 @@ def check_owned(conn: Connector, step: Step, changed: OwnChanges | None = None) 
         unseen, differ = _unseen(
             conn.find_rows(parent["table"], parent["column"], parent["values"]),
             [parent["column"]], parent["columns"], parent["rows"],
-            changed.get((step.source, parent["table"]), {}))
+            changed.get((step.source, parent["table"]), {}), not parent.get("person", False))
         if unseen:
             raise RowsChanged(
                 f"{unseen} row(s) of {step.source}.{parent['table']} that the rows step "
@@ -229,26 +234,29 @@ def check_owned(conn: Connector, step: Step, changed: OwnChanges | None = None) 
 
 
 def _unseen(rows: Sequence[dict[str, Any]], match: Sequence[str], owners: Sequence[str],
-            seen_rows: Sequence[Sequence[Any]], own: Mapping[str, Any]
+            seen_rows: Sequence[Sequence[Any]], own: Mapping[str, Any], emptied: bool
             ) -> tuple[int, list[str]]:
     """How many of ``rows`` fit none of the plan's digests (``[match digest, [owner
-    digests]]``, each used once), and the columns that differ. An owner column fits when
-    its digest is the plan's, when it is empty, or when it holds what the request's own
-    steps leave there (``own``)."""
+    digests]]``, each used once), and the columns that differ. A column fits when its
+    digest is the plan's, when it holds what the request's own steps leave there
+    (``own``), or, with ``emptied`` (owner columns; never a person's personal columns: a
+    newcomer's row may have none yet), when it is empty now."""
     planned: dict[str, list[Sequence[str]]] = {}
     for m, seen in seen_rows:
         planned.setdefault(m, []).append(seen)
 
     def fits(r: dict[str, Any], c: str, d: str) -> bool:
         v = r.get(c)
-        if v is None or row_digest(r, [c]) == d:
+        if row_digest(r, [c]) == d:
             return True
-        if c not in own:
-            return False
-        left = own[c]
-        if isinstance(left, frozenset):
-            return str(v) in left
-        return left is ANY_VALUE or (left is not None and str(v) == str(left))
+        if c in own:
+            left = own[c]
+            if left is ANY_VALUE:
+                return True
+            if isinstance(left, frozenset):
+                return str(v) in left
+            return v is None if left is None else (v is not None and str(v) == str(left))
+        return emptied and v is None
 
     unseen, differ = 0, set[str]()
     for r in rows:
@@ -338,8 +346,15 @@ def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
     pending = [s for s in steps if s.status == "pending"]
     sources = list(dict.fromkeys(s.source for s in pending))
     ran: list[Step] = []
-    # The columns the request's own steps change, by table (done ones included).
-    changed = own_changes(steps, hash_value)
+    # What the request's own steps leave in the columns they change: on a resumed run,
+    # every step's (one may have committed before the run was killed, unrecorded);
+    # otherwise those done so far (a fresh run's check then sees another person's row that
+    # merely looks erased, for what it is).
+    applied: list[Step] = list(steps) if resumed else [s for s in steps if s.status == "done"]
+
+    def own() -> OwnChanges:
+        return own_changes(applied, hash_value)
+
     for source in sources:
         conn = pool.get(source)
         group = [s for s in pending if s.source == source]
@@ -349,6 +364,7 @@ def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
                 leaving.setdefault(s.table, []).append((s.match_column, s.values))
         if conn.atomic:
             with conn.transaction():
+                changed = own()
                 _preflight(conn, group, changed)
                 for step in group:
                     fault_point("journal.before_step")
@@ -361,11 +377,13 @@ def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
             mark_done(store, request_id, group, renew, resumed)
             fault_point("journal.after_mark")
         else:
-            _preflight(conn, group, changed)
+            _preflight(conn, group, own())
             for step in group:
                 fault_point("journal.before_step")
                 step.rows_affected = _apply(conn, step, hash_value, False, identities,
-                                            leaving, changed)
+                                            leaving, own())
+                if not resumed:
+                    applied.append(step)
                 fault_point("journal.after_commit")
                 mark_done(store, request_id, [step], renew, resumed)
                 fault_point("journal.after_mark")
@@ -373,5 +391,7 @@ def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
                     on_step(step)
         for step in group:
             step.status = "done"
+        if not resumed and conn.atomic:
+            applied.extend(group)
         ran.extend(group)
     return ran

@@ -386,8 +386,11 @@ class _Planner:
         rows = conn.find_rows(loc.table, loc.match_column, list(loc.values))
         self.ambiguous(loc.source, loc.table, loc.match_column, rows, loc.rows)
         owners = self.digested((loc.source, loc.table), match)
+        graph = self.res.graph
+        assert graph is not None
         spec: dict[str, Any] = {"columns": owners, "rows": sorted(
-            [row_digest(r, match), [row_digest(r, [c]) for c in owners]] for r in rows)}
+            [row_digest(r, match), [row_digest(r, [c]) for c in owners]] for r in rows),
+            "person": graph.is_person((loc.source, loc.table))}
         parents = self.owning_rows(loc.source, loc.table, rows)
         if parents:
             spec["parents"] = parents
@@ -426,29 +429,28 @@ class _Planner:
 
     def owning_rows(self, source: str, table: str, rows: Sequence[dict[str, Any]]
                     ) -> list[dict[str, Any]]:
-        """The rows ``rows`` belong to, up to the person: for each nearest owner reference
-        (within the source), the referred rows' key values as the plan saw them and
-        digests of their ``digested`` columns, then the same of theirs.
+        """The rows ``rows`` belong to, up to the person: for each owner reference (within
+        the source), the referred rows' key values as the plan saw them and digests of
+        their ``digested`` columns, then the same of theirs.
         A run finding one of them given to another person since stops: the rows below
         would be that person's now (an invoice given to another customer: its lines)."""
         graph = self.res.graph
         assert graph is not None
         out: list[dict[str, Any]] = []
         level = [((source, table), list(rows))]
-        seen: set[tuple[str, str]] = {(source, table)}
+        # Every owner reference, each once (a row's nearest owner may be empty, and two
+        # references may lead to the same table).
+        seen: set[tuple[str, str, str]] = set()
         while level:
             nxt = []
             for here, below in level:
                 if graph.is_person(here):
                     continue
-                edges = graph.owner_edges(here)
-                # The nearest owners only, as ownership counts them (a payment of the
-                # subject's for another person's rental is the subject's).
-                near = min((graph.distance(e.target) for e in edges), default=0)
-                for edge in (e for e in edges if graph.distance(e.target) == near):
+                for edge in graph.owner_edges(here):
                     parent = (edge.to_source, edge.to_table)
-                    if edge.to_source != source or parent in seen:
+                    if edge.to_source != source or (*here, edge.column) in seen:
                         continue
+                    seen.add((*here, edge.column))
                     values = list({repr(v): v for r in below
                                    if (v := r.get(edge.column)) is not None}.values())
                     if not values:
@@ -462,10 +464,10 @@ class _Planner:
                         self.ambiguous(source, edge.to_table, edge.to_column, found, mine)
                     owners = self.digested(parent, [edge.to_column])
                     out.append({"table": edge.to_table, "column": edge.to_column,
-                                "values": values, "columns": owners, "rows": sorted(
+                                "values": values, "columns": owners,
+                                "person": graph.is_person(parent), "rows": sorted(
                                     [row_digest(r, [edge.to_column]),
                                      [row_digest(r, [c]) for c in owners]] for r in found)})
-                    seen.add(parent)
                     if mine:    # (others' rows stop the plan above: not followed further)
                         theirs = {row_digest(r, sorted(r)) for r in mine}
                         found = [r for r in found if row_digest(r, sorted(r)) in theirs]
