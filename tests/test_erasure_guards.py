@@ -699,14 +699,25 @@ def test_a_login_or_a_trigger_touching_the_person_row_does_not_stop_the_run(
 
 
 # Found by a third helper round (each failed before its fix).
+def _held_then_stopped(e: Estate, table: str, change: str) -> None:
+    """A hold on ``table``, ``change`` made there after the plan: the run stops, naming
+    the table's user_id, with nothing changed."""
+    from governance.retention.holds import place_hold
+
+    place_hold(e.store, reason=f"Dispute on {table}", actor="counsel", table=f"app.{table}",
+               inventory=load_inventory(e.inventory))
+    _, run = e.erasure(e.after_plan(change))
+    with pytest.raises(RowsChanged, match=rf"app\.{table} .*their user_id changed"):
+        run()
+    assert _removed(e.before, e.hashes()) == {}
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_payment_owned_through_its_rental_stops_the_run_when_the_rental_is_given_away(
         make: Callable[..., Estate], kind: str) -> None:
     """A payment with no customer of its own is Alice's through her rental; rentals are
     held. The rental is given to Bob after the plan: the run stops, the payment stays (it
     was deleted, ``completed``: only the table's nearest owner reference was checked)."""
-    from governance.retention.holds import place_hold
-
     refs = "" if kind == "duckdb" else " REFERENCES {}(id)"   # (DuckDB: see README)
     e = make(kind, ["CREATE TABLE users (id integer PRIMARY KEY, email varchar(60))",
                     f"CREATE TABLE rentals (id integer PRIMARY KEY, user_id integer"
@@ -720,12 +731,7 @@ def test_a_payment_owned_through_its_rental_stops_the_run_when_the_rental_is_giv
               {"name": "payments", "references": [
                   {"column": "user_id", "to": "users.id", "kind": "owner"},
                   {"column": "rental_id", "to": "rentals.id", "kind": "owner"}]}])
-    place_hold(e.store, reason="Dispute on rentals", actor="counsel", table="app.rentals",
-               inventory=load_inventory(e.inventory))
-    _, run = e.erasure(e.after_plan("UPDATE rentals SET user_id = 2 WHERE id = 10"))
-    with pytest.raises(RowsChanged, match=r"app\.rentals .*their user_id changed"):
-        run()
-    assert _removed(e.before, e.hashes()) == {}
+    _held_then_stopped(e, "rentals", "UPDATE rentals SET user_id = 2 WHERE id = 10")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -735,8 +741,6 @@ def test_a_note_on_two_orders_one_given_away_since_the_plan_stops_the_run(
     order is given to Bob after the plan: a note on it and on Alice's gift order is shared
     now, and the run stops (it was deleted: the second reference to orders was never
     checked)."""
-    from governance.retention.holds import place_hold
-
     e = make(kind, ["CREATE TABLE users (id integer PRIMARY KEY, email varchar(60))",
                     "CREATE TABLE orders (id integer PRIMARY KEY, user_id integer)",
                     "CREATE TABLE notes (id integer PRIMARY KEY, order_id integer, "
@@ -748,12 +752,7 @@ def test_a_note_on_two_orders_one_given_away_since_the_plan_stops_the_run(
               {"name": "notes", "references": [
                   {"column": "order_id", "to": "orders.id", "kind": "owner"},
                   {"column": "gift_order_id", "to": "orders.id", "kind": "owner"}]}])
-    place_hold(e.store, reason="Dispute on orders", actor="counsel", table="app.orders",
-               inventory=load_inventory(e.inventory))
-    _, run = e.erasure(e.after_plan("UPDATE orders SET user_id = 2 WHERE id = 11"))
-    with pytest.raises(RowsChanged, match=r"app\.orders .*their user_id changed"):
-        run()
-    assert _removed(e.before, e.hashes()) == {}
+    _held_then_stopped(e, "orders", "UPDATE orders SET user_id = 2 WHERE id = 11")
 
 
 @pytest.mark.parametrize("kind", KINDS)

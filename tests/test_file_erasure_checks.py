@@ -65,7 +65,7 @@ class Files:
         src = sqlite3.connect(db.target)
         try:
             for table in TABLES:
-                cur = src.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed names
+                cur = src.execute(f"SELECT * FROM {table}")
                 names = [d[0].lower() for d in cur.description]
                 self.write(table, names, [list(r) for r in cur.fetchall()])
             if notes:   # a note on each invoice line (a table of our own on Chinook's)
@@ -134,6 +134,17 @@ class Files:
         """Give one invoice to another customer (another program's change)."""
         self.set("invoices", "invoiceid", invoice, "customerid", to)
 
+    def reassigned_after_plan(self, invoice: Any, to: Any, seen: dict[str, Any]
+                              ) -> Callable[[Any], bool]:
+        """A ``confirm`` that gives ``invoice`` to customer ``to`` between the plan and the
+        run, then keeps every file's hashes in ``seen["before"]``."""
+        def confirm(steps: Any) -> bool:
+            self.reassign(invoice, to)
+            seen["before"] = self.hashes()
+            return True
+
+        return confirm
+
     def set(self, table: str, where: str, value: Any, column: str, to: Any,
             first: bool = False) -> None:
         """Set ``column`` to ``to`` in the rows whose ``where`` is ``value`` (the first
@@ -191,13 +202,7 @@ def test_an_invoice_given_to_another_customer_after_the_plan_stops_the_run(
     ids = files.column("invoice_items", "invoicelineid", "invoiceid", invoice)
     assert ids
     seen: dict[str, Any] = {}
-
-    def late_change(steps: Any) -> bool:
-        files.reassign(invoice, other)
-        seen["before"] = files.hashes()
-        return True
-
-    run = files.erasure(email, late_change)
+    run = files.erasure(email, files.reassigned_after_plan(invoice, other, seen))
     with pytest.raises(RowsChanged, match=r"1 row\(s\) of shop\.invoices that the rows step 1 "
                                           r"would delete in invoice_items belong to are not as "
                                           r"the plan saw them \(their customerid.*changed "
@@ -327,13 +332,7 @@ def test_with_the_lines_held_an_invoice_given_away_keeps_its_notes(
     LegalHolds(files.db.store).place_on_table("shop.invoice_items", "litigation", "dpo",
                                               load_inventory(files.inventory))
     seen: dict[str, Any] = {}
-
-    def late_change(steps: Any) -> bool:
-        files.reassign(invoice, other)
-        seen["before"] = files.hashes()
-        return True
-
-    run = files.erasure(email, late_change)
+    run = files.erasure(email, files.reassigned_after_plan(invoice, other, seen))
     with pytest.raises(RowsChanged, match=r"shop\.invoices that the rows step \d+ would "
                                           r"delete in line_notes belong to"):
         run()
