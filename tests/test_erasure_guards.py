@@ -784,3 +784,37 @@ def test_alices_id_given_to_someone_whose_row_looks_blank_or_erased_stops_the_ru
     with pytest.raises(RowsChanged, match=r"app\.users .*not as the plan saw them"):
         run()
     assert _removed(e.before, e.hashes()) == {}
+
+
+def test_duckdb_refusing_to_detach_a_row_others_point_at_stops_the_plan(
+        make: Callable[..., Estate]) -> None:
+    """Chinook's layout on DuckDB: erasing an employee detaches her reports and the
+    customers she serves (persons of their own), and a customer she serves has invoices
+    pointing at it. DuckDB
+    refuses to change that customer's support rep (a row others point at, an indexed
+    column), so the plan stops, naming the key, with nothing changed (the run used to
+    detach her report first, then fail at every rerun)."""
+    e = make("duckdb", [
+        "CREATE TABLE users (id integer PRIMARY KEY, email varchar(60), "
+        "reports_to integer)",
+        "CREATE TABLE customers (id integer PRIMARY KEY, support_rep integer "
+        "REFERENCES users(id))",
+        "CREATE TABLE invoices (id integer PRIMARY KEY, customer_id integer "
+        "REFERENCES customers(id))",
+        "INSERT INTO users VALUES (1, 'alice@example.org', NULL), (2, 'bob@example.org', 1)",
+        "INSERT INTO customers VALUES (100, 1), (101, 2)",
+        "INSERT INTO invoices VALUES (1000, 100)"],
+        [{**USERS, "references": [{"column": "reports_to", "to": "users.id",
+                                   "on_erase": "detach"}]},
+         {"name": "customers", "subject_key": "id", "references": [
+             {"column": "support_rep", "to": "users.id", "on_erase": "detach"}]},
+         {"name": "invoices", "references": [{"column": "customer_id",
+                                              "to": "customers.id"}]}])
+    before = e.hashes()
+    _, run = e.erasure()
+    with pytest.raises(PlanError, match=r"app\.customers: the erasure would change "
+                                        r"support_rep of rows that 1 row\(s\) .*DuckDB refuses"
+                                        r".*invoices\(customer_id\)"):
+        run()
+    assert _removed(before, e.hashes()) == {}
+    assert e.rows("SELECT id, reports_to FROM users") == [(1, None), (2, 1)]

@@ -313,8 +313,45 @@ class _Planner:
         sources = {s.source for _, _, s in self.steps if s.action is Action.DELETE}
         keys = {src: self.pool.get(src).known_keys() for src in sources}
         ordered = _ordered(self.steps, keys)
-        return _ordered(self.steps, keys) if self.clear_pointers_back(ordered, keys) \
-            else ordered
+        if self.clear_pointers_back(ordered, keys):
+            ordered = _ordered(self.steps, keys)
+        self.check_duckdb_updates(ordered)
+        return ordered
+
+    def check_duckdb_updates(self, steps: Sequence[Step]) -> None:
+        """A blocker for a step that would change, on DuckDB, a key or indexed column of
+        rows other rows point at through a declared foreign key: DuckDB rewrites such a row
+        as a delete and an insert and refuses it, so the run would stop there for good,
+        its earlier steps done."""
+        for step in steps:
+            conn = self.pool.get(step.source)
+            if conn.kind != "duckdb" or not step.values or step.action not in (
+                    Action.DETACH, Action.RECTIFY, Action.ANONYMIZE):
+                continue
+            keys = conn.known_keys()
+            info = self.info(step.source, step.table)
+            indexed = set(info.primary_key if info else ()) | {
+                c for fk in keys if fk.table == step.table for c in fk.column.split(",")}
+            touched = sorted(set(step.columns) & indexed)
+            pointing = [fk for fk in keys if fk.ref_table == step.table
+                        and "," not in fk.column and fk.schema is None]
+            if not touched or not pointing:
+                continue
+            rows = conn.find_rows(step.table, step.match_column, step.values)
+            referred = sum(len(conn.find_rows(fk.table, fk.column, values))
+                           for fk in pointing
+                           if (values := [r[fk.ref_column] for r in rows
+                                          if r.get(fk.ref_column) is not None]))
+            if referred:
+                self.blockers.append(
+                    f"{step.source}.{step.table}: the erasure would change {', '.join(touched)} "
+                    f"of rows that {referred} row(s) of other tables point at through a "
+                    "foreign key; DuckDB refuses that change (it rewrites a row whose key or "
+                    "indexed column changes as a delete and an insert), so the run would "
+                    "stop there with its earlier steps done. Drop the foreign key "
+                    f"{', '.join(sorted({f'{fk.table}({fk.column})' for fk in pointing}))} "
+                    "in the database (the inventory's references keep the link known to "
+                    "govkit), then run the request again")
 
     def clear_pointers_back(self, ordered: Sequence[Step],
                             keys: Mapping[str, Sequence[ForeignKey]]) -> bool:
