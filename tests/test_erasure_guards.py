@@ -818,3 +818,27 @@ def test_duckdb_refusing_to_detach_a_row_others_point_at_stops_the_plan(
         run()
     assert _removed(before, e.hashes()) == {}
     assert e.rows("SELECT id, reports_to FROM users") == [(1, None), (2, 1)]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "duckdb"])
+def test_an_identity_no_column_holds_is_not_called_found_nowhere(
+        make: Callable[..., Estate], kind: str) -> None:
+    """The users table's e-mail column has no category (none declared, no scan): the
+    e-mail given is looked for nowhere, so an erasure and an access request stop saying
+    so, with nothing changed (both ended ``completed`` with no step, Alice's rows kept)."""
+    e = make(kind, ["CREATE TABLE users (id integer PRIMARY KEY, email varchar(60))",
+                    "CREATE TABLE orders (id integer PRIMARY KEY, user_id integer)",
+                    *USER_ROWS, "INSERT INTO orders VALUES (10, 1), (20, 2)"],
+             [{"name": "users", "subject_key": "id"}, ORDERS])
+    before = e.hashes()
+    for kind_of_request in ("erasure", "access"):
+        book = RequestBook(e.store)
+        rid = book.create(kind_of_request, ALICE, "EU", "dpo").request_id
+        book.verify(rid, "dpo", "identity checked on a call")
+        if kind_of_request == "erasure":
+            book.approve(rid, "dpo", "plan reviewed")
+        with pytest.raises(PlanError, match=r"nothing was found, and no column of any "
+                                            r"source holds email identities"):
+            run_request(load_inventory(e.inventory), e.store, rid, "dpo",
+                        confirm=lambda steps: True, export_dir=e.folder / "exports")
+    assert _removed(before, e.hashes()) == {}

@@ -723,6 +723,16 @@ def locate_subject(inventory: Inventory, identities: Sequence[Identity], pool: C
     r = _Resolver(inventory, pool, categories, progress, store)
     given = list(identities)
     hits = r.match_identities(given)
+    if not any(hits.values()):
+        # Nothing found: say so only if every identity was looked for somewhere.
+        unsearched = sorted({i.type.value for i in given if not any(
+            r.identity_columns(t, info, i) for t, info in r.tables())})
+        if unsearched:
+            r.blockers.append(
+                f"nothing was found, and no column of any source holds {' or '.join(unsearched)} "
+                "identities (none is declared or detected as such), so they were not looked "
+                "for: declare the column's category in the inventory (or run govkit scan) and "
+                "run the request again, or give an identity of another kind")
     r.check_unambiguous(hits)
     if r.blockers:
         return Resolution([], r.searched, r.unreachable, runs, [], categories, r.graph,
