@@ -153,7 +153,7 @@ def apply_step(conn: Connector, step: Step, hash_value: Callable[[Any], str],
     if step.action is Action.ANONYMIZE:
         with conn.transaction():
             if unchanged is not None:
-                conn.lock_rows(step.table, step.match_column, step.values)
+                _lock_checked(conn, step)
             with conn.guarded(step.table, unchanged):
                 return _anonymize(conn, step, hash_value)
     return 0
@@ -317,6 +317,14 @@ def _apply(conn: Connector, step: Step, hash_value: Callable[[Any], str],
             "again: it resumes from the journal") from None
 
 
+def _lock_checked(conn: Connector, step: Step) -> None:
+    """Lock, where the database can, the rows ``check_owned`` reads for ``step``: its own
+    and the rows they lead to (none is given away until the transaction ends)."""
+    conn.lock_rows(step.table, step.match_column, step.values)
+    for parent in (step.changes.get(OWNED_BY) or {}).get("parents", ()):
+        conn.lock_rows(parent["table"], parent["column"], parent["values"])
+
+
 def _preflight(conn: Connector, group: Sequence[Step], changed: OwnChanges) -> None:
     """Every step's rows checked (and locked where the database can) before the source's
     first change, so that a row given to another person since the plan stops the run
@@ -324,10 +332,7 @@ def _preflight(conn: Connector, group: Sequence[Step], changed: OwnChanges) -> N
     for step in group:
         if step.action in (Action.DELETE, Action.ANONYMIZE) and OWNED_BY in step.changes:
             try:
-                conn.lock_rows(step.table, step.match_column, step.values)
-                for parent in step.changes[OWNED_BY].get("parents", ()):
-                    # The rows they lead to, too: none is given away until the commit.
-                    conn.lock_rows(parent["table"], parent["column"], parent["values"])
+                _lock_checked(conn, step)
                 check_owned(conn, step, changed)
             except StepStopped as e:
                 raise e.with_outcome(f"nothing in {step.source} was changed by this run") \
@@ -350,10 +355,13 @@ def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
     # every step's (one may have committed before the run was killed, unrecorded);
     # otherwise those done so far (a fresh run's check then sees another person's row that
     # merely looks erased, for what it is).
-    applied: list[Step] = list(steps) if resumed else [s for s in steps if s.status == "done"]
+    changed = own_changes(steps if resumed else [s for s in steps if s.status == "done"],
+                          hash_value)
 
-    def own() -> OwnChanges:
-        return own_changes(applied, hash_value)
+    def applied(done: Sequence[Step]) -> None:
+        if not resumed:
+            for table, cols in own_changes(done, hash_value).items():
+                changed.setdefault(table, {}).update(cols)
 
     for source in sources:
         conn = pool.get(source)
@@ -364,7 +372,6 @@ def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
                 leaving.setdefault(s.table, []).append((s.match_column, s.values))
         if conn.atomic:
             with conn.transaction():
-                changed = own()
                 _preflight(conn, group, changed)
                 for step in group:
                     fault_point("journal.before_step")
@@ -377,13 +384,12 @@ def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
             mark_done(store, request_id, group, renew, resumed)
             fault_point("journal.after_mark")
         else:
-            _preflight(conn, group, own())
+            _preflight(conn, group, changed)
             for step in group:
                 fault_point("journal.before_step")
                 step.rows_affected = _apply(conn, step, hash_value, False, identities,
-                                            leaving, own())
-                if not resumed:
-                    applied.append(step)
+                                            leaving, changed)
+                applied([step])
                 fault_point("journal.after_commit")
                 mark_done(store, request_id, [step], renew, resumed)
                 fault_point("journal.after_mark")
@@ -391,7 +397,7 @@ def execute_journal(store: AuditStore, request_id: str, steps: Sequence[Step],
                     on_step(step)
         for step in group:
             step.status = "done"
-        if not resumed and conn.atomic:
-            applied.extend(group)
+        if conn.atomic:
+            applied(group)
         ran.extend(group)
     return ran

@@ -238,9 +238,8 @@ class Connector(ABC):
         ``leaving``: by table, the match columns and values of the run's other deletions);
         ReferencedRows otherwise, with nothing deleted. Sources without foreign keys just
         check and delete."""
-        if unchanged is not None:
-            unchanged()
-        return self.delete_rows(table, column, values)
+        with self.guarded(table, unchanged):
+            return self.delete_rows(table, column, values)
 
     @contextmanager
     def guarded(self, table: str, check: Callable[[], None] | None) -> Iterator[None]:

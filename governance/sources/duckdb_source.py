@@ -392,7 +392,8 @@ class FileConnector(DuckDBConnector):
                      leaving: Leaving | None = None,
                      unchanged: Callable[[], None] | None = None) -> int:
         """``delete_rows``, with ``unchanged`` checked under the file's lock, on the file
-        the rewrite copies (files declare no foreign keys)."""
+        the rewrite copies (files declare no foreign keys: the SQL connectors' key checks
+        are not wanted here)."""
         with self.guarded(table, unchanged):
             return self.delete_rows(table, column, values)
 
