@@ -612,8 +612,12 @@ def _print_plan(resolution: Any, steps: Any) -> None:
 @click.option("--verify-every-cell", is_flag=True,
               help="After an erasure, search every text cell of every table for the subject "
                    "(slower), not only identity and free-text columns.")
+@click.option("--nothing-left", is_flag=True,
+              help="Confirm that a re-planned request's subject has no rows left (its new "
+                   "plan finds none where the dropped plan had some); recorded with your name.")
 def dsar_run(inventory_path: Path, store_path: Path, request_id: str, yes: bool,
-             out_dir: Path | None, take_over: bool, verify_every_cell: bool) -> None:
+             out_dir: Path | None, take_over: bool, verify_every_cell: bool,
+             nothing_left: bool) -> None:
     """Run a verified request (resumes an interrupted one)."""
     from governance.dsar import run_request
     from governance.inventory import load_inventory
@@ -628,7 +632,8 @@ def dsar_run(inventory_path: Path, store_path: Path, request_id: str, yes: bool,
 
     outcome = run_request(load_inventory(inventory_path), AuditStore(store_path), request_id,
                           _actor(), confirm=confirm, export_dir=out_dir, take_over=take_over,
-                          progress=_progress, every_text_cell=verify_every_cell)
+                          progress=_progress, every_text_cell=verify_every_cell,
+                          nothing_left=nothing_left)
     for s in outcome.steps:
         if s.status == "done":
             click.echo(f"  {s.describe()} [done, {s.rows_affected} changed]")

@@ -37,6 +37,7 @@ from governance.dsar import (
     run_request,
 )
 from governance.dsar.export import open_export
+from governance.dsar.runner import replan_request
 from governance.errors import GovernanceError
 from governance.inventory import load_inventory
 from governance.sources.postgres import PostgresConnector
@@ -418,3 +419,62 @@ def test_a_hold_on_the_email_blocks_an_erasure_requested_by_phone(chinook: Publi
     with pytest.raises(GovernanceError, match="Litigation hold, case 2026-311"):
         _run(chinook, rid)
     assert differences(before, _hashes(chinook)) == {}
+
+
+# -- a subject who changed the e-mail the request names --------------------------------
+
+def _sql(check: Db, *statements: str) -> None:
+    for text in statements:
+        check.conn.execute(text)
+    if check.kind == "sqlite":
+        check.conn.commit()
+
+
+def test_a_replan_that_finds_none_of_the_subjects_rows_stops_and_asks(chinook: PublicDb
+                                                                      ) -> None:
+    """The customer changes the e-mail the request names between the plan and the run:
+    the run stops (their row differs). After ``dsar replan`` the new plan finds nobody; it
+    used to end ``completed`` with nothing erased and the customer's rows all kept. Now it
+    stops, saying why, with nothing changed; ``nothing_left`` (the rows were removed
+    meanwhile) completes it, recorded with who confirmed."""
+    check = chinook.connect()
+    try:
+        cid, email, _ = chinook_customer(check)
+        own = subject_rows(check, "chinook", cid)
+        rid = _request(chinook, "erasure", f"email={email}")
+        inv = load_inventory(chinook.fk_inventory)
+        changed = "UPDATE customers SET email = 'renamed@example.net' WHERE customerid = " \
+            f"{int(cid)}"
+
+        def renamed(steps: Any) -> bool:
+            _sql(check, changed)
+            return True
+
+        with pytest.raises(GovernanceError, match="not as the plan saw them"):
+            run_request(inv, chinook.store, rid, "dpo", confirm=renamed)
+        before = row_hashes(check)
+        replan_request(chinook.store, rid, "dpo", "the customer changed their e-mail")
+        with pytest.raises(GovernanceError, match="finds none of the subject's rows, where "
+                           r"the plan a replan dropped had \d+ row"):
+            run_request(inv, chinook.store, rid, "dpo", confirm=lambda steps: True)
+        assert differences(before, row_hashes(check)) == {}
+        assert RequestBook(chinook.store).get(rid).state is not RequestState.COMPLETED
+        assert subject_rows(check, "chinook", cid) == own     # all still there
+        # Refused again on a second try (nothing was recorded that would let it through).
+        with pytest.raises(GovernanceError, match="finds none of the subject's rows"):
+            run_request(inv, chinook.store, rid, "dpo", confirm=lambda steps: True)
+
+        # The customer's rows are removed by other means; the DPO confirms nothing is left.
+        _sql(check, "DELETE FROM invoice_items WHERE invoiceid IN (SELECT invoiceid FROM "
+                    f"invoices WHERE customerid = {int(cid)})",
+             f"DELETE FROM invoices WHERE customerid = {int(cid)}",
+             f"DELETE FROM customers WHERE customerid = {int(cid)}")
+        outcome = run_request(inv, chinook.store, rid, "dpo", confirm=lambda steps: True,
+                              nothing_left=True)
+        assert outcome.status == "completed"
+        confirmed = chinook.store.query(
+            "SELECT actor FROM audit_log WHERE target = ? AND action = "
+            "'dsar.nothing_left_confirmed'", [rid])
+        assert [r["actor"] for r in confirmed] == ["dpo"]
+    finally:
+        check.close()

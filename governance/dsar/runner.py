@@ -10,6 +10,7 @@ legal holds. Run it again after a crash and it resumes from the journal.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,11 +193,14 @@ class _Run:
 def run_request(inventory: Inventory, store: AuditStore, request_id: str, actor: str,
                 confirm: Confirm | None = None, export_dir: Path | None = None,
                 take_over: bool = False, progress: Progress | None = None,
-                on_step: StepHook | None = None, every_text_cell: bool = False
-                ) -> RunOutcome:
+                on_step: StepHook | None = None, every_text_cell: bool = False,
+                nothing_left: bool = False) -> RunOutcome:
     """Run a verified (and, to change data, approved) request; see the module docstring.
     Verification matches every identity in the columns of its kind and searches free-text
     columns; with ``every_text_cell`` it searches every text cell of every table too.
+    A re-planned request whose new plan finds none of the subject's rows, where the plan
+    it replaced had rows to change, stops (the subject may have changed the identity the
+    request names) unless ``nothing_left`` confirms that their rows are gone.
 
     The store is held open only for bursts of bookkeeping, never while a source is
     searched or changed (other processes wait for it meanwhile)."""
@@ -232,7 +236,7 @@ def run_request(inventory: Inventory, store: AuditStore, request_id: str, actor:
                 return _run_access(inventory, store, run, reading,
                                    export_dir or store.path.parent / "exports", progress)
             return _run_change(inventory, store, run, confirm, progress, on_step,
-                               every_text_cell)
+                               every_text_cell, nothing_left)
         except BaseException:
             book.release(request_id, owner)   # the runs give it back in their last burst
             raise
@@ -297,7 +301,7 @@ def _deliver_access(inventory: Inventory, store: AuditStore, run: _Run, export_d
 
 def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Confirm | None,
                 progress: Progress | None, on_step: StepHook | None,
-                every_text_cell: bool = False) -> RunOutcome:
+                every_text_cell: bool = False, nothing_left: bool = False) -> RunOutcome:
     book, request, actor, rid, given = run.book, run.request, run.actor, run.rid, run.given
     with ConnectorPool(inventory, writable=True) as pool:
         _clean_temporaries(pool, inventory, book, rid, actor)
@@ -325,6 +329,19 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
             holds = _subject_holds(run.holds, book, request, [*given, *resolution.derived],
                                    inventory, person_rows)
             blockers = ([_hold_blocker(holds)] if holds else []) + resolution.blockers
+            replaced = 0 if resolution.locations else _replaced_plan_rows(store, rid)
+            if replaced and not nothing_left:
+                blockers.append(
+                    f"this plan finds none of the subject's rows, where the plan a replan "
+                    f"dropped had {replaced} row(s) to change: the subject may have changed "
+                    "the e-mail or phone the request names since (then reject this request "
+                    "and file one with the identity they use now, keeping the date it was "
+                    "received: govkit dsar new ... --received YYYY-MM-DD), or their rows were "
+                    f"removed meanwhile (then confirm it: govkit dsar run {rid} --nothing-left)")
+            elif replaced:
+                with store.session():
+                    book.record(rid, actor, "dsar.nothing_left_confirmed",
+                                {"rows_in_dropped_plan": replaced})
             if blockers:
                 book.record(rid, actor, "dsar.plan_refused", {"blockers": blockers})
                 raise PlanError(f"request {rid} needs a decision, nothing was changed: "
@@ -505,8 +522,23 @@ def replan_request(store: AuditStore, request_id: str, actor: str, reason: str
     drop_pending(store, request_id)
     book.record(request.request_id, actor, "dsar.replanned",
                 {"dropped_steps": [s.describe() for s in dropped],
+                 "dropped_rows": sum(s.planned_rows or 0 for s in dropped),
                  "reason": safe_text(reason)})
     return dropped
+
+
+def _replaced_plan_rows(store: AuditStore, request_id: str) -> int:
+    """The rows the steps dropped by the request's last replan were to change, when no
+    plan has been recorded since (else 0)."""
+    rows = store.query("SELECT action, details FROM audit_log WHERE target = ? AND action IN "
+                       "('dsar.replanned', 'dsar.plan_recorded') ORDER BY seq DESC LIMIT 1",
+                       [request_id])
+    if not rows or rows[0]["action"] != "dsar.replanned":
+        return 0
+    details = rows[0]["details"]
+    details = json.loads(details) if isinstance(details, str) else details or {}
+    # Logs written before the count was kept: one row at least per dropped step.
+    return int(details.get("dropped_rows", len(details.get("dropped_steps", ()))))
 
 
 Hits = tuple[dict[tuple[str, str, str], set[Identity]], dict[tuple[str, str, str], int],
