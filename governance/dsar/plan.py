@@ -24,6 +24,7 @@ from governance.dsar.resolution import (
     Resolution,
     _norm,
     coerce_values,
+    file_sources,
     key_value,
 )
 from governance.errors import GovernanceError
@@ -218,6 +219,7 @@ class _Planner:
     def __init__(self, inventory: Inventory, resolution: Resolution, pool: Any,
                  table_holds: Mapping[tuple[str, str], LegalHold]):
         self.inv = inventory
+        self.files = file_sources(inventory)
         self.res = resolution
         self.pool = pool
         self.holds = table_holds
@@ -587,8 +589,9 @@ class _Planner:
         guards = []
         for edge in graph.in_edges(key):
             refs = self._staying(edge, self.referrers(edge, loc.rows), deleting, kept_owned)
+            files = edge.source in self.files or edge.to_source in self.files
             for r in refs:
-                shared.add(_norm(r.get(edge.column)))
+                shared.add(_norm(r.get(edge.column), files))
             if edge.source == loc.source:
                 guards.append([edge.table, edge.column, edge.to_column])
         # Rows pointing through keys not followed are checked again as the rows are
@@ -596,7 +599,9 @@ class _Planner:
         guards += [[fk.table, fk.column, fk.ref_column, *([fk.schema] if fk.schema else [])]
                    for fk in self.unfollowed_keys(loc.source) if fk.ref_table == loc.table]
         mine = [(v, r) for v, r in zip(loc.values, loc.rows, strict=True)
-                if not any(_norm(r.get(e.to_column)) in shared for e in graph.in_edges(key))]
+                if not any(_norm(r.get(e.to_column), e.source in self.files
+                                 or e.to_source in self.files) in shared
+                           for e in graph.in_edges(key))]
         pointed = {rid for ids in self.unfollowed_referrers(
             loc, [r for _, r in mine], deleting).values() for rid in ids}
         mine = [(v, r) for v, r in mine if self.row_id(*key, r) not in pointed]
@@ -619,8 +624,9 @@ class _Planner:
         """Take the rows of ``loc`` that ``staying`` rows point at through ``edge`` out of
         its deletion, keep them (``held``: why the pointing rows stay, for the note), and
         return them."""
-        targets = {_norm(r.get(edge.column)) for r in staying}
-        rows = [r for r in loc.rows if _norm(r.get(edge.to_column)) in targets]
+        files = edge.source in self.files or edge.to_source in self.files
+        targets = {_norm(r.get(edge.column), files) for r in staying}
+        rows = [r for r in loc.rows if _norm(r.get(edge.to_column), files) in targets]
         return self.keep_rows(loc, rows, deleting, f"rows of {edge.table} ({held}) point at "
                               f"them through the key {edge.table}({edge.column})")
 

@@ -36,8 +36,9 @@ from governance.audit_store import AuditStore
 from governance.dsar.identities import CATEGORY_OF, Identity, IdentityError, IdentityType
 from governance.dsar.ownership import Edge, OwnershipGraph, TableKey, build_graph
 from governance.errors import GovernanceError
-from governance.inventory import Inventory
+from governance.inventory import FILE_KINDS, Inventory
 from governance.sources import Connector, ForeignKey, TableInfo
+from governance.sources.key_text import key_text
 from governance.sources.pool import ConnectorPool
 
 FREE_TEXT = "free_text"
@@ -200,12 +201,14 @@ def coerce_values(values: Iterable[Any], column_type: str) -> list[Any]:
         if integer:
             if isinstance(v, bool):
                 continue
+            text = key_text(v.strip() if isinstance(v, str) else v) or ""
             if isinstance(v, int):
                 out.append(v)
-            elif isinstance(v, str) and re.fullmatch(r"-?\d{1,18}", v.strip()):
-                out.append(int(v.strip()))
+            elif re.fullmatch(r"-?\d{1,18}", text):    # 14.0 and "14.0" are 14 here
+                out.append(int(text))
         else:
-            out.append(v if isinstance(v, str) else str(v))
+            out.append(v if isinstance(v, str) else str(v) if isinstance(v, bool)
+                       else key_text(v))
     return list(dict.fromkeys(out))
 
 
@@ -284,9 +287,18 @@ Owners = tuple[frozenset[str], int]     # who owns a row, and at how many owner 
 NOBODY: Owners = (frozenset(), 10**6)
 
 
-def _norm(value: Any) -> str:
-    """A value as compared across columns of different types (``12`` and ``'12'``)."""
+def _norm(value: Any, files: bool = False) -> str:
+    """A value as compared across columns of different types (``12`` and ``'12'``); with
+    ``files`` (a reference in or to a file source) by ``key_text``, as file sources
+    compare keys (``12.0`` too)."""
+    if files and value is not None:
+        return key_text(value) or ""
     return str(value)
+
+
+def file_sources(inventory: Inventory) -> set[str]:
+    """The names of the inventory's file sources (their keys compare by ``key_text``)."""
+    return {s.name for s in inventory.sources if s.kind in FILE_KINDS}
 
 
 def match_key(info: TableInfo, decl_key: str | None, edges: Sequence[Edge]) -> str | None:
@@ -314,6 +326,7 @@ class _Resolver:
                  categories: dict[tuple[str, str, str], set[str]], progress: Progress | None,
                  store: AuditStore | None = None):
         self.inv = inventory
+        self.files = file_sources(inventory)
         self.pool = pool
         self.cats = categories
         self.progress = progress
@@ -388,7 +401,8 @@ class _Resolver:
         if depth > MAX_OWNER_DEPTH:
             return result
         for edge in self.graph.owner_edges(table):
-            values = {_norm(r[edge.column]): r[edge.column] for r in rows
+            files = edge.source in self.files or edge.to_source in self.files
+            values = {_norm(r[edge.column], files): r[edge.column] for r in rows
                       if r.get(edge.column) is not None}
             if not values:
                 continue
@@ -397,7 +411,7 @@ class _Resolver:
                 v = r.get(edge.column)
                 if v is None:
                     continue
-                who, hops = resolved.get(_norm(v), NOBODY)
+                who, hops = resolved.get(_norm(v, files), NOBODY)
                 if not who:
                     continue
                 hops += 1
@@ -419,16 +433,17 @@ class _Resolver:
                 out[key] = cached
         if unknown:
             rows = self.find(edge.target, edge.to_column, unknown)
+            files = edge.source in self.files or edge.to_source in self.files
             found: dict[str, Owners] = {}
             for r, (who, hops) in zip(rows, self.owners(edge.target, rows, depth + 1),
                                       strict=True):
-                key = _norm(r.get(edge.to_column))
+                key = _norm(r.get(edge.to_column), files)
                 prev_who, prev_hops = found.get(key, NOBODY)
                 found[key] = ((who, hops) if hops < prev_hops else
                               (prev_who | who, hops) if hops == prev_hops else
                               (prev_who, prev_hops))
             for value in unknown:
-                key = _norm(value)
+                key = _norm(value, files)
                 out[key] = found.get(key, NOBODY)
                 self._cache[(edge.target, edge.to_column, key)] = out[key]
         return out
@@ -450,7 +465,8 @@ class _Resolver:
                 new.append(r)
                 for e in self.graph.in_edges(table):
                     if [e.to_column] == unique and r.get(e.to_column) is not None:
-                        self._cache[(table, e.to_column, _norm(r[e.to_column]))] = (
+                        files = e.source in self.files or e.to_source in self.files
+                        self._cache[(table, e.to_column, _norm(r[e.to_column], files))] = (
                             frozenset({SUBJECT}), hops)
         if new:
             self.how.setdefault(table, (how, via, hops))

@@ -249,6 +249,12 @@ def _run_access(inventory: Inventory, store: AuditStore, run: _Run, pool: Connec
                                     run.categories)
         missing = {} if resolution.blockers or resolution.unreachable \
             else not_followed(inventory, resolution, pool)
+        for (source, table), rows in resolution.shared.items():
+            if rows:    # said in the outcome, never exported
+                missing[f"{source}.{table}"] = (
+                    f"{len(rows)} row(s) tied to the subject and to another person (a row "
+                    "two people share, or a key another person's row holds too): not "
+                    "exported; review them")
     with store.session():
         # Completing gives the lease back; on an error run_request does.
         return _deliver_access(inventory, store, run, export_dir, resolution, missing)

@@ -30,6 +30,7 @@ from governance.sources.base import (
     Leaving,
     TableInfo,
 )
+from governance.sources.key_text import key_text, key_text_array, key_text_sql
 from governance.sources.sql import KEY_CHUNK, SqlConnector
 
 # DuckDB tables with fewer rows than this are counted exactly; larger ones estimated.
@@ -293,7 +294,16 @@ class FileConnector(DuckDBConnector):
             return self._conn.read_csv(str(f), all_varchar=True, header=True)
         if self.kind == "parquet":
             return self._conn.read_parquet(str(f))
-        return self._conn.read_json(str(f), format="newline_delimited")
+        rel = self._conn.read_json(str(f), format="newline_delimited")
+        # A column whose lines hold values of different types (``"14"`` in one, ``14`` in
+        # the next) is read as JSON text; it is read as the values' text instead, as the
+        # rewrites read it (``14`` for both).
+        mixed = [c for c, t in zip(rel.columns, rel.types, strict=True) if str(t) == "JSON"]
+        if not mixed:
+            return rel
+        swap = ", ".join(f"json_extract_string({self._ident(c)}, '$') AS {self._ident(c)}"
+                         for c in mixed)
+        return rel.project(f"* REPLACE ({swap})")
 
     def list_tables(self) -> list[TableInfo]:
         """Every file's table; a file replaced since it was last read is read afresh."""
@@ -425,7 +435,7 @@ class FileConnector(DuckDBConnector):
         """Delete (``assignments`` None) or update the rows whose ``column`` holds one of
         ``values`` (``rewrite_file``: re-read under the lock, renamed over the file only if
         a row matched)."""
-        keys = {str(v) for v in values if v is not None}
+        keys = {k for v in values if (k := key_text(v)) is not None}
         if not keys:
             self._writable_file(table)
             return 0
@@ -436,7 +446,15 @@ class FileConnector(DuckDBConnector):
             if missing:
                 raise SourceError(f"source {self.name!r}, table {table!r} has no column "
                                   f"{missing[0]!r}")
-            return self._copy_changed(table, f, out, column, keys, assignments)
+            n = self._copy_changed(table, f, out, column, keys, assignments)
+            # The rows the plan and the checks read (find_rows) are the rows changed, or
+            # nothing is: a key written two ways would otherwise change rows no one saw.
+            seen = len(self.find_rows(table, column, list(values)))
+            if n != seen:
+                raise SourceError(
+                    f"source {self.name!r}: {f}: {n} row(s) hold one of the keys in column "
+                    f"{column!r} but {seen} are found by it; nothing was changed")
+            return n
 
         return self.rewrite_file(table, write)
 
@@ -503,13 +521,31 @@ class FileConnector(DuckDBConnector):
                 "nothing was changed")
         return n
 
+    def find_rows(self, table: str, column: str, values: Sequence[Any],
+                  fold_case: bool = False) -> list[dict[str, Any]]:
+        """The rows whose ``column`` holds one of ``values``, compared by ``key_text``
+        (``14``, ``14.0`` and ``"14"`` alike, as the rewrites compare them); with
+        ``fold_case`` or a composite column, SqlConnector.find_rows."""
+        if fold_case or "," in column:
+            return super().find_rows(table, column, values, fold_case)
+        self.check_columns(table, [column])
+        cols = self.table_info(table).column_names
+        keys = sorted({k for v in values if (k := key_text(v)) is not None})
+        target = key_text_sql(self._ident(column), self._columns(table)[column])
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(keys), KEY_CHUNK):
+            chunk = keys[i:i + KEY_CHUNK]
+            cur = self._run(f"{self._select_sql(table, cols)} WHERE {target} IN "
+                            f"({', '.join('?' * len(chunk))})", chunk)
+            out.extend(dict(zip(cols, row, strict=True)) for row in cur.fetchall())
+            cur.close()
+        return out
+
     def _count_matches(self, table: str, column: str, keys: set[str]) -> int:
+        """The rows whose ``column`` has one of ``keys`` as its ``key_text``."""
         total = 0
         vals = sorted(keys)
-        # A JSON-typed column (mixed value types) holds JSON text: "7" for the string 7.
-        target = (f"json_extract_string({self._ident(column)}, '$')"
-                  if self._columns(table)[column] == "JSON"
-                  else f"CAST({self._ident(column)} AS VARCHAR)")
+        target = key_text_sql(self._ident(column), self._columns(table)[column])
         for i in range(0, len(vals), KEY_CHUNK):
             chunk = vals[i:i + KEY_CHUNK]
             total += self._conn.execute(
@@ -679,7 +715,7 @@ def _copy_csv(f: Path, out: BinaryIO, columns: list[str], column: str, keys: set
         nonlocal n
         for raw, row in records:
             # An empty field is NULL (as DuckDB reads it) and matches nothing.
-            if len(row) > at and row[at] and row[at] in keys:
+            if len(row) > at and row[at] and key_text(row[at]) in keys:
                 n += 1
                 if assignments is not None:
                     out.write(_csv_changed(raw, row, targets, dialect, f))
@@ -694,7 +730,7 @@ def _copy_csv(f: Path, out: BinaryIO, columns: list[str], column: str, keys: set
         for raw in io.BytesIO(blob):
             if not pending and not (quote and quote in raw):
                 fields = raw.rstrip(b"\r\n").split(delim)
-                if len(fields) > at and fields[at] in raw_keys:
+                if len(fields) > at and _key_bytes(fields[at]) in raw_keys:
                     copy(_records(io.BytesIO(raw), dialect))
                 else:
                     out.write(raw)
@@ -798,8 +834,8 @@ def _copy_jsonl(f: Path, out: BinaryIO, column: str, keys: set[str],
 
 
 def _jsonl_matches(raw: bytes, column: str, keys: set[str]) -> bool:
-    """Whether the object on line ``raw`` holds one of ``keys`` in ``column``: a string
-    as it is, a number as written (``007`` is not ``7``, ``1.0`` is not ``1``)."""
+    """Whether the object on line ``raw`` holds one of ``keys`` in ``column``, compared by
+    ``key_text`` (``"14"``, ``14`` and ``14.0`` alike; ``007`` is not ``7``)."""
     if not raw.strip():
         return False
     try:
@@ -807,7 +843,13 @@ def _jsonl_matches(raw: bytes, column: str, keys: set[str]) -> bool:
     except ValueError:
         return False
     value = obj.get(column) if isinstance(obj, dict) else None
-    return isinstance(value, str) and value in keys
+    return isinstance(value, str) and key_text(value) in keys
+
+
+def _key_bytes(field: bytes) -> bytes:
+    """``key_text`` of an unquoted CSV field, as bytes."""
+    return (key_text(field.decode("utf-8", "surrogateescape")) or "").encode(
+        "utf-8", "surrogateescape")
 
 
 def _jsonl_changed(raw: bytes, assignments: dict[str, Any]) -> bytes:
@@ -870,7 +912,7 @@ def _copy_parquet(f: Path, out: BinaryIO, column: str, keys: set[str],
             parts = []
             for batch in pf.iter_batches(batch_size=DEFAULT_BATCH_ROWS, row_groups=[g]):
                 data = pa.Table.from_batches([batch], schema=schema)
-                mask = pc.fill_null(pc.is_in(data[column].cast(pa.string()),
+                mask = pc.fill_null(pc.is_in(key_text_array(data[column]),
                                              value_set=key_set), False)
                 hits = pc.sum(mask).as_py() or 0
                 if hits:
