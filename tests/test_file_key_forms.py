@@ -217,7 +217,7 @@ def test_the_key_rule_is_the_same_in_python_arrow_and_duckdb() -> None:
     """``key_text`` written three ways gives the same text for the same values."""
     import duckdb
 
-    doubles = [14.0, 1.5, -3.0, 0.0, 1e20, 100.0]
+    doubles = [14.0, 1.5, -3.0, 0.0, -0.0, 1e20, 100.0]
     texts = ["14", "14.0", "14.00", "014", "014.0", "-3.00", "1.5", "abc", "0.0", "1e5"]
     py_d, py_t = [key_text(v) for v in doubles], [key_text(v) for v in texts]
     assert py_t == ["14", "14", "14", "014", "014.0", "-3", "1.5", "abc", "0", "1e5"]

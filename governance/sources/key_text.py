@@ -33,9 +33,7 @@ def key_text(value: Any) -> str | None:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e15:
-            return str(int(value))
-        return str(value)
+        return _WHOLE_RE.sub(r"\1", repr(value))      # -0.0 is -0, as Arrow and DuckDB say
     if isinstance(value, Decimal):
         value = str(value)
     text = value if isinstance(value, str) else str(value)
