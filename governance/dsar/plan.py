@@ -26,6 +26,7 @@ from governance.dsar.resolution import (
     coerce_values,
     file_sources,
     key_value,
+    on_files,
 )
 from governance.errors import GovernanceError
 from governance.inventory import ErasurePolicy, Inventory
@@ -589,7 +590,7 @@ class _Planner:
         guards = []
         for edge in graph.in_edges(key):
             refs = self._staying(edge, self.referrers(edge, loc.rows), deleting, kept_owned)
-            files = edge.source in self.files or edge.to_source in self.files
+            files = on_files(edge, self.files)
             for r in refs:
                 shared.add(_norm(r.get(edge.column), files))
             if edge.source == loc.source:
@@ -599,8 +600,7 @@ class _Planner:
         guards += [[fk.table, fk.column, fk.ref_column, *([fk.schema] if fk.schema else [])]
                    for fk in self.unfollowed_keys(loc.source) if fk.ref_table == loc.table]
         mine = [(v, r) for v, r in zip(loc.values, loc.rows, strict=True)
-                if not any(_norm(r.get(e.to_column), e.source in self.files
-                                 or e.to_source in self.files) in shared
+                if not any(_norm(r.get(e.to_column), on_files(e, self.files)) in shared
                            for e in graph.in_edges(key))]
         pointed = {rid for ids in self.unfollowed_referrers(
             loc, [r for _, r in mine], deleting).values() for rid in ids}
@@ -624,7 +624,7 @@ class _Planner:
         """Take the rows of ``loc`` that ``staying`` rows point at through ``edge`` out of
         its deletion, keep them (``held``: why the pointing rows stay, for the note), and
         return them."""
-        files = edge.source in self.files or edge.to_source in self.files
+        files = on_files(edge, self.files)
         targets = {_norm(r.get(edge.column), files) for r in staying}
         rows = [r for r in loc.rows if _norm(r.get(edge.to_column), files) in targets]
         return self.keep_rows(loc, rows, deleting, f"rows of {edge.table} ({held}) point at "

@@ -301,6 +301,12 @@ def file_sources(inventory: Inventory) -> set[str]:
     return {s.name for s in inventory.sources if s.kind in FILE_KINDS}
 
 
+def on_files(edge: Edge, files: set[str]) -> bool:
+    """Whether ``edge`` is in or points into one of ``files`` (``file_sources``): its
+    values then compare by ``key_text`` (``_norm``'s ``files``)."""
+    return edge.source in files or edge.to_source in files
+
+
 def match_key(info: TableInfo, decl_key: str | None, edges: Sequence[Edge]) -> str | None:
     """The column(s) that pick the subject's rows of a table exactly: its primary key, else
     its subject key, else its one owner column; None when none of these exists."""
@@ -401,7 +407,7 @@ class _Resolver:
         if depth > MAX_OWNER_DEPTH:
             return result
         for edge in self.graph.owner_edges(table):
-            files = edge.source in self.files or edge.to_source in self.files
+            files = on_files(edge, self.files)
             values = {_norm(r[edge.column], files): r[edge.column] for r in rows
                       if r.get(edge.column) is not None}
             if not values:
@@ -433,7 +439,7 @@ class _Resolver:
                 out[key] = cached
         if unknown:
             rows = self.find(edge.target, edge.to_column, unknown)
-            files = edge.source in self.files or edge.to_source in self.files
+            files = on_files(edge, self.files)
             found: dict[str, Owners] = {}
             for r, (who, hops) in zip(rows, self.owners(edge.target, rows, depth + 1),
                                       strict=True):
@@ -465,7 +471,7 @@ class _Resolver:
                 new.append(r)
                 for e in self.graph.in_edges(table):
                     if [e.to_column] == unique and r.get(e.to_column) is not None:
-                        files = e.source in self.files or e.to_source in self.files
+                        files = on_files(e, self.files)
                         self._cache[(table, e.to_column, _norm(r[e.to_column], files))] = (
                             frozenset({SUBJECT}), hops)
         if new:

@@ -446,15 +446,7 @@ class FileConnector(DuckDBConnector):
             if missing:
                 raise SourceError(f"source {self.name!r}, table {table!r} has no column "
                                   f"{missing[0]!r}")
-            n = self._copy_changed(table, f, out, column, keys, assignments)
-            # The rows the plan and the checks read (find_rows) are the rows changed, or
-            # nothing is: a key written two ways would otherwise change rows no one saw.
-            seen = len(self.find_rows(table, column, list(values)))
-            if n != seen:
-                raise SourceError(
-                    f"source {self.name!r}: {f}: {n} row(s) hold one of the keys in column "
-                    f"{column!r} but {seen} are found by it; nothing was changed")
-            return n
+            return self._copy_changed(table, f, out, column, keys, assignments)
 
         return self.rewrite_file(table, write)
 
@@ -505,18 +497,19 @@ class FileConnector(DuckDBConnector):
                       assignments: dict[str, Any] | None) -> int:
         """Write ``f`` with the change applied to ``out``; the number of rows matched."""
         if self.kind == "parquet":
-            return _copy_parquet(f, out, column, keys, assignments)
-        cols = list(self._columns(table))
-        if self.kind == "csv":
-            n = _copy_csv(f, out, cols, column, keys, assignments, self._csv_dialect(f))
+            n = _copy_parquet(f, out, column, keys, assignments)
+        elif self.kind == "csv":
+            n = _copy_csv(f, out, list(self._columns(table)), column, keys, assignments,
+                          self._csv_dialect(f))
         else:
             n = _copy_jsonl(f, out, column, keys, assignments)
-        # An independent count by DuckDB's reader: the line parser and the view that
-        # find_rows searched must agree on which rows match, or nothing is changed.
+        # An independent count by DuckDB's reader: the rewrite and the view that find_rows
+        # searched (the plan, the checks) must agree on which rows match, or nothing is
+        # changed (a key written two ways would otherwise change rows no one saw).
         expected = self._count_matches(table, column, keys)
         if n != expected:
             raise SourceError(
-                f"source {self.name!r}: {f}: {n} row(s) matched line by line but {expected} "
+                f"source {self.name!r}: {f}: {n} row(s) matched by the rewrite but {expected} "
                 f"through DuckDB in column {column!r}; the file's format is read two ways, so "
                 "nothing was changed")
         return n
@@ -530,28 +523,29 @@ class FileConnector(DuckDBConnector):
             return super().find_rows(table, column, values, fold_case)
         self.check_columns(table, [column])
         cols = self.table_info(table).column_names
-        keys = sorted({k for v in values if (k := key_text(v)) is not None})
-        target = key_text_sql(self._ident(column), self._columns(table)[column])
         out: list[dict[str, Any]] = []
-        for i in range(0, len(keys), KEY_CHUNK):
-            chunk = keys[i:i + KEY_CHUNK]
-            cur = self._run(f"{self._select_sql(table, cols)} WHERE {target} IN "
-                            f"({', '.join('?' * len(chunk))})", chunk)
+        for where, chunk in self._key_conditions(
+                table, column, {k for v in values if (k := key_text(v)) is not None}):
+            cur = self._run(f"{self._select_sql(table, cols)} WHERE {where}", chunk)
             out.extend(dict(zip(cols, row, strict=True)) for row in cur.fetchall())
             cur.close()
         return out
 
-    def _count_matches(self, table: str, column: str, keys: set[str]) -> int:
-        """The rows whose ``column`` has one of ``keys`` as its ``key_text``."""
-        total = 0
-        vals = sorted(keys)
+    def _key_conditions(self, table: str, column: str, keys: set[str]
+                        ) -> Iterator[tuple[str, list[str]]]:
+        """WHERE conditions (with their parameters), KEY_CHUNK keys at a time, of the rows
+        whose ``column`` has one of ``keys`` as its ``key_text``."""
         target = key_text_sql(self._ident(column), self._columns(table)[column])
+        vals = sorted(keys)
         for i in range(0, len(vals), KEY_CHUNK):
             chunk = vals[i:i + KEY_CHUNK]
-            total += self._conn.execute(
-                f"SELECT count(*) FROM {self._ident(table)} WHERE {target} "
-                f"IN ({', '.join('?' * len(chunk))})", chunk).fetchall()[0][0]
-        return int(total)
+            yield f"{target} IN ({', '.join('?' * len(chunk))})", chunk
+
+    def _count_matches(self, table: str, column: str, keys: set[str]) -> int:
+        """The rows whose ``column`` has one of ``keys`` as its ``key_text``."""
+        return sum(self._conn.execute(f"SELECT count(*) FROM {self._ident(table)} WHERE "
+                                      f"{where}", chunk).fetchall()[0][0]
+                   for where, chunk in self._key_conditions(table, column, keys))
 
     def _columns(self, table: str) -> dict[str, str]:
         """The view's columns and their types, as read now (without counting rows)."""
