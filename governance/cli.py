@@ -38,6 +38,9 @@ def _request_json(r: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
     out = {k: v for k, v in asdict(r).items() if k != "fingerprints"}
+    if r.approved_plan:   # its person rows as a count, like the identities' fingerprints
+        out["approved_plan"] = {**r.approved_plan,
+                                "people": len(r.approved_plan.get("people", ()))}
     out["days_left"] = r.days_left()
     out["overdue"] = r.is_open and r.days_left() < 0
     return out
@@ -519,6 +522,11 @@ def dsar_show(store_path: Path, request_id: str, as_json: bool) -> None:
     _print_request(r)
     if r.extension_reason:
         click.echo(f"  extended: {r.extension_reason}")
+    if r.approved_plan:
+        from governance.dsar.approval import PlanBinding
+
+        click.echo(f"  approved by {r.approved_by} on {r.approved_at:%Y-%m-%d %H:%M} UTC: "
+                   + PlanBinding.from_json(r.approved_plan).describe())
     for step in read_journal(store, request_id, None):
         click.echo(f"  {step.describe()} [{step.status}"
                    + (f", {step.rows_affected} changed]" if step.status == "done" else "]"))
@@ -543,10 +551,6 @@ def _transition_command(name: str, help_text: str, option: str, method: str) -> 
             click.echo(f"NOT YET APPROVED: identity verification does not let this "
                        f"{r.request_type} change data; review `govkit dsar plan {request_id}`, "
                        f"then `govkit dsar approve {request_id} --note '...'`")
-        elif method == "approve":
-            click.echo(f"approved by {r.approved_by}; `govkit dsar run {request_id}` shows the "
-                       "plan and asks before changing data (the Dagster sensor "
-                       "verified_requests, if turned on, runs it without asking)")
 
 
 _transition_command("verify", "Record that the subject's identity was verified, and how.",
@@ -555,9 +559,37 @@ _transition_command("extend", "Extend the deadline once (GDPR +2 months, CCPA +4
                     "with the reason told to the subject.", "reason", "extend")
 _transition_command("reject", "Close a request without acting on it, with the reason.",
                     "reason", "reject")
-_transition_command("approve", "Approve running a verified erasure or rectification (who "
-                    "and when are recorded; the note is stored masked). Verification alone "
-                    "never lets data be changed.", "note", "approve")
+
+
+@dsar.command("approve")
+@inventory_option
+@store_option
+@click.argument("request_id")
+@click.option("--note", required=True, help="What was reviewed before approving (stored "
+              "masked).")
+@click.option("--plan", "reviewed", default=None, metavar="PLAN",
+              help="The plan reviewed, as `govkit dsar plan` names it (plan-...): refused if "
+                   "the plan is no longer that one.")
+def dsar_approve(inventory_path: Path, store_path: Path, request_id: str, note: str,
+                 reviewed: str | None) -> None:
+    """Approve running a verified erasure or rectification as planned now: whose rows and
+    which changes are recorded with who and when (the note is stored masked). A run whose
+    plan differs stops and asks for a new approval. Verification alone never lets data be
+    changed."""
+    from governance.dsar.approval import approve_request
+    from governance.inventory import load_inventory
+
+    r, binding, blockers = approve_request(load_inventory(inventory_path),
+                                           _held_store(store_path), request_id, _actor(),
+                                           note, reviewed)
+    _print_request(r)
+    click.echo(f"approved {binding.describe()}")
+    for b in blockers:
+        click.echo(f"still stops the run: {b}")
+    click.echo(f"approved by {r.approved_by}; `govkit dsar run {request_id}` shows the "
+               "plan and asks before changing data (the Dagster sensor verified_requests, "
+               "if turned on, runs it without asking); a run whose plan differs from this "
+               "one stops and asks for a new approval")
 
 
 @dsar.command("plan")
@@ -566,12 +598,18 @@ _transition_command("approve", "Approve running a verified erasure or rectificat
 @click.argument("request_id")
 def dsar_plan(inventory_path: Path, store_path: Path, request_id: str) -> None:
     """Where the subject is found and what a run would change; changes nothing."""
-    from governance.dsar import plan_request
+    from governance.dsar import RequestBook, plan_request
+    from governance.dsar.approval import binding_of
     from governance.inventory import load_inventory
 
-    resolution, steps = plan_request(load_inventory(inventory_path), AuditStore(store_path),
-                                     request_id, _progress)
+    inventory, store = load_inventory(inventory_path), AuditStore(store_path)
+    resolution, steps = plan_request(inventory, store, request_id, _progress)
     _print_plan(resolution, steps)
+    if RequestBook(store).get(request_id).destructive:
+        binding = binding_of(inventory, resolution, steps, RequestBook(store).keyring)
+        click.echo(f"plan {binding.describe()}")
+        click.echo(f"to approve it: govkit dsar approve {request_id} --plan {binding.digest} "
+                   "--note '...'")
 
 
 def _print_plan(resolution: Any, steps: Any) -> None:
@@ -868,7 +906,8 @@ EXAMPLES = {
     "dsar verify": "govkit dsar verify dsar-20261125-1a2b3c4d --note 'ID checked on a video call'",
     "dsar extend": "govkit dsar extend dsar-20261125-1a2b3c4d --reason 'records in 40 systems'",
     "dsar reject": "govkit dsar reject dsar-20261125-1a2b3c4d --reason 'identity not confirmed'",
-    "dsar approve": "govkit dsar approve dsar-20261125-1a2b3c4d --note 'plan reviewed by DPO'",
+    "dsar approve": "govkit dsar approve dsar-20261125-1a2b3c4d --plan plan-3f9a2c1b7d04 "
+                    "--note 'plan reviewed by DPO'",
     "dsar plan": "govkit dsar plan dsar-20261125-1a2b3c4d",
     "dsar replan": "govkit dsar replan dsar-20261125-1a2b3c4d",
     "dsar run": "govkit dsar run dsar-20261125-1a2b3c4d",
@@ -891,7 +930,6 @@ OPTION_HELP = {
     ("dsar verify", "text"): "How the subject's identity was verified (stored masked).",
     ("dsar extend", "text"): "Why more time is needed, as told to the subject (stored masked).",
     ("dsar reject", "text"): "Why the request is closed without action (stored masked).",
-    ("dsar approve", "text"): "What was reviewed before approving (stored masked).",
     ("dsar open-export", "passphrase"): "The export's passphrase (`govkit dsar passphrase "
                                         "ID`); asked for, unechoed, when not given.",
     ("dsar hold add", "reason"): "Why the data must be kept, e.g. the litigation or audit "

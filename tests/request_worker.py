@@ -45,13 +45,30 @@ def run_worker(inventory: Path, store: Path, request_id: str, fault: str | None 
     return proc.returncode, out, err
 
 
-def cleared_request(store: Any, rtype: str, identity: str, jurisdiction: str = "EU") -> str:
-    """A request recorded, verified and (to change data) approved: ready to run. Its id."""
+def cleared_request(store: Any, rtype: str, identity: str, jurisdiction: str = "EU",
+                    inventory: Any = None) -> str:
+    """A request recorded, verified and (to change data) approved as planned now: ready to
+    run. Its id. ``inventory``: an Inventory or its path (default: inventory.yaml beside
+    the store)."""
     from governance.dsar.requests import RequestBook
 
     book = RequestBook(store)
     r = book.create(rtype, [identity], jurisdiction, "dpo")
     book.verify(r.request_id, "dpo", "identity checked")
     if rtype != "access":
-        book.approve(r.request_id, "dpo-lead", "plan reviewed")
+        approve_plan(store, r.request_id, inventory)
     return r.request_id
+
+
+def approve_plan(store: Any, request_id: str, inventory: Any = None,
+                 actor: str = "dpo-lead") -> Any:
+    """Approve the plan a run of ``request_id`` would make now (as a DPO does after
+    reviewing `govkit dsar plan`): the PlanBinding approved."""
+    from governance.dsar.approval import approve_request
+    from governance.inventory import Inventory, load_inventory
+
+    if inventory is None:
+        inventory = Path(store.path).parent / "inventory.yaml"
+    if not isinstance(inventory, Inventory):
+        inventory = load_inventory(Path(inventory))
+    return approve_request(inventory, store, request_id, actor, "plan reviewed")[1]

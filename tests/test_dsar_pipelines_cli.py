@@ -22,6 +22,7 @@ from governance.scan import run_scan
 from pipelines.build import build_definitions
 from pipelines.resources import GovernanceResource
 from pipelines.sensors import build_verified_requests_sensor
+from tests.request_worker import approve_plan
 
 
 def _subject(db: Path) -> tuple[int, str]:
@@ -41,7 +42,7 @@ def test_sensor_launches_verified_requests_and_jobs_run_them(fresh_demo) -> None
     access = book.create("access", [f"user_id={uid}"], "US-CA", "dpo")
     for r in (erase, access):
         book.verify(r.request_id, "dpo", "checked")
-    book.approve(erase.request_id, "dpo-lead", "plan reviewed")
+    approve_plan(store, erase.request_id, fresh_demo.inventory)
     sensor = defs.get_sensor_def("verified_requests")
     resource = GovernanceResource(inventory_path=str(fresh_demo.inventory),
                                   audit_store_path=str(store_path))
@@ -263,7 +264,7 @@ def test_postgres_erasure_respects_foreign_keys_and_binds_values(pg_estate, pg_d
     for email in ("c7@example.org", "x'; DROP TABLE customers; --@example.org"):
         r = book.create("erasure", [f"email={email}"], "EU", "dpo")
         book.verify(r.request_id, "dpo", "checked")
-        book.approve(r.request_id, "dpo-lead", "plan reviewed")
+        approve_plan(store, r.request_id, inventory)
         ids.append(r.request_id)
     outcome = run_request(inventory, store, ids[0], "dpo")
     assert outcome.status == "completed", outcome.remaining
@@ -289,8 +290,8 @@ def test_postgres_failure_rolls_back_the_whole_source(pg_estate, pg_dsn) -> None
     book = RequestBook(store)
     r = book.create("erasure", ["email=c3@example.org"], "EU", "dpo")
     book.verify(r.request_id, "dpo", "checked")
-    book.approve(r.request_id, "dpo-lead", "plan reviewed")
     with pytest.raises(GovernanceError, match=r"null on a NOT NULL column"):
+        approve_plan(store, r.request_id, inventory)
         run_request(inventory, store, r.request_id, "dpo")
     assert book.get(r.request_id).state.value == "verified"
     with psycopg.connect(pg_dsn, autocommit=True) as c:

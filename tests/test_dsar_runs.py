@@ -31,6 +31,7 @@ from governance.dsar.journal import read_journal
 from governance.dsar.runner import delivery_passphrase
 from governance.inventory import Inventory, load_inventory
 from governance.scan import run_scan
+from tests.request_worker import approve_plan
 
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 INJECTION = "x'; DROP TABLE users; --"
@@ -66,7 +67,7 @@ class Estate:
         if verify:
             self.book.verify(r.request_id, "dpo", "identity checked against the account")
             if rtype != "access":   # erasure/rectify also need a recorded approval
-                self.book.approve(r.request_id, "dpo-lead", "plan reviewed")
+                approve_plan(self.store, r.request_id, self.inventory)
         return r.request_id
 
 

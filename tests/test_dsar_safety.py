@@ -29,6 +29,7 @@ from governance.audit_store import AuditStore
 from governance.cli import main
 from governance.crypto.aead import DecryptionError
 from governance.dsar import RequestBook, RequestError, RequestState, plan_request, run_request
+from governance.dsar.approval import approve_request
 from governance.dsar.deadlines import rule_for
 from governance.dsar.export import ExportError, build_package, extract_export, open_export
 from governance.dsar.identities import Identity, IdentityError, IdentityType
@@ -36,6 +37,7 @@ from governance.inventory import load_inventory
 from governance.scan import run_scan
 from pipelines.build import build_definitions
 from pipelines.resources import GovernanceResource
+from tests.request_worker import approve_plan
 
 
 def _subject(db: Path) -> tuple[int, str, str]:
@@ -78,7 +80,7 @@ def test_verified_erasure_does_not_run_until_a_person_approves_it(fresh_demo) ->
     book = RequestBook(store)
     r = book.create("erasure", [f"email={email}"], "EU", "dpo")
     with pytest.raises(RequestError, match="verify the subject's identity before approving"):
-        book.approve(r.request_id, "dpo-lead", "looks fine")
+        approve_request(inventory, store, r.request_id, "dpo-lead", "looks fine")
     book.verify(r.request_id, "dpo", "passport seen")
     before = _users(fresh_demo.app_db)
     with pytest.raises(RequestError, match="needs a recorded approval"):
@@ -87,12 +89,16 @@ def test_verified_erasure_does_not_run_until_a_person_approves_it(fresh_demo) ->
     assert book.get(r.request_id).state is RequestState.VERIFIED
 
     with pytest.raises(RequestError, match="why the run is approved"):
-        book.approve(r.request_id, "dpo-lead", "  ")
-    approved = book.approve(r.request_id, "dpo-lead",
-                            "plan reviewed; subject reachable on +49 30 901827")
+        approve_request(inventory, store, r.request_id, "dpo-lead", "  ")
+    with pytest.raises(RequestError, match="names the plan it approves"):
+        book.approve(r.request_id, "dpo-lead", "no plan", plan={})
+    approved, plan, blockers = approve_request(
+        inventory, store, r.request_id, "dpo-lead",
+        "plan reviewed; subject reachable on +49 30 901827")
     assert approved.approved_by == "dpo-lead" and approved.approved_at is not None
-    with pytest.raises(RequestError, match="already approved by dpo-lead"):
-        book.approve(r.request_id, "dpo-lead", "again")
+    assert blockers == [] and plan.people and ("app_db", "users", "delete") in plan.changes
+    with pytest.raises(RequestError, match="already approved by dpo-lead.*the same plan"):
+        approve_request(inventory, store, r.request_id, "dpo-lead", "again")
     # Own SQL: the approval is in the request row and in the log, the phone masked in both.
     [row] = store.query("SELECT approved_by, approval_note FROM dsar_requests "
                         "WHERE request_id = ?", [r.request_id])
@@ -111,7 +117,7 @@ def test_verified_erasure_does_not_run_until_a_person_approves_it(fresh_demo) ->
     access = book.create("access", [f"email={email}"], "EU", "dpo")
     book.verify(access.request_id, "dpo", "checked")
     with pytest.raises(RequestError, match="needs no approval"):
-        book.approve(access.request_id, "dpo-lead", "ok")
+        approve_request(inventory, store, access.request_id, "dpo-lead", "ok")
 
 
 def test_sensor_waits_for_approval_and_nothing_starts_by_itself(fresh_demo) -> None:
@@ -135,7 +141,7 @@ def test_sensor_waits_for_approval_and_nothing_starts_by_itself(fresh_demo) -> N
         if verify:
             book.verify(r.request_id, "dpo", "checked")
         if approve:
-            book.approve(r.request_id, "dpo-lead", "plan reviewed")
+            approve_plan(book.store, r.request_id, fresh_demo.inventory)
         ids[name] = r.request_id
     resource = GovernanceResource(inventory_path=str(fresh_demo.inventory),
                                   audit_store_path=str(store_path))

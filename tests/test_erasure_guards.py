@@ -27,6 +27,7 @@ from governance.dsar.plan import PlanError
 from governance.dsar.runner import replan_request
 from governance.inventory import load_inventory
 from governance.sources import ReferencedRows
+from tests.request_worker import approve_plan
 
 ALICE = ["email=alice@example.org"]
 USERS = {"name": "users", "subject_key": "id",
@@ -124,8 +125,8 @@ class Estate:
         book = RequestBook(self.store)
         rid = book.create("erasure", ALICE, "EU", "dpo").request_id
         book.verify(rid, "dpo", "identity checked on a call")
-        book.approve(rid, "dpo", "plan reviewed")
         inv = load_inventory(self.inventory)
+        approve_plan(self.store, rid, inv)
         return rid, lambda: run_request(inv, self.store, rid, "dpo",
                                         confirm=confirm or (lambda steps: True))
 
@@ -836,7 +837,7 @@ def test_an_identity_no_column_holds_is_not_called_found_nowhere(
         rid = book.create(kind_of_request, ALICE, "EU", "dpo").request_id
         book.verify(rid, "dpo", "identity checked on a call")
         if kind_of_request == "erasure":
-            book.approve(rid, "dpo", "plan reviewed")
+            approve_plan(e.store, rid, e.inventory)
         with pytest.raises(PlanError, match=r"nothing was found, and no column of any "
                                             r"source holds email identities"):
             run_request(load_inventory(e.inventory), e.store, rid, "dpo",

@@ -50,6 +50,7 @@ from governance.dsar.journal import RowsChanged
 from governance.dsar.plan import PlanError
 from governance.inventory import load_inventory
 from governance.sources.duckdb_source import FileConnector
+from tests.request_worker import approve_plan
 
 TABLES = ("customers", "invoices", "invoice_items")
 
@@ -168,9 +169,9 @@ class Files:
         book = RequestBook(self.db.store)
         rid = book.create(kind, [f"email={email}"], "EU", "dpo").request_id
         book.verify(rid, "dpo", "identity checked on a call")
-        if kind == "erasure":
-            book.approve(rid, "dpo", "plan reviewed")
         inv = load_inventory(self.inventory)
+        if kind == "erasure":
+            approve_plan(self.db.store, rid, inv)
         return lambda: run_request(inv, self.db.store, rid, "dpo", confirm=confirm, **kw)
 
 

@@ -35,6 +35,7 @@ from governance.dsar.plan import PlanError
 from governance.dsar.runner import replan_request
 from governance.inventory import load_inventory
 from governance.sources import ReferencedRows
+from tests.request_worker import approve_plan
 
 CASES = [("sqlite", False), pytest.param("pg", False, marks=pytest.mark.postgres),
          pytest.param("pg", True, marks=pytest.mark.postgres)]
@@ -64,8 +65,8 @@ def _erasure(db: PublicDb, email: str, confirm: Any) -> tuple[str, Any]:
     book = RequestBook(db.store)
     rid = book.create("erasure", [f"email={email.strip()}"], "EU", "dpo").request_id
     book.verify(rid, "dpo", "identity checked on a video call")
-    book.approve(rid, "dpo", "plan reviewed")
     inv = load_inventory(db.fk_inventory)
+    approve_plan(db.store, rid, inv)
     return rid, lambda: run_request(inv, db.store, rid, "dpo", confirm=confirm)
 
 

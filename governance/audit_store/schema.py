@@ -337,6 +337,12 @@ MIGRATIONS: tuple[Migration, ...] = (
                  "marked interrupted", (
         "ALTER TABLE scan_runs ADD COLUMN worker VARCHAR",   # host:pid of the scanning process
     )),
+    Migration(10, "the plan an approval approves: whose rows and which changes", (
+        "ALTER TABLE dsar_requests ADD COLUMN approved_plan VARCHAR",
+        "COMMENT ON COLUMN dsar_requests.approved_plan IS "
+        "'JSON: keyed fingerprints of the person rows and the (source, table, action) of the "
+        "changes in the plan the approver reviewed; a run whose plan differs stops. No value'",
+    )),
 )
 
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)

@@ -90,6 +90,9 @@ class DataSubjectRequest:
     created_by: str
     approved_at: datetime | None = None   # erasure/rectify: when a person approved the run
     approved_by: str | None = None
+    # What the approver approved (governance.dsar.approval.PlanBinding as JSON): None
+    # before approval, and for approvals recorded before approvals named a plan.
+    approved_plan: dict[str, Any] | None = None
 
     @property
     def destructive(self) -> bool:
@@ -114,7 +117,8 @@ def _row_to_request(r: Mapping[str, Any]) -> DataSubjectRequest:
         r["extension_reason"], list(r["identity_types"]), list(r["masked_identities"]),
         list(r["fingerprints"]), r["key_id"], r["verified_at"], r["closed_at"],
         json.loads(outcome) if isinstance(outcome, str) else outcome, r["created_by"],
-        r.get("approved_at"), r.get("approved_by"))
+        r.get("approved_at"), r.get("approved_by"),
+        json.loads(r["approved_plan"]) if r.get("approved_plan") else None)
 
 
 def received_datetime(received: date | datetime | str) -> datetime:
@@ -314,22 +318,28 @@ class RequestBook:
             raise RequestError("say how the identity was verified (--note)")
         return self.transition(request_id, S.VERIFIED, actor, {"note": _safe_text(note)})
 
-    def approve(self, request_id: str, actor: str, note: str) -> DataSubjectRequest:
+    def approve(self, request_id: str, actor: str, note: str, *,
+                plan: Mapping[str, Any]) -> DataSubjectRequest:
         """Record that ``actor`` approved running a verified erasure or rectification
-        (why, in ``note``, stored masked): identity verification alone never lets data be
-        changed or deleted."""
+        (why, in ``note``, stored masked) as ``plan`` describes it (whose rows, which
+        changes: ``governance.dsar.approval``; fingerprints and names only): identity
+        verification alone never lets data be changed or deleted. A request approved
+        before may be approved again only for a different plan (the new one replaces it)."""
         if not note.strip():
             raise RequestError("say why the run is approved (--note), e.g. the plan was "
                                "reviewed")
+        if not plan.get("digest"):
+            raise RequestError(f"request {request_id}: an approval names the plan it approves")
         safe = _safe_text(note)
+        bound = json.dumps(dict(plan), sort_keys=True)
 
         def change(conn: Any) -> None:
             rows = conn.execute("SELECT request_type, state, verified_at, approved_at, "
-                                "approved_by FROM dsar_requests WHERE request_id = ?",
-                                [request_id]).fetchall()
+                                "approved_by, approved_plan FROM dsar_requests "
+                                "WHERE request_id = ?", [request_id]).fetchall()
             if not rows:
                 raise RequestError(f"no data-subject request {request_id!r}")
-            rtype, state, verified_at, approved_at, approved_by = rows[0]
+            rtype, state, verified_at, approved_at, approved_by, approved_plan = rows[0]
             if RequestType(rtype) not in DESTRUCTIVE:
                 raise RequestError(f"request {request_id} is an {rtype} request: it changes "
                                    "no data and needs no approval; it runs once verified")
@@ -338,15 +348,21 @@ class RequestBook:
             if verified_at is None:
                 raise RequestError(f"request {request_id}: verify the subject's identity "
                                    "before approving the run (govkit dsar verify)")
-            if approved_at is not None:
+            before = json.loads(approved_plan).get("digest") if approved_plan else None
+            if approved_at is not None and before == plan["digest"]:
                 raise RequestError(f"request {request_id} was already approved by "
-                                   f"{approved_by} on {approved_at:%Y-%m-%d %H:%M} UTC")
+                                   f"{approved_by} on {approved_at:%Y-%m-%d %H:%M} UTC "
+                                   f"(the same plan, {before})")
             now = utcnow()
             conn.execute("UPDATE dsar_requests SET approved_at = ?, approved_by = ?, "
-                         "approval_note = ?, updated_at = ? WHERE request_id = ?",
-                         [now, actor, safe, now, request_id])
+                         "approval_note = ?, approved_plan = ?, updated_at = ? "
+                         "WHERE request_id = ?", [now, actor, safe, bound, now, request_id])
             record_row(conn, "dsar_requests", request_id, actor, "dsar.approved",
-                       {"type": rtype, "note": safe, "approved_at": now.isoformat()})
+                       {"type": rtype, "note": safe, "approved_at": now.isoformat(),
+                        "plan": plan["digest"], "person_rows": len(plan.get("people", ())),
+                        "changes": plan.get("changes", []),
+                        **({"replaces": before or "a plan not recorded"}
+                           if approved_at is not None else {})})
 
         self.store.write(change)
         return self.get(request_id)
@@ -437,6 +453,23 @@ class RequestBook:
                details: Mapping[str, Any] | None = None) -> int:
         """Log an event of the request (no state change)."""
         return self.store.append_log(actor, action, request_id, dict(details or {}))
+
+    def erased_by_others(self, request_id: str, people: Iterable[str]) -> dict[str, str]:
+        """Of ``people`` (keyed fingerprints of person rows, ``governance.dsar.approval``),
+        those another erasure's recorded plan erases, each with that request's id."""
+        wanted = set(people)
+        if not wanted:
+            return {}
+        rows = self.store.query(
+            "SELECT target, details FROM audit_log WHERE action = 'dsar.plan_recorded' AND "
+            "target <> ? ORDER BY seq", [request_id])
+        out: dict[str, str] = {}
+        for r in rows:
+            details = r["details"]
+            details = json.loads(details) if isinstance(details, str) else details or {}
+            for fp in set(details.get("erases_person_rows", ())) & wanted:
+                out[fp] = r["target"]
+        return out
 
     # -- leases: one worker runs a request at a time ---------------------------------
     def claim(self, request_id: str, owner: str, take_over: bool = False,

@@ -18,6 +18,7 @@ from typing import Any
 
 from governance.audit_store import AuditStore
 from governance.crypto.aead import seal
+from governance.dsar.approval import approval_blockers, binding_of
 from governance.dsar.export import EXPORT_SUFFIX, build_package, write_export
 from governance.dsar.holds import LegalHold, LegalHolds
 from governance.dsar.identities import Identity, IdentityType
@@ -336,6 +337,14 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
                                    inventory, person_rows)
             blockers = ([_hold_blocker(holds)] if holds else []) + resolution.blockers
             replaced = 0 if resolution.locations else _replaced_plan_rows(store, rid)
+            # The plan must be the one approved: whose rows, which changes.
+            binding = binding_of(inventory, resolution, steps, book.keyring)
+            approved = request.approved_plan or {}
+            blockers += approval_blockers(
+                request, binding,
+                first_plan=replaced == 0 and not any(s.status == "done" for s in run.journal),
+                erased_by=book.erased_by_others(rid, approved.get("people", ()))
+                if not binding.people else {})
             if replaced and not nothing_left:
                 blockers.append(
                     f"this plan finds none of the subject's rows, where the plan a replan "
@@ -371,7 +380,11 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
                               first_step=max((s.step_no for s in run.journal), default=0) + 1)
                 fault_point("request.after_journal")
                 book.record(rid, actor, "dsar.plan_recorded", {
-                    "steps": [s.describe() for s in new_steps]})
+                    "steps": [s.describe() for s in new_steps], "plan": binding.digest,
+                    # (keyed fingerprints: another request for the same person finding
+                    # nobody afterwards knows why)
+                    **({"erases_person_rows": list(binding.people)}
+                       if request.request_type is RequestType.ERASURE else {})})
             book.renew(rid, run.owner)   # still this worker's, for the next 5 minutes
             planned = _recheck_holds(inventory, store, run, identities, person_rows)
             # Keys are destroyed once no hold stops the run, and kept while a legal hold

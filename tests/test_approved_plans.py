@@ -1,0 +1,250 @@
+"""An approval approves a plan: whose rows and which changes (governance.dsar.approval).
+
+On Chinook (public, MIT), on SQLite and PostgreSQL. Between the approval and the run the
+data changes the way it does in a live system; every expectation comes from SQL written
+here and from per-row hashes of every table (``public_data.oracle``), never from govkit.
+Before approvals named a plan, the first case erased the customer who was given the
+subject's old e-mail, and the second ended ``completed`` with nothing erased.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from public_data.fixtures import PublicDb
+from public_data.oracle import (
+    Db,
+    assert_only_removed,
+    chinook_customer,
+    differences,
+    row_hashes,
+    subject_rows,
+)
+
+from governance.cli import main
+from governance.dsar import RequestBook, RequestState, plan_request, run_request
+from governance.dsar.approval import approve_request, binding_of
+from governance.dsar.plan import PlanError
+from governance.dsar.requests import RequestError
+from governance.inventory import load_inventory
+
+BACKENDS = ["sqlite", pytest.param("pg", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def chinook(request: pytest.FixtureRequest) -> PublicDb:
+    """Chinook on each backend."""
+    return request.getfixturevalue(f"chinook_{request.param}")
+
+
+def _sql(check: Db, *statements: str) -> None:
+    for text in statements:
+        check.conn.execute(text)
+    if check.kind == "sqlite":
+        check.conn.commit()
+
+
+def _approved_erasure(db: PublicDb, email: str) -> tuple[str, Any]:
+    """An erasure by ``email``, verified and approved as planned now: (id, inventory)."""
+    book = RequestBook(db.store)
+    rid = book.create("erasure", [f"email={email}"], "EU", "dpo").request_id
+    book.verify(rid, "dpo", "identity checked on a video call")
+    inv = load_inventory(db.fk_inventory)
+    approve_request(inv, db.store, rid, "dpo-lead", "plan reviewed")
+    return rid, inv
+
+
+def _other_customer(check: Db, cid: int) -> int:
+    """Another customer with invoices (SQL written here)."""
+    return int(check.query("SELECT min(customerid) FROM customers c WHERE customerid <> ? "
+                           "AND EXISTS (SELECT 1 FROM invoices i WHERE i.customerid = "
+                           "c.customerid)", (cid,))[0][0])
+
+
+def _run(db: PublicDb, rid: str, inv: Any) -> Any:
+    return run_request(inv, db.store, rid, "dpo", confirm=lambda steps: True)
+
+
+def test_an_email_given_to_another_customer_after_approval_stops_the_run(chinook: PublicDb
+                                                                          ) -> None:
+    """The subject changes their e-mail after the approval and another customer takes the
+    old one: the run's plan now finds that customer. It stops before any change and says
+    why; every row of both customers is as it was."""
+    check = chinook.connect()
+    try:
+        cid, email, _ = chinook_customer(check)
+        other = _other_customer(check, cid)
+        rid, inv = _approved_erasure(chinook, email)
+        _sql(check, f"UPDATE customers SET email = 'moved@example.net' WHERE customerid = "
+                    f"{int(cid)}",
+             f"UPDATE customers SET email = '{email}' WHERE customerid = {other}")
+        theirs = subject_rows(check, "chinook", other)
+        before = row_hashes(check)
+        for _ in range(2):    # refused again: nothing recorded lets it through
+            with pytest.raises(PlanError, match=r"finds 1 person row\(s\) the approved plan "
+                                                r"did not: the e-mail or phone"):
+                _run(chinook, rid, inv)
+            assert differences(before, row_hashes(check)) == {}
+        assert subject_rows(check, "chinook", other) == theirs
+        assert RequestBook(chinook.store).get(rid).state is not RequestState.COMPLETED
+        [refused] = chinook.store.query(
+            "SELECT count(*) AS n FROM audit_log WHERE target = ? AND action = "
+            "'dsar.plan_refused'", [rid])
+        assert refused["n"] == 2
+        assert email not in str(chinook.store.query("SELECT details FROM audit_log"))
+    finally:
+        check.close()
+
+
+def test_the_subject_changing_their_email_before_the_first_run_stops_it(chinook: PublicDb
+                                                                         ) -> None:
+    """The subject changes the e-mail the request names after the approval: the first plan
+    finds nobody. It used to end ``completed`` with every row of theirs kept; now it stops.
+    Once their rows are really gone, the DPO approves the plan that finds nobody (naming
+    it: a stale name is refused) and the request completes."""
+    check = chinook.connect()
+    try:
+        cid, email, _ = chinook_customer(check)
+        own = subject_rows(check, "chinook", cid)
+        rid, inv = _approved_erasure(chinook, email)
+        _sql(check, "UPDATE customers SET email = 'renamed@example.net' WHERE customerid = "
+                    f"{int(cid)}")
+        before = row_hashes(check)
+        with pytest.raises(PlanError, match="finds none of the subject's person rows the "
+                                            "approved plan found"):
+            _run(chinook, rid, inv)
+        assert differences(before, row_hashes(check)) == {}
+        assert subject_rows(check, "chinook", cid) == own
+        assert RequestBook(chinook.store).get(rid).state is not RequestState.COMPLETED
+
+        # Approving again names the plan reviewed; one the data no longer gives is refused.
+        resolution, steps = plan_request(inv, chinook.store, rid)
+        nobody = binding_of(inv, resolution, steps, RequestBook(chinook.store).keyring)
+        assert nobody.people == () and nobody.changes == ()
+        _sql(check, "UPDATE customers SET email = 'back@example.net' WHERE customerid = 1")
+        with pytest.raises(RequestError, match="not plan-0+ as reviewed"):
+            approve_request(inv, chinook.store, rid, "dpo-lead", "ok", "plan-000000000000")
+        # The customer's rows are removed by other means; the DPO approves the empty plan.
+        _sql(check, "DELETE FROM invoice_items WHERE invoiceid IN (SELECT invoiceid FROM "
+                    f"invoices WHERE customerid = {int(cid)})",
+             f"DELETE FROM invoices WHERE customerid = {int(cid)}",
+             f"DELETE FROM customers WHERE customerid = {int(cid)}")
+        approve_request(inv, chinook.store, rid, "dpo-lead", "rows removed by billing",
+                        nobody.digest)
+        assert _run(chinook, rid, inv).status == "completed"
+        logged = chinook.store.query("SELECT details FROM audit_log WHERE target = ? AND "
+                                     "action = 'dsar.approved' ORDER BY seq", [rid])
+        assert len(logged) == 2 and nobody.digest in str(logged[1]["details"])
+        assert "replaces" in str(logged[1]["details"])
+    finally:
+        check.close()
+
+
+def test_a_new_invoice_of_the_subject_needs_no_new_approval(chinook: PublicDb) -> None:
+    """The subject buys again between approval and run: more rows in tables the approved
+    plan already erases. The run goes on and erases the new invoice and its line too, and
+    nothing else."""
+    check = chinook.connect()
+    try:
+        cid, email, _ = chinook_customer(check)
+        rid, inv = _approved_erasure(chinook, email)
+        new_invoice = int(check.query("SELECT max(invoiceid) + 1 FROM invoices")[0][0])
+        new_line = int(check.query("SELECT max(invoicelineid) + 1 FROM invoice_items")[0][0])
+        _sql(check, "INSERT INTO invoices (invoiceid, customerid, invoicedate, total) VALUES "
+                    f"({new_invoice}, {int(cid)}, '2026-11-30', 0.99)",
+             "INSERT INTO invoice_items (invoicelineid, invoiceid, trackid, unitprice, "
+             f"quantity) VALUES ({new_line}, {new_invoice}, 1, 0.99, 1)")
+        own = subject_rows(check, "chinook", cid)
+        assert (new_invoice,) in own["invoices"] and (new_line,) in own["invoice_items"]
+        before = row_hashes(check)
+        outcome = _run(chinook, rid, inv)
+        assert outcome.status == "completed", outcome.remaining
+        assert subject_rows(check, "chinook", cid) == {}
+        assert_only_removed(before, row_hashes(check), own)
+    finally:
+        check.close()
+
+
+def test_erasing_a_table_the_approved_plan_did_not_stops_the_run(chinook: PublicDb) -> None:
+    """A customer with no invoices at the approval buys before the run: the plan now also
+    erases invoices and their lines, which the approver did not see. It stops, naming the
+    tables; approved again, it erases exactly the customer's rows."""
+    check = chinook.connect()
+    try:
+        cid, email, _ = chinook_customer(check)
+        _sql(check, "DELETE FROM invoice_items WHERE invoiceid IN (SELECT invoiceid FROM "
+                    f"invoices WHERE customerid = {int(cid)})",
+             f"DELETE FROM invoices WHERE customerid = {int(cid)}")
+        rid, inv = _approved_erasure(chinook, email)
+        invoice = int(check.query("SELECT max(invoiceid) + 1 FROM invoices")[0][0])
+        line = int(check.query("SELECT max(invoicelineid) + 1 FROM invoice_items")[0][0])
+        _sql(check, "INSERT INTO invoices (invoiceid, customerid, invoicedate, total) VALUES "
+                    f"({invoice}, {int(cid)}, '2026-11-30', 0.99)",
+             "INSERT INTO invoice_items (invoicelineid, invoiceid, trackid, unitprice, "
+             f"quantity) VALUES ({line}, {invoice}, 1, 0.99, 1)")
+        before = row_hashes(check)
+        with pytest.raises(PlanError, match=r"makes changes the approved plan did not \("
+                                            r"[^)]*invoice_items"):
+            _run(chinook, rid, inv)
+        assert differences(before, row_hashes(check)) == {}
+        own = subject_rows(check, "chinook", cid)
+        approve_request(inv, chinook.store, rid, "dpo-lead", "new purchase reviewed")
+        assert _run(chinook, rid, inv).status == "completed"
+        assert_only_removed(before, row_hashes(check), own)
+    finally:
+        check.close()
+
+
+def test_an_approval_recorded_before_approvals_named_a_plan_is_asked_again(
+        chinook_sqlite: PublicDb) -> None:
+    """An approval with no plan (recorded before migration 10) does not let a run change
+    data: it stops and asks for the plan to be approved."""
+    db = chinook_sqlite
+    check = db.connect()
+    try:
+        cid, email, _ = chinook_customer(check)
+        rid, inv = _approved_erasure(db, email)
+        db.store.write(lambda c: c.execute("UPDATE dsar_requests SET approved_plan = NULL "
+                                           "WHERE request_id = ?", [rid]))
+        before = row_hashes(check)
+        with pytest.raises(PlanError, match="the approval names no plan"):
+            _run(db, rid, inv)
+        assert differences(before, row_hashes(check)) == {}
+    finally:
+        check.close()
+
+
+def test_the_cli_names_the_plan_and_approves_only_that_one(chinook_sqlite: PublicDb) -> None:
+    """`govkit dsar plan` names the plan; `govkit dsar approve --plan` approves it, and
+    refuses (one line, exit 2, nothing recorded) once the data gives another plan."""
+    db = chinook_sqlite
+    check = db.connect()
+    try:
+        cid, email, _ = chinook_customer(check)
+        book = RequestBook(db.store)
+        rid = book.create("erasure", [f"email={email}"], "EU", "dpo").request_id
+        book.verify(rid, "dpo", "identity checked")
+        store = str(db.store.path)
+        cli = CliRunner()
+        base = ["--inventory", str(db.fk_inventory), "--store", store]
+        shown = cli.invoke(main, ["dsar", "plan", rid, *base])
+        assert shown.exit_code == 0, shown.output
+        digest = shown.output.split("--plan ")[1].split()[0]
+        assert digest.startswith("plan-") and email not in shown.output
+        _sql(check, f"UPDATE customers SET email = 'x@example.net' WHERE customerid = "
+                    f"{int(cid)}")
+        stale = cli.invoke(main, ["dsar", "approve", rid, *base, "--plan", digest,
+                                  "--note", "ok"])
+        assert stale.exit_code == 2 and f"not {digest} as reviewed" in stale.output
+        assert len(stale.output.strip().splitlines()) == 1
+        assert RequestBook(db.store).get(rid).approved_at is None
+        _sql(check, f"UPDATE customers SET email = '{email}' WHERE customerid = {int(cid)}")
+        ok = cli.invoke(main, ["dsar", "approve", rid, *base, "--plan", digest,
+                               "--note", "plan reviewed"])
+        assert ok.exit_code == 0, ok.output
+        assert f"approved {digest}" in ok.output
+        assert RequestBook(db.store).get(rid).approved_plan["digest"] == digest
+    finally:
+        check.close()
