@@ -829,15 +829,16 @@ def _copy_jsonl(f: Path, out: BinaryIO, column: str, keys: set[str],
 
 def _jsonl_matches(raw: bytes, column: str, keys: set[str]) -> bool:
     """Whether the object on line ``raw`` holds one of ``keys`` in ``column``, compared by
-    ``key_text`` (``"14"``, ``14`` and ``14.0`` alike; ``007`` is not ``7``)."""
+    ``key_text`` (``"14"``, ``14``, ``14.0`` and ``1.4e1`` alike; ``007`` is not ``7``):
+    a number with a fraction or exponent as Python reads it, as DuckDB does."""
     if not raw.strip():
         return False
     try:
-        obj = json.loads(raw, parse_int=str, parse_float=str, parse_constant=lambda c: None)
+        obj = json.loads(raw, parse_int=str, parse_constant=lambda c: None)
     except ValueError:
         return False
     value = obj.get(column) if isinstance(obj, dict) else None
-    return isinstance(value, str) and key_text(value) in keys
+    return isinstance(value, str | float | bool) and key_text(value) in keys
 
 
 def _key_bytes(field: bytes) -> bytes:

@@ -16,6 +16,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -42,13 +43,43 @@ def key_text(value: Any) -> str | None:
 
 def key_text_array(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """``key_text`` of each cell of an Arrow array, as a string array."""
+    if pa.types.is_floating(values.type):
+        return _floats_text(values)
     text = values.cast(pa.string())
     return pc.replace_substring_regex(text, _WHOLE, r"\1")
 
 
+def _floats_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``key_text`` of floating-point cells: Arrow's own cast writes ``1e+15`` and
+    ``1.23456789012e+11`` where Python and DuckDB write the whole number. Whole numbers
+    below 1e16 (Python's repr is positional there) are cast as integers; the rest as
+    Python writes them."""
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    x = arr.cast(pa.float64()).to_numpy(zero_copy_only=False)   # nulls read as NaN
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    with np.errstate(invalid="ignore"):
+        whole = valid & np.isfinite(x) & (np.abs(x) < 1e16) & (np.floor(x) == x) \
+            & ~((x == 0) & np.signbit(x))                        # -0.0 is -0
+    out = pa.array(np.where(whole, x, 0).astype(np.int64)).cast(pa.string())
+    rest = np.flatnonzero(valid & ~whole)
+    if len(rest):
+        mask = np.zeros(len(arr), bool)
+        mask[rest] = True
+        others = pa.array([key_text(v) for v in arr.take(pa.array(rest)).to_pylist()],
+                          pa.string())
+        out = pc.replace_with_mask(out, pa.array(mask), others)
+    return pc.if_else(pa.array(valid), out, pa.scalar(None, pa.string()))
+
+
 def key_text_sql(expr: str, column_type: str) -> str:
     """``key_text`` of DuckDB expression ``expr`` of type ``column_type`` (a JSON value
-    compared by its text: the string ``"14"`` as ``14``)."""
-    text = f"json_extract_string({expr}, '$')" if column_type.upper() == "JSON" \
-        else f"CAST({expr} AS VARCHAR)"
+    compared as Python's json module reads it: the string ``"14"`` as ``14``, the number
+    ``1e1`` as ``10``)."""
+    typ = column_type.upper()
+    if typ == "JSON":    # (DuckDB writes a JSON number as a double: 1e1 as 10.0)
+        text = f"json_extract_string({expr}, '$')"
+    elif typ in ("FLOAT", "REAL", "FLOAT4"):
+        text = f"CAST(CAST({expr} AS DOUBLE) AS VARCHAR)"   # as Python reads a float32
+    else:
+        text = f"CAST({expr} AS VARCHAR)"
     return f"regexp_replace({text}, '{_WHOLE}', '\\1')"
