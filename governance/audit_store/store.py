@@ -434,6 +434,23 @@ class AuditStore:
         return [LogEntry(r[0], r[1], r[2], r[3], r[4],
                          json.loads(r[5]) if r[5] else None, r[6]) for r in rows]
 
+    def log_events(self, actions: Sequence[str], target: str | None = None,
+                   other_than: str | None = None) -> list[LogEntry]:
+        """Audit-log rows of ``actions`` in order: of ``target`` only, or of every target but
+        ``other_than``."""
+        marks = ", ".join("?" * len(actions))
+        where, params = f"action IN ({marks})", list(actions)
+        if target is not None:
+            where, params = where + " AND target = ?", [*params, target]
+        if other_than is not None:
+            where, params = where + " AND target <> ?", [*params, other_than]
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT seq, logged_at, actor, action, target, details, row_hash FROM "  # noqa: S608
+                f"audit_log WHERE {where} ORDER BY seq", params).fetchall()
+        return [LogEntry(r[0], r[1], r[2], r[3], r[4],
+                         json.loads(r[5]) if r[5] else None, r[6]) for r in rows]
+
     def verify_log(self, anchor_file: str | os.PathLike | None = None,
                    expect_head: str | None = None, expect_count: int | None = None,
                    require_anchor: bool = False) -> LogVerification:

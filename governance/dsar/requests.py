@@ -460,15 +460,10 @@ class RequestBook:
         wanted = set(people)
         if not wanted:
             return {}
-        rows = self.store.query(
-            "SELECT target, details FROM audit_log WHERE action = 'dsar.plan_recorded' AND "
-            "target <> ? ORDER BY seq", [request_id])
         out: dict[str, str] = {}
-        for r in rows:
-            details = r["details"]
-            details = json.loads(details) if isinstance(details, str) else details or {}
-            for fp in set(details.get("erases_person_rows", ())) & wanted:
-                out[fp] = r["target"]
+        for e in self.store.log_events(["dsar.plan_recorded"], other_than=request_id):
+            for fp in set((e.details or {}).get("erases_person_rows", ())) & wanted:
+                out[fp] = str(e.target)
         return out
 
     # -- leases: one worker runs a request at a time ---------------------------------

@@ -10,7 +10,6 @@ legal holds. Run it again after a crash and it resumes from the journal.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -549,13 +548,10 @@ def replan_request(store: AuditStore, request_id: str, actor: str, reason: str
 def _replaced_plan_rows(store: AuditStore, request_id: str) -> int:
     """The rows the steps dropped by the request's last replan were to change, when no
     plan has been recorded since (else 0)."""
-    rows = store.query("SELECT action, details FROM audit_log WHERE target = ? AND action IN "
-                       "('dsar.replanned', 'dsar.plan_recorded') ORDER BY seq DESC LIMIT 1",
-                       [request_id])
-    if not rows or rows[0]["action"] != "dsar.replanned":
+    rows = store.log_events(["dsar.replanned", "dsar.plan_recorded"], target=request_id)
+    if not rows or rows[-1].action != "dsar.replanned":
         return 0
-    details = rows[0]["details"]
-    details = json.loads(details) if isinstance(details, str) else details or {}
+    details = rows[-1].details or {}
     # Logs written before the count was kept: one row at least per dropped step.
     return int(details.get("dropped_rows", len(details.get("dropped_steps", ()))))
 
