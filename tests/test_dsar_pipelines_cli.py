@@ -30,6 +30,12 @@ def _subject(db: Path) -> tuple[int, str]:
         return c.execute("SELECT id, email FROM users ORDER BY id LIMIT 1").fetchone()
 
 
+def _every_row(c: sqlite3.Connection) -> dict[str, list[str]]:
+    """Every row of every table (SQL written here)."""
+    names = [t for (t,) in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {t: sorted(map(repr, c.execute(f'SELECT * FROM "{t}"').fetchall())) for t in names}
+
+
 def test_sensor_launches_verified_requests_and_jobs_run_them(fresh_demo) -> None:
     store_path = fresh_demo.root / "audit.duckdb"
     defs = build_definitions(fresh_demo.inventory, store_path)
@@ -69,6 +75,37 @@ def test_sensor_launches_verified_requests_and_jobs_run_them(fresh_demo) -> None
     assert not wrong.success
     with dg.build_sensor_context(resources={"governance": resource}) as ctx:
         assert list(sensor(ctx)) == []
+
+
+def test_an_erasure_job_whose_plan_is_not_the_approved_one_fails_and_changes_nothing(
+        fresh_demo) -> None:
+    """The Dagster erasure job of an approved request whose e-mail was given to another user
+    after the approval fails before any change, with the reason (no value) in Dagster's
+    event log; both users' rows are as they were."""
+    store_path = fresh_demo.root / "audit.duckdb"
+    defs = build_definitions(fresh_demo.inventory, store_path)
+    store = AuditStore(store_path, create=True)
+    run_scan(load_inventory(fresh_demo.inventory), store)
+    uid, email = _subject(fresh_demo.app_db)
+    book = RequestBook(store)
+    r = book.create("erasure", [f"email={email}"], "EU", "dpo")
+    book.verify(r.request_id, "dpo", "checked")
+    approve_plan(store, r.request_id, fresh_demo.inventory)
+    with sqlite3.connect(fresh_demo.app_db) as c:
+        other = c.execute("SELECT max(id) FROM users").fetchone()[0]
+        c.execute("UPDATE users SET email = 'moved@example.net' WHERE id = ?", (uid,))
+        c.execute("UPDATE users SET email = ? WHERE id = ?", (email, other))
+        before = _every_row(c)
+    instance = dg.DagsterInstance.ephemeral()
+    result = defs.get_job_def("dsar_erasure").execute_in_process(
+        run_config={"ops": {"run_erasure_request": {"config": {
+            "request_id": r.request_id}}}}, instance=instance, raise_on_error=False)
+    assert not result.success
+    logged = "".join(repr(e) for e in instance.all_logs(result.run_id))
+    assert "the approved plan did not" in logged and email not in logged
+    with sqlite3.connect(fresh_demo.app_db) as c:
+        assert _every_row(c) == before
+    assert book.get(r.request_id).state is not RequestState.COMPLETED
 
 
 def test_sensor_definition_is_in_the_definitions(fresh_demo) -> None:
