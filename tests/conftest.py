@@ -12,8 +12,10 @@ import pytest
 from public_data.fixtures import (  # noqa: F401
     _pg_templates,
     _sqlite_templates,
+    chinook,
     chinook_pg,
     chinook_sqlite,
+    tpcds,
     tpcds_data,
     tpcds_pg,
     tpcds_sqlite,

@@ -30,21 +30,6 @@ from governance.dsar.plan import PlanError
 from governance.dsar.requests import RequestError
 from governance.inventory import load_inventory
 
-BACKENDS = ["sqlite", pytest.param("pg", marks=pytest.mark.postgres)]
-
-
-@pytest.fixture(params=BACKENDS)
-def chinook(request: pytest.FixtureRequest) -> PublicDb:
-    """Chinook on each backend."""
-    return request.getfixturevalue(f"chinook_{request.param}")
-
-
-def _sql(check: Db, *statements: str) -> None:
-    for text in statements:
-        check.conn.execute(text)
-    if check.kind == "sqlite":
-        check.conn.commit()
-
 
 def _approved_erasure(db: PublicDb, email: str) -> tuple[str, Any]:
     """An erasure by ``email``, verified and approved as planned now: (id, inventory)."""
@@ -77,7 +62,7 @@ def test_an_email_given_to_another_customer_after_approval_stops_the_run(chinook
         cid, email, _ = chinook_customer(check)
         other = _other_customer(check, cid)
         rid, inv = _approved_erasure(chinook, email)
-        _sql(check, f"UPDATE customers SET email = 'moved@example.net' WHERE customerid = "
+        check.execute(f"UPDATE customers SET email = 'moved@example.net' WHERE customerid = "
                     f"{int(cid)}",
              f"UPDATE customers SET email = '{email}' WHERE customerid = {other}")
         theirs = subject_rows(check, "chinook", other)
@@ -109,7 +94,7 @@ def test_the_subject_changing_their_email_before_the_first_run_stops_it(chinook:
         cid, email, _ = chinook_customer(check)
         own = subject_rows(check, "chinook", cid)
         rid, inv = _approved_erasure(chinook, email)
-        _sql(check, "UPDATE customers SET email = 'renamed@example.net' WHERE customerid = "
+        check.execute("UPDATE customers SET email = 'renamed@example.net' WHERE customerid = "
                     f"{int(cid)}")
         before = row_hashes(check)
         with pytest.raises(PlanError, match="finds none of the subject's person rows the "
@@ -123,11 +108,11 @@ def test_the_subject_changing_their_email_before_the_first_run_stops_it(chinook:
         resolution, steps = plan_request(inv, chinook.store, rid)
         nobody = binding_of(inv, resolution, steps, RequestBook(chinook.store).keyring)
         assert nobody.people == () and nobody.changes == ()
-        _sql(check, "UPDATE customers SET email = 'back@example.net' WHERE customerid = 1")
+        check.execute("UPDATE customers SET email = 'back@example.net' WHERE customerid = 1")
         with pytest.raises(RequestError, match="not plan-0+ as reviewed"):
             approve_request(inv, chinook.store, rid, "dpo-lead", "ok", "plan-000000000000")
         # The customer's rows are removed by other means; the DPO approves the empty plan.
-        _sql(check, "DELETE FROM invoice_items WHERE invoiceid IN (SELECT invoiceid FROM "
+        check.execute("DELETE FROM invoice_items WHERE invoiceid IN (SELECT invoiceid FROM "
                     f"invoices WHERE customerid = {int(cid)})",
              f"DELETE FROM invoices WHERE customerid = {int(cid)}",
              f"DELETE FROM customers WHERE customerid = {int(cid)}")
@@ -152,7 +137,7 @@ def test_a_new_invoice_of_the_subject_needs_no_new_approval(chinook: PublicDb) -
         rid, inv = _approved_erasure(chinook, email)
         new_invoice = int(check.query("SELECT max(invoiceid) + 1 FROM invoices")[0][0])
         new_line = int(check.query("SELECT max(invoicelineid) + 1 FROM invoice_items")[0][0])
-        _sql(check, "INSERT INTO invoices (invoiceid, customerid, invoicedate, total) VALUES "
+        check.execute("INSERT INTO invoices (invoiceid, customerid, invoicedate, total) VALUES "
                     f"({new_invoice}, {int(cid)}, '2026-11-30', 0.99)",
              "INSERT INTO invoice_items (invoicelineid, invoiceid, trackid, unitprice, "
              f"quantity) VALUES ({new_line}, {new_invoice}, 1, 0.99, 1)")
@@ -174,13 +159,13 @@ def test_erasing_a_table_the_approved_plan_did_not_stops_the_run(chinook: Public
     check = chinook.connect()
     try:
         cid, email, _ = chinook_customer(check)
-        _sql(check, "DELETE FROM invoice_items WHERE invoiceid IN (SELECT invoiceid FROM "
+        check.execute("DELETE FROM invoice_items WHERE invoiceid IN (SELECT invoiceid FROM "
                     f"invoices WHERE customerid = {int(cid)})",
              f"DELETE FROM invoices WHERE customerid = {int(cid)}")
         rid, inv = _approved_erasure(chinook, email)
         invoice = int(check.query("SELECT max(invoiceid) + 1 FROM invoices")[0][0])
         line = int(check.query("SELECT max(invoicelineid) + 1 FROM invoice_items")[0][0])
-        _sql(check, "INSERT INTO invoices (invoiceid, customerid, invoicedate, total) VALUES "
+        check.execute("INSERT INTO invoices (invoiceid, customerid, invoicedate, total) VALUES "
                     f"({invoice}, {int(cid)}, '2026-11-30', 0.99)",
              "INSERT INTO invoice_items (invoicelineid, invoiceid, trackid, unitprice, "
              f"quantity) VALUES ({line}, {invoice}, 1, 0.99, 1)")
@@ -233,14 +218,14 @@ def test_the_cli_names_the_plan_and_approves_only_that_one(chinook_sqlite: Publi
         assert shown.exit_code == 0, shown.output
         digest = shown.output.split("--plan ")[1].split()[0]
         assert digest.startswith("plan-") and email not in shown.output
-        _sql(check, f"UPDATE customers SET email = 'x@example.net' WHERE customerid = "
+        check.execute(f"UPDATE customers SET email = 'x@example.net' WHERE customerid = "
                     f"{int(cid)}")
         stale = cli.invoke(main, ["dsar", "approve", rid, *base, "--plan", digest,
                                   "--note", "ok"])
         assert stale.exit_code == 2 and f"not {digest} as reviewed" in stale.output
         assert len(stale.output.strip().splitlines()) == 1
         assert RequestBook(db.store).get(rid).approved_at is None
-        _sql(check, f"UPDATE customers SET email = '{email}' WHERE customerid = {int(cid)}")
+        check.execute(f"UPDATE customers SET email = '{email}' WHERE customerid = {int(cid)}")
         ok = cli.invoke(main, ["dsar", "approve", rid, *base, "--plan", digest,
                                "--note", "plan reviewed"])
         assert ok.exit_code == 0, ok.output

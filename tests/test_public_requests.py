@@ -43,20 +43,6 @@ from governance.inventory import load_inventory
 from governance.sources.postgres import PostgresConnector
 from tests.request_worker import approve_plan
 
-BACKENDS = ["sqlite", pytest.param("pg", marks=pytest.mark.postgres)]
-
-
-@pytest.fixture(params=BACKENDS)
-def chinook(request: pytest.FixtureRequest) -> PublicDb:
-    """Chinook on each backend."""
-    return request.getfixturevalue(f"chinook_{request.param}")
-
-
-@pytest.fixture(params=BACKENDS)
-def tpcds(request: pytest.FixtureRequest) -> PublicDb:
-    """The TPC-DS subset on each backend."""
-    return request.getfixturevalue(f"tpcds_{request.param}")
-
 
 def _request(db: PublicDb, rtype: str, *identities: str, declared: bool = False) -> str:
     book = RequestBook(db.store)
@@ -425,11 +411,6 @@ def test_a_hold_on_the_email_blocks_an_erasure_requested_by_phone(chinook: Publi
 
 # -- a subject who changed the e-mail the request names --------------------------------
 
-def _sql(check: Db, *statements: str) -> None:
-    for text in statements:
-        check.conn.execute(text)
-    if check.kind == "sqlite":
-        check.conn.commit()
 
 
 def test_a_replan_that_finds_none_of_the_subjects_rows_stops_and_asks(chinook: PublicDb
@@ -449,7 +430,7 @@ def test_a_replan_that_finds_none_of_the_subjects_rows_stops_and_asks(chinook: P
             f"{int(cid)}"
 
         def renamed(steps: Any) -> bool:
-            _sql(check, changed)
+            check.execute(changed)
             return True
 
         with pytest.raises(GovernanceError, match="not as the plan saw them"):
@@ -467,7 +448,7 @@ def test_a_replan_that_finds_none_of_the_subjects_rows_stops_and_asks(chinook: P
             run_request(inv, chinook.store, rid, "dpo", confirm=lambda steps: True)
 
         # The customer's rows are removed by other means; the DPO confirms nothing is left.
-        _sql(check, "DELETE FROM invoice_items WHERE invoiceid IN (SELECT invoiceid FROM "
+        check.execute("DELETE FROM invoice_items WHERE invoiceid IN (SELECT invoiceid FROM "
                     f"invoices WHERE customerid = {int(cid)})",
              f"DELETE FROM invoices WHERE customerid = {int(cid)}",
              f"DELETE FROM customers WHERE customerid = {int(cid)}")

@@ -22,7 +22,8 @@ from psycopg.conninfo import make_conninfo
 
 from governance.audit_store import AuditStore
 
-from . import chinook, tpcds
+from . import chinook as chinook_dataset
+from . import tpcds as tpcds_dataset
 from .inventories import write_inventories
 from .oracle import Db
 from .sources import DataUnavailable
@@ -78,10 +79,10 @@ def _prepare(folder: Path, db: Db, dataset: str, kind: str, target: str) -> tupl
 # -- built once per session ------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def tpcds_data() -> tpcds.Data:
+def tpcds_data() -> tpcds_dataset.Data:
     """The TPC-DS subset's rows, read once from the generated CSV files."""
     try:
-        return tpcds.Data()
+        return tpcds_dataset.Data()
     except DataUnavailable as e:
         _unavailable(e)
         raise
@@ -104,9 +105,9 @@ def _sqlite_template(dataset: str, cache: dict[str, Path], folder: Path,
         path = folder / f"{dataset}.db"
         try:
             if dataset == "chinook":
-                chinook.load_sqlite(path)
+                chinook_dataset.load_sqlite(path)
             else:
-                tpcds.load_sqlite(request.getfixturevalue("tpcds_data"), path)
+                tpcds_dataset.load_sqlite(request.getfixturevalue("tpcds_data"), path)
         except DataUnavailable as e:
             _unavailable(e)
         cache[dataset] = path
@@ -137,9 +138,9 @@ def _pg_template(dataset: str, made: dict[str, str], pg_dsn: str,
         dsn = make_conninfo(pg_dsn, dbname=name)
         try:
             if dataset == "chinook":
-                chinook.load_postgres(dsn)
+                chinook_dataset.load_postgres(dsn)
             else:
-                tpcds.load_postgres(request.getfixturevalue("tpcds_data"), dsn)
+                tpcds_dataset.load_postgres(request.getfixturevalue("tpcds_data"), dsn)
         except DataUnavailable as e:
             _unavailable(e)
     return made[dataset]
@@ -214,3 +215,18 @@ def tpcds_pg(tmp_path: Path, request: pytest.FixtureRequest, pg_dsn: str,
     """The TPC-DS subset (with a view, a materialized view, a partitioned table and a
     trigger) in a PostgreSQL database of the test's own (dropped afterwards)."""
     yield from _pg_copy("tpcds", tmp_path, request, pg_dsn, _pg_templates, monkeypatch)
+
+
+BACKENDS = ["sqlite", pytest.param("pg", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def chinook(request: pytest.FixtureRequest) -> PublicDb:
+    """Chinook on each backend."""
+    return request.getfixturevalue(f"chinook_{request.param}")
+
+
+@pytest.fixture(params=BACKENDS)
+def tpcds(request: pytest.FixtureRequest) -> PublicDb:
+    """The TPC-DS subset on each backend."""
+    return request.getfixturevalue(f"tpcds_{request.param}")

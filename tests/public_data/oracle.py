@@ -49,6 +49,13 @@ class Db:
             text = text.replace("?", "%s")
         return [tuple(r) for r in self.conn.execute(text, params).fetchall()]
 
+    def execute(self, *statements: str) -> None:
+        """Run ``statements`` (no parameters), committed."""
+        for text in statements:
+            self.conn.execute(text)
+        if self.kind == "sqlite":
+            self.conn.commit()
+
     def tables(self) -> list[str]:
         """Base tables; a partitioned table once, never its partitions; no views."""
         if self.kind == "sqlite":
