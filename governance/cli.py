@@ -584,6 +584,9 @@ def dsar_approve(inventory_path: Path, store_path: Path, request_id: str, note: 
                                            note, reviewed)
     _print_request(r)
     click.echo(f"approved {binding.describe()}")
+    if not binding.people:
+        click.echo("WARNING: this plan finds none of the subject's person rows: the request "
+                   "will complete with nothing of theirs erased or changed")
     for b in blockers:
         click.echo(f"still stops the run: {b}")
     click.echo(f"approved by {r.approved_by}; `govkit dsar run {request_id}` shows the "
@@ -599,7 +602,7 @@ def dsar_approve(inventory_path: Path, store_path: Path, request_id: str, note: 
 def dsar_plan(inventory_path: Path, store_path: Path, request_id: str) -> None:
     """Where the subject is found and what a run would change; changes nothing."""
     from governance.dsar import RequestBook, plan_request
-    from governance.dsar.approval import binding_of
+    from governance.dsar.approval import binding_of, person_rows_shown
     from governance.inventory import load_inventory
 
     inventory, store = load_inventory(inventory_path), AuditStore(store_path)
@@ -608,6 +611,8 @@ def dsar_plan(inventory_path: Path, store_path: Path, request_id: str) -> None:
     if RequestBook(store).get(request_id).destructive:
         binding = binding_of(inventory, resolution, steps, RequestBook(store).keyring)
         click.echo(f"plan {binding.describe()}")
+        for shown in person_rows_shown(resolution):
+            click.echo(f"  person row: {shown}")
         click.echo(f"to approve it: govkit dsar approve {request_id} --plan {binding.digest} "
                    "--note '...'")
 

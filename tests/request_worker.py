@@ -65,10 +65,22 @@ def approve_plan(store: Any, request_id: str, inventory: Any = None,
     """Approve the plan a run of ``request_id`` would make now (as a DPO does after
     reviewing `govkit dsar plan`): the PlanBinding approved."""
     from governance.dsar.approval import approve_request
+    from governance.dsar.requests import RequestError
     from governance.inventory import Inventory, load_inventory
 
     if inventory is None:
         inventory = Path(store.path).parent / "inventory.yaml"
     if not isinstance(inventory, Inventory):
         inventory = load_inventory(Path(inventory))
-    return approve_request(inventory, store, request_id, actor, "plan reviewed")[1]
+    try:
+        return approve_request(inventory, store, request_id, actor, "plan reviewed")[1]
+    except RequestError as e:
+        if "name it: --plan" not in str(e):
+            raise
+    # A plan that finds no person row: the DPO reviewed it and names it.
+    from governance.dsar import RequestBook, plan_request
+    from governance.dsar.approval import binding_of
+
+    resolution, steps = plan_request(inventory, store, request_id)
+    digest = binding_of(inventory, resolution, steps, RequestBook(store).keyring).digest
+    return approve_request(inventory, store, request_id, actor, "plan reviewed", digest)[1]

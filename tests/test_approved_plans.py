@@ -69,7 +69,8 @@ def test_an_email_given_to_another_customer_after_approval_stops_the_run(chinook
         before = row_hashes(check)
         for _ in range(2):    # refused again: nothing recorded lets it through
             with pytest.raises(PlanError, match=r"finds 1 person row\(s\) the approved plan "
-                                                r"did not: the e-mail or phone"):
+                                                r"did not \(by key and personal data\).* no "
+                                                r"longer finds 1 of the 1 person row"):
                 _run(chinook, rid, inv)
             assert differences(before, row_hashes(check)) == {}
         assert subject_rows(check, "chinook", other) == theirs
@@ -79,6 +80,13 @@ def test_an_email_given_to_another_customer_after_approval_stops_the_run(chinook
             "'dsar.plan_refused'", [rid])
         assert refused["n"] == 2
         assert email not in str(chinook.store.query("SELECT details FROM audit_log"))
+        # Approving the plan as it is now would move the request to the other customer:
+        # refused, nothing recorded (a helper erased them by following the run's advice).
+        with pytest.raises(RequestError, match="finds none of the person rows of the plan "
+                                               "approved before, only others"):
+            approve_request(inv, chinook.store, rid, "dpo-lead", "plan reviewed")
+        assert subject_rows(check, "chinook", other) == theirs
+        assert differences(before, row_hashes(check)) == {}
     finally:
         check.close()
 
@@ -97,8 +105,8 @@ def test_the_subject_changing_their_email_before_the_first_run_stops_it(chinook:
         check.execute("UPDATE customers SET email = 'renamed@example.net' WHERE customerid = "
                     f"{int(cid)}")
         before = row_hashes(check)
-        with pytest.raises(PlanError, match="finds none of the subject's person rows the "
-                                            "approved plan found"):
+        with pytest.raises(PlanError, match=r"no longer finds 1 of the 1 person row\(s\) "
+                                            "approved"):
             _run(chinook, rid, inv)
         assert differences(before, row_hashes(check)) == {}
         assert subject_rows(check, "chinook", cid) == own
@@ -123,6 +131,8 @@ def test_the_subject_changing_their_email_before_the_first_run_stops_it(chinook:
                                      "action = 'dsar.approved' ORDER BY seq", [rid])
         assert len(logged) == 2 and nobody.digest in str(logged[1]["details"])
         assert "replaces" in str(logged[1]["details"])
+        with pytest.raises(RequestError, match="is completed; nothing to approve"):
+            approve_request(inv, chinook.store, rid, "dpo-lead", "again", nobody.digest)
     finally:
         check.close()
 
@@ -231,5 +241,109 @@ def test_the_cli_names_the_plan_and_approves_only_that_one(chinook_sqlite: Publi
         assert ok.exit_code == 0, ok.output
         assert f"approved {digest}" in ok.output
         assert RequestBook(db.store).get(rid).approved_plan["digest"] == digest
+    finally:
+        check.close()
+
+
+def _replace_customer(check: Db, cid: int, email: str) -> None:
+    """Customer ``cid`` and their invoices removed, and the id given to another person
+    (another name) with the e-mail ``email``."""
+    check.execute("DELETE FROM invoice_items WHERE invoiceid IN (SELECT invoiceid FROM "
+                  f"invoices WHERE customerid = {int(cid)})",
+                  f"DELETE FROM invoices WHERE customerid = {int(cid)}",
+                  f"DELETE FROM customers WHERE customerid = {int(cid)}",
+                  "INSERT INTO customers (customerid, firstname, lastname, email) VALUES "
+                  f"({int(cid)}, 'Nora', 'Quist', '{email}')")
+
+
+def test_another_person_given_the_subjects_id_and_email_is_not_erased(chinook: PublicDb
+                                                                     ) -> None:
+    """After the approval the customer's rows are removed by other means and their id and
+    e-mail are given to someone else: the run stops (the person row's personal data differ),
+    and the newcomer's row is as it was (found by a helper on Sakila: it was erased)."""
+    check = chinook.connect()
+    try:
+        cid, email, _ = chinook_customer(check)
+        rid, inv = _approved_erasure(chinook, email)
+        _replace_customer(check, cid, email)
+        before = row_hashes(check)
+        with pytest.raises(PlanError, match=r"finds 1 person row\(s\) the approved plan did "
+                                            "not"):
+            _run(chinook, rid, inv)
+        assert differences(before, row_hashes(check)) == {}
+    finally:
+        check.close()
+
+
+def test_a_reused_id_is_not_taken_for_a_person_another_request_erased(chinook: PublicDb
+                                                                      ) -> None:
+    """Request A erases a customer; their id goes to a newcomer, whose own erasure B is
+    approved, then the newcomer changes e-mail. B's plan finds nobody: the newcomer is not
+    the person A erased, so B stops instead of completing with the newcomer's row kept."""
+    check = chinook.connect()
+    try:
+        cid, email, _ = chinook_customer(check)
+        first, inv = _approved_erasure(chinook, email)
+        assert _run(chinook, first, inv).status == "completed"
+        check.execute("INSERT INTO customers (customerid, firstname, lastname, email) VALUES "
+                      f"({int(cid)}, 'Nora', 'Quist', 'nora@example.net')")
+        second, _ = _approved_erasure(chinook, "nora@example.net")
+        check.execute("UPDATE customers SET email = 'nora.q@example.net' WHERE customerid = "
+                      f"{int(cid)}")
+        before = row_hashes(check)
+        with pytest.raises(PlanError, match="no longer finds 1 of the 1 person row"):
+            _run(chinook, second, inv)
+        assert differences(before, row_hashes(check)) == {}
+        assert RequestBook(chinook.store).get(second).state is not RequestState.COMPLETED
+    finally:
+        check.close()
+
+
+def test_a_shared_email_is_reported_as_shared_not_as_a_changed_identity(
+        chinook_sqlite: PublicDb) -> None:
+    """A second account gets the subject's e-mail after the approval: the run stops on the
+    shared identity alone (the plan's person rows are not compared then)."""
+    db = chinook_sqlite
+    check = db.connect()
+    try:
+        cid, email, _ = chinook_customer(check)
+        rid, inv = _approved_erasure(db, email)
+        other = _other_customer(check, cid)
+        check.execute(f"UPDATE customers SET email = '{email}' WHERE customerid = {other}")
+        before = row_hashes(check)
+        with pytest.raises(PlanError) as refused:
+            _run(db, rid, inv)
+        assert "person row" not in str(refused.value) and email not in str(refused.value)
+        assert differences(before, row_hashes(check)) == {}
+    finally:
+        check.close()
+
+
+def test_an_approved_second_account_no_longer_found_stops_the_run(chinook_sqlite: PublicDb
+                                                                  ) -> None:
+    """The approved plan covers two accounts of the subject (found by e-mail and by phone);
+    the second changes its phone before the run. The run stops instead of erasing the
+    first and saying ``completed`` with the second kept (found by a helper on Sakila)."""
+    db = chinook_sqlite
+    check = db.connect()
+    try:
+        cid, email, _ = chinook_customer(check)
+        phone = "+44 20 7946 0958"      # on the second account only
+        second = int(check.query("SELECT max(customerid) + 1 FROM customers")[0][0])
+        check.execute("INSERT INTO customers (customerid, firstname, lastname, email, phone) "
+                      f"VALUES ({second}, 'Second', 'Account', 'second@example.net', "
+                      f"'{phone}')")
+        book = RequestBook(db.store)
+        rid = book.create("erasure", [f"email={email}", f"phone={phone}"], "EU",
+                          "dpo").request_id
+        book.verify(rid, "dpo", "identity checked on a video call")
+        inv = load_inventory(db.fk_inventory)
+        _, plan, _ = approve_request(inv, db.store, rid, "dpo-lead", "both accounts")
+        assert len(plan.people) == 2
+        check.execute(f"UPDATE customers SET phone = '+1 555 0100' WHERE customerid = {second}")
+        before = row_hashes(check)
+        with pytest.raises(PlanError, match=r"no longer finds 1 of the 2 person row"):
+            _run(db, rid, inv)
+        assert differences(before, row_hashes(check)) == {}
     finally:
         check.close()

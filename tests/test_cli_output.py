@@ -151,9 +151,17 @@ def test_exit_status_of_a_declined_run_is_1(fresh_demo, per_source_store: Path) 
     assert new.exit_code == 0, new.output
     rid = new.stdout.split()[0]
     assert run("dsar", "verify", rid, "--store", store, "--note", "checked").exit_code == 0
-    approved = run("dsar", "approve", rid, "--store", store, "-i", str(fresh_demo.inventory),
+    # A plan that finds nobody is approved only when named (after `dsar plan`).
+    nameless = run("dsar", "approve", rid, "--store", store, "-i", str(fresh_demo.inventory),
                    "--note", "ok")
+    assert nameless.exit_code == 2 and "finds none of the subject's person rows" in \
+        nameless.output
+    shown = run("dsar", "plan", rid, "--store", store, "-i", str(fresh_demo.inventory))
+    digest = shown.output.split("--plan ")[1].split()[0]
+    approved = run("dsar", "approve", rid, "--store", store, "-i", str(fresh_demo.inventory),
+                   "--plan", digest, "--note", "ok")
     assert approved.exit_code == 0, approved.output
+    assert "WARNING: this plan finds none of the subject's person rows" in approved.output
     declined = run("dsar", "run", rid, "--store", store, "-i", str(fresh_demo.inventory),
                    input="n\n")
     assert declined.exit_code == 1, declined.output

@@ -308,3 +308,20 @@ def test_duckdb_reads_composite_foreign_keys_in_key_order(tmp_path: Path) -> Non
     finally:
         c.close()
 
+
+
+def test_a_sqlite_view_over_a_dropped_table_is_left_out_not_a_traceback(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A view whose table was dropped cannot be read: the catalogue leaves it out with a
+    warning instead of failing every command with sqlite3's error (found by a helper)."""
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as c:
+        c.executescript("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT);"
+                        "CREATE TABLE scratch (x INT); CREATE VIEW scratch_v AS SELECT x "
+                        "FROM scratch; DROP TABLE scratch;")
+    conn = SqliteConnector("app", db)
+    try:
+        assert [t.name for t in conn.list_tables()] == ["users"]
+    finally:
+        conn.close()
+    assert "view 'scratch_v' left out: it cannot be read" in caplog.text

@@ -2,19 +2,23 @@
 and which changes, as the approver reviewed them.
 
 An approval records a ``PlanBinding``: keyed fingerprints of the subject's person rows the
-plan found (never a value) and the (source, table, action) of each change. A run plans
-again before it changes anything and stops, changing nothing, when its plan differs:
+plan found (each by its key and the values of its personal-data columns, never a value
+itself) and the (source, table, action) of each change. A run plans again before it
+changes anything and stops, changing nothing, when its plan differs:
 
 - it finds a person row the approved plan did not (the e-mail or phone the request names
-  may have been given to someone else since, or the subject opened another account);
-- it finds none of the person rows approved, on its first plan, and no other erasure's
-  recorded plan erases them (the subject may have changed the identity the request names:
-  the request would end with nothing erased);
+  may have been given to someone else since, a row was replaced under the same key, or
+  the subject's own row was edited);
+- on its first plan it no longer finds an approved person row that no erasure's recorded
+  plan erases (the subject may have changed the identity the request names: the request
+  would end with their rows kept);
 - it changes a table, or changes it in a way, the approved plan did not.
 
-More rows in a table the plan already changes (the subject placed an order since) and
-fewer person rows than approved need no new approval. The approver approves again after
-reviewing the new plan (``govkit dsar plan``, then ``govkit dsar approve``).
+More rows in a table the plan already changes (the subject placed an order since) need no
+new approval. An approval cannot move a request to other people: a plan that shares no
+person row with the plan approved before is refused (reject the request and file one for
+the identity the subject uses now), and a plan that finds no person row at all is
+approved only when the approver names it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from governance.dsar.plan import Action, Step
 from governance.dsar.requests import DataSubjectRequest, RequestBook, RequestError
 from governance.dsar.resolution import Resolution
 from governance.inventory import Inventory
+from governance.masking import mask_value
 from governance.sources.key_text import key_text
 
 
@@ -68,68 +73,87 @@ class PlanBinding:
                 f"changes: {changes}; {self.rows} row(s) planned")
 
 
-def _person_key(inventory: Inventory, resolution: Resolution, table: tuple[str, str],
-                row: Mapping[str, Any]) -> str:
+def _person_text(inventory: Inventory, resolution: Resolution, table: tuple[str, str],
+                 row: Mapping[str, Any]) -> str:
     """The text naming one person row: its subject key or primary key (every written form
-    of a whole number alike), else every value of the row."""
+    of a whole number alike), else every value of the row, then the values of its
+    personal-data columns (so that another person given the same key is another row)."""
     decl = inventory.source(table[0]).table(table[1])
     info = resolution.catalogue.get(table[0], {}).get(table[1])
     columns: Sequence[str] = ([decl.subject_key] if decl is not None and decl.subject_key
                               else list(info.primary_key) if info is not None else [])
     if columns and all(c in row for c in columns):
-        return "key\x1f" + "\x1f".join(str(key_text(row[c])) for c in columns)
-    return "row\x1f" + json.dumps({k: key_text(v) for k, v in sorted(row.items())})
+        key = "key\x1f" + "\x1f".join(str(key_text(row[c])) for c in columns)
+    else:
+        key = "row\x1f" + json.dumps({k: key_text(v) for k, v in sorted(row.items())})
+    personal = {c: key_text(row[c]) for c in sorted(row) if c not in columns
+                and resolution.categories.get((table[0], table[1], c))}
+    return f"approval-person:{table[0]}.{table[1]}\x00{key}\x1e{json.dumps(personal)}"
+
+
+def _person_rows(resolution: Resolution) -> list[tuple[tuple[str, str], Mapping[str, Any]]]:
+    graph = resolution.graph
+    return [(table, row) for table, rows in sorted(resolution.owned.items())
+            if graph is not None and graph.is_person(table) for row in rows]
 
 
 def binding_of(inventory: Inventory, resolution: Resolution, steps: Sequence[Step],
                keyring: KeyRing) -> PlanBinding:
     """The binding of a plan: the subject's own person rows and the changes of ``steps``."""
-    graph = resolution.graph
-    people = set()
-    for table, rows in resolution.owned.items():
-        if graph is None or not graph.is_person(table):
-            continue
-        for row in rows:
-            text = f"approval-person:{table[0]}.{table[1]}\x00" + \
-                _person_key(inventory, resolution, table, row)
-            people.add(keyring.fingerprint(text))
+    people = {keyring.fingerprint(_person_text(inventory, resolution, table, row))
+              for table, row in _person_rows(resolution)}
     changes = {(s.source, s.table, s.action.value) for s in steps
                if s.action is not Action.HELD}
     return PlanBinding(tuple(sorted(people)), tuple(sorted(changes)),
                        sum(s.planned_rows or 0 for s in steps if s.action is not Action.HELD))
 
 
+def person_rows_shown(resolution: Resolution) -> list[str]:
+    """The subject's person rows as the approver may see them: table and the masked
+    values of their personal-data columns (never a value)."""
+    out = []
+    for (source, table), row in _person_rows(resolution):
+        masked = [mask_value(row[c]) for c in sorted(row) if row[c] is not None
+                  and resolution.categories.get((source, table, c))]
+        out.append(f"{source}.{table}: " + (", ".join(masked) or "(no personal-data column)"))
+    return out
+
+
 def approval_blockers(request: DataSubjectRequest, now: PlanBinding, first_plan: bool,
                       erased_by: Mapping[str, str] | None = None) -> list[str]:
     """Why the plan a run made is not the plan approved (empty when it is). ``first_plan``:
     no step of the request has been done yet; ``erased_by``: approved person rows another
-    erasure's recorded plan erases (a plan finding none of them is then no surprise)."""
+    erasure's recorded plan erases (a plan no longer finding them is no surprise)."""
     rid = request.request_id
-    again = (f"review `govkit dsar plan {rid}` and, if it is right, approve it "
-             f"(govkit dsar approve {rid} --plan {now.digest} --note '...')")
+    look = f"`govkit dsar plan {rid}` shows them, masked"
     if request.approved_plan is None:
         return [f"the approval names no plan (it was recorded before approvals named one): "
-                f"{again}"]
+                f"review `govkit dsar plan {rid}` and approve it (govkit dsar approve {rid} "
+                f"--plan {now.digest} --note '...')"]
     approved = PlanBinding.from_json(request.approved_plan)
     out = []
     new_people = set(now.people) - set(approved.people)
     if new_people:
         out.append(f"this plan finds {len(new_people)} person row(s) the approved plan did "
-                   "not: the e-mail or phone the request names may belong to someone else "
-                   "now, or the subject opened another account; if they are the subject's, "
-                   + again)
-    if first_plan and approved.people and not now.people \
-            and not set(approved.people) <= set(erased_by or {}):
-        out.append("this plan finds none of the subject's person rows the approved plan "
-                   "found: the subject may have changed the e-mail or phone the request "
-                   "names since (then reject this request and file one with the identity "
-                   "they use now, keeping the date it was received: govkit dsar new ... "
-                   "--received YYYY-MM-DD), or their rows were removed meanwhile (then "
-                   + again + ")")
+                   "not (by key and personal data): the e-mail or phone the request names "
+                   "may belong to someone else now, a row may have been replaced under the "
+                   f"same key, or the subject's own row was edited. Check whose they are "
+                   f"({look}); if they are not the subject's, reject this request and file "
+                   "one with the identity the subject uses now")
+    missing = set(approved.people) - set(now.people) - set(erased_by or {})
+    if first_plan and missing:
+        out.append(f"this plan no longer finds {len(missing)} of the {len(approved.people)} "
+                   "person row(s) approved: the subject may have changed the e-mail or "
+                   "phone the request names (then reject this request and file one with "
+                   "the identity they use now, keeping the date it was received: govkit "
+                   "dsar new ... --received YYYY-MM-DD), or those rows were removed or "
+                   f"edited meanwhile (then check {look}, and approve the plan as it is now)")
     new_changes = sorted(set(now.changes) - set(approved.changes))
     if new_changes:
         out.append("this plan makes changes the approved plan did not ("
-                   + ", ".join(f"{s}.{t} {a}" for s, t, a in new_changes) + "): " + again)
+                   + ", ".join(f"{s}.{t} {a}" for s, t, a in new_changes)
+                   + f"): review `govkit dsar plan {rid}` and approve it (govkit dsar approve "
+                   f"{rid} --plan {now.digest} --note '...')")
     return out
 
 
@@ -138,17 +162,24 @@ def approve_request(inventory: Inventory, store: AuditStore, request_id: str, ac
                     ) -> tuple[DataSubjectRequest, PlanBinding, list[str]]:
     """Approve the plan a run of ``request_id`` would make now (``plan_request``): the
     request, what was approved, and what would still stop the run (holds, ambiguous
-    identities). ``reviewed``: the digest of the plan the approver reviewed; RequestError
-    (nothing recorded) when the plan is no longer that one."""
+    identities). ``reviewed``: the name of the plan the approver reviewed; RequestError
+    (nothing recorded) when the plan is no longer that one, when it shares no person row
+    with the plan approved before, or when it finds no person row and is not named."""
     from governance.dsar.runner import plan_request
 
     book = RequestBook(store)
     request = book.get(request_id)
-    if not note.strip():   # before the sources are read
+    # What the store alone can refuse, before any source is read.
+    if not note.strip():
         raise RequestError("say why the run is approved (--note), e.g. the plan was reviewed")
     if not request.destructive:
         raise RequestError(f"request {request_id} is an {request.request_type} request: it "
                            "changes no data and needs no approval; it runs once verified")
+    if not request.is_open:
+        raise RequestError(f"request {request_id} is {request.state}; nothing to approve")
+    if request.verified_at is None:
+        raise RequestError(f"request {request_id}: verify the subject's identity before "
+                           "approving the run (govkit dsar verify)")
     resolution, steps = plan_request(inventory, store, request_id)
     if resolution.unreachable:
         raise RequestError(f"request {request_id}: sources could not be searched, so the plan "
@@ -159,5 +190,22 @@ def approve_request(inventory: Inventory, store: AuditStore, request_id: str, ac
         raise RequestError(f"request {request_id}: the plan is now {binding.digest}, not "
                            f"{reviewed.strip()} as reviewed (the data changed since): review "
                            f"`govkit dsar plan {request_id}` again; nothing was approved")
+    before = PlanBinding.from_json(request.approved_plan) if request.approved_plan else None
+    if before is not None and before.people and binding.people \
+            and not set(before.people) & set(binding.people):
+        raise RequestError(
+            f"request {request_id}: this plan finds none of the person rows of the plan "
+            "approved before, only others: the identity the request names leads to someone "
+            "else now, or the subject's rows were replaced or edited. An approval cannot move "
+            "a request to other people (the identity verified was the subject's): reject it "
+            "and file one with the identity the subject uses now; nothing was approved")
+    if not binding.people and reviewed is None:
+        raise RequestError(
+            f"request {request_id}: this plan finds none of the subject's person rows, so the "
+            "request would complete with nothing of theirs erased or changed (the subject "
+            "may have changed the e-mail or phone the request names: then reject it and file "
+            "one with the identity they use now). To approve it all the same, review "
+            f"`govkit dsar plan {request_id}` and name it: --plan {binding.digest}; nothing "
+            "was approved")
     approved = book.approve(request_id, actor, note, plan=binding.to_json())
     return approved, binding, list(resolution.blockers)

@@ -336,14 +336,16 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
                                    inventory, person_rows)
             blockers = ([_hold_blocker(holds)] if holds else []) + resolution.blockers
             replaced = 0 if resolution.locations else _replaced_plan_rows(store, rid)
-            # The plan must be the one approved: whose rows, which changes.
+            # The plan must be the one approved: whose rows, which changes (checked once
+            # nothing else stops the run).
             binding = binding_of(inventory, resolution, steps, book.keyring)
-            approved = request.approved_plan or {}
-            blockers += approval_blockers(
-                request, binding,
-                first_plan=replaced == 0 and not any(s.status == "done" for s in run.journal),
-                erased_by=book.erased_by_others(rid, approved.get("people", ()))
-                if not binding.people else {})
+            if not blockers:
+                gone = set((request.approved_plan or {}).get("people", ())) \
+                    - set(binding.people)
+                blockers += approval_blockers(
+                    request, binding, first_plan=replaced == 0 and not any(
+                        s.status == "done" for s in run.journal),
+                    erased_by=book.erased_by_others(rid, gone))
             if replaced and not nothing_left:
                 blockers.append(
                     f"this plan finds none of the subject's rows, where the plan a replan "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 from collections.abc import Sequence
@@ -11,6 +12,8 @@ from typing import Any
 from governance.errors import SourceError
 from governance.sources.base import ColumnInfo, ForeignKey, TableInfo
 from governance.sources.sql import SqlConnector
+
+_log = logging.getLogger(__name__)
 
 # Tables with fewer rows than this are counted exactly; larger ones are estimated.
 EXACT_COUNT_BELOW = 100_000
@@ -45,10 +48,20 @@ class SqliteConnector(SqlConnector):
             "AND name NOT LIKE 'sqlite_%' ORDER BY name").fetchall()
         tables = []
         for name, kind in names:
-            info = self._conn.execute(f"PRAGMA table_info({self._ident(name)})").fetchall()
+            try:
+                info = self._conn.execute(f"PRAGMA table_info({self._ident(name)})").fetchall()
+                count = self._row_count(name, kind)
+            except sqlite3.OperationalError as e:
+                if kind == "view":
+                    # A view over a table that is gone holds nothing and is never changed.
+                    _log.warning("source %r: view %r left out: it cannot be read (%s)",
+                                 self.name, name, e)
+                    continue
+                raise SourceError(f"source {self.name!r}: table {name!r} cannot be read: "
+                                  f"{e}") from None
             cols = tuple(ColumnInfo(r[1], r[2] or "ANY", not r[3] and not r[5]) for r in info)
             pk = tuple(r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5]))
-            tables.append(TableInfo(name, cols, self._row_count(name, kind), kind, pk))
+            tables.append(TableInfo(name, cols, count, kind, pk))
         return tables
 
     def _row_count(self, table: str, kind: str) -> int:
