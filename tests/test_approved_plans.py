@@ -347,3 +347,29 @@ def test_an_approved_second_account_no_longer_found_stops_the_run(chinook_sqlite
         assert differences(before, row_hashes(check)) == {}
     finally:
         check.close()
+
+
+def test_a_scan_between_approval_and_run_does_not_change_whose_rows_they_are(
+        chinook_sqlite: PublicDb) -> None:
+    """A scan after the approval finds personal data in more columns of the customers
+    table: the run compares the person rows by the columns the approval used, and goes on
+    (it stopped, and no approval could follow it)."""
+    from governance.scan import run_scan
+
+    db = chinook_sqlite
+    check = db.connect()
+    try:
+        cid, email, _ = chinook_customer(check)
+        rid, inv = _approved_erasure(db, email)
+        approved = RequestBook(db.store).get(rid).approved_plan
+        assert approved is not None
+        run_scan(inv, db.store)
+        resolution, steps = plan_request(inv, db.store, rid)
+        now = binding_of(inv, resolution, steps, RequestBook(db.store).keyring)
+        assert now.columns != approved["columns"]     # the scan found more
+        own = subject_rows(check, "chinook", cid)
+        before = row_hashes(check)
+        assert _run(db, rid, inv).status == "completed"
+        assert_only_removed(before, row_hashes(check), own)
+    finally:
+        check.close()

@@ -47,6 +47,10 @@ class PlanBinding:
     people: tuple[str, ...]
     changes: tuple[tuple[str, str, str], ...]
     rows: int = 0
+    # The personal-data columns each person table's rows were fingerprinted by
+    # ("source.table" -> names): a run compares by the same ones, whatever a later scan
+    # finds.
+    columns: Mapping[str, tuple[str, ...]] | None = None
 
     @property
     def digest(self) -> str:
@@ -57,14 +61,17 @@ class PlanBinding:
     def to_json(self) -> dict[str, Any]:
         """The form stored with the approval."""
         return {"digest": self.digest, "people": list(self.people),
-                "changes": [list(c) for c in self.changes], "rows": self.rows}
+                "changes": [list(c) for c in self.changes], "rows": self.rows,
+                "columns": {t: list(c) for t, c in (self.columns or {}).items()}}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PlanBinding:
         """The binding ``to_json`` stored."""
+        columns = data.get("columns")
         return cls(tuple(data.get("people", ())),
                    tuple((str(s), str(t), str(a)) for s, t, a in data.get("changes", ())),
-                   int(data.get("rows", 0)))
+                   int(data.get("rows", 0)),
+                   None if columns is None else {t: tuple(c) for t, c in columns.items()})
 
     def describe(self) -> str:
         """One line for people: counts and table names, no value."""
@@ -73,22 +80,25 @@ class PlanBinding:
                 f"changes: {changes}; {self.rows} row(s) planned")
 
 
-def _person_text(inventory: Inventory, resolution: Resolution, table: tuple[str, str],
+def _key_columns(inventory: Inventory, resolution: Resolution, table: tuple[str, str]
+                 ) -> list[str]:
+    decl = inventory.source(table[0]).table(table[1])
+    info = resolution.catalogue.get(table[0], {}).get(table[1])
+    return ([decl.subject_key] if decl is not None and decl.subject_key
+            else list(info.primary_key) if info is not None else [])
+
+
+def _person_text(key_columns: Sequence[str], personal: Sequence[str], table: tuple[str, str],
                  row: Mapping[str, Any]) -> str:
     """The text naming one person row: its subject key or primary key (every written form
     of a whole number alike), else every value of the row, then the values of its
-    personal-data columns (so that another person given the same key is another row)."""
-    decl = inventory.source(table[0]).table(table[1])
-    info = resolution.catalogue.get(table[0], {}).get(table[1])
-    columns: Sequence[str] = ([decl.subject_key] if decl is not None and decl.subject_key
-                              else list(info.primary_key) if info is not None else [])
-    if columns and all(c in row for c in columns):
-        key = "key\x1f" + "\x1f".join(str(key_text(row[c])) for c in columns)
+    ``personal`` columns (so that another person given the same key is another row)."""
+    if key_columns and all(c in row for c in key_columns):
+        key = "key\x1f" + "\x1f".join(str(key_text(row[c])) for c in key_columns)
     else:
         key = "row\x1f" + json.dumps({k: key_text(v) for k, v in sorted(row.items())})
-    personal = {c: key_text(row[c]) for c in sorted(row) if c not in columns
-                and resolution.categories.get((table[0], table[1], c))}
-    return f"approval-person:{table[0]}.{table[1]}\x00{key}\x1e{json.dumps(personal)}"
+    values = {c: key_text(row.get(c)) for c in personal}
+    return f"approval-person:{table[0]}.{table[1]}\x00{key}\x1e{json.dumps(values)}"
 
 
 def _person_rows(resolution: Resolution) -> list[tuple[tuple[str, str], Mapping[str, Any]]]:
@@ -98,14 +108,25 @@ def _person_rows(resolution: Resolution) -> list[tuple[tuple[str, str], Mapping[
 
 
 def binding_of(inventory: Inventory, resolution: Resolution, steps: Sequence[Step],
-               keyring: KeyRing) -> PlanBinding:
-    """The binding of a plan: the subject's own person rows and the changes of ``steps``."""
-    people = {keyring.fingerprint(_person_text(inventory, resolution, table, row))
-              for table, row in _person_rows(resolution)}
+               keyring: KeyRing, columns: Mapping[str, Sequence[str]] | None = None
+               ) -> PlanBinding:
+    """The binding of a plan: the subject's own person rows and the changes of ``steps``.
+    ``columns``: the personal-data columns to fingerprint each person table's rows by (an
+    approved binding's), else those of the columns that have a data category now."""
+    people, used = set(), {}
+    for table, row in _person_rows(resolution):
+        name = f"{table[0]}.{table[1]}"
+        keys = _key_columns(inventory, resolution, table)
+        if name not in used:
+            used[name] = tuple(columns[name]) if columns is not None and name in columns \
+                else tuple(sorted(c for c in row if c not in keys and resolution.categories
+                                  .get((table[0], table[1], c))))
+        people.add(keyring.fingerprint(_person_text(keys, used[name], table, row)))
     changes = {(s.source, s.table, s.action.value) for s in steps
                if s.action is not Action.HELD}
     return PlanBinding(tuple(sorted(people)), tuple(sorted(changes)),
-                       sum(s.planned_rows or 0 for s in steps if s.action is not Action.HELD))
+                       sum(s.planned_rows or 0 for s in steps if s.action is not Action.HELD),
+                       used)
 
 
 def person_rows_shown(resolution: Resolution) -> list[str]:
@@ -191,8 +212,9 @@ def approve_request(inventory: Inventory, store: AuditStore, request_id: str, ac
                            f"{reviewed.strip()} as reviewed (the data changed since): review "
                            f"`govkit dsar plan {request_id}` again; nothing was approved")
     before = PlanBinding.from_json(request.approved_plan) if request.approved_plan else None
-    if before is not None and before.people and binding.people \
-            and not set(before.people) & set(binding.people):
+    # (compared by the columns the plan approved before was fingerprinted by)
+    if before is not None and before.people and binding.people and not set(before.people) \
+            & set(binding_of(inventory, resolution, steps, book.keyring, before.columns).people):
         raise RequestError(
             f"request {request_id}: this plan finds none of the person rows of the plan "
             "approved before, only others: the identity the request names leads to someone "

@@ -17,7 +17,7 @@ from typing import Any
 
 from governance.audit_store import AuditStore
 from governance.crypto.aead import seal
-from governance.dsar.approval import approval_blockers, binding_of
+from governance.dsar.approval import PlanBinding, approval_blockers, binding_of
 from governance.dsar.export import EXPORT_SUFFIX, build_package, write_export
 from governance.dsar.holds import LegalHold, LegalHolds
 from governance.dsar.identities import Identity, IdentityType
@@ -338,7 +338,10 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
             replaced = 0 if resolution.locations else _replaced_plan_rows(store, rid)
             # The plan must be the one approved: whose rows, which changes (checked once
             # nothing else stops the run).
-            binding = binding_of(inventory, resolution, steps, book.keyring)
+            approved = PlanBinding.from_json(request.approved_plan) \
+                if request.approved_plan else None
+            binding = binding_of(inventory, resolution, steps, book.keyring,
+                                 approved.columns if approved else None)
             if not blockers:
                 gone = set((request.approved_plan or {}).get("people", ())) \
                     - set(binding.people)
