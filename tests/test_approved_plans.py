@@ -69,7 +69,7 @@ def test_an_email_given_to_another_customer_after_approval_stops_the_run(chinook
         before = row_hashes(check)
         for _ in range(2):    # refused again: nothing recorded lets it through
             with pytest.raises(PlanError, match=r"finds 1 person row\(s\) the approved plan "
-                                                r"did not \(by key and personal data\).* no "
+                                                r"did not \(by key, and name.* no "
                                                 r"longer finds 1 of the 1 person row"):
                 _run(chinook, rid, inv)
             assert differences(before, row_hashes(check)) == {}
@@ -367,6 +367,26 @@ def test_a_scan_between_approval_and_run_does_not_change_whose_rows_they_are(
         resolution, steps = plan_request(inv, db.store, rid)
         now = binding_of(inv, resolution, steps, RequestBook(db.store).keyring)
         assert now.columns != approved["columns"]     # the scan found more
+        own = subject_rows(check, "chinook", cid)
+        before = row_hashes(check)
+        assert _run(db, rid, inv).status == "completed"
+        assert_only_removed(before, row_hashes(check), own)
+    finally:
+        check.close()
+
+
+def test_the_subject_moving_house_after_approval_needs_no_new_approval(
+        chinook_sqlite: PublicDb) -> None:
+    """The subject's own row changes address and phone after the approval (what tells one
+    person from another is their key, name, date of birth or ID number): the run goes on
+    and erases exactly their rows."""
+    db = chinook_sqlite
+    check = db.connect()
+    try:
+        cid, email, _ = chinook_customer(check)
+        rid, inv = _approved_erasure(db, email)
+        check.execute("UPDATE customers SET address = '1 New Street', city = 'Leeds', "
+                      f"phone = '+44 113 496 0000' WHERE customerid = {int(cid)}")
         own = subject_rows(check, "chinook", cid)
         before = row_hashes(check)
         assert _run(db, rid, inv).status == "completed"

@@ -2,8 +2,8 @@
 and which changes, as the approver reviewed them.
 
 An approval records a ``PlanBinding``: keyed fingerprints of the subject's person rows the
-plan found (each by its key and the values of its personal-data columns, never a value
-itself) and the (source, table, action) of each change. A run plans again before it
+plan found (each by its key and its name, date of birth or ID number columns, never a
+value itself) and the (source, table, action) of each change. A run plans again before it
 changes anything and stops, changing nothing, when its plan differs:
 
 - it finds a person row the approved plan did not (the e-mail or phone the request names
@@ -37,6 +37,12 @@ from governance.dsar.resolution import Resolution
 from governance.inventory import Inventory
 from governance.masking import mask_value
 from governance.sources.key_text import key_text
+
+# The personal data that tells one person from another given the same key: stable
+# attributes of who they are, not what an application updates on its own (an IP address,
+# a location, a password hash) nor the e-mail or phone the request is matched by.
+WHO_CATEGORIES = frozenset({"identity.name", "identity.date_of_birth", "identity.national_id",
+                            "identity.passport"})
 
 
 @dataclass(frozen=True)
@@ -111,8 +117,8 @@ def binding_of(inventory: Inventory, resolution: Resolution, steps: Sequence[Ste
                keyring: KeyRing, columns: Mapping[str, Sequence[str]] | None = None
                ) -> PlanBinding:
     """The binding of a plan: the subject's own person rows and the changes of ``steps``.
-    ``columns``: the personal-data columns to fingerprint each person table's rows by (an
-    approved binding's), else those of the columns that have a data category now."""
+    ``columns``: the columns to fingerprint each person table's rows by besides the key (an
+    approved binding's), else those with a WHO_CATEGORIES category now."""
     people, used = set(), {}
     for table, row in _person_rows(resolution):
         name = f"{table[0]}.{table[1]}"
@@ -120,7 +126,7 @@ def binding_of(inventory: Inventory, resolution: Resolution, steps: Sequence[Ste
         if name not in used:
             used[name] = tuple(columns[name]) if columns is not None and name in columns \
                 else tuple(sorted(c for c in row if c not in keys and resolution.categories
-                                  .get((table[0], table[1], c))))
+                                  .get((table[0], table[1], c), set()) & WHO_CATEGORIES))
         people.add(keyring.fingerprint(_person_text(keys, used[name], table, row)))
     changes = {(s.source, s.table, s.action.value) for s in steps
                if s.action is not Action.HELD}
@@ -156,9 +162,10 @@ def approval_blockers(request: DataSubjectRequest, now: PlanBinding, first_plan:
     new_people = set(now.people) - set(approved.people)
     if new_people:
         out.append(f"this plan finds {len(new_people)} person row(s) the approved plan did "
-                   "not (by key and personal data): the e-mail or phone the request names "
-                   "may belong to someone else now, a row may have been replaced under the "
-                   f"same key, or the subject's own row was edited. Check whose they are "
+                   "not (by key, and name, date of birth or ID number): the e-mail or phone "
+                   "the request names may belong to someone else now, or a row was replaced "
+                   "under the same key, or the subject's own name, date of birth or ID was "
+                   f"edited. Check whose they are "
                    f"({look}); if they are not the subject's, reject this request and file "
                    "one with the identity the subject uses now")
     missing = set(approved.people) - set(now.people) - set(erased_by or {})
@@ -218,7 +225,8 @@ def approve_request(inventory: Inventory, store: AuditStore, request_id: str, ac
         raise RequestError(
             f"request {request_id}: this plan finds none of the person rows of the plan "
             "approved before, only others: the identity the request names leads to someone "
-            "else now, or the subject's rows were replaced or edited. An approval cannot move "
+            "else now, or the subject's rows were replaced, or their name, date of birth or ID "
+            "edited. An approval cannot move "
             "a request to other people (the identity verified was the subject's): reject it "
             "and file one with the identity the subject uses now; nothing was approved")
     if not binding.people and reviewed is None:
