@@ -512,3 +512,24 @@ def test_a_hold_on_persons_by_key_says_how_many_keys_it_holds(estate: Estate) ->
     text = hold.describe()
     assert "3 key(s) of persons of app_db.users" in text, text
     assert "7000" not in text
+
+
+def test_a_name_rectification_killed_after_its_change_finishes_when_run_again(
+        estate: Estate, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rectification of the subject's name dies after its changes were committed: run
+    again, its plan finds the row with the new name, which is still the approved person
+    (the corrected columns do not tell people apart), and it completes (a helper found it
+    stuck: the run stopped and no approval could follow)."""
+    from governance.faults import InjectedFault
+
+    rid = estate.request("rectify", f"email={estate.email}",
+                         corrections={"name": "Ada Quist"})
+    # After every step is done, before the request completes (a rerun plans again).
+    monkeypatch.setenv("GOVKIT_FAULT", "request.before_complete:1:raise")
+    with pytest.raises(InjectedFault):
+        run_request(estate.inventory, estate.store, rid, "dpo")
+    monkeypatch.delenv("GOVKIT_FAULT")
+    outcome = run_request(estate.inventory, estate.store, rid, "dpo")
+    assert outcome.status == "completed", outcome.remaining
+    assert estate.count("SELECT count(*) FROM users WHERE id = ? AND full_name = ?",
+                        estate.user_id, "Ada Quist") == 1

@@ -452,6 +452,11 @@ def test_a_replan_that_finds_none_of_the_subjects_rows_stops_and_asks(chinook: P
                     f"invoices WHERE customerid = {int(cid)})",
              f"DELETE FROM invoices WHERE customerid = {int(cid)}",
              f"DELETE FROM customers WHERE customerid = {int(cid)}")
+        # --nothing-left alone does not approve a plan without the approved person row.
+        with pytest.raises(GovernanceError, match="no longer finds 1 of the 1 person row"):
+            run_request(inv, chinook.store, rid, "dpo", confirm=lambda steps: True,
+                        nothing_left=True)
+        approve_plan(chinook.store, rid, inv)     # the DPO names the plan that finds nobody
         outcome = run_request(inv, chinook.store, rid, "dpo", confirm=lambda steps: True,
                               nothing_left=True)
         assert outcome.status == "completed"

@@ -119,14 +119,19 @@ def binding_of(inventory: Inventory, resolution: Resolution, steps: Sequence[Ste
     """The binding of a plan: the subject's own person rows and the changes of ``steps``.
     ``columns``: the columns to fingerprint each person table's rows by besides the key (an
     approved binding's), else those with a WHO_CATEGORIES category now."""
+    # A rectification's own changes do not make the subject another person.
+    corrected = {(s.source, s.table, c) for s in steps if s.action is Action.RECTIFY
+                 for c in s.columns}
     people, used = set(), {}
     for table, row in _person_rows(resolution):
         name = f"{table[0]}.{table[1]}"
         keys = _key_columns(inventory, resolution, table)
         if name not in used:
             used[name] = tuple(columns[name]) if columns is not None and name in columns \
-                else tuple(sorted(c for c in row if c not in keys and resolution.categories
-                                  .get((table[0], table[1], c), set()) & WHO_CATEGORIES))
+                else tuple(sorted(c for c in row if c not in keys
+                                  and (table[0], table[1], c) not in corrected
+                                  and resolution.categories.get((table[0], table[1], c),
+                                                                set()) & WHO_CATEGORIES))
         people.add(keyring.fingerprint(_person_text(keys, used[name], table, row)))
     changes = {(s.source, s.table, s.action.value) for s in steps
                if s.action is not Action.HELD}
@@ -160,22 +165,33 @@ def approval_blockers(request: DataSubjectRequest, now: PlanBinding, first_plan:
     approved = PlanBinding.from_json(request.approved_plan)
     out = []
     new_people = set(now.people) - set(approved.people)
-    if new_people:
+    moved = bool(approved.people) and bool(now.people) \
+        and not set(approved.people) & set(now.people)
+    if moved:
+        out.append("this plan finds none of the approved person rows, only others (by key, "
+                   "and name, date of birth or ID number): the e-mail or phone the request "
+                   "names may belong to someone else now, a row was replaced under the same "
+                   "key, or the subject's own name, date of birth, ID number or key was "
+                   "edited. An approval cannot move a request to other rows: reject this "
+                   "request and file one with the identity the subject uses now, keeping the "
+                   "date it was received (govkit dsar new ... --received YYYY-MM-DD); "
+                   f"{look}")
+    elif new_people:
         out.append(f"this plan finds {len(new_people)} person row(s) the approved plan did "
-                   "not (by key, and name, date of birth or ID number): the e-mail or phone "
-                   "the request names may belong to someone else now, or a row was replaced "
-                   "under the same key, or the subject's own name, date of birth or ID was "
-                   f"edited. Check whose they are "
-                   f"({look}); if they are not the subject's, reject this request and file "
-                   "one with the identity the subject uses now")
+                   "not (by key, and name, date of birth or ID number): someone else may "
+                   "now hold the e-mail or phone the request names, or the subject opened "
+                   f"another account. Check whose they are ({look}): if they are the "
+                   "subject's, approve the plan as it is now; if not, reject this request "
+                   "and file one with the identity the subject uses now")
     missing = set(approved.people) - set(now.people) - set(erased_by or {})
-    if first_plan and missing:
+    if first_plan and missing and not moved:
         out.append(f"this plan no longer finds {len(missing)} of the {len(approved.people)} "
                    "person row(s) approved: the subject may have changed the e-mail or "
                    "phone the request names (then reject this request and file one with "
                    "the identity they use now, keeping the date it was received: govkit "
-                   "dsar new ... --received YYYY-MM-DD), or those rows were removed or "
-                   f"edited meanwhile (then check {look}, and approve the plan as it is now)")
+                   "dsar new ... --received YYYY-MM-DD), or those rows were removed "
+                   f"meanwhile (then check that with `govkit dsar plan {rid}` and approve "
+                   "the plan as it is now, naming it)")
     new_changes = sorted(set(now.changes) - set(approved.changes))
     if new_changes:
         out.append("this plan makes changes the approved plan did not ("
@@ -215,9 +231,10 @@ def approve_request(inventory: Inventory, store: AuditStore, request_id: str, ac
                            + "; ".join(resolution.unreachable.values()))
     binding = binding_of(inventory, resolution, steps, book.keyring)
     if reviewed is not None and reviewed.strip() != binding.digest:
-        raise RequestError(f"request {request_id}: the plan is now {binding.digest}, not "
-                           f"{reviewed.strip()} as reviewed (the data changed since): review "
-                           f"`govkit dsar plan {request_id}` again; nothing was approved")
+        raise RequestError(f"request {request_id}: the plan is not {reviewed.strip()} (a "
+                           "mistyped name, or the data changed since it was reviewed): "
+                           f"review `govkit dsar plan {request_id}` again; nothing was "
+                           "approved")
     before = PlanBinding.from_json(request.approved_plan) if request.approved_plan else None
     # (compared by the columns the plan approved before was fingerprinted by)
     if before is not None and before.people and binding.people and not set(before.people) \
@@ -225,8 +242,8 @@ def approve_request(inventory: Inventory, store: AuditStore, request_id: str, ac
         raise RequestError(
             f"request {request_id}: this plan finds none of the person rows of the plan "
             "approved before, only others: the identity the request names leads to someone "
-            "else now, or the subject's rows were replaced, or their name, date of birth or ID "
-            "edited. An approval cannot move "
+            "else now, or the subject's rows were replaced, or their name, date of birth, ID "
+            "number or key was edited, or those columns changed. An approval cannot move "
             "a request to other people (the identity verified was the subject's): reject it "
             "and file one with the identity the subject uses now; nothing was approved")
     if not binding.people and reviewed is None:

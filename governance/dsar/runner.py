@@ -345,9 +345,11 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
             if not blockers:
                 gone = set((request.approved_plan or {}).get("people", ())) \
                     - set(binding.people)
+                # (after a replan too: --nothing-left does not approve a plan that no
+                # longer finds the approved person rows)
                 blockers += approval_blockers(
-                    request, binding, first_plan=replaced == 0 and not any(
-                        s.status == "done" for s in run.journal),
+                    request, binding,
+                    first_plan=not any(s.status == "done" for s in run.journal),
                     erased_by=book.erased_by_others(rid, gone))
             if replaced and not nothing_left:
                 blockers.append(
@@ -357,14 +359,14 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
                     "and file one with the identity they use now, keeping the date it was "
                     "received: govkit dsar new ... --received YYYY-MM-DD), or their rows were "
                     f"removed meanwhile (then confirm it: govkit dsar run {rid} --nothing-left)")
-            elif replaced:
-                with store.session():
-                    book.record(rid, actor, "dsar.nothing_left_confirmed",
-                                {"rows_in_dropped_plan": replaced})
             if blockers:
                 book.record(rid, actor, "dsar.plan_refused", {"blockers": blockers})
                 raise PlanError(f"request {rid} needs a decision, nothing was changed: "
                                 + " | ".join(blockers))
+            if replaced:   # (and nothing_left: else a blocker above)
+                with store.session():
+                    book.record(rid, actor, "dsar.nothing_left_confirmed",
+                                {"rows_in_dropped_plan": replaced})
             new_steps = [s for s in steps if s.status == "pending" or s.action is Action.HELD]
             fault_point("request.after_plan")
             if confirm is not None and not confirm(new_steps):
