@@ -52,6 +52,14 @@ def _run(db: PublicDb, rid: str, inv: Any) -> Any:
     return run_request(inv, db.store, rid, "dpo", confirm=lambda steps: True)
 
 
+def _erases_exactly(db: PublicDb, rid: str, inv: Any, check: Db, before: Any,
+                    own: dict[str, set[Any]]) -> None:
+    """The run completes, and exactly ``own`` is gone since ``before`` (row hashes)."""
+    outcome = _run(db, rid, inv)
+    assert outcome.status == "completed", outcome.remaining
+    assert_only_removed(before, row_hashes(check), own)
+
+
 def test_an_email_given_to_another_customer_after_approval_stops_the_run(chinook: PublicDb
                                                                           ) -> None:
     """The subject changes their e-mail after the approval and another customer takes the
@@ -185,8 +193,7 @@ def test_erasing_a_table_the_approved_plan_did_not_stops_the_run(chinook: Public
         assert differences(before, row_hashes(check)) == {}
         own = subject_rows(check, "chinook", cid)
         approve_request(inv, chinook.store, rid, "dpo-lead", "new purchase reviewed")
-        assert _run(chinook, rid, inv).status == "completed"
-        assert_only_removed(before, row_hashes(check), own)
+        _erases_exactly(chinook, rid, inv, check, before, own)
     finally:
         check.close()
 
@@ -369,8 +376,7 @@ def test_a_scan_between_approval_and_run_does_not_change_whose_rows_they_are(
         assert now.columns != approved["columns"]     # the scan found more
         own = subject_rows(check, "chinook", cid)
         before = row_hashes(check)
-        assert _run(db, rid, inv).status == "completed"
-        assert_only_removed(before, row_hashes(check), own)
+        _erases_exactly(db, rid, inv, check, before, own)
     finally:
         check.close()
 
@@ -389,7 +395,6 @@ def test_the_subject_moving_house_after_approval_needs_no_new_approval(
                       f"phone = '+44 113 496 0000' WHERE customerid = {int(cid)}")
         own = subject_rows(check, "chinook", cid)
         before = row_hashes(check)
-        assert _run(db, rid, inv).status == "completed"
-        assert_only_removed(before, row_hashes(check), own)
+        _erases_exactly(db, rid, inv, check, before, own)
     finally:
         check.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import psycopg
@@ -36,12 +37,19 @@ def _every_row(c: sqlite3.Connection) -> dict[str, list[str]]:
     return {t: sorted(map(repr, c.execute(f'SELECT * FROM "{t}"').fetchall())) for t in names}
 
 
-def test_sensor_launches_verified_requests_and_jobs_run_them(fresh_demo) -> None:
+def _scanned(fresh_demo: Any) -> tuple[dg.Definitions, AuditStore, Path, int, str]:
+    """The demo's Dagster definitions, its scanned store, the store's path, and a user's id
+    and e-mail."""
     store_path = fresh_demo.root / "audit.duckdb"
     defs = build_definitions(fresh_demo.inventory, store_path)
     store = AuditStore(store_path, create=True)
     run_scan(load_inventory(fresh_demo.inventory), store)
     uid, email = _subject(fresh_demo.app_db)
+    return defs, store, store_path, uid, email
+
+
+def test_sensor_launches_verified_requests_and_jobs_run_them(fresh_demo) -> None:
+    defs, store, store_path, uid, email = _scanned(fresh_demo)
     book = RequestBook(store)
     waiting = book.create("erasure", [f"email={email}"], "EU", "dpo")
     erase = book.create("erasure", [f"email={email}"], "EU", "dpo")
@@ -82,11 +90,7 @@ def test_an_erasure_job_whose_plan_is_not_the_approved_one_fails_and_changes_not
     """The Dagster erasure job of an approved request whose e-mail was given to another user
     after the approval fails before any change, with the reason (no value) in Dagster's
     event log; both users' rows are as they were."""
-    store_path = fresh_demo.root / "audit.duckdb"
-    defs = build_definitions(fresh_demo.inventory, store_path)
-    store = AuditStore(store_path, create=True)
-    run_scan(load_inventory(fresh_demo.inventory), store)
-    uid, email = _subject(fresh_demo.app_db)
+    defs, store, _, uid, email = _scanned(fresh_demo)
     book = RequestBook(store)
     r = book.create("erasure", [f"email={email}"], "EU", "dpo")
     book.verify(r.request_id, "dpo", "checked")
