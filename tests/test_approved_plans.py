@@ -48,6 +48,17 @@ def _other_customer(check: Db, cid: int) -> int:
                            "c.customerid)", (cid,))[0][0])
 
 
+def _new_invoice(check: Db, cid: int) -> tuple[int, int]:
+    """A new invoice of customer ``cid`` with one line (SQL written here): their ids."""
+    invoice = int(check.query("SELECT max(invoiceid) + 1 FROM invoices")[0][0])
+    line = int(check.query("SELECT max(invoicelineid) + 1 FROM invoice_items")[0][0])
+    check.execute("INSERT INTO invoices (invoiceid, customerid, invoicedate, total) VALUES "
+                  f"({invoice}, {int(cid)}, '2026-11-30', 0.99)",
+                  "INSERT INTO invoice_items (invoicelineid, invoiceid, trackid, unitprice, "
+                  f"quantity) VALUES ({line}, {invoice}, 1, 0.99, 1)")
+    return invoice, line
+
+
 def _run(db: PublicDb, rid: str, inv: Any) -> Any:
     return run_request(inv, db.store, rid, "dpo", confirm=lambda steps: True)
 
@@ -71,8 +82,8 @@ def test_an_email_given_to_another_customer_after_approval_stops_the_run(chinook
         other = _other_customer(check, cid)
         rid, inv = _approved_erasure(chinook, email)
         check.execute(f"UPDATE customers SET email = 'moved@example.net' WHERE customerid = "
-                    f"{int(cid)}",
-             f"UPDATE customers SET email = '{email}' WHERE customerid = {other}")
+                      f"{int(cid)}",
+                      f"UPDATE customers SET email = '{email}' WHERE customerid = {other}")
         theirs = subject_rows(check, "chinook", other)
         before = row_hashes(check)
         for _ in range(2):    # refused again: nothing recorded lets it through
@@ -110,7 +121,7 @@ def test_the_subject_changing_their_email_before_the_first_run_stops_it(chinook:
         own = subject_rows(check, "chinook", cid)
         rid, inv = _approved_erasure(chinook, email)
         check.execute("UPDATE customers SET email = 'renamed@example.net' WHERE customerid = "
-                    f"{int(cid)}")
+                      f"{int(cid)}")
         before = row_hashes(check)
         with pytest.raises(PlanError, match=r"no longer finds 1 of the 1 person row\(s\) "
                                             "approved"):
@@ -128,9 +139,9 @@ def test_the_subject_changing_their_email_before_the_first_run_stops_it(chinook:
             approve_request(inv, chinook.store, rid, "dpo-lead", "ok", "plan-000000000000")
         # The customer's rows are removed by other means; the DPO approves the empty plan.
         check.execute("DELETE FROM invoice_items WHERE invoiceid IN (SELECT invoiceid FROM "
-                    f"invoices WHERE customerid = {int(cid)})",
-             f"DELETE FROM invoices WHERE customerid = {int(cid)}",
-             f"DELETE FROM customers WHERE customerid = {int(cid)}")
+                      f"invoices WHERE customerid = {int(cid)})",
+                      f"DELETE FROM invoices WHERE customerid = {int(cid)}",
+                      f"DELETE FROM customers WHERE customerid = {int(cid)}")
         approve_request(inv, chinook.store, rid, "dpo-lead", "rows removed by billing",
                         nobody.digest)
         assert _run(chinook, rid, inv).status == "completed"
@@ -152,12 +163,7 @@ def test_a_new_invoice_of_the_subject_needs_no_new_approval(chinook: PublicDb) -
     try:
         cid, email, _ = chinook_customer(check)
         rid, inv = _approved_erasure(chinook, email)
-        new_invoice = int(check.query("SELECT max(invoiceid) + 1 FROM invoices")[0][0])
-        new_line = int(check.query("SELECT max(invoicelineid) + 1 FROM invoice_items")[0][0])
-        check.execute("INSERT INTO invoices (invoiceid, customerid, invoicedate, total) VALUES "
-                    f"({new_invoice}, {int(cid)}, '2026-11-30', 0.99)",
-             "INSERT INTO invoice_items (invoicelineid, invoiceid, trackid, unitprice, "
-             f"quantity) VALUES ({new_line}, {new_invoice}, 1, 0.99, 1)")
+        new_invoice, new_line = _new_invoice(check, cid)
         own = subject_rows(check, "chinook", cid)
         assert (new_invoice,) in own["invoices"] and (new_line,) in own["invoice_items"]
         before = row_hashes(check)
@@ -177,15 +183,10 @@ def test_erasing_a_table_the_approved_plan_did_not_stops_the_run(chinook: Public
     try:
         cid, email, _ = chinook_customer(check)
         check.execute("DELETE FROM invoice_items WHERE invoiceid IN (SELECT invoiceid FROM "
-                    f"invoices WHERE customerid = {int(cid)})",
-             f"DELETE FROM invoices WHERE customerid = {int(cid)}")
+                      f"invoices WHERE customerid = {int(cid)})",
+                      f"DELETE FROM invoices WHERE customerid = {int(cid)}")
         rid, inv = _approved_erasure(chinook, email)
-        invoice = int(check.query("SELECT max(invoiceid) + 1 FROM invoices")[0][0])
-        line = int(check.query("SELECT max(invoicelineid) + 1 FROM invoice_items")[0][0])
-        check.execute("INSERT INTO invoices (invoiceid, customerid, invoicedate, total) VALUES "
-                    f"({invoice}, {int(cid)}, '2026-11-30', 0.99)",
-             "INSERT INTO invoice_items (invoicelineid, invoiceid, trackid, unitprice, "
-             f"quantity) VALUES ({line}, {invoice}, 1, 0.99, 1)")
+        _new_invoice(check, cid)
         before = row_hashes(check)
         with pytest.raises(PlanError, match=r"makes changes the approved plan did not \("
                                             r"[^)]*invoice_items"):
@@ -235,7 +236,7 @@ def test_the_cli_names_the_plan_and_approves_only_that_one(chinook_sqlite: Publi
         digest = shown.output.split("--plan ")[1].split()[0]
         assert digest.startswith("plan-") and email not in shown.output
         check.execute(f"UPDATE customers SET email = 'x@example.net' WHERE customerid = "
-                    f"{int(cid)}")
+                      f"{int(cid)}")
         stale = cli.invoke(main, ["dsar", "approve", rid, *base, "--plan", digest,
                                   "--note", "ok"])
         assert stale.exit_code == 2 and f"is not {digest} (a mistyped name" in stale.output

@@ -449,9 +449,9 @@ def test_a_replan_that_finds_none_of_the_subjects_rows_stops_and_asks(chinook: P
 
         # The customer's rows are removed by other means; the DPO confirms nothing is left.
         check.execute("DELETE FROM invoice_items WHERE invoiceid IN (SELECT invoiceid FROM "
-                    f"invoices WHERE customerid = {int(cid)})",
-             f"DELETE FROM invoices WHERE customerid = {int(cid)}",
-             f"DELETE FROM customers WHERE customerid = {int(cid)}")
+                      f"invoices WHERE customerid = {int(cid)})",
+                      f"DELETE FROM invoices WHERE customerid = {int(cid)}",
+                      f"DELETE FROM customers WHERE customerid = {int(cid)}")
         # --nothing-left alone does not approve a plan without the approved person row.
         with pytest.raises(GovernanceError, match="no longer finds 1 of the 1 person row"):
             run_request(inv, chinook.store, rid, "dpo", confirm=lambda steps: True,
