@@ -601,15 +601,15 @@ def dsar_approve(inventory_path: Path, store_path: Path, request_id: str, note: 
 @click.argument("request_id")
 def dsar_plan(inventory_path: Path, store_path: Path, request_id: str) -> None:
     """Where the subject is found and what a run would change; changes nothing."""
-    from governance.dsar import RequestBook, plan_request
-    from governance.dsar.approval import binding_of, person_rows_shown
+    from governance.dsar import RequestBook
+    from governance.dsar.approval import person_rows_shown, plan_binding
     from governance.inventory import load_inventory
 
-    inventory, store = load_inventory(inventory_path), AuditStore(store_path)
-    resolution, steps = plan_request(inventory, store, request_id, _progress)
+    store = AuditStore(store_path)
+    resolution, steps, binding = plan_binding(load_inventory(inventory_path), store,
+                                              request_id, _progress)
     _print_plan(resolution, steps)
     if RequestBook(store).get(request_id).destructive:
-        binding = binding_of(inventory, resolution, steps, RequestBook(store).keyring)
         click.echo(f"plan {binding.describe()}")
         for shown in person_rows_shown(resolution):
             click.echo(f"  person row: {shown}")

@@ -78,9 +78,7 @@ def approve_plan(store: Any, request_id: str, inventory: Any = None,
         if "name it: --plan" not in str(e):
             raise
     # A plan that finds no person row: the DPO reviewed it and names it.
-    from governance.dsar import RequestBook, plan_request
-    from governance.dsar.approval import binding_of
+    from governance.dsar.approval import plan_binding
 
-    resolution, steps = plan_request(inventory, store, request_id)
-    digest = binding_of(inventory, resolution, steps, RequestBook(store).keyring).digest
+    digest = plan_binding(inventory, store, request_id)[2].digest
     return approve_request(inventory, store, request_id, actor, "plan reviewed", digest)[1]

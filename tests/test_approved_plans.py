@@ -24,8 +24,8 @@ from public_data.oracle import (
 )
 
 from governance.cli import main
-from governance.dsar import RequestBook, RequestState, plan_request, run_request
-from governance.dsar.approval import approve_request, binding_of
+from governance.dsar import RequestBook, RequestState, run_request
+from governance.dsar.approval import approve_request, plan_binding
 from governance.dsar.plan import PlanError
 from governance.dsar.requests import RequestError
 from governance.inventory import load_inventory
@@ -131,8 +131,7 @@ def test_the_subject_changing_their_email_before_the_first_run_stops_it(chinook:
         assert RequestBook(chinook.store).get(rid).state is not RequestState.COMPLETED
 
         # Approving again names the plan reviewed; one the data no longer gives is refused.
-        resolution, steps = plan_request(inv, chinook.store, rid)
-        nobody = binding_of(inv, resolution, steps, RequestBook(chinook.store).keyring)
+        nobody = plan_binding(inv, chinook.store, rid)[2]
         assert nobody.people == () and nobody.changes == ()
         check.execute("UPDATE customers SET email = 'back@example.net' WHERE customerid = 1")
         with pytest.raises(RequestError, match=r"is not plan-0+ \(a mistyped name"):
@@ -372,8 +371,7 @@ def test_a_scan_between_approval_and_run_does_not_change_whose_rows_they_are(
         approved = RequestBook(db.store).get(rid).approved_plan
         assert approved is not None
         run_scan(inv, db.store)
-        resolution, steps = plan_request(inv, db.store, rid)
-        now = binding_of(inv, resolution, steps, RequestBook(db.store).keyring)
+        now = plan_binding(inv, db.store, rid)[2]
         assert now.columns != approved["columns"]     # the scan found more
         own = subject_rows(check, "chinook", cid)
         before = row_hashes(check)

@@ -32,8 +32,13 @@ from typing import Any
 from governance.audit_store import AuditStore
 from governance.crypto import KeyRing
 from governance.dsar.plan import Action, Step
-from governance.dsar.requests import DataSubjectRequest, RequestBook, RequestError
-from governance.dsar.resolution import Resolution
+from governance.dsar.requests import (
+    DataSubjectRequest,
+    RequestBook,
+    RequestError,
+    approval_refused,
+)
+from governance.dsar.resolution import Progress, Resolution
 from governance.inventory import Inventory
 from governance.masking import mask_value
 from governance.sources.key_text import key_text
@@ -201,6 +206,16 @@ def approval_blockers(request: DataSubjectRequest, now: PlanBinding, first_plan:
     return out
 
 
+def plan_binding(inventory: Inventory, store: AuditStore, request_id: str,
+                 progress: Progress | None = None
+                 ) -> tuple[Resolution, list[Step], PlanBinding]:
+    """``plan_request`` and the binding of the plan it makes (what ``dsar plan`` names)."""
+    from governance.dsar.runner import plan_request
+
+    resolution, steps = plan_request(inventory, store, request_id, progress)
+    return resolution, steps, binding_of(inventory, resolution, steps, KeyRing(store))
+
+
 def approve_request(inventory: Inventory, store: AuditStore, request_id: str, actor: str,
                     note: str, reviewed: str | None = None
                     ) -> tuple[DataSubjectRequest, PlanBinding, list[str]]:
@@ -209,27 +224,18 @@ def approve_request(inventory: Inventory, store: AuditStore, request_id: str, ac
     identities). ``reviewed``: the name of the plan the approver reviewed; RequestError
     (nothing recorded) when the plan is no longer that one, when it shares no person row
     with the plan approved before, or when it finds no person row and is not named."""
-    from governance.dsar.runner import plan_request
-
     book = RequestBook(store)
     request = book.get(request_id)
     # What the store alone can refuse, before any source is read.
-    if not note.strip():
-        raise RequestError("say why the run is approved (--note), e.g. the plan was reviewed")
-    if not request.destructive:
-        raise RequestError(f"request {request_id} is an {request.request_type} request: it "
-                           "changes no data and needs no approval; it runs once verified")
-    if not request.is_open:
-        raise RequestError(f"request {request_id} is {request.state}; nothing to approve")
-    if request.verified_at is None:
-        raise RequestError(f"request {request_id}: verify the subject's identity before "
-                           "approving the run (govkit dsar verify)")
-    resolution, steps = plan_request(inventory, store, request_id)
+    refused = approval_refused(request_id, note, request.request_type, request.state,
+                               request.verified_at)
+    if refused:
+        raise RequestError(refused)
+    resolution, steps, binding = plan_binding(inventory, store, request_id)
     if resolution.unreachable:
         raise RequestError(f"request {request_id}: sources could not be searched, so the plan "
                            "is not known; nothing was approved: "
                            + "; ".join(resolution.unreachable.values()))
-    binding = binding_of(inventory, resolution, steps, book.keyring)
     if reviewed is not None and reviewed.strip() != binding.digest:
         raise RequestError(f"request {request_id}: the plan is not {reviewed.strip()} (a "
                            "mistyped name, or the data changed since it was reviewed): "

@@ -121,6 +121,22 @@ def _row_to_request(r: Mapping[str, Any]) -> DataSubjectRequest:
         json.loads(r["approved_plan"]) if r.get("approved_plan") else None)
 
 
+def approval_refused(request_id: str, note: str, rtype: RequestType, state: RequestState,
+                     verified_at: datetime | None) -> str | None:
+    """Why a request in this state cannot be approved (None when it can)."""
+    if not note.strip():
+        return "say why the run is approved (--note), e.g. the plan was reviewed"
+    if rtype not in DESTRUCTIVE:
+        return (f"request {request_id} is an {rtype} request: it changes no data and needs "
+                "no approval; it runs once verified")
+    if state not in OPEN_STATES:
+        return f"request {request_id} is {state}; nothing to approve"
+    if verified_at is None:
+        return (f"request {request_id}: verify the subject's identity before approving the "
+                "run (govkit dsar verify)")
+    return None
+
+
 def received_datetime(received: date | datetime | str) -> datetime:
     """When a request was received, as an aware UTC datetime (a date or ``YYYY-MM-DD``
     counts from the start of that day, UTC); RequestError for a date in the future or
@@ -325,9 +341,6 @@ class RequestBook:
         changes: ``governance.dsar.approval``; fingerprints and names only): identity
         verification alone never lets data be changed or deleted. A request approved
         before may be approved again only for a different plan (the new one replaces it)."""
-        if not note.strip():
-            raise RequestError("say why the run is approved (--note), e.g. the plan was "
-                               "reviewed")
         if not plan.get("digest"):
             raise RequestError(f"request {request_id}: an approval names the plan it approves")
         safe = _safe_text(note)
@@ -340,14 +353,10 @@ class RequestBook:
             if not rows:
                 raise RequestError(f"no data-subject request {request_id!r}")
             rtype, state, verified_at, approved_at, approved_by, approved_plan = rows[0]
-            if RequestType(rtype) not in DESTRUCTIVE:
-                raise RequestError(f"request {request_id} is an {rtype} request: it changes "
-                                   "no data and needs no approval; it runs once verified")
-            if RequestState(state) not in OPEN_STATES:
-                raise RequestError(f"request {request_id} is {state}; nothing to approve")
-            if verified_at is None:
-                raise RequestError(f"request {request_id}: verify the subject's identity "
-                                   "before approving the run (govkit dsar verify)")
+            refused = approval_refused(request_id, note, RequestType(rtype),
+                                       RequestState(state), verified_at)
+            if refused:
+                raise RequestError(refused)
             before = json.loads(approved_plan).get("digest") if approved_plan else None
             if approved_at is not None and before == plan["digest"]:
                 raise RequestError(f"request {request_id} was already approved by "

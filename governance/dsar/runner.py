@@ -343,8 +343,7 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
             binding = binding_of(inventory, resolution, steps, book.keyring,
                                  approved.columns if approved else None)
             if not blockers:
-                gone = set((request.approved_plan or {}).get("people", ())) \
-                    - set(binding.people)
+                gone = set(approved.people if approved else ()) - set(binding.people)
                 # (after a replan too: --nothing-left does not approve a plan that no
                 # longer finds the approved person rows)
                 blockers += approval_blockers(
