@@ -523,7 +523,9 @@ def test_a_name_rectification_killed_after_its_change_finishes_when_run_again(
     from governance.faults import InjectedFault
 
     rid = estate.request("rectify", f"email={estate.email}",
-                         corrections={"name": "Ada Quist"})
+                         corrections={"name": "Ada Quist",
+                                      "marketing_export.contacts.first_name": "Ada",
+                                      "marketing_export.contacts.last_name": "Quist"})
     # After every step is done, before the request completes (a rerun plans again).
     monkeypatch.setenv("GOVKIT_FAULT", "request.before_complete:1:raise")
     with pytest.raises(InjectedFault):
@@ -533,3 +535,5 @@ def test_a_name_rectification_killed_after_its_change_finishes_when_run_again(
     assert outcome.status == "completed", outcome.remaining
     assert estate.count("SELECT count(*) FROM users WHERE id = ? AND full_name = ?",
                         estate.user_id, "Ada Quist") == 1
+    theirs = [r for r in estate.contacts() if r["email"] == estate.email]
+    assert [(r["first_name"], r["last_name"]) for r in theirs] == [("Ada", "Quist")]

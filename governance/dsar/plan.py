@@ -821,23 +821,76 @@ def plan_erasure(inventory: Inventory, resolution: Resolution,
     return planner.plan(identities, identities if exclusive is None else exclusive)
 
 
-def correction_categories(corrections: Mapping[str, str]) -> dict[str, str]:
-    """Corrections keyed by data category (``phone`` -> ``contact.phone``)."""
-    out = {}
+def split_corrections(corrections: Mapping[str, str]
+                      ) -> tuple[dict[str, str], dict[tuple[str, str, str], str]]:
+    """Corrections keyed by data category (``phone`` -> ``contact.phone``), and those
+    that name one column (``source.table.column``)."""
+    by_category: dict[str, str] = {}
+    by_column: dict[tuple[str, str, str], str] = {}
     for name, value in corrections.items():
+        parts = name.split(".")
+        if len(parts) == 3 and all(parts):
+            by_column[(parts[0], parts[1], parts[2])] = value
+            continue
         category = FIELD_CATEGORIES.get(name, name)
         if category not in CATEGORIES:
             raise PlanError(f"cannot rectify {name!r}: name a field "
-                            f"({', '.join(FIELD_CATEGORIES)}) or a data category")
-        out[category] = value
+                            f"({', '.join(FIELD_CATEGORIES)}), a data category, or one "
+                            "column as source.table.column")
+        by_category[category] = value
+    return by_category, by_column
+
+
+def corrected_categories(corrections: Mapping[str, str],
+                         categories: Mapping[tuple[str, str, str], set[str]]) -> set[str]:
+    """The data categories a rectification corrects: those it names, and those of the
+    columns it names."""
+    by_category, by_column = split_corrections(corrections)
+    return {*by_category, *(c for place in by_column for c in categories.get(place, ()))}
+
+
+def _key_columns(resolution: Resolution, loc: Location) -> set[str]:
+    """Columns a rectification never sets: the row's match key and primary key, and the
+    columns of the links from and to its table (changing one would move rows between
+    people or break a reference)."""
+    keys = set(loc.match_column.split(","))
+    info = resolution.catalogue.get(loc.source, {}).get(loc.table)
+    if info is not None:
+        keys |= set(info.primary_key)
+    if resolution.graph is not None:
+        table = (loc.source, loc.table)
+        keys |= {c for e in resolution.graph.out_edges(table) for c in e.column.split(",")}
+        keys |= {c for e in resolution.graph.in_edges(table) for c in e.to_column.split(",")}
+    return keys
+
+
+def _named_columns(by_column: Mapping[tuple[str, str, str], str], loc: Location
+                   ) -> dict[str, tuple[str, str, str]]:
+    """The columns of ``loc``'s rows that corrections name (column -> the name given): by
+    exact name, else in any letter case when that names one column (SQLite's names, and
+    PostgreSQL's folded ones, are written in either case)."""
+    cols = list(loc.rows[0]) if loc.rows else []
+    out = {}
+    for given in by_column:
+        source, table, column = given
+        if source != loc.source or table.casefold() != loc.table.casefold():
+            continue
+        found = [c for c in cols if c == column] or \
+            [c for c in cols if c.casefold() == column.casefold()]
+        if len(found) == 1:
+            out[found[0]] = given
     return out
 
 
 def plan_rectification(inventory: Inventory, resolution: Resolution,
                        identities: Sequence[Identity],
                        corrections: Mapping[str, str]) -> list[Step]:
-    """The steps that set the corrected values wherever the subject's data is held."""
-    by_category = correction_categories(corrections)
+    """The steps that set the corrected values wherever the subject's data is held. A
+    value given for a kind of data (``name``) that a table holds in several columns
+    (first and last name) stops the plan: which part goes where is not guessed; the
+    request names the columns instead (``source.table.column``)."""
+    by_category, by_column = split_corrections(corrections)
+    unused = set(by_column)
     cats = resolution.categories
     steps: list[tuple[int, bool, Step]] = []
     for loc in resolution.locations:
@@ -857,14 +910,48 @@ def plan_rectification(inventory: Inventory, resolution: Resolution,
                     0, loc.source, loc.table, loc.found_by.value, Action.REDACT,
                     loc.match_column, list(changes), changes, len(changes))))
             continue
-        assign = {}
-        for row in loc.rows[:1]:
-            for col in row:
-                for category in cats.get((loc.source, loc.table, col), set()):
-                    if category in by_category:
-                        assign[col] = by_category[category]
+        if not loc.rows:
+            continue
+        assign: dict[str, str] = {}
+        held: dict[str, list[str]] = {}
+        keys = _key_columns(resolution, loc)
+        named_here = _named_columns(by_column, loc)
+        for col in loc.rows[0]:
+            place = (loc.source, loc.table, col)
+            given = named_here.get(col)
+            if given is not None:
+                unused.discard(given)
+                if col in keys:
+                    resolution.blockers.append(
+                        f"--set {'.'.join(given)}: a key column; a rectification does not "
+                        "change which rows belong together (reject the request and file it "
+                        "again without it)")
+                    continue
+                assign[col] = by_column[given]
+                continue
+            for category in cats.get(place, set()):
+                if category in by_category and col not in keys:
+                    held.setdefault(category, []).append(col)
+        named = {c for c in assign}
+        for category, cols in held.items():
+            if len(cols) == 1:
+                assign[cols[0]] = by_category[category]
+            elif not named & {c for c in loc.rows[0]
+                              if category in cats.get((loc.source, loc.table, c), set())}:
+                field_ = next((f for f, c in FIELD_CATEGORIES.items() if c == category),
+                              category)
+                sets = " ".join(f"--set {loc.source}.{loc.table}.{c}=..." for c in cols)
+                resolution.blockers.append(
+                    f"{field_}: {loc.source}.{loc.table} holds it in {len(cols)} columns "
+                    f"({', '.join(cols)}); which part of the new value goes where is not "
+                    f"guessed: reject the request and file it again with {sets}")
         if assign:
             steps.append((loc.depth, False, Step(
                 0, loc.source, loc.table, loc.found_by.value, Action.RECTIFY,
                 loc.match_column, list(loc.values), assign, len(loc.rows))))
+    for place in sorted(unused):
+        resolution.blockers.append(
+            f"--set {'.'.join(place)}: no row of the subject's own has that column (the "
+            "table holds none of their rows, or it has no such column): nothing to correct "
+            "there")
     return _ordered(steps)

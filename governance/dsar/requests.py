@@ -187,6 +187,13 @@ class RequestBook:
                                "the CLI, `set` in an intake file)")
         if corrections and rtype is not RequestType.RECTIFY:
             raise RequestError("corrections (`--set`, `set`) are only for rectify requests")
+        if corrections:
+            from governance.dsar.plan import PlanError, split_corrections
+
+            try:
+                split_corrections(corrections)
+            except PlanError as e:
+                raise RequestError(str(e)) from None
         rule = rule_for(jurisdiction, pipl_working_days, holidays)
         received = utcnow() if received_at is None else received_datetime(received_at)
         request_id = new_id("dsar", f"{received:%Y%m%d}")

@@ -33,7 +33,7 @@ from governance.dsar.plan import (
     Action,
     PlanError,
     Step,
-    correction_categories,
+    corrected_categories,
     not_followed,
     plan_erasure,
     plan_rectification,
@@ -574,7 +574,7 @@ def _search_again(inventory: Inventory, store: AuditStore, book: RequestBook,
     (a rectification: the corrected kinds only), in each column of its kind and in the
     text cells; per place the identities found, the cells, and the unreachable sources."""
     if request.request_type is RequestType.RECTIFY:
-        corrected = correction_categories(book.corrections(request))
+        corrected = corrected_categories(book.corrections(request), categories[0])
         identities = [i for i in identities
                       if i.category in corrected and i.type is not IdentityType.USER_ID]
         if not identities:
