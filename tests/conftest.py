@@ -27,6 +27,14 @@ from governance.inventory import Inventory, load_inventory
 from governance.scan import ScanResult, run_scan
 
 
+@pytest.fixture(autouse=True)
+def _fault_counts_start_at_zero() -> None:
+    """Each test counts its own GOVKIT_FAULT hits (``point:n`` means the n-th in it)."""
+    from governance import faults
+
+    faults._hits.clear()
+
+
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoPaths:
     """The demo estate, generated once per test session (do not modify it)."""

@@ -9,6 +9,7 @@ subject's old e-mail, and the second ended ``completed`` with nothing erased.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -395,5 +396,78 @@ def test_the_subject_moving_house_after_approval_needs_no_new_approval(
         own = subject_rows(check, "chinook", cid)
         before = row_hashes(check)
         _erases_exactly(db, rid, inv, check, before, own)
+    finally:
+        check.close()
+
+
+def _erased_then_email_given_away(db: PublicDb, check: Db, fault: str,
+                                  same_id: bool = False) -> tuple[str, Any, int, str]:
+    """An approved erasure killed at ``fault`` (after the subject's rows went), and then
+    a new customer (another name; the subject's id when ``same_id``) given the subject's
+    e-mail: (id, inventory, the subject's id, the e-mail)."""
+    from governance.faults import InjectedFault
+
+    cid, email, _ = chinook_customer(check)
+    rid, inv = _approved_erasure(db, email)
+    os.environ["GOVKIT_FAULT"] = f"{fault}:raise"
+    try:
+        with pytest.raises(InjectedFault):
+            _run(db, rid, inv)
+    finally:
+        del os.environ["GOVKIT_FAULT"]
+    check.execute("INSERT INTO customers (customerid, firstname, lastname, email) VALUES "
+                  f"({int(cid) if same_id else 9901}, 'Nora', 'Quist', '{email}')")
+    return rid, inv, cid, email
+
+
+@pytest.mark.parametrize("same_id", [False, True], ids=["new-id", "reused-id"])
+def test_an_erasure_cut_short_whose_email_then_goes_to_someone_else_completes(
+        chinook: PublicDb, same_id: bool) -> None:
+    """The run dies after the subject's rows were erased, before it completed; then a new
+    customer (under a new id, or the subject's reused one) is given their old e-mail. Run
+    again, it changes nothing and completes: the person this request erased is gone, and
+    the one holding the e-mail now is not them (another name). (Before, the run stopped
+    with 'reject this request and file one anew', and no command could complete it.)"""
+    check = chinook.connect()
+    try:
+        rid, inv, cid, email = _erased_then_email_given_away(
+            chinook, check, "request.before_complete:1", same_id)
+        assert check.query("SELECT count(*) FROM invoices WHERE customerid = ?",
+                           (cid,))[0][0] == 0
+        before = row_hashes(check)
+        outcome = _run(chinook, rid, inv)
+        assert outcome.status == "completed", outcome.remaining
+        assert differences(before, row_hashes(check)) == {}     # the newcomer untouched
+        assert any("another person's row holds the identifier now" in why
+                   for why in outcome.kept.values()), outcome.kept
+        logged = chinook.store.log_events(["dsar.identity_elsewhere"], target=rid)
+        assert len(logged) == 1 and email not in str(logged[0].details)
+    finally:
+        check.close()
+
+
+def test_the_subjects_email_found_beyond_the_newcomers_rows_is_not_explained_away(
+        chinook_sqlite: PublicDb) -> None:
+    """Killed after its first step; the e-mail goes to a newcomer and is also written in a
+    text cell nobody's rows account for (a track's composer). The resumed run finishes its
+    steps, the next run finds the newcomer: only as many cells as the newcomer's rows are
+    theirs; the text cell remains, and the request is not completed."""
+    db = chinook_sqlite
+    check = db.connect()
+    try:
+        rid, inv, _, email = _erased_then_email_given_away(db, check, "journal.after_step:1")
+        check.execute(f"UPDATE tracks SET composer = 'write to {email}' WHERE trackid = 1")
+        book = RequestBook(db.store)
+        for _ in range(2):     # the resumed steps, then the run that plans again
+            try:
+                outcome = run_request(inv, db.store, rid, "dpo",
+                                      confirm=lambda steps: True, every_text_cell=True)
+            except PlanError as e:
+                raise AssertionError(f"stopped: {e}") from None
+            assert outcome.status == "verification_failed", outcome.status
+        assert any("tracks" in place for place in outcome.remaining), outcome.remaining
+        assert not any("customers" in place for place in outcome.remaining)
+        assert book.get(rid).state is RequestState.IN_PROGRESS
+        assert check.query("SELECT count(*) FROM customers WHERE customerid = 9901")[0][0] == 1
     finally:
         check.close()

@@ -482,6 +482,12 @@ class RequestBook:
                 out[fp] = str(e.target)
         return out
 
+    def erased_by_itself(self, request_id: str) -> set[str]:
+        """The person rows (keyed fingerprints) that the plans this erasure recorded
+        erase."""
+        return {fp for e in self.store.log_events(["dsar.plan_recorded"], target=request_id)
+                for fp in (e.details or {}).get("erases_person_rows", ())}
+
     # -- leases: one worker runs a request at a time ---------------------------------
     def claim(self, request_id: str, owner: str, take_over: bool = False,
               seconds: int = LEASE_SECONDS) -> None:

@@ -342,6 +342,11 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
                 if request.approved_plan else None
             binding = binding_of(inventory, resolution, steps, book.keyring,
                                  approved.columns if approved else None)
+            elsewhere = not blockers and approved is not None and _erased_then_elsewhere(
+                book, request, run.journal, approved, binding)
+            if elsewhere:
+                return _verify_erased(inventory, store, run, pool, resolution, binding,
+                                      progress, every_text_cell)
             if not blockers:
                 gone = set(approved.people if approved else ()) - set(binding.people)
                 # (after a replan too: --nothing-left does not approve a plan that no
@@ -427,6 +432,53 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
         outcome = _conclude(book, rid, actor, steps, remaining, held, kept, shred,
                             found_done)
         if outcome.status != "completed":   # completing gives the lease back itself
+            run.release()
+        return outcome
+
+
+def _erased_then_elsewhere(book: RequestBook, request: DataSubjectRequest,
+                           journal: Sequence[Step], approved: PlanBinding,
+                           now: PlanBinding) -> bool:
+    """Whether an erasure erased its subject and its identities now lead only to other
+    people: every step of its journal done, none of the approved person rows found any
+    more (each erased by a plan this request recorded), and only person rows that are not
+    them found (another person given the subject's old e-mail after a run was cut short
+    before it completed)."""
+    if request.request_type is not RequestType.ERASURE or not approved.people \
+            or not now.people or set(approved.people) & set(now.people):
+        return False
+    if not any(s.status == "done" for s in journal) \
+            or any(s.status == "pending" for s in journal):
+        return False
+    return set(approved.people) <= book.erased_by_itself(request.request_id)
+
+
+def _verify_erased(inventory: Inventory, store: AuditStore, run: _Run, pool: ConnectorPool,
+                   resolution: Resolution, now: PlanBinding, progress: Progress | None,
+                   every_text_cell: bool) -> RunOutcome:
+    """Verification of an erasure whose subject is erased while its identities now lead
+    to other people (``_erased_then_elsewhere``): nothing is changed; what is found in
+    those people's rows (at most as many cells per table as the rows a plan now finds
+    there) is theirs, anything beyond remains."""
+    book, rid, actor = run.book, run.rid, run.actor
+    with store.session():
+        book.record(rid, actor, "dsar.identity_elsewhere", {
+            "person_rows": len(now.people), "plan": now.digest})
+    identities = book.identities(run.request)
+    found, counts, unreachable = _search_again(inventory, store, book, run.request,
+                                               identities, pool, progress, every_text_cell,
+                                               run.categories)
+    theirs: dict[tuple[str, str], int] = {}
+    for loc in resolution.locations:
+        theirs[(loc.source, loc.table)] = theirs.get((loc.source, loc.table), 0) \
+            + len(loc.rows)
+    with store.session():
+        steps = read_journal(store, rid, None)
+        remaining, held, kept = _classify(inventory, store, book, steps, found, counts,
+                                          unreachable, run.given, theirs)
+        book.renew(rid, run.owner)
+        outcome = _conclude(book, rid, actor, steps, remaining, held, kept, None, {})
+        if outcome.status != "completed":
             run.release()
         return outcome
 
@@ -589,10 +641,13 @@ def _search_again(inventory: Inventory, store: AuditStore, book: RequestBook,
 def _classify(inventory: Inventory, store: AuditStore, book: RequestBook,
               steps: Sequence[Step], found: dict[tuple[str, str, str], set[Identity]],
               counts: dict[tuple[str, str, str], int], unreachable: dict[str, str],
-              given: list[Identity]) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
+              given: list[Identity], elsewhere: Mapping[tuple[str, str], int] | None = None
+              ) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
     """What verification found, sorted: what remains unexplained (place -> cells), what a
     legal hold keeps, and what is kept for another recorded reason (a detail row others
-    refer to, an identifier another person holds too, an anonymized record)."""
+    refer to, an identifier another person holds too, an anonymized record). ``elsewhere``:
+    per table, how many rows of other people now hold the subject's erased identities
+    (so many cells found there are theirs)."""
     table_holds = LegalHolds(store, book.keyring).on_tables(inventory)
     kept_tables = {(s.source, s.table): s.note or "" for s in steps
                    if s.action is Action.HELD and (s.source, s.table) not in table_holds}
@@ -614,6 +669,10 @@ def _classify(inventory: Inventory, store: AuditStore, book: RequestBook,
             held[f"{source}.{table}"] = f"{hold.hold_id}: {hold.reason}"
         elif ids <= shared:
             kept[where] = "an identifier another person's record holds too (not theirs to erase)"
+        elif elsewhere and counts[place] <= elsewhere.get((source, table), 0):
+            kept[where] = ("another person's row holds the identifier now: the subject's "
+                           "rows were erased by this request, and this row is not one of "
+                           "them (left untouched)")
         elif (source, table) in kept_tables:
             kept[where] = kept_tables[(source, table)]
         elif (source, table) in anonymized and column not in _changed_columns(steps, place):
