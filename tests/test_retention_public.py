@@ -1,0 +1,212 @@
+"""Retention enforcement on Chinook (public, MIT), on SQLite and PostgreSQL.
+
+The schema has real foreign keys: invoice lines point at invoices, invoices at customers,
+customers at the employee who supports them, employees at their manager. Which rows must
+go, stay or change is written here in SQL from the schema and the policy, never taken from
+govkit; every table is compared before and after by a SHA-256 of each row
+(``public_data.oracle``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from public_data.fixtures import PublicDb
+from public_data.oracle import Db, differences, row_hashes
+
+from governance.faults import InjectedFault
+from governance.inventory import load_inventory
+from governance.retention.applying import apply_retention
+from governance.retention.holds import place_hold
+from governance.retention.planning import plan_retention
+from governance.retention.policy import load_policies
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+# Chinook's invoices run from 2009 to 2013: 15 years before NOW splits them.
+INVOICE_CUTOFF = "2011-12-01 00:00:00"
+
+
+def _names(db: PublicDb) -> dict[str, str]:
+    """Chinook's column names as each database spells them."""
+    names = ["InvoiceDate", "HireDate", "BillingAddress", "BillingCity", "BillingPostalCode",
+             "CustomerId", "InvoiceId", "EmployeeId"]
+    return {n.lower(): (n if db.kind == "sqlite" else n.lower()) for n in names}
+
+
+def _policy(db: PublicDb, tmp: Path, rules: str) -> list[Any]:
+    path = tmp / "retention.yaml"
+    path.write_text("version: 1\nprofile: chinook\njurisdictions: [EU]\nrules:\n"
+                    + rules.format(**_names(db)))
+    return load_policies([path])
+
+
+INVOICES_DELETED = """
+  - name: invoices
+    tables: [chinook.invoices]
+    retain: 15 years
+    clock: {invoicedate}
+    action: delete
+    basis: "Sales records: 15 years"
+"""
+
+
+def _old_invoices(check: Db) -> set[tuple[Any, ...]]:
+    return set(check.query("SELECT invoiceid FROM invoices WHERE invoicedate < ?",
+                           (INVOICE_CUTOFF,)))
+
+
+def _lines_of(check: Db, invoices: set[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+    wanted = {i[0] for i in invoices}
+    return {(line, ) for line, inv in check.query(
+        "SELECT invoicelineid, invoiceid FROM invoice_items") if inv in wanted}
+
+
+def test_old_invoices_go_with_their_lines_and_nothing_else_changes(chinook: PublicDb,
+                                                                   tmp_path: Path) -> None:
+    check = chinook.connect()
+    try:
+        inv = load_inventory(chinook.fk_inventory)
+        invoices = _old_invoices(check)
+        lines = _lines_of(check, invoices)
+        assert 0 < len(invoices) < 412 and lines
+        before = row_hashes(check)
+        policies = _policy(chinook, tmp_path, INVOICES_DELETED)
+        plan = plan_retention(policies, inv, chinook.store, NOW)
+        due = {s.table.lower(): s.due for s in plan.steps}
+        assert due == {"invoices": len(invoices), "invoice_items": len(lines)}
+        result = apply_retention(policies, inv, chinook.store, NOW, "tester", batch_rows=37)
+        assert result.changed == len(invoices) + len(lines)
+        assert differences(before, row_hashes(check)) == {
+            "invoice_items": {"removed": lines, "added": set(), "changed": set()},
+            "invoices": {"removed": invoices, "added": set(), "changed": set()}}
+        assert plan_retention(policies, inv, chinook.store, NOW).due == 0
+        assert chinook.store.verify_log().ok
+    finally:
+        check.close()
+
+
+def test_an_employee_past_retention_goes_only_when_nobody_points_at_them(
+        chinook: PublicDb, tmp_path: Path) -> None:
+    """Every employee but one was hired before the cutoff; those who support customers or
+    manage other employees stay (deleting them would break those rows), the others go."""
+    check = chinook.connect()
+    try:
+        inv = load_inventory(chinook.fk_inventory)
+        old = set(check.query("SELECT employeeid FROM employees WHERE hiredate < ?",
+                              ("2004-03-01 00:00:00",)))
+        pointed = set(check.query("SELECT supportrepid FROM customers WHERE supportrepid IS "
+                                  "NOT NULL UNION SELECT reportsto FROM employees WHERE "
+                                  "reportsto IS NOT NULL"))
+        gone = old - pointed
+        assert gone and old & pointed
+        before = row_hashes(check)
+        policies = _policy(chinook, tmp_path, """
+  - name: staff
+    tables: [chinook.employees]
+    retain: 1 year
+    clock: {hiredate}
+    action: delete
+    basis: "Staff records"
+""")
+        apply_retention(policies, inv, chinook.store, datetime(2005, 3, 1, tzinfo=UTC),
+                        "tester")
+        assert differences(before, row_hashes(check)) == {
+            "employees": {"removed": gone, "added": set(), "changed": set()}}
+    finally:
+        check.close()
+
+
+def test_anonymizing_old_invoices_changes_only_those_columns_of_those_rows(
+        chinook: PublicDb, tmp_path: Path) -> None:
+    check = chinook.connect()
+    try:
+        inv = load_inventory(chinook.fk_inventory)
+        invoices = _old_invoices(check)
+        cols, rows = check.rows("invoices")
+        lower = [c.lower() for c in cols]
+        blanked = {"billingaddress", "billingpostalcode"}
+        expected = {}
+        for r in rows:
+            row = dict(zip(lower, r, strict=True))
+            if (row["invoiceid"],) in invoices:
+                row.update({c: None for c in blanked})
+            expected[row["invoiceid"]] = row
+        before = row_hashes(check)
+        policies = _policy(chinook, tmp_path, """
+  - name: invoices-minimise
+    tables: [chinook.invoices]
+    retain: 15 years
+    clock: {invoicedate}
+    action: anonymize
+    columns: {{{billingaddress}: "null", {billingpostalcode}: "null"}}
+    basis: "Delivery details no longer needed"
+""")
+        apply_retention(policies, inv, chinook.store, NOW, "tester", batch_rows=50)
+        assert differences(before, row_hashes(check)) == {
+            "invoices": {"removed": set(), "added": set(), "changed": invoices}}
+        cols, rows = check.rows("invoices")
+        after = {r[lower.index("invoiceid")]: dict(zip(lower, r, strict=True)) for r in rows}
+        assert after == expected
+    finally:
+        check.close()
+
+
+def test_held_customers_and_a_held_time_range_keep_their_invoices(chinook: PublicDb,
+                                                                  tmp_path: Path) -> None:
+    check = chinook.connect()
+    try:
+        inv = load_inventory(chinook.fk_inventory)
+        held_customer = 2
+        place_hold(chinook.store, reason="Dispute 44", actor="dpo", table="chinook.customers",
+                   subject_keys=[held_customer], inventory=inv)
+        place_hold(chinook.store, reason="Tax audit 2010", actor="dpo",
+                   table="chinook.invoices",
+                   covers=(datetime(2010, 1, 1, tzinfo=UTC), datetime(2010, 12, 31,
+                                                                      tzinfo=UTC)))
+        held = set(check.query(
+            "SELECT invoiceid FROM invoices WHERE invoicedate < ? AND (customerid = ? OR "
+            "invoicedate BETWEEN '2010-01-01 00:00:00' AND '2010-12-31 00:00:00')",
+            (INVOICE_CUTOFF, held_customer)))
+        invoices = _old_invoices(check) - held
+        lines = _lines_of(check, invoices)
+        assert held and invoices
+        before = row_hashes(check)
+        apply_retention(_policy(chinook, tmp_path, INVOICES_DELETED), inv, chinook.store,
+                        NOW, "tester")
+        assert differences(before, row_hashes(check)) == {
+            "invoice_items": {"removed": lines, "added": set(), "changed": set()},
+            "invoices": {"removed": invoices, "added": set(), "changed": set()}}
+    finally:
+        check.close()
+
+
+@pytest.mark.parametrize("fault", ["retention.after_batch:2", "retention.before_batch:3",
+                                   "retention.after_step:1"])
+def test_a_run_killed_midway_finishes_exactly_when_applied_again(
+        chinook: PublicDb, tmp_path: Path, fault: str, monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    check = chinook.connect()
+    try:
+        inv = load_inventory(chinook.fk_inventory)
+        invoices = _old_invoices(check)
+        lines = _lines_of(check, invoices)
+        before = row_hashes(check)
+        policies = _policy(chinook, tmp_path, INVOICES_DELETED)
+        monkeypatch.setenv("GOVKIT_FAULT", f"{fault}:raise")
+        with pytest.raises(InjectedFault):
+            apply_retention(policies, inv, chinook.store, NOW, "tester", batch_rows=40)
+        monkeypatch.delenv("GOVKIT_FAULT")
+        result = apply_retention(policies, inv, chinook.store, NOW, "tester", batch_rows=40)
+        assert result.resumed
+        assert differences(before, row_hashes(check)) == {
+            "invoice_items": {"removed": lines, "added": set(), "changed": set()},
+            "invoices": {"removed": invoices, "added": set(), "changed": set()}}
+        steps = chinook.store.query("SELECT table_name, planned_rows, rows_affected, status "
+                                    "FROM retention_steps")
+        assert {(s["table_name"].lower(), s["rows_affected"], s["status"]) for s in steps} == {
+            ("invoices", len(invoices), "done"), ("invoice_items", len(lines), "done")}
+    finally:
+        check.close()
