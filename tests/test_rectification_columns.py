@@ -94,6 +94,25 @@ def test_each_column_named_gets_its_own_value_and_nothing_else_changes(chinook: 
         check.close()
 
 
+def test_a_field_named_with_some_of_its_columns_leaves_the_others_as_they_are(
+        chinook_sqlite: PublicDb) -> None:
+    """``name`` and the first-name column: the last name is not given the whole name."""
+    db = chinook_sqlite
+    check = db.connect()
+    try:
+        cid, email, _ = chinook_customer(check)
+        old = _customer(check, cid)
+        rid, inv = _rectify(db, email, {"name": "Ada Quist",
+                                        "chinook.customers.firstname": "Ada"})
+        approve_request(inv, db.store, rid, "dpo-lead", "reviewed")
+        outcome = run_request(inv, db.store, rid, "dpo", confirm=lambda steps: True)
+        assert outcome.status == "completed", outcome.remaining
+        new = _customer(check, cid)
+        assert (new["firstname"], new["lastname"]) == ("Ada", old["lastname"])
+    finally:
+        check.close()
+
+
 def test_a_one_column_field_still_goes_wherever_the_subject_is(chinook_sqlite: PublicDb
                                                                ) -> None:
     """The e-mail is one column of customers: ``--set email=`` corrects it as before."""
@@ -109,6 +128,30 @@ def test_a_one_column_field_still_goes_wherever_the_subject_is(chinook_sqlite: P
         assert _customer(check, cid)["email"] == "ada.quist@example.org"
         assert differences(before, row_hashes(check)) == {
             "customers": {"removed": set(), "added": set(), "changed": {(cid,)}}}
+    finally:
+        check.close()
+
+
+def test_a_one_column_field_that_links_rows_stops_the_plan(chinook_sqlite: PublicDb) -> None:
+    """Another table refers to customers by e-mail: correcting the e-mail would leave its
+    rows pointing at nobody, so the plan stops and says so."""
+    db = chinook_sqlite
+    check = db.connect()
+    try:
+        cid, email, _ = chinook_customer(check)
+        check.execute("CREATE UNIQUE INDEX customers_email ON customers (Email)",
+                      "CREATE TABLE newsletter (id INTEGER PRIMARY KEY, subscriber TEXT "
+                      "REFERENCES customers (Email))",
+                      f"INSERT INTO newsletter VALUES (1, '{email}')")
+        before = row_hashes(check)
+        rid, inv = _rectify(db, email, {"email": "ada.quist@example.org"})
+        resolution, _ = plan_request(inv, db.store, rid)
+        assert any(b.lower().startswith("email: chinook.customers.email links rows")
+                   for b in resolution.blockers), resolution.blockers
+        approve_plan(db.store, rid, inv)
+        with pytest.raises(PlanError, match="links rows together"):
+            run_request(inv, db.store, rid, "dpo", confirm=lambda steps: True)
+        assert row_hashes(check) == before
     finally:
         check.close()
 

@@ -850,13 +850,15 @@ def corrected_categories(corrections: Mapping[str, str],
 
 
 def _key_columns(resolution: Resolution, loc: Location) -> set[str]:
-    """Columns a rectification never sets: the row's match key and primary key, and the
-    columns of the links from and to its table (changing one would move rows between
-    people or break a reference)."""
+    """Columns a rectification never sets: those of the links from and to its table
+    (changing one would move rows between people or break a reference), and the row's
+    key and primary key unless they hold personal data (a surrogate id says which row,
+    not who; an e-mail used as the key is corrected like any e-mail)."""
     keys = set(loc.match_column.split(","))
     info = resolution.catalogue.get(loc.source, {}).get(loc.table)
     if info is not None:
         keys |= set(info.primary_key)
+    keys = {c for c in keys if not resolution.categories.get((loc.source, loc.table, c))}
     if resolution.graph is not None:
         table = (loc.source, loc.table)
         keys |= {c for e in resolution.graph.out_edges(table) for c in e.column.split(",")}
@@ -913,38 +915,45 @@ def plan_rectification(inventory: Inventory, resolution: Resolution,
         if not loc.rows:
             continue
         assign: dict[str, str] = {}
-        held: dict[str, list[str]] = {}
         keys = _key_columns(resolution, loc)
         named_here = _named_columns(by_column, loc)
-        for col in loc.rows[0]:
-            place = (loc.source, loc.table, col)
-            given = named_here.get(col)
-            if given is not None:
-                unused.discard(given)
-                if col in keys:
-                    resolution.blockers.append(
-                        f"--set {'.'.join(given)}: a key column; a rectification does not "
-                        "change which rows belong together (reject the request and file it "
-                        "again without it)")
-                    continue
+        for col, given in named_here.items():
+            unused.discard(given)
+            if col in keys:
+                resolution.blockers.append(
+                    f"--set {'.'.join(given)}: a key column; a rectification does not "
+                    "change which rows belong together (reject the request and file it "
+                    "again without it)")
+            else:
                 assign[col] = by_column[given]
-                continue
-            for category in cats.get(place, set()):
-                if category in by_category and col not in keys:
+        # A kind of data corrected by its name goes into the table's one column of that
+        # kind; where the table has several, or the request names some of them, it is not
+        # written there.
+        held: dict[str, list[str]] = {}
+        for col in loc.rows[0]:
+            for category in cats.get((loc.source, loc.table, col), set()):
+                if category in by_category:
                     held.setdefault(category, []).append(col)
-        named = {c for c in assign}
         for category, cols in held.items():
+            if set(cols) & set(named_here):
+                continue
+            field_ = next((f for f, c in FIELD_CATEGORIES.items() if c == category),
+                          category)
+            if len(cols) == 1 and cols[0] in keys:
+                resolution.blockers.append(
+                    f"{field_}: {loc.source}.{loc.table}.{cols[0]} links rows together (a "
+                    "key other rows refer to, or one that refers to another row): a "
+                    "rectification does not change it; correct it by hand, or file the "
+                    "request naming the other columns to correct")
+                continue
             if len(cols) == 1:
                 assign[cols[0]] = by_category[category]
-            elif not named & {c for c in loc.rows[0]
-                              if category in cats.get((loc.source, loc.table, c), set())}:
-                field_ = next((f for f, c in FIELD_CATEGORIES.items() if c == category),
-                              category)
-                sets = " ".join(f"--set {loc.source}.{loc.table}.{c}=..." for c in cols)
-                resolution.blockers.append(
-                    f"{field_}: {loc.source}.{loc.table} holds it in {len(cols)} columns "
-                    f"({', '.join(cols)}); which part of the new value goes where is not "
-                    f"guessed: reject the request and file it again with {sets}")
+                continue
+            sets = " ".join(f"--set {loc.source}.{loc.table}.{c}=..." for c in cols)
+            resolution.blockers.append(
+                f"{field_}: {loc.source}.{loc.table} holds it in {len(cols)} columns "
+                f"({', '.join(cols)}); which part of the new value goes where is not "
+                f"guessed: reject the request and file it again with {sets}")
         if assign:
             steps.append((loc.depth, False, Step(
                 0, loc.source, loc.table, loc.found_by.value, Action.RECTIFY,
