@@ -15,6 +15,7 @@ from public_data.fixtures import (  # noqa: F401
     chinook,
     chinook_pg,
     chinook_sqlite,
+    northwind_pg,
     tpcds,
     tpcds_data,
     tpcds_pg,

@@ -23,20 +23,21 @@ from psycopg.conninfo import make_conninfo
 from governance.audit_store import AuditStore
 
 from . import chinook as chinook_dataset
+from . import northwind as northwind_dataset
 from . import tpcds as tpcds_dataset
 from .inventories import write_inventories
 from .oracle import Db
 from .sources import DataUnavailable
 
 PG_DSN_ENV = "GOVKIT_PUBLIC_DATA_PG_DSN"
-SOURCE = {"chinook": "chinook", "tpcds": "tpcds"}
+SOURCE = {"chinook": "chinook", "tpcds": "tpcds", "northwind": "northwind"}
 
 
 @dataclass
 class PublicDb:
     """One fresh copy of a public dataset, with its inventories and an audit store."""
 
-    dataset: str              # chinook | tpcds
+    dataset: str              # chinook | tpcds | northwind
     kind: str                 # sqlite | postgres
     target: str               # file path or DSN
     fk_inventory: Path        # written from the foreign keys alone
@@ -139,6 +140,8 @@ def _pg_template(dataset: str, made: dict[str, str], pg_dsn: str,
         try:
             if dataset == "chinook":
                 chinook_dataset.load_postgres(dsn)
+            elif dataset == "northwind":
+                northwind_dataset.load_postgres(dsn)
             else:
                 tpcds_dataset.load_postgres(request.getfixturevalue("tpcds_data"), dsn)
         except DataUnavailable as e:
@@ -215,6 +218,15 @@ def tpcds_pg(tmp_path: Path, request: pytest.FixtureRequest, pg_dsn: str,
     """The TPC-DS subset (with a view, a materialized view, a partitioned table and a
     trigger) in a PostgreSQL database of the test's own (dropped afterwards)."""
     yield from _pg_copy("tpcds", tmp_path, request, pg_dsn, _pg_templates, monkeypatch)
+
+
+@pytest.fixture()
+def northwind_pg(tmp_path: Path, request: pytest.FixtureRequest, pg_dsn: str,
+                 _pg_templates: dict[str, str], monkeypatch: pytest.MonkeyPatch
+                 ) -> Iterator[PublicDb]:
+    """Northwind (PostgreSQL port, committed with its licence) in a PostgreSQL database of
+    the test's own (dropped afterwards)."""
+    yield from _pg_copy("northwind", tmp_path, request, pg_dsn, _pg_templates, monkeypatch)
 
 
 BACKENDS = ["sqlite", pytest.param("pg", marks=pytest.mark.postgres)]

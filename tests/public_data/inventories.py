@@ -22,6 +22,7 @@ from .oracle import Db
 PEOPLE = {
     "chinook": {"customers": "customerid", "employees": "employeeid"},
     "tpcds": {"customer": "c_customer_sk"},
+    "northwind": {"customers": "customer_id", "employees": "employee_id"},
 }
 CATEGORIES = {
     "chinook": {
@@ -31,6 +32,15 @@ CATEGORIES = {
         "billingcity": "location.address", "billingpostalcode": "location.address",
         "phone": "contact.phone", "fax": "contact.phone", "email": "contact.email",
         "birthdate": "identity.date_of_birth",
+    },
+    "northwind": {
+        "contact_name": "identity.name", "first_name": "identity.name",
+        "last_name": "identity.name", "ship_name": "identity.name",
+        "address": "location.address", "city": "location.address",
+        "postal_code": "location.address", "ship_address": "location.address",
+        "ship_city": "location.address", "ship_postal_code": "location.address",
+        "phone": "contact.phone", "fax": "contact.phone", "home_phone": "contact.phone",
+        "birth_date": "identity.date_of_birth",
     },
     "tpcds": {
         "c_first_name": "identity.name", "c_last_name": "identity.name",
@@ -46,6 +56,14 @@ DECLARED: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
         ("employees", "reportsto"): {"kind": "reference", "on_erase": "detach"},
         ("invoices", "customerid"): {"kind": "owner"},
         ("invoice_items", "invoiceid"): {"kind": "owner"},
+    },
+    "northwind": {
+        ("orders", "customer_id"): {"kind": "owner"},
+        ("orders", "employee_id"): {"kind": "reference", "on_erase": "detach"},
+        ("employees", "reports_to"): {"kind": "reference", "on_erase": "detach"},
+        ("order_details", "order_id"): {"kind": "owner"},
+        ("customer_customer_demo", "customer_id"): {"kind": "owner"},
+        ("employee_territories", "employee_id"): {"kind": "owner"},
     },
     "tpcds": {
         ("customer", "c_current_addr_sk"): {"kind": "detail"},
