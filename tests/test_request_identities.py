@@ -30,9 +30,11 @@ def estate(fresh_demo: DemoPaths):
     db.execute("UPDATE users SET phone = ? WHERE id = ?", [a_phone, b_id])
     db.execute("INSERT INTO support_tickets VALUES (9101, ?, 'Callback', ?, '2026-01-03')",
                [b_id, f"Please call us back on {a_phone} after six"])
-    # A newsletter signup that holds only A's e-mail (an undeclared table).
-    db.execute("INSERT INTO legacy_newsletter_signups VALUES (9102, ?, 'A', '10.1.1.1', "
-               "'2021-01-01')", [a_email])
+    # A newsletter signup that holds only A's e-mail and name (an undeclared table; a
+    # signup under another name is someone else's: tests/test_derived_identities.py).
+    a_name = db.execute("SELECT full_name FROM users WHERE id = ?", [a_id]).fetchone()[0]
+    db.execute("INSERT INTO legacy_newsletter_signups VALUES (9102, ?, ?, '10.1.1.1', "
+               "'2021-01-01')", [a_email, a_name])
     db.commit()
     db.close()
     return fresh_demo, inv, store, (a_id, a_email, a_phone), b_id
@@ -152,7 +154,7 @@ def test_an_erasure_by_phone_reaches_rows_found_only_by_the_subjects_email(estat
     uid, email, phone = db.execute(
         "SELECT id, email, phone FROM users u WHERE phone IS NOT NULL AND (SELECT count(*) "
         "FROM users v WHERE v.phone = u.phone) = 1 ORDER BY id DESC LIMIT 1").fetchone()
-    db.execute("INSERT INTO legacy_newsletter_signups VALUES (9103, ?, 'C', '10.2.2.2', "
+    db.execute("INSERT INTO legacy_newsletter_signups VALUES (9103, ?, NULL, '10.2.2.2', "
                "'2021-02-02')", [email.upper()])
     db.commit()
     out = run_request(inv, store, _request(store, "erasure", f"phone={phone}"), "dpo",
@@ -161,3 +163,22 @@ def test_an_erasure_by_phone_reaches_rows_found_only_by_the_subjects_email(estat
     assert db.execute("SELECT count(*) FROM legacy_newsletter_signups WHERE "
                       "lower(email_address) = lower(?)", [email]).fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM users WHERE id = ?", [uid]).fetchone()[0] == 0
+
+
+def test_a_signup_with_the_subjects_email_under_another_name_is_left_and_reported(
+        estate) -> None:
+    """The e-mail read from the subject's row is also in a signup that names someone else:
+    that row is not taken for theirs (it may be another person's); the erasure completes,
+    saying so."""
+    demo, inv, store, (a_id, a_email, _), _ = estate
+    db = sqlite3.connect(demo.app_db)
+    db.execute("UPDATE legacy_newsletter_signups SET name = 'Petra Winkler' WHERE "
+               "signup_id = 9102")
+    db.commit()
+    out = run_request(inv, store, _request(store, "erasure", f"user_id={a_id}"), "dpo",
+                      confirm=lambda s: True)
+    assert out.status == "completed", out.remaining
+    assert db.execute("SELECT count(*) FROM legacy_newsletter_signups WHERE signup_id = "
+                      "9102 AND email_address = ?", [a_email]).fetchone()[0] == 1
+    assert any("another person's or firm's record" in why for why in out.kept.values()), \
+        out.kept

@@ -252,14 +252,27 @@ class RequestBook:
         pairs = payload["identities"] + (payload.get("derived", []) if derived else [])
         return [Identity(IdentityType(t), v) for t, v in pairs]
 
+    def left_to_others(self, request: DataSubjectRequest
+                       ) -> tuple[list[Identity], dict[str, int]]:
+        """Identities read from the subject's rows that the plan also found in rows it left
+        as someone else's, and how many such rows each table had (decrypted; never log
+        the identities)."""
+        payload = self._payload(request)
+        return ([Identity(IdentityType(t), v) for t, v in payload.get("elsewhere", [])],
+                dict(payload.get("left", {})))
+
     def add_derived(self, request: DataSubjectRequest, identities: Sequence[Identity],
-                    actor: str) -> None:
+                    actor: str, elsewhere: Sequence[Identity] = (),
+                    left: Mapping[str, int] | None = None) -> None:
         """Keep (sealed) identities found in the subject's rows, for the verification that
-        runs after those rows are gone."""
+        runs after those rows are gone, with those also found in rows left as someone
+        else's (and how many per table)."""
         if not identities:
             return
         payload = self._payload(request)
         payload["derived"] = [[i.type.value, i.value] for i in identities]
+        payload["elsewhere"] = [[i.type.value, i.value] for i in elsewhere if i in identities]
+        payload["left"] = dict(left or {})
         sealed = seal_json(self.request_key(request), payload,
                            aad=request.request_id.encode())
         # Their keyed fingerprints join the request's, so a subject hold on any of them

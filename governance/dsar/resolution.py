@@ -131,6 +131,10 @@ class Resolution:
     blockers: list[str] = field(default_factory=list)
     # Stored values that could not be used (masked reasons), e.g. a phone column's "n/a".
     notes: list[str] = field(default_factory=list)
+    # Derived identities also found in rows that are someone else's (an employee or a
+    # supplier with the customer's phone), and how many such rows each table has: left.
+    elsewhere_identities: list[Identity] = field(default_factory=list)
+    left_to_others: dict[str, int] = field(default_factory=dict)
 
     def tables(self) -> dict[tuple[str, str], list[Location]]:
         """Locations grouped by (source, table)."""
@@ -526,6 +530,43 @@ class _Resolver:
                     out[table][self.row_id(table, row)] = row
         return out
 
+    def derived_elsewhere(self, ident: Identity,
+                          hits: dict[TableKey, list[tuple[Row, Identity, str]]],
+                          subject_who: Sequence[Mapping[str, frozenset[str]]],
+                          categories: Mapping[tuple[str, str, str], set[str]]
+                          ) -> tuple[bool, dict[TableKey, set[str]]]:
+        """Whether an identity read from the subject's rows is someone else's too, and the
+        rows it finds that are not the subject's. Shared outright (it finds nothing new for
+        them): another row of a person table where the subject has a row (a household
+        member's account), or two rows of one person table. Rows left to others: a person
+        row of another table naming someone else (by name, date of birth or ID number: an
+        employee with the customer's phone), and a row no person owns that names someone
+        else or holds it as a phone (a supplier's or shipper's switchboard; an e-mail
+        alone in a sign-up list is the subject's)."""
+        left: dict[TableKey, set[str]] = {}
+        for t, found in hits.items():
+            rows = {self.row_id(t, row): row for row, i, _ in found if i == ident}
+            others = {k: v for k, v in rows.items() if k not in self.owned.get(t, {})}
+            if not others:
+                continue
+            if self.graph.is_person(t):
+                if self.owned.get(t) or len(rows) > 1:
+                    return True, {}
+                for k, row in others.items():
+                    if not any(same_person(who_of(t, row, categories), w)
+                               for w in subject_who):
+                        left.setdefault(t, set()).add(k)
+                continue
+            listed = list(others.items())
+            for (k, row), (who, _) in zip(listed, self.owners(t, [v for _, v in listed]),
+                                          strict=True):
+                if who:
+                    continue    # owned by someone: claim_rows decides (another's: left)
+                if ident.type is IdentityType.PHONE or not any(
+                        same_person(who_of(t, row, categories), w) for w in subject_who):
+                    left.setdefault(t, set()).add(k)
+        return False, left
+
     def check_unambiguous(self, hits: dict[TableKey, list[tuple[Row, Identity, str]]]) -> None:
         """One identity matching two people in one person table stops the request."""
         from governance.masking import mask_value
@@ -704,6 +745,44 @@ def _mentions(text: str, identities: Sequence[Identity]) -> bool:
 _DERIVABLE = (IdentityType.EMAIL, IdentityType.PHONE, IdentityType.NATIONAL_ID)
 
 
+_WHO = ("identity.name", "identity.date_of_birth", "identity.national_id",
+        "identity.passport")
+_WORD = re.compile(r"[^\W_]+")
+
+
+def who_of(table: TableKey, row: Row, categories: Mapping[tuple[str, str, str], set[str]]
+           ) -> dict[str, frozenset[str]]:
+    """What tells one person from another in a row: the words of its name columns, and
+    its dates of birth and ID numbers (normalised), by category; empty ones left out."""
+    out: dict[str, set[str]] = {}
+    for col, value in row.items():
+        if value is None or isinstance(value, bytes | bytearray | memoryview):
+            continue
+        for cat in categories.get((table[0], table[1], col), set()) & set(_WHO):
+            text = str(value)
+            if cat == "identity.name":
+                words = {w.casefold() for w in _WORD.findall(text)}
+            elif cat == "identity.date_of_birth":
+                words = {text.strip()[:10]}
+            else:
+                words = {"".join(ch for ch in text if ch.isalnum()).upper()}
+            out.setdefault(cat, set()).update(w for w in words if w)
+    return {c: frozenset(v) for c, v in out.items() if v}
+
+
+def same_person(a: Mapping[str, frozenset[str]], b: Mapping[str, frozenset[str]]) -> bool:
+    """Whether two rows' ``who_of`` can be one person: every kind both have agrees (a
+    name's words: one set within the other, so a middle name or a title does not part
+    them; a date of birth or an ID number: equal)."""
+    for cat in set(a) & set(b):
+        x, y = a[cat], b[cat]
+        if cat == "identity.name" and not (x <= y or y <= x):
+            return False
+        if cat != "identity.name" and not x & y:
+            return False
+    return True
+
+
 def derive_identities(resolution_rows: Mapping[TableKey, Iterable[Row]],
                       categories: dict[tuple[str, str, str], set[str]],
                       known: Sequence[Identity]) -> tuple[list[Identity], list[str]]:
@@ -762,31 +841,36 @@ def locate_subject(inventory: Inventory, identities: Sequence[Identity], pool: C
     r.claim_rows(hits)
     derived: list[Identity] = []
     shared_ids: list[Identity] = []
+    elsewhere_ids: list[Identity] = []
+    left: dict[TableKey, set[str]] = {}
     notes: list[str] = []
     if expand:
         people = {t: list(rows.values()) for t, rows in r.owned.items() if r.graph.is_person(t)}
         derived, notes = derive_identities(people, categories, given)
         if derived:
             extra = r.match_identities(derived)
+            subject_who = [who_of(t, row, categories) for t, rows in people.items()
+                           for row in rows]
             for ident in derived:
-                # Shared: another row of a person table where the subject already has a
-                # row (a household member's account), or two rows of one person table.
-                for t, found in extra.items():
-                    if not r.graph.is_person(t):
-                        continue
-                    rows = {r.row_id(t, row) for row, i, _ in found if i == ident}
-                    others = rows - set(r.owned.get(t, {}))
-                    if others and (r.owned.get(t) or len(rows) > 1):
-                        shared_ids.append(ident)
-                        break
+                shared, rows_left = r.derived_elsewhere(ident, extra, subject_who, categories)
+                if shared:
+                    shared_ids.append(ident)
+                elif rows_left:
+                    elsewhere_ids.append(ident)
+                    for t, ids in rows_left.items():
+                        left.setdefault(t, set()).update(ids)
             exclusive = [i for i in derived if i not in shared_ids]
             # Rows found only by an exclusive derived identity are the subject's, including
-            # their row in another person table (the marketing contact of a user).
-            r.claim_rows({t: [h for h in found if h[1] in exclusive]
+            # their row in another person table (the marketing contact of a user), but for
+            # rows that are someone else's.
+            r.claim_rows({t: [h for h in found if h[1] in exclusive
+                              and r.row_id(t, h[0]) not in left.get(t, set())]
                           for t, found in extra.items()})
         if progress:
             progress(f"{len(derived)} identities derived from the subject's rows "
-                     f"({len(shared_ids)} shared with another person)")
+                     f"({len(shared_ids)} shared with another person; "
+                     f"{sum(len(v) for v in left.values())} row(s) holding one left as "
+                     "someone else's)")
     r.follow_owners()
     r.follow_details()
     exclusive_all = [*given, *[i for i in derived if i not in shared_ids]]
@@ -796,7 +880,8 @@ def locate_subject(inventory: Inventory, identities: Sequence[Identity], pool: C
     return Resolution(r.locations(), r.searched, r.unreachable, runs, derived, categories,
                       r.graph, r.catalogue,
                       {t: list(v.values()) for t, v in r.shared.items() if v},
-                      dict(r.others), shared_ids, r.blockers, notes)
+                      dict(r.others), shared_ids, r.blockers, notes, elsewhere_ids,
+                      {f"{t[0]}.{t[1]}": len(ids) for t, ids in left.items()})
 
 
 Place = tuple[str, str, str]   # (source, table, column)

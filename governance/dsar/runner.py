@@ -381,7 +381,8 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
             identities = [*given, *resolution.derived]
         with store.session():
             if new_steps is not None:
-                book.add_derived(request, resolution.derived, actor)
+                book.add_derived(request, resolution.derived, actor,
+                                 resolution.elsewhere_identities, resolution.left_to_others)
                 # The state moves first: a crash before the journal is written leaves an
                 # in-progress request without a journal, which a rerun simply plans again.
                 book.start(rid, actor)
@@ -415,7 +416,8 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
     with store.session():
         steps = read_journal(store, rid, None)
         remaining, held, kept = _classify(inventory, store, book, steps, found, counts,
-                                          unreachable, given)
+                                          unreachable, given,
+                                          book.left_to_others(request))
         for s in ran:
             if new_steps is not None and s.action is Action.DELETE_UNREFERENCED \
                     and s.rows_affected is not None and s.rows_affected < s.planned_rows:
@@ -475,7 +477,8 @@ def _verify_erased(inventory: Inventory, store: AuditStore, run: _Run, pool: Con
     with store.session():
         steps = read_journal(store, rid, None)
         remaining, held, kept = _classify(inventory, store, book, steps, found, counts,
-                                          unreachable, run.given, theirs)
+                                          unreachable, run.given,
+                                          book.left_to_others(run.request), theirs)
         book.renew(rid, run.owner)
         outcome = _conclude(book, rid, actor, steps, remaining, held, kept, None, {})
         if outcome.status != "completed":
@@ -641,11 +644,15 @@ def _search_again(inventory: Inventory, store: AuditStore, book: RequestBook,
 def _classify(inventory: Inventory, store: AuditStore, book: RequestBook,
               steps: Sequence[Step], found: dict[tuple[str, str, str], set[Identity]],
               counts: dict[tuple[str, str, str], int], unreachable: dict[str, str],
-              given: list[Identity], elsewhere: Mapping[tuple[str, str], int] | None = None
+              given: list[Identity],
+              left: tuple[Sequence[Identity], Mapping[str, int]] | None = None,
+              elsewhere: Mapping[tuple[str, str], int] | None = None
               ) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
     """What verification found, sorted: what remains unexplained (place -> cells), what a
     legal hold keeps, and what is kept for another recorded reason (a detail row others
-    refer to, an identifier another person holds too, an anonymized record). ``elsewhere``:
+    refer to, an identifier another person holds too, an anonymized record).
+    ``left``: identities read from the subject's rows that the plan found in rows it left
+    as another person's or firm's, and how many such rows per table. ``elsewhere``:
     per table, how many rows of other people now hold the subject's erased identities
     (so many cells found there are theirs)."""
     table_holds = LegalHolds(store, book.keyring).on_tables(inventory)
@@ -658,6 +665,8 @@ def _classify(inventory: Inventory, store: AuditStore, book: RequestBook,
     # too (a household's phone): its hits are that person's data, not the subject's.
     shared = {i for place, ids in found.items() if (place[0], place[1]) in graph_persons
               for i in ids if i not in given}
+    # One the plan found in another person's or firm's row (a supplier's switchboard):
+    # its hits in a table this request changed nothing in are theirs.
     remaining: dict[str, int] = {}
     held: dict[str, str] = {}
     kept: dict[str, str] = {}
@@ -669,6 +678,10 @@ def _classify(inventory: Inventory, store: AuditStore, book: RequestBook,
             held[f"{source}.{table}"] = f"{hold.hold_id}: {hold.reason}"
         elif ids <= shared:
             kept[where] = "an identifier another person's record holds too (not theirs to erase)"
+        elif left and ids <= set(left[0]) and counts[place] <= left[1].get(
+                f"{source}.{table}", 0):
+            kept[where] = ("an identifier read from the subject's rows that another person's "
+                           "or firm's record holds too (not theirs to erase)")
         elif elsewhere and counts[place] <= elsewhere.get((source, table), 0):
             kept[where] = ("another person's row holds the identifier now: the subject's "
                            "rows were erased by this request, and this row is not one of "

@@ -1,0 +1,130 @@
+"""Identities read from the subject's own rows never take another person's or firm's row.
+
+On Northwind (public, Ms-PL; PostgreSQL). A customer asks by their customer id; govkit
+reads their phone from their row and looks for it elsewhere. When a supplier, a shipper or
+an employee has that same phone (a switchboard, a shared line), their row is not the
+subject's: before, the erasure deleted the supplier's or shipper's row, or the employee's
+row with their territories (and detached 42 other customers' orders from them), and said
+``completed`` (found by a helper). Expectations are SQL written here and per-row hashes of
+every table (``public_data.oracle``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from public_data.fixtures import PublicDb
+from public_data.oracle import Db, differences, row_hashes
+from request_worker import approve_plan
+
+from governance.dsar import RequestBook, plan_request, run_request
+from governance.inventory import load_inventory
+
+PHONE = "+49 30 1234567"
+
+
+def _own_rows(check: Db, customer: str) -> dict[str, set[tuple[Any, ...]]]:
+    """The customer's rows, by table (SQL written here)."""
+    orders = set(check.query("SELECT order_id FROM orders WHERE customer_id = ?",
+                             (customer,)))
+    return {
+        "customers": {(customer,)},
+        "orders": orders,
+        "order_details": set(check.query(
+            "SELECT order_id, product_id FROM order_details WHERE order_id IN (SELECT "
+            "order_id FROM orders WHERE customer_id = ?)", (customer,))),
+    }
+
+
+def _erasure(db: PublicDb, identity: str) -> tuple[str, Any]:
+    book = RequestBook(db.store)
+    rid = book.create("erasure", [identity], "EU", "dpo").request_id
+    book.verify(rid, "dpo", "identity checked on a call")
+    inv = load_inventory(db.declared_inventory)
+    approve_plan(db.store, rid, inv)
+    return rid, inv
+
+
+def _erases_exactly(db: PublicDb, check: Db, rid: str, inv: Any,
+                    own: dict[str, set[tuple[Any, ...]]]) -> Any:
+    before = row_hashes(check)
+    outcome = run_request(inv, db.store, rid, "dpo", confirm=lambda steps: True)
+    assert outcome.status == "completed", outcome.remaining
+    assert differences(before, row_hashes(check)) == {
+        t: {"removed": keys, "added": set(), "changed": set()} for t, keys in own.items()}
+    return outcome
+
+
+@pytest.mark.parametrize("firm", ["suppliers", "shippers"])
+def test_a_firm_with_the_customers_phone_keeps_its_row(northwind_pg: PublicDb, firm: str
+                                                      ) -> None:
+    db = northwind_pg
+    check = db.connect()
+    try:
+        key = "supplier_id" if firm == "suppliers" else "shipper_id"
+        check.execute(f"UPDATE customers SET phone = '{PHONE}' WHERE customer_id = 'ALFKI'",
+                      f"UPDATE {firm} SET phone = '{PHONE}' WHERE {key} = 1")
+        rid, inv = _erasure(db, "user_id=ALFKI")
+        resolution, _ = plan_request(inv, db.store, rid)
+        assert not any(loc.table == firm for loc in resolution.locations)
+        _erases_exactly(db, check, rid, inv, _own_rows(check, "ALFKI"))
+    finally:
+        check.close()
+
+
+def test_an_employee_with_the_customers_phone_keeps_their_rows(northwind_pg: PublicDb
+                                                               ) -> None:
+    db = northwind_pg
+    check = db.connect()
+    try:
+        check.execute(f"UPDATE customers SET phone = '{PHONE}' WHERE customer_id = 'AROUT'",
+                      f"UPDATE employees SET home_phone = '{PHONE}' WHERE employee_id = 5")
+        rid, inv = _erasure(db, "user_id=AROUT")
+        _erases_exactly(db, check, rid, inv, _own_rows(check, "AROUT"))
+    finally:
+        check.close()
+
+
+def test_an_access_request_leaves_out_the_firm_that_has_the_customers_phone(
+        northwind_pg: PublicDb) -> None:
+    db = northwind_pg
+    check = db.connect()
+    try:
+        check.execute(f"UPDATE customers SET phone = '{PHONE}' WHERE customer_id = 'ALFKI'",
+                      f"UPDATE suppliers SET phone = '{PHONE}' WHERE supplier_id = 11")
+        book = RequestBook(db.store)
+        rid = book.create("access", ["user_id=ALFKI"], "EU", "dpo").request_id
+        book.verify(rid, "dpo", "identity checked on a call")
+        resolution, _ = plan_request(load_inventory(db.declared_inventory), db.store, rid)
+        found = {loc.table: len(loc.rows) for loc in resolution.locations}
+        own = _own_rows(check, "ALFKI")
+        assert found == {t: len(keys) for t, keys in own.items()}
+    finally:
+        check.close()
+
+
+def test_a_hold_on_orders_keeps_their_lines_too(northwind_pg: PublicDb) -> None:
+    """A legal hold on orders keeps the subject's orders, so it keeps their lines (part of
+    the same record) and the customer row they point at; the rest of the subject's data
+    goes. Before, the lines of the held orders were deleted and the request said
+    ``completed`` (found by a helper)."""
+    from governance.dsar.holds import LegalHolds
+
+    db = northwind_pg
+    check = db.connect()
+    try:
+        check.execute("INSERT INTO customer_demographics VALUES ('GOLD', 'Gold customers')",
+                      "INSERT INTO customer_customer_demo VALUES ('ALFKI', 'GOLD'), "
+                      "('ANATR', 'GOLD')")
+        LegalHolds(db.store).place_on_table("northwind.orders", "Audit of 1997-98", "dpo")
+        rid, inv = _erasure(db, "user_id=ALFKI")
+        before = row_hashes(check)
+        outcome = run_request(inv, db.store, rid, "dpo", confirm=lambda steps: True)
+        assert outcome.status == "completed", outcome.remaining
+        assert differences(before, row_hashes(check)) == {
+            "customer_customer_demo": {"removed": {("ALFKI", "GOLD")}, "added": set(),
+                                       "changed": set()}}
+        assert any("order_details" in where for where in outcome.held), outcome.held
+    finally:
+        check.close()
