@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -227,6 +227,7 @@ class _Planner:
         self.blockers = resolution.blockers
         self.steps: list[tuple[int, bool, Step]] = []
         self._unfollowed: dict[str, list[ForeignKey]] = {}
+        self.under: dict[tuple[str, str], tuple[set[str], str]] = {}
 
     def info(self, source: str, table: str) -> TableInfo | None:
         return self.res.catalogue.get(source, {}).get(table)
@@ -259,6 +260,7 @@ class _Planner:
         kept_owned: dict[tuple[str, str], tuple[list[dict[str, Any]], set[str]]] = {}
         details = []
         self.check_inheriting()
+        under = self.under = self.under_held_rows()
         for loc in self.res.locations:
             key = (loc.source, loc.table)
             decl = self.inv.source(loc.source).table(loc.table)
@@ -272,6 +274,19 @@ class _Planner:
                 if loc.relation is Relation.OWNED:
                     kept_owned[key] = (loc.rows, set())
                 continue
+            if key in under and loc.relation is Relation.OWNED:
+                ids, why = under[key]
+                kept = [r for r in loc.rows if self.row_id(*key, r) in ids]
+                self.steps.append((loc.depth, person, Step(
+                    0, loc.source, loc.table, loc.found_by.value, Action.HELD,
+                    loc.match_column, [], planned_rows=len(kept), status="held",
+                    note=why)))
+                rest = [r for r in loc.rows if self.row_id(*key, r) not in ids]
+                kept_owned[key] = (kept, set())
+                if not rest:
+                    continue
+                loc = replace(loc, rows=rest,
+                              values=[key_value(r, loc.match_column) for r in rest])
             if loc.relation is Relation.MENTION:
                 scope = identities if loc.via == "all" else exclusive
                 redacted = {text: redact_identities(text, scope) for text in loc.values}
@@ -288,7 +303,10 @@ class _Planner:
             if policy.action == "anonymize":
                 self.validate_policy(loc.source, loc.table, policy)
                 nulled = {c for c, op in policy.columns.items() if op == "null"}
-                kept_owned[key] = (loc.rows, nulled)
+                if key in kept_owned:    # with rows kept whole under a hold: none nulled
+                    kept_owned[key] = (kept_owned[key][0] + loc.rows, set())
+                else:
+                    kept_owned[key] = (loc.rows, nulled)
                 changes: dict[str, Any] = dict(policy.columns)
                 changes.update(self.owned_by(loc))
                 hashed = [c for c, op in policy.columns.items() if op == "hash"]
@@ -676,6 +694,40 @@ class _Planner:
                                   f"point at them through the key {fk.table}({fk.column})")
         return out
 
+    def under_held_rows(self) -> dict[tuple[str, str], tuple[set[str], str]]:
+        """The subject's rows owned through rows a legal hold keeps (a held order's lines),
+        by table: their row ids and why they are kept. Neither deleted nor anonymized: they
+        are part of the held record."""
+        graph = self.res.graph
+        assert graph is not None
+        kept: dict[tuple[str, str], list[dict[str, Any]]] = {
+            (loc.source, loc.table): loc.rows for loc in self.res.locations
+            if (loc.source, loc.table) in self.holds and loc.relation is Relation.OWNED}
+        out: dict[tuple[str, str], tuple[set[str], str]] = {}
+        owned = sorted((loc for loc in self.res.locations if loc.relation is Relation.OWNED
+                        and (loc.source, loc.table) not in self.holds),
+                       key=lambda loc: loc.depth)
+        for loc in owned:
+            key = (loc.source, loc.table)
+            for edge in graph.out_edges(key, "owner"):
+                parents = kept.get(edge.target)
+                if not parents:
+                    continue
+                files = on_files(edge, self.files)
+                targets = {_norm(p.get(edge.to_column), files) for p in parents}
+                rows = [r for r in loc.rows if _norm(r.get(edge.column), files) in targets]
+                if not rows:
+                    continue
+                ids = {self.row_id(*key, r) for r in rows}
+                held = out.get(key, (set(), ""))[0] | ids
+                hold = self.holds.get(edge.target)
+                why = (f"{len(held)} row(s) belonging to rows of {edge.to_table} that a legal "
+                       "hold keeps"
+                       + (f" ({hold.reason})" if hold is not None else ""))
+                out[key] = (held, why)
+                kept[key] = kept.get(key, []) + [r for r in rows if r not in kept.get(key, [])]
+        return out
+
     def keep_under_holds(self, deleting: dict[tuple[str, str], set[str]]) -> None:
         """Rows of a held table, and rows kept for them, keep the rows they point at through
         a key the database declares (deleting those would fail, or cascade into the kept
@@ -743,6 +795,9 @@ class _Planner:
             if loc.relation is Relation.DETAIL:
                 continue  # detail rows are deleted only when nothing refers to them
             staying = self._staying(edge, self.referrers(edge, rows), deleting, kept_owned)
+            # Rows kept with held rows are kept as they are, like a held table's.
+            under = self.under.get(edge.origin, (set(), ""))[0]
+            staying = [r for r in staying if self.row_id(*edge.origin, r) not in under]
             if not staying:
                 continue
             where = f"{edge.source}.{edge.table}.{edge.column}"
