@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,15 @@ def _when(text: str | None) -> datetime:
     except ValueError:
         raise click.BadParameter(f"{text!r} is not an ISO date or time") from None
     return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _range_end(text: str) -> datetime:
+    """The end of a held range: a date alone means the whole of that day (its last
+    instant), a date and time that instant."""
+    at = _when(text)
+    if len(text.strip()) == 10:      # YYYY-MM-DD: to the end of that day
+        at = at + timedelta(days=1) - timedelta(microseconds=1)
+    return at
 
 
 def _policies(paths: tuple[Path, ...]) -> list[Any]:
@@ -248,7 +257,8 @@ def audit_cmd(inventory_path: Path, store_path: Path, policy_paths: tuple[Path, 
 @click.option("--table", default=None, help="Hold a table, written source.table.")
 @click.option("--from", "covers_from", default=None,
               help="With --to: hold only rows whose retention clock is in this range (ISO).")
-@click.option("--to", "covers_to", default=None, help="End of the held range (ISO).")
+@click.option("--to", "covers_to", default=None,
+              help="End of the held range (ISO; a date alone holds that whole day).")
 @click.option("--keys-file", type=click.Path(path_type=Path, exists=True), default=None,
               help="Hold the persons of --table whose subject keys are in this file (one a "
                    "line); the keys are stored sealed.")
@@ -273,7 +283,8 @@ def hold_cmd(store_path: Path, source: str | None, table: str | None, covers_fro
     keys = None
     if keys_file is not None:
         keys = [k.strip() for k in keys_file.read_text().splitlines() if k.strip()]
-    covers = (_when(covers_from), _when(covers_to)) if covers_from and covers_to else None
+    covers = (_when(covers_from), _range_end(covers_to)) if covers_from and covers_to \
+        else None
     h = place_hold(AuditStore(store_path), reason=reason, actor=_cli()._actor(),
                    source=source, table=table, covers=covers,
                    ends_at=_when(ends_at) if ends_at else None, subject_keys=keys)

@@ -20,6 +20,16 @@ from governance.crypto.aead import open_json
 SCOPES = ("subject", "table", "source", "range", "subject_keys")
 
 
+def instant_text(at: datetime, end: bool = False) -> str:
+    """A range bound as people read it: the day alone when it is the day's first instant
+    (or, for an ``end``, its last), else the day and time."""
+    first = at.time() == datetime.min.time()
+    last = at.time() == datetime.max.time()
+    if (first and not end) or (last and end):
+        return f"{at:%Y-%m-%d}"
+    return at.isoformat(timespec="seconds")
+
+
 @dataclass(frozen=True)
 class Hold:
     """One legal hold (in force unless ``released_at`` is set)."""
@@ -56,6 +66,13 @@ class Hold:
         return False
 
     @property
+    def range_text(self) -> str:
+        """The held range of the clock, as shown to people ('' without one)."""
+        if self.covers_from is None or self.covers_to is None:
+            return ""
+        return f"{instant_text(self.covers_from)} to {instant_text(self.covers_to, end=True)}"
+
+    @property
     def place(self) -> str:
         """What the hold covers and until when, as shown to people (masked)."""
         where = {"subject": ", ".join(self.masked) or "a subject",
@@ -66,8 +83,8 @@ class Hold:
                  "source": f"source {self.source}",
                  "range": ".".join(p for p in (self.source, self.table_name) if p) or "all"
                  }[self.scope]
-        if self.covers_from is not None:
-            where += f", clock from {self.covers_from:%Y-%m-%d} to {self.covers_to:%Y-%m-%d}"
+        if self.covers_from is not None and self.covers_to is not None:
+            where += f", clock from {self.range_text}"
         until = f", until {self.ends_at:%Y-%m-%d}" if self.ends_at else ""
         return where + until
 

@@ -9,6 +9,7 @@ govkit; every table is compared before and after by a SHA-256 of each row
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -208,5 +209,178 @@ def test_a_run_killed_midway_finishes_exactly_when_applied_again(
                                     "FROM retention_steps")
         assert {(s["table_name"].lower(), s["rows_affected"], s["status"]) for s in steps} == {
             ("invoices", len(invoices), "done"), ("invoice_items", len(lines), "done")}
+    finally:
+        check.close()
+
+
+CLOSED = """
+  - name: closed-accounts
+    tables: [chinook.customers]
+    retain: 1 year
+    clock: closed_at
+    action: delete
+    per_subject: true
+    basis: "One year after the account closes"
+"""
+TAX = """
+  - name: invoices-tax
+    tables: [chinook.invoices]
+    retain: 30 years
+    clock: {invoicedate}
+    action: review
+    legal_basis: legal_obligation
+    basis: "Tax records"
+"""
+
+
+def _closed_customer(check: Db) -> tuple[int, int, set[tuple[Any, ...]], set[tuple[Any, ...]]]:
+    """A customer whose account closed in 2020 (a column added here), another customer
+    holding a gift card paid with one line of the first's invoice (a table added here, as
+    Sakila's payments point at other customers' rentals): (closed, other, invoices,
+    lines)."""
+    closed, other = (r[0] for r in check.query(
+        "SELECT customerid FROM customers ORDER BY customerid LIMIT 2"))
+    invoices = set(check.query("SELECT invoiceid FROM invoices WHERE customerid = ?",
+                               (closed,)))
+    lines = set(check.query("SELECT invoicelineid FROM invoice_items WHERE invoiceid IN "
+                            "(SELECT invoiceid FROM invoices WHERE customerid = ?)", (closed,)))
+    check.execute("ALTER TABLE customers ADD COLUMN closed_at DATE",
+                  f"UPDATE customers SET closed_at = '2020-01-31' WHERE customerid = {closed}",
+                  "CREATE TABLE gift_cards (id INTEGER PRIMARY KEY, customerid INTEGER "
+                  "REFERENCES customers (customerid), invoicelineid INTEGER REFERENCES "
+                  "invoice_items (invoicelineid))",
+                  f"INSERT INTO gift_cards VALUES (1, {other}, {min(lines)[0]})")
+    return closed, other, invoices, lines
+
+
+def test_a_closed_account_goes_but_for_what_another_customers_row_points_at(
+        chinook: PublicDb, tmp_path: Path) -> None:
+    """The closed customer's invoices and lines go; the line another customer's gift card
+    points at stays, so its invoice, so the customer row (before, the line went and the
+    gift card pointed at nothing)."""
+    check = chinook.connect()
+    try:
+        closed, _, invoices, lines = _closed_customer(check)
+        inv = load_inventory(chinook.fk_inventory)
+        kept_line = min(lines)
+        kept_invoice = check.query("SELECT invoiceid FROM invoice_items WHERE "
+                                   "invoicelineid = ?", kept_line)[0]
+        before = row_hashes(check)
+        apply_retention(_policy(chinook, tmp_path, CLOSED), inv, chinook.store, NOW, "tester")
+        assert differences(before, row_hashes(check)) == {
+            "invoice_items": {"removed": lines - {kept_line}, "added": set(),
+                              "changed": set()},
+            "invoices": {"removed": invoices - {kept_invoice}, "added": set(),
+                         "changed": set()}}
+        assert check.query("SELECT count(*) FROM customers WHERE customerid = ?",
+                           (closed,))[0][0] == 1
+    finally:
+        check.close()
+
+
+def test_invoices_kept_for_tax_keep_their_lines_and_their_customer(chinook: PublicDb,
+                                                                  tmp_path: Path) -> None:
+    """A keeping obligation on invoices outlasts the closed account: nothing of the
+    customer goes (before, the lines of the kept invoices went)."""
+    check = chinook.connect()
+    try:
+        _closed_customer(check)
+        inv = load_inventory(chinook.fk_inventory)
+        before = row_hashes(check)
+        apply_retention(_policy(chinook, tmp_path, CLOSED + TAX), inv, chinook.store, NOW,
+                        "tester")
+        assert differences(before, row_hashes(check)) == {}
+    finally:
+        check.close()
+
+
+def test_a_hold_to_a_date_holds_the_whole_of_that_day(chinook_sqlite: PublicDb,
+                                                      tmp_path: Path) -> None:
+    """`retention hold --to 2010-06-15` holds the invoices of the 15th too (before, the
+    range ended at its first instant, and that day's invoices were deleted), and the hold
+    says so."""
+    from click.testing import CliRunner
+
+    from governance.cli import main
+
+    db = chinook_sqlite
+    check = db.connect()
+    try:
+        day = check.query("SELECT substr(min(invoicedate), 1, 10) FROM invoices WHERE "
+                          "invoicedate >= '2010-06-15'")[0][0]
+        # (Chinook's invoices are all dated at midnight: one that day gets an afternoon.)
+        check.execute(f"UPDATE invoices SET invoicedate = '{day} 15:30:00' WHERE invoiceid = "
+                      f"(SELECT min(invoiceid) FROM invoices WHERE invoicedate LIKE '{day}%')")
+        held = set(check.query("SELECT invoiceid FROM invoices WHERE invoicedate >= "
+                               "'2010-06-01' AND substr(invoicedate, 1, 10) <= ?", (day,)))
+        assert any(r[0] for r in check.query("SELECT count(*) FROM invoices WHERE "
+                                             "substr(invoicedate, 1, 10) = ?", (day,)))
+        out = CliRunner().invoke(main, ["retention", "hold", "--store", str(db.store.path),
+                                        "--table", "chinook.invoices", "--from",
+                                        "2010-06-01", "--to", day, "--reason", "Audit"])
+        assert out.exit_code == 0, out.output
+        assert f"from 2010-06-01 to {day}" in out.output
+        invoices = _old_invoices(check) - held
+        lines = _lines_of(check, invoices)
+        before = row_hashes(check)
+        apply_retention(_policy(db, tmp_path, INVOICES_DELETED),
+                        load_inventory(db.fk_inventory), db.store, NOW, "tester")
+        assert differences(before, row_hashes(check)) == {
+            "invoice_items": {"removed": lines, "added": set(), "changed": set()},
+            "invoices": {"removed": invoices, "added": set(), "changed": set()}}
+    finally:
+        check.close()
+
+
+def test_redact_into_a_number_is_refused_with_file_line_and_field(
+        chinook_sqlite: PublicDb, tmp_path: Path) -> None:
+    """Before, `redact` wrote '[erased]' into Sakila's integer payment.customer_id (found
+    by a helper): every such row then pointed at no customer."""
+    from governance.errors import ConfigError
+
+    db = chinook_sqlite
+    check = db.connect()
+    try:
+        before = row_hashes(check)
+        policies = _policy(db, tmp_path, """
+  - name: invoices-minimise
+    tables: [chinook.invoices]
+    retain: 15 years
+    clock: {invoicedate}
+    action: anonymize
+    columns: {{Total: redact}}
+    basis: "Not needed"
+""")
+        with pytest.raises(ConfigError, match=re.escape(
+                "retention.yaml:11: rules[0].columns.Total: chinook.invoices.Total is a "
+                "NUMERIC(10,2) column: redact writes the text '[erased]'")):
+            apply_retention(policies, load_inventory(db.fk_inventory), db.store, NOW, "t")
+        assert row_hashes(check) == before
+    finally:
+        check.close()
+
+
+def test_redact_into_a_text_foreign_key_is_refused(northwind_pg: PublicDb, tmp_path: Path
+                                                  ) -> None:
+    """Northwind's orders point at customers by a text id: redacting it would point them
+    at no customer."""
+    from governance.errors import ConfigError
+
+    db = northwind_pg
+    check = db.connect()
+    try:
+        before = row_hashes(check)
+        path = tmp_path / "retention.yaml"
+        path.write_text("version: 1\nprofile: nw\njurisdictions: [EU]\nrules:\n"
+                        "  - name: orders-minimise\n    tables: [northwind.orders]\n"
+                        "    retain: 10 years\n    clock: order_date\n"
+                        "    action: anonymize\n    columns: {customer_id: redact}\n"
+                        "    basis: Not needed\n")
+        with pytest.raises(ConfigError, match=re.escape(
+                "rules[0].columns.customer_id: northwind.orders.customer_id is part of a "
+                "foreign key")):
+            apply_retention(load_policies([path]), load_inventory(db.fk_inventory), db.store,
+                            NOW, "t")
+        assert row_hashes(check) == before
     finally:
         check.close()

@@ -168,8 +168,8 @@ class LegalHolds:
                 legal = _legal(h)
                 if h.scope == "range":
                     legal = replace(legal, reason=(
-                        f"{h.reason} (a hold on rows of {h.covers_from:%Y-%m-%d} to "
-                        f"{h.covers_to:%Y-%m-%d}: erasure leaves the whole table)"))
+                        f"{h.reason} (a hold on rows of {h.range_text}: erasure leaves the "
+                        "whole table)"))
                 for src in inventory.sources:
                     if h.source is not None and src.name != h.source:
                         continue

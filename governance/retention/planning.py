@@ -13,7 +13,7 @@ ticket's messages), children first, and a row goes only once no row refers to it
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -158,55 +158,87 @@ def _cascade(comp: Compiler, r: RuleOnTable, person: Step,
              decisions: dict[tuple[str, str], TableDecision], graph: OwnershipGraph
              ) -> list[Step]:
     """Steps deleting the rows owned by the rows ``person`` deletes (deepest first; e.g. a
-    due person's orders, a due ticket's messages), and the guard of ``person``: a row is
-    deleted only when no row of its source refers to it any more."""
+    due person's orders, a due ticket's messages), and the guard of ``person``. A row owned
+    through a row that a keeping obligation or a hold keeps stays with it (an invoice kept
+    for tax keeps its lines); a row goes only when no row of its source refers to it any
+    more (a rental another customer's payment points at stays, and so its customer)."""
     d = comp.d
     source = r.source
-    owned_sql: dict[tuple[str, str], Clause] = {(source, r.table): person.where}
+    due_of: dict[tuple[str, str], Clause] = {(source, r.table): person.where}
+    held_of: dict[tuple[str, str], Clause] = {}
     order: list[tuple[str, str]] = []
     changed = True
     while changed:     # tables whose nearest owner edge leads (within the source) to due persons
         changed = False
         for e in graph.edges:
-            if e.kind != "owner" or e.origin in owned_sql or e.source != source \
-                    or e.to_source != source or e.target not in owned_sql:
+            if e.kind != "owner" or e.origin in due_of or e.source != source \
+                    or e.to_source != source or e.target not in due_of:
                 continue
             if graph.owner_edges(e.origin)[:1] != [e]:
                 continue
-            inner = owned_sql[e.target]
-            owned_sql[e.origin] = Clause(
+            inner = due_of[e.target]     # the parent rows that go (kept ones keep theirs)
+            owned = Clause(
                 f"{d.q(e.column)} IN (SELECT {d.q(e.to_column)} FROM {d.table(e.to_table)} "
                 f"WHERE {inner.sql})", list(inner.params))
+            dec = decisions.get(e.origin) or TableDecision(*e.origin)
+            held = comp.held(e.origin[1], None)
+            where = owned & comp.obligations_over(None, e.origin[1], dec)
+            held_of[e.origin] = where & held if held.sql else Clause("FALSE")
+            due_of[e.origin] = where & negate(held) if held.sql else where
             order.append(e.origin)
             changed = True
     steps: list[Step] = []
-    due_of: dict[tuple[str, str], Clause] = {}
-    for key in reversed(order):          # deepest first
-        table = key[1]
-        dec = decisions.get(key) or TableDecision(*key)
-        held = comp.held(table, None)
-        where = owned_sql[key] & comp.obligations_over(None, table, dec)
-        held_where = where & held if held.sql else Clause("FALSE")
-        if held.sql:
-            where = where & negate(held)
-        due_of[key] = where
-        steps.append(Step(r.name, r.policy.profile.profile, source, table, "delete", {},
-                          person.cutoff, where, held_where, cascade_of=r.table))
+    going: dict[tuple[str, str], Clause] = {}
+    for key in _referrers_first(list(reversed(order)), graph):     # deepest first
+        lenient, strict = _guards(comp, graph, key, going)
+        going[key] = due_of[key]
+        steps.append(Step(r.name, r.policy.profile.profile, source, key[1], "delete", {},
+                          person.cutoff, due_of[key] & lenient, held_of[key],
+                          strict_where=due_of[key] & strict, cascade_of=r.table))
+    lenient, strict = _guards(comp, graph, (source, r.table), going)
+    person.strict_where = person.where & strict
+    person.where = person.where & lenient
+    return steps
+
+
+def _guards(comp: Compiler, graph: OwnershipGraph, key: tuple[str, str],
+            due_of: Mapping[tuple[str, str], Clause]) -> tuple[Clause, Clause]:
+    """What keeps a row of ``key`` that other rows of its source still refer to (a rental
+    another customer's payment points at), through any link, declared or found in the
+    catalogue: (lenient, strict). Lenient, for the plan's counts: no referring row but those
+    due before it in the same run (``due_of``: their predicates, written with bare column
+    names, so that they read the referring row inside the subquery; a referring row that
+    its own guard keeps is counted as going). Strict, as it is applied: no referring row at
+    all (those that go are gone by then)."""
+    d = comp.d
     lenient, strict = TRUE, TRUE
-    for e in graph.in_edges((source, r.table)):
-        if e.source != source:
+    for e in graph.in_edges(key):
+        if e.source != key[0]:
             continue
         ref = f"SELECT 1 FROM {d.table(e.table)} AS govkit_ref WHERE " \
               f"govkit_ref.{d.q(e.column)} = {ALIAS}.{d.q(e.to_column)}"
         strict = strict & Clause(f"NOT EXISTS ({ref})")
-        if e.origin in due_of:
+        if e.origin in due_of and e.origin != key:
             inner = negate(due_of[e.origin])
             lenient = lenient & Clause(f"NOT EXISTS ({ref} AND {inner.sql})", inner.params)
         else:
             lenient = lenient & Clause(f"NOT EXISTS ({ref})")
-    person.strict_where = person.where & strict
-    person.where = person.where & lenient
-    return steps
+    return lenient, strict
+
+
+def _referrers_first(tables: list[tuple[str, str]], graph: OwnershipGraph
+                     ) -> list[tuple[str, str]]:
+    """``tables`` reordered so that a table whose rows refer to another's comes before it
+    (payments before the rentals they point at), else in the order given; a cycle keeps
+    the order given."""
+    out: list[tuple[str, str]] = []
+    left = list(tables)
+    while left:
+        pick = next((t for t in left if not any(
+            e.origin in left and e.origin != t for e in graph.in_edges(t))), left[0])
+        out.append(pick)
+        left.remove(pick)
+    return out
 
 
 def count_step(pool: ConnectorPool, step: Step, strict: bool = False) -> tuple[int, int]:

@@ -289,6 +289,8 @@ def shipped_profiles() -> dict[str, RetentionProfile]:
 
 DATE_TYPES = ("DATE", "TIME")            # DATE, TIMESTAMP, TIMESTAMPTZ, DATETIME, ...
 TEXT_TYPES = ("CHAR", "TEXT", "STRING", "VARCHAR", "")
+NOT_TEXT_TYPES = ("INT", "NUM", "DEC", "REAL", "FLOA", "DOUB", "BOOL", "BLOB", "BYTEA",
+                  "BINARY", "UUID", "MONEY", "SERIAL", "BIT")
 
 
 @dataclass(frozen=True)
@@ -306,6 +308,13 @@ class ColumnFacts:
         if any(k in t for k in DATE_TYPES):
             return True
         return bool(self.date_text) and any(k in t for k in TEXT_TYPES)
+
+    @property
+    def takes_text(self) -> bool:
+        """Whether text can be written into the column: not a number, date, boolean or
+        bytes column (a column without a type, as SQLite allows, takes it)."""
+        t = self.type.upper()
+        return not any(k in t for k in (*DATE_TYPES, *NOT_TEXT_TYPES))
 
     @property
     def is_text(self) -> bool:
@@ -424,6 +433,18 @@ def _is_iso(text: str) -> bool:
             return False
 
 
+def _key_columns(pool: Any | None, source: str, table: str) -> set[str]:
+    """The columns of ``table`` that a foreign key the source declares is made of (empty
+    when the source cannot be read)."""
+    if pool is None:
+        return set()
+    try:
+        keys = pool.get(source).foreign_keys()
+    except GovernanceError:
+        return set()
+    return {c for fk in keys if fk.table == table for c in fk.column.split(",")}
+
+
 def check_policy(policy: Policy, estate: Estate, pool: Any | None = None) -> None:
     """Check ``policy`` against the estate: every table it names is declared and found,
     every column exists, clocks are dates. Raise ConfigError (file, line, field) on the
@@ -497,6 +518,17 @@ def check_policy(policy: Policy, estate: Estate, pool: Any | None = None) -> Non
                 if facts is not None and rule.columns[col] == "null" and not facts.nullable:
                     raise policy.error(("rules", i, "columns", col),
                                        f"{s}.{t}.{col} is NOT NULL: use redact, not null")
+                if facts is not None and rule.columns[col] == "redact":
+                    if not facts.takes_text:
+                        raise policy.error(
+                            ("rules", i, "columns", col),
+                            f"{s}.{t}.{col} is a {facts.type} column: redact writes the text "
+                            f"{REDACTED!r}; use null (where NULL is allowed) or delete the rows")
+                    if col in _key_columns(pool, s, t):
+                        raise policy.error(
+                            ("rules", i, "columns", col),
+                            f"{s}.{t}.{col} is part of a foreign key: redact would point it "
+                            "at no row; use null (where NULL is allowed) or delete the rows")
             for k, exc in enumerate(rule.exceptions):
                 column_exists(s, t, exc.column, ("rules", i, "exceptions", k, "column"))
 
