@@ -253,6 +253,7 @@ def audit_cmd(inventory_path: Path, store_path: Path, policy_paths: tuple[Path, 
 
 @retention.command("hold")
 @_store_option
+@_inventory_option
 @click.option("--source", default=None, help="Hold a whole source.")
 @click.option("--table", default=None, help="Hold a table, written source.table.")
 @click.option("--from", "covers_from", default=None,
@@ -264,9 +265,9 @@ def audit_cmd(inventory_path: Path, store_path: Path, policy_paths: tuple[Path, 
                    "line); the keys are stored sealed.")
 @click.option("--until", "ends_at", default=None, help="When the hold ends by itself (ISO).")
 @click.option("--reason", required=True, help="Why the data must be kept (stored masked).")
-def hold_cmd(store_path: Path, source: str | None, table: str | None, covers_from: str | None,
-             covers_to: str | None, keys_file: Path | None, ends_at: str | None,
-             reason: str) -> None:
+def hold_cmd(store_path: Path, inventory_path: Path, source: str | None, table: str | None,
+             covers_from: str | None, covers_to: str | None, keys_file: Path | None,
+             ends_at: str | None, reason: str) -> None:
     """Place a legal hold on a source, a table, a time range, or persons by key
     (release it with govkit dsar hold release; list with govkit dsar hold list).
 
@@ -285,7 +286,15 @@ def hold_cmd(store_path: Path, source: str | None, table: str | None, covers_fro
         keys = [k.strip() for k in keys_file.read_text().splitlines() if k.strip()]
     covers = (_when(covers_from), _range_end(covers_to)) if covers_from and covers_to \
         else None
+    from governance.inventory import load_inventory
+
+    if ends_at is not None and _when(ends_at) <= datetime.now(UTC):
+        raise GovernanceError(f"--until {ends_at}: that time has passed, so the hold would "
+                              "protect nothing; give a time to come")
+    # The inventory says which sources and tables exist: a hold on a mistyped name is refused.
+    inventory = load_inventory(inventory_path)
     h = place_hold(AuditStore(store_path), reason=reason, actor=_cli()._actor(),
                    source=source, table=table, covers=covers,
-                   ends_at=_when(ends_at) if ends_at else None, subject_keys=keys)
+                   ends_at=_when(ends_at) if ends_at else None, subject_keys=keys,
+                   inventory=inventory)
     click.echo(f"Placed {h.describe()}")

@@ -316,6 +316,7 @@ def test_a_hold_to_a_date_holds_the_whole_of_that_day(chinook_sqlite: PublicDb,
         assert any(r[0] for r in check.query("SELECT count(*) FROM invoices WHERE "
                                              "substr(invoicedate, 1, 10) = ?", (day,)))
         out = CliRunner().invoke(main, ["retention", "hold", "--store", str(db.store.path),
+                                        "-i", str(db.fk_inventory),
                                         "--table", "chinook.invoices", "--from",
                                         "2010-06-01", "--to", day, "--reason", "Audit"])
         assert out.exit_code == 0, out.output
@@ -384,3 +385,29 @@ def test_redact_into_a_text_foreign_key_is_refused(northwind_pg: PublicDb, tmp_p
         assert row_hashes(check) == before
     finally:
         check.close()
+
+
+@pytest.mark.parametrize(("args", "why"), [
+    (["--table", "chinook.invoicez"], "declares no such table"),
+    (["--table", "chinook.invoices", "--keys-file", "KEYS"], "not a person table"),
+    (["--table", "chinook.invoices", "--until", "2001-01-01"], "that time has passed"),
+])
+def test_a_hold_that_would_protect_nothing_is_refused(chinook_sqlite: PublicDb,
+                                                     tmp_path: Path, args: list[str],
+                                                     why: str) -> None:
+    """A mistyped table, keys of a table that is not a person table, a hold already ended:
+    one line, exit 2, no hold (before: exit 0 and a hold protecting nothing, found by a
+    helper)."""
+    from click.testing import CliRunner
+
+    from governance.cli import main
+
+    keys = tmp_path / "keys.txt"
+    keys.write_text("1\n2\n")
+    args = [str(keys) if a == "KEYS" else a for a in args]
+    db = chinook_sqlite
+    out = CliRunner().invoke(main, ["retention", "hold", "--store", str(db.store.path), "-i",
+                                    str(db.fk_inventory), *args, "--reason", "Audit"])
+    assert out.exit_code == 2, out.output
+    assert why in out.output and len(out.output.strip().splitlines()) == 1, out.output
+    assert db.store.query("SELECT count(*) AS n FROM legal_holds")[0]["n"] == 0

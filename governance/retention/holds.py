@@ -42,9 +42,13 @@ def place_hold(store: AuditStore, *, reason: str, actor: str, source: str | None
         check_name(table, "table")
     if inventory is not None and source is not None:
         src = inventory.source(source)
-        if table is not None and src.table(table) is None:
+        decl = src.table(table) if table is not None else None
+        if table is not None and decl is None:
             raise GovernanceError(f"hold on {source}.{table}: the inventory declares no such "
-                                  "table")
+                                  "table (a hold on a mistyped name would protect nothing)")
+        if subject_keys is not None and decl is not None and not decl.is_person:
+            raise GovernanceError(f"hold on {source}.{table} by keys: not a person table (one "
+                                  "with a subject_key); hold the persons' own table")
     if covers is not None and covers[0] > covers[1]:
         raise GovernanceError("a hold's time range must start before it ends")
     key_id: str | None = None
