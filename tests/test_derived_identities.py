@@ -128,3 +128,31 @@ def test_a_hold_on_orders_keeps_their_lines_too(northwind_pg: PublicDb) -> None:
         assert any("order_details" in where for where in outcome.held), outcome.held
     finally:
         check.close()
+
+
+WRITTEN = ["+49-30-1234567", "+49 (0)30 1234567", "0049 30 1234567", "+4930 1234567",
+           "+49301234567", "030/1234567"]
+
+
+def test_the_subjects_phone_is_found_in_text_however_it_is_written(northwind_pg: PublicDb
+                                                                   ) -> None:
+    """The customer's phone written six ways in employees' notes: every one is redacted,
+    and nothing else in the notes changes (before, only +49301234567 was, and the request
+    said ``completed`` with the others left; found by a helper)."""
+    db = northwind_pg
+    check = db.connect()
+    try:
+        check.execute(f"UPDATE customers SET phone = '{PHONE}' WHERE customer_id = 'ALFKI'")
+        for i, form in enumerate(WRITTEN, 1):
+            check.execute(f"UPDATE employees SET notes = notes || ' Call {form} back.' "
+                          f"WHERE employee_id = {i}")
+        notes = dict(check.query("SELECT employee_id, notes FROM employees"))
+        rid, inv = _erasure(db, "user_id=ALFKI")
+        outcome = run_request(inv, db.store, rid, "dpo", confirm=lambda steps: True)
+        assert outcome.status == "completed", outcome.remaining
+        after = dict(check.query("SELECT employee_id, notes FROM employees"))
+        for i, form in enumerate(WRITTEN, 1):
+            assert after[i] == notes[i].replace(form, "<PHONE_NUMBER>"), (form, after[i])
+        assert all(after[i] == notes[i] for i in after if i > len(WRITTEN))
+    finally:
+        check.close()

@@ -98,10 +98,15 @@ class Identity:
 
     def text_variants(self) -> list[str]:
         """The forms searched for inside free text; none for account ids (too short and
-        too common to find by substring)."""
+        too common to find by substring). A phone number also in the ways people write
+        one: with dashes, dots or slashes, ``00`` for ``+``, the trunk ``(0)``, the country
+        code joined to the area code."""
         if self.type is IdentityType.USER_ID:
             return []
-        return [f for f in self.variants() if len(f) >= MIN_TEXT_VARIANT]
+        forms = self.variants()
+        if self.type is IdentityType.PHONE:
+            forms = list(dict.fromkeys([*forms, *_written_phone_forms(self.value)]))
+        return [f for f in forms if len(f) >= MIN_TEXT_VARIANT]
 
     @property
     def case_insensitive(self) -> bool:
@@ -116,6 +121,29 @@ class Identity:
     def fingerprint_text(self) -> str:
         """What the keyed fingerprint of this identity is computed over."""
         return f"{self.type}:{self.canonical()}"
+
+
+def _written_phone_forms(value: str) -> list[str]:
+    """Other ways a phone number is written in text (+49 30 1234567 also as
+    +49-30-1234567, 0049 30 1234567, +49 (0)30 1234567, +4930 1234567, 030-1234567 ...)."""
+    import phonenumbers
+
+    number = _parse_phone(value)
+    fmt = phonenumbers.PhoneNumberFormat
+    intl = phonenumbers.format_number(number, fmt.INTERNATIONAL)      # +49 30 1234567
+    national = phonenumbers.format_number(number, fmt.NATIONAL)       # 030 1234567
+    cc = f"+{number.country_code}"
+    rest = intl[len(cc):].strip()                                     # 30 1234567
+    forms = [intl.replace(" ", sep) for sep in ("-", ".", "/")]
+    forms += [f"{cc}{rest}", f"{cc}-{rest}"]
+    forms += ["00" + f[1:] for f in (intl, *forms, cc + rest.replace(" ", ""))]
+    trunk = national[:1] if national[:1] == "0" else ""
+    if trunk:
+        forms += [f"{cc} (0){rest}", f"{cc}(0){rest}", f"{cc} (0) {rest}"]
+    plain = national.replace("(", "").replace(")", "")
+    forms += [national.replace(" ", sep) for sep in ("-", ".", "/", "")]
+    forms += [plain, plain.replace(" ", "-"), plain.replace(" ", "")]
+    return list(dict.fromkeys(f for f in forms if f))
 
 
 def _parse_phone(value: str) -> phonenumbers.PhoneNumber:

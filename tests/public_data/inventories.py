@@ -40,7 +40,7 @@ CATEGORIES = {
         "postal_code": "location.address", "ship_address": "location.address",
         "ship_city": "location.address", "ship_postal_code": "location.address",
         "phone": "contact.phone", "fax": "contact.phone", "home_phone": "contact.phone",
-        "birth_date": "identity.date_of_birth",
+        "birth_date": "identity.date_of_birth", "notes": "free_text",
     },
     "tpcds": {
         "c_first_name": "identity.name", "c_last_name": "identity.name",
