@@ -688,6 +688,8 @@ def dsar_run(inventory_path: Path, store_path: Path, request_id: str, yes: bool,
         click.echo(f"  kept: {place} ({reason})")
     for place, what in outcome.not_followed.items():
         click.echo(f"  NOT IN THE EXPORT: {place}: {what}")
+    for warning in outcome.warnings:
+        click.echo(f"WARNING: {warning}", err=True)
     if outcome.export_path:
         click.echo(f"Export ({outcome.found_rows} rows): {outcome.export_path}")
         click.echo(f"Passphrase (send it to the subject by another channel): "

@@ -11,6 +11,7 @@ every table (``public_data.oracle``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,5 +155,32 @@ def test_the_subjects_phone_is_found_in_text_however_it_is_written(northwind_pg:
         for i, form in enumerate(WRITTEN, 1):
             assert after[i] == notes[i].replace(form, "<PHONE_NUMBER>"), (form, after[i])
         assert all(after[i] == notes[i] for i in after if i > len(WRITTEN))
+    finally:
+        check.close()
+
+
+def test_access_by_a_phone_stored_in_national_form_finds_the_customer(
+        northwind_pg: PublicDb, tmp_path: Path) -> None:
+    """Northwind stores ALFKI's phone as 030-0074321 (Germany): an access request by
+    +49 30 0074321 finds the customer and their orders (before, it exported nothing and
+    said completed); one by a number nobody has completes with a warning to search again
+    with another identity."""
+    db = northwind_pg
+    check = db.connect()
+    try:
+        book = RequestBook(db.store)
+        inv = load_inventory(db.declared_inventory)
+        found = {}
+        for phone in ("+49 30 0074321", "+49 30 9999999"):
+            rid = book.create("access", [f"phone={phone}"], "EU", "dpo").request_id
+            book.verify(rid, "dpo", "identity checked on a call")
+            found[phone] = run_request(inv, db.store, rid, "dpo",
+                                       export_dir=tmp_path / rid)
+        own = _own_rows(check, "ALFKI")
+        hit = found["+49 30 0074321"]
+        assert hit.found_rows == sum(len(v) for v in own.values()) and not hit.warnings
+        miss = found["+49 30 9999999"]
+        assert miss.found_rows == 0 and miss.status == "completed"
+        assert miss.warnings and "nothing was found" in miss.warnings[0]
     finally:
         check.close()

@@ -89,9 +89,12 @@ class Identity:
 
             number = _parse_phone(v)
             fmt = phonenumbers.PhoneNumberFormat
-            forms += [phonenumbers.format_number(number, fmt.INTERNATIONAL),
-                      phonenumbers.format_number(number, fmt.NATIONAL),
-                      phonenumbers.national_significant_number(number)]
+            national = phonenumbers.format_number(number, fmt.NATIONAL)
+            intl = phonenumbers.format_number(number, fmt.INTERNATIONAL)
+            forms += [intl, national, phonenumbers.national_significant_number(number),
+                      # as a column may hold it: 030-0074321, 030/0074321, +49-30-0074321
+                      *(national.replace(" ", sep) for sep in ("-", "/", ".", "")),
+                      intl.replace(" ", "-"), "00" + intl[1:]]
         elif self.type is IdentityType.NATIONAL_ID:
             forms.append(self.canonical().lower())
         return list(dict.fromkeys(f for f in forms if f))

@@ -82,6 +82,8 @@ class RunOutcome:
     # Access: rows pointing at the subject's rows through keys ownership does not follow,
     # not in the export (place -> what), for the DPO to review.
     not_followed: dict[str, str] = field(default_factory=dict)
+    # What the DPO should check before answering (an access that found nothing).
+    warnings: list[str] = field(default_factory=list)
 
 
 def _usable(book: RequestBook, request_id: str, rtype: RequestType | None = None
@@ -286,7 +288,13 @@ def _deliver_access(inventory: Inventory, store: AuditStore, run: _Run, export_d
                                                   request.request_id))
     path = Path(export_dir) / f"{request.request_id}{EXPORT_SUFFIX}"
     passphrase = write_export(path, package)
+    warnings = [] if resolution.locations else [
+        "nothing was found: no row of any source holds these identities as they were "
+        "given. Before answering that you hold no data, search with another identity the "
+        "subject uses: a value may be stored in another form (a phone number written "
+        "without its country code, another e-mail address)"]
     outcome = {
+        "warnings": warnings,
         "export_file": path.name,
         "export_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "exported_rows": man["exported_rows"],
@@ -302,7 +310,8 @@ def _deliver_access(inventory: Inventory, store: AuditStore, run: _Run, export_d
     done = book.conclude(request.request_id, actor, outcome, delivery_secret=secret,
                          owner=run.owner, start=True)
     return RunOutcome(done, "completed", export_path=path, passphrase=passphrase,
-                      found_rows=man["exported_rows"], not_followed=missing or {})
+                      found_rows=man["exported_rows"], not_followed=missing or {},
+                      warnings=warnings)
 
 
 def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Confirm | None,
@@ -730,5 +739,5 @@ def describe_outcome(outcome: RunOutcome) -> dict[str, Any]:
                 f" [{s.status}, {s.rows_affected} changed]" if s.status == "done"
                 else f" [{s.status}]") for s in outcome.steps],
             "remaining": outcome.remaining, "held": outcome.held, "kept": outcome.kept,
-            "not_followed": outcome.not_followed,
+            "not_followed": outcome.not_followed, "warnings": outcome.warnings,
             "export": str(outcome.export_path) if outcome.export_path else None}
