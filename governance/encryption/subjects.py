@@ -3,7 +3,9 @@
 The ownership graph the requests use (``governance.dsar.ownership``) decides: a person
 table's row is its own subject's (its subject key, else its primary key); another table's
 row belongs to the people its nearest owner edges lead to (an order's card number to its
-customer). A row whose nearest owner edges name two different people is SHARED, and one
+customer); a row holding personal detail of the rows pointing at it (a customer's
+address, a ``detail`` link) is their owner's. A row whose nearest owner edges (or whose
+referrers) name two different people is SHARED, and one
 that reaches no person is NOBODY: neither is encrypted under a subject key (they are
 reported). Intermediate tables are read once, as maps from the referenced column to the
 owner, so a table of N rows costs one pass plus one pass per table on its owner path.
@@ -126,7 +128,16 @@ class OwnerIndex:
         """The columns of ``table`` its rows' owners are found from."""
         if self.graph.is_person(table):
             return person_key_column(self.inv, self.pool, table).split(",")
-        return sorted({e.column for e in self.graph.owner_edges(table)})
+        return sorted({e.column for e in self.graph.owner_edges(table)}
+                      | {e.to_column for e in self._detail_edges(table)})
+
+    def _detail_edges(self, table: TableKey) -> list[Any]:
+        """Links from rows whose personal detail ``table``'s rows hold (a customer's
+        address), when ``table`` has no owner of its own: a detail row is its referrers'
+        owner's (shared when they are two people's)."""
+        if self.graph.owner_edges(table):
+            return []
+        return [e for e in self.graph.in_edges(table, "detail") if e.origin != table]
 
     def owners(self, table: TableKey, rows: Sequence[dict[str, Any]], depth: int = 0
                ) -> list[Any]:
@@ -152,6 +163,16 @@ class OwnerIndex:
                     result[i], best[i] = who, hops
                 elif result[i] != who:
                     result[i] = SHARED
+        # (Only for the table's own rows: a row pointing at a detail row does not take
+        # its owner from it.)
+        for edge in self._detail_edges(table) if depth == 0 else []:
+            mapping = self._map(edge.origin, edge.column, depth + 1)
+            for i, r in enumerate(rows):
+                v = r.get(edge.to_column)
+                who = NOBODY if v is None else mapping.get(_text(v), NOBODY)
+                if who is NOBODY:
+                    continue
+                result[i] = who if result[i] in (NOBODY, who) else SHARED
         return result
 
     def owner_codes(self, table: TableKey, data: pa.Table) -> np.ndarray:
@@ -201,6 +222,15 @@ class OwnerIndex:
             take = found & ((hops < best) | (result == CODE_NOBODY))
             clash = found & ~take & (result != who)
             result[take], best[take] = who[take], hops
+            result[clash] = CODE_SHARED
+        for edge in self._detail_edges(table):
+            keys, codes = self._coded_map(edge.origin, edge.column)
+            at = pc.index_in(_texts(data.column(edge.to_column)), value_set=keys)
+            who = codes[at.fill_null(len(codes) - 1).to_numpy(zero_copy_only=False)]
+            found = who != CODE_NOBODY
+            take = found & (result == CODE_NOBODY)
+            clash = found & ~take & (result != who)
+            result[take] = who[take]
             result[clash] = CODE_SHARED
         return result
 
