@@ -52,7 +52,9 @@ def test_a_value_for_data_held_in_several_columns_stops_the_plan(
     try:
         cid, email, _ = chinook_customer(check)
         before = row_hashes(check)
-        rid, inv = _rectify(db, email, {field: "Ada Quist"})
+        value = {"name": "Ada Quist", "phone": "+44 20 7946 0000",
+                 "address": "1 Quist Lane"}[field]
+        rid, inv = _rectify(db, email, {field: value})
         resolution, _ = plan_request(inv, db.store, rid)
         said = [b.lower() for b in resolution.blockers
                 if b.startswith(f"{field}: chinook.customers holds")]
@@ -60,7 +62,7 @@ def test_a_value_for_data_held_in_several_columns_stops_the_plan(
         assert f"chinook.customers holds it in {len(columns.split(', '))} columns " \
                f"({columns})" in said[0]
         assert "--set chinook.customers.firstname=..." in said[0] or field != "name"
-        assert "Ada Quist" not in " ".join(resolution.blockers)
+        assert value not in " ".join(resolution.blockers)
         approve_plan(db.store, rid, inv)
         with pytest.raises(PlanError, match="holds it in"):
             run_request(inv, db.store, rid, "dpo", confirm=lambda steps: True)
@@ -194,3 +196,27 @@ def test_an_unknown_field_is_refused_when_the_request_is_filed(chinook_sqlite: P
                                     "--set", "nick=Ada"])
     assert out.exit_code == 2, out.output
     assert len(out.output.strip().splitlines()) == 1 and "cannot rectify 'nick'" in out.output
+
+
+def test_a_value_that_is_not_a_phone_or_an_email_is_not_written(chinook_sqlite: PublicDb
+                                                                ) -> None:
+    """`--set phone=abc` was written into the phone column (found by a helper on
+    Northwind): refused when filed (a field) or when planned (a phone column named)."""
+    db = chinook_sqlite
+    check = db.connect()
+    try:
+        _, email, _ = chinook_customer(check)
+        book = RequestBook(db.store)
+        for bad in ({"phone": "abc"}, {"email": "not-an-address"}):
+            with pytest.raises(RequestError, match="the new value is not"):
+                book.create("rectify", [f"email={email}"], "EU", "dpo", bad)
+        before = row_hashes(check)
+        rid, inv = _rectify(db, email, {"chinook.customers.Fax": "call me"})
+        resolution, _ = plan_request(inv, db.store, rid)
+        assert any("the new value is not a phone number" in b for b in resolution.blockers)
+        approve_plan(db.store, rid, inv)
+        with pytest.raises(PlanError, match="not a phone number"):
+            run_request(inv, db.store, rid, "dpo", confirm=lambda steps: True)
+        assert row_hashes(check) == before
+    finally:
+        check.close()

@@ -892,8 +892,27 @@ def split_corrections(corrections: Mapping[str, str]
             raise PlanError(f"cannot rectify {name!r}: name a field "
                             f"({', '.join(FIELD_CATEGORIES)}), a data category, or one "
                             "column as source.table.column")
+        check_corrected_value(name, category, value)
         by_category[category] = value
     return by_category, by_column
+
+
+def check_corrected_value(name: str, category: str, value: str) -> None:
+    """PlanError unless ``value`` is a valid value of its kind where the kind has a rule
+    (a phone number, an e-mail address): a rectification never writes ``abc`` into a
+    phone column."""
+    if category == "contact.phone":
+        digits = sum(ch.isdigit() for ch in value)
+        if not _PHONE_TEXT.fullmatch(value.strip()) or not 6 <= digits <= 17:
+            raise PlanError(f"--set {name}: the new value is not a phone number (digits, "
+                            "spaces, + ( ) - . / only, 6 to 17 digits)")
+    elif category == "contact.email":
+        local, at, domain = value.strip().rpartition("@")
+        if not at or not local or "." not in domain or any(ch.isspace() for ch in value.strip()):
+            raise PlanError(f"--set {name}: the new value is not an e-mail address")
+
+
+_PHONE_TEXT = re.compile(r"\+?[0-9 ()./-]+")
 
 
 def corrected_categories(corrections: Mapping[str, str],
@@ -980,6 +999,12 @@ def plan_rectification(inventory: Inventory, resolution: Resolution,
                     "change which rows belong together (reject the request and file it "
                     "again without it)")
             else:
+                try:
+                    for cat in cats.get((loc.source, loc.table, col), set()):
+                        check_corrected_value(".".join(given), cat, by_column[given])
+                except PlanError as e:
+                    resolution.blockers.append(str(e))
+                    continue
                 assign[col] = by_column[given]
         # A kind of data corrected by its name goes into the table's one column of that
         # kind; where the table has several, or the request names some of them, it is not
