@@ -184,3 +184,22 @@ def test_access_by_a_phone_stored_in_national_form_finds_the_customer(
         assert miss.warnings and "nothing was found" in miss.warnings[0]
     finally:
         check.close()
+
+
+def test_orders_with_two_inferred_owners_say_to_declare_the_owner(northwind_pg: PublicDb
+                                                                  ) -> None:
+    """With the inventory written from foreign keys alone, an order points at a customer
+    and an employee, both people: the erasure stops, saying to declare which reference is
+    the owner (it used to blame the rows' values), and nothing changes."""
+    db = northwind_pg
+    check = db.connect()
+    try:
+        book = RequestBook(db.store)
+        rid = book.create("erasure", ["user_id=ALFKI"], "EU", "dpo").request_id
+        book.verify(rid, "dpo", "identity checked on a call")
+        inv = load_inventory(db.fk_inventory)
+        resolution, _ = plan_request(inv, db.store, rid)
+        said = [b for b in resolution.blockers if "northwind.orders" in b]
+        assert said and "kind: owner" in said[0] and "values" not in said[0], said
+    finally:
+        check.close()

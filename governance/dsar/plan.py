@@ -807,6 +807,19 @@ class _Planner:
             if edge.on_erase == "refuse" and edge.kind == "owner":
                 # Rows an owner reference ties to the subject that resolution did not find
                 # to be the subject's alone.
+                people = [e for e in graph.owner_edges(edge.origin)
+                          if graph.is_person(e.target)]
+                if len(people) > 1 and any(e.inferred for e in people):
+                    named = ", ".join(e.column for e in people)
+                    self.blockers.append(
+                        f"{len(staying)} row(s) of {edge.source}.{edge.table} point at the "
+                        f"subject's {loc.table} rows through {where}, but the table has "
+                        f"{len(people)} references to people ({named}) whose kind was "
+                        "inferred, so each row belongs to two people and is never changed. "
+                        "Say in the inventory which one makes the row someone's (kind: "
+                        "owner) and what the other is (kind: reference, with on_erase); "
+                        "`govkit inventory` lists them")
+                    continue
                 self.blockers.append(
                     f"{len(staying)} row(s) of {edge.source}.{edge.table} point at the "
                     f"subject's {loc.table} rows through {where}, an owner reference, but are "
