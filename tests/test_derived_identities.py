@@ -11,6 +11,8 @@ every table (``public_data.oracle``).
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -201,5 +203,30 @@ def test_orders_with_two_inferred_owners_say_to_declare_the_owner(northwind_pg: 
         resolution, _ = plan_request(inv, db.store, rid)
         said = [b for b in resolution.blockers if "northwind.orders" in b]
         assert said and "kind: owner" in said[0] and "values" not in said[0], said
+    finally:
+        check.close()
+
+
+def test_a_binary_column_is_exported_as_its_bytes(northwind_pg: PublicDb, tmp_path: Path
+                                                  ) -> None:
+    """An employee's photo (bytea) is in the access export as base64 of its bytes (it was
+    Python's repr of them, found by a helper)."""
+    from governance.dsar.export import read_export
+
+    db = northwind_pg
+    check = db.connect()
+    try:
+        photo = bytes(range(256)) * 4
+        check.conn.execute("UPDATE employees SET home_phone = '+1 206 555 0199', photo = %s "
+                           "WHERE employee_id = 1", (photo,))
+        book = RequestBook(db.store)
+        rid = book.create("access", ["phone=+1 206 555 0199"], "EU", "dpo").request_id
+        book.verify(rid, "dpo", "identity checked on a call")
+        out = run_request(load_inventory(db.declared_inventory), db.store, rid, "dpo",
+                          export_dir=tmp_path)
+        files = read_export(out.export_path, out.passphrase)
+        rows = json.loads(files["data/northwind/employees.json"])
+        assert [r["employee_id"] for r in rows] == [1]
+        assert base64.b64decode(rows[0]["photo"]["base64"]) == photo
     finally:
         check.close()

@@ -33,6 +33,7 @@ of the row.
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import json
@@ -253,8 +254,16 @@ def build_package(request_id: str, law: str, identities: Sequence[Identity],
     return buf.getvalue(), returned
 
 
+def _plain(value: Any) -> Any:
+    """A value JSON cannot hold as it is: bytes as their base64 text (marked, so that an
+    image reads back as the same bytes, not as Python's repr), anything else as text."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"base64": base64.b64encode(bytes(value)).decode("ascii")}
+    return str(value)
+
+
 def _json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+    return json.dumps(value, ensure_ascii=False, indent=2, default=_plain).encode("utf-8")
 
 
 def render_html(summary: dict[str, Any],
