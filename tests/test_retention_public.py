@@ -411,3 +411,37 @@ def test_a_hold_that_would_protect_nothing_is_refused(chinook_sqlite: PublicDb,
     assert out.exit_code == 2, out.output
     assert why in out.output and len(out.output.strip().splitlines()) == 1, out.output
     assert db.store.query("SELECT count(*) AS n FROM legal_holds")[0]["n"] == 0
+
+
+def test_rows_an_earlier_rule_frees_go_in_the_same_run(chinook: PublicDb, tmp_path: Path
+                                                       ) -> None:
+    """Every customer of one support rep closed their account: the closed accounts go, and
+    then the rep (hired long ago) is no longer referred to, so the staff rule removes them
+    in the same run; a second apply finds nothing due (before, the staff step said it was
+    done with the rep still due, found by a helper on Sakila)."""
+    check = chinook.connect()
+    try:
+        rep = 5
+        customers = {r[0] for r in check.query(
+            "SELECT customerid FROM customers WHERE supportrepid = ?", (rep,))}
+        check.execute("ALTER TABLE customers ADD COLUMN closed_at DATE",
+                      f"UPDATE customers SET closed_at = '2020-01-31' WHERE supportrepid = "
+                      f"{rep}")
+        assert customers and not check.query(
+            "SELECT 1 FROM employees WHERE reportsto = ?", (rep,))
+        inv = load_inventory(chinook.fk_inventory)
+        policies = _policy(chinook, tmp_path, CLOSED + """
+  - name: staff
+    tables: [chinook.employees]
+    retain: 20 years
+    clock: {hiredate}
+    action: delete
+    basis: "Staff records"
+""")
+        apply_retention(policies, inv, chinook.store, NOW, "tester")
+        assert not check.query("SELECT 1 FROM employees WHERE employeeid = ?", (rep,))
+        assert not {r[0] for r in check.query("SELECT customerid FROM customers")} & customers
+        again = plan_retention(policies, inv, chinook.store, NOW)
+        assert again.due == 0, [s.describe() for s in again.steps]
+    finally:
+        check.close()

@@ -32,7 +32,13 @@ from governance.errors import RetentionError
 from governance.faults import fault_point
 from governance.ids import new_id
 from governance.inventory import Inventory
-from governance.retention.planning import RetentionPlan, Step, build_steps, count_step
+from governance.retention.planning import (
+    RetentionPlan,
+    Step,
+    build_steps,
+    count_on,
+    count_step,
+)
 from governance.retention.policy import REDACTED, Policy
 from governance.retention.predicates import ALIAS, negate
 from governance.retention.proof import log_step, removed_values, values_left_in_file
@@ -194,6 +200,16 @@ def _run_step(store: AuditStore, pool: ConnectorPool, run_id: str, no: int,
         say(f"{step.rule}: {name}: a batch interrupted earlier had changed {done} row(s)")
     note = None
     byte_check = None
+    if step.action != "review" and step.file_key is None and not row["rows_affected"] \
+            and not row["batches"]:
+        # Counted again as the step starts: the run's earlier steps may have freed rows
+        # the plan counted as still referred to (a rule's payments gone, its rentals due).
+        due_now, _ = count_step(pool, step, strict=True)
+        if due_now > int(row["planned_rows"]):
+            say(f"{step.rule}: {name}: {due_now} row(s) due now, {row['planned_rows']} "
+                "when planned (earlier steps of this run freed the others)")
+            row["planned_rows"] = due_now
+            _journal(store, run_id, no, planned_rows=due_now)
     if step.action == "review":
         note = f"{row['planned_rows']} row(s) to review; nothing changed"
     elif step.file_key is not None:
@@ -253,11 +269,14 @@ def _bind(params: list[Any], lo: int, hi: int) -> list[Any]:
             else p for p in params]
 
 
+MAX_PASSES = 8     # passes over a table per step (chains of rows pointing at each other)
+
+
 def _apply_sql(store: AuditStore, conn: Any, run_id: str, no: int, row: dict[str, Any],
                step: Step, batch_rows: int, say: Progress) -> None:
     sql, params = _batch_sql(conn, step, batch_rows)
     ranged = conn.kind != "postgres"
-    for _pass in range(3):     # a pass covers the table; another only if rows were missed
+    for _pass in range(MAX_PASSES):   # a pass covers the table; another if rows remain
         if ranged:
             cur = conn._run(f"SELECT max(rowid) FROM {conn._table_ref(step.table)}")
             top = cur.fetchall()[0][0]
@@ -286,8 +305,15 @@ def _apply_sql(store: AuditStore, conn: Any, run_id: str, no: int, row: dict[str
                     f"row(s); {row['rows_affected']} of {row['planned_rows']}")
             if not ranged and n < batch_rows:
                 break
-        if not changed or int(row["rows_affected"]) >= int(row["planned_rows"]):
+        if not changed:
             break
+        if int(row["rows_affected"]) >= int(row["planned_rows"]):
+            # Rows this pass freed (an employee whose reports it removed) are due now.
+            freed, _ = count_on(conn, step, strict=True)
+            if not freed:
+                break
+            row["planned_rows"] = int(row["planned_rows"]) + freed
+            _journal(store, run_id, no, planned_rows=row["planned_rows"])
 
 
 def _apply_file(store: AuditStore, pool: ConnectorPool, run_id: str, no: int,

@@ -243,7 +243,11 @@ def _referrers_first(tables: list[tuple[str, str]], graph: OwnershipGraph
 
 def count_step(pool: ConnectorPool, step: Step, strict: bool = False) -> tuple[int, int]:
     """Rows due and rows held of ``step``, counted by the source in one pass."""
-    conn: Any = pool.get(step.source)
+    return count_on(pool.get(step.source), step, strict)
+
+
+def count_on(conn: Any, step: Step, strict: bool = False) -> tuple[int, int]:
+    """``count_step`` on the step's source, already open."""
     where = step.strict_where if strict and step.strict_where is not None else step.where
     held = step.held_where
     cur = conn._run(
