@@ -613,8 +613,12 @@ def dsar_plan(inventory_path: Path, store_path: Path, request_id: str) -> None:
         click.echo(f"plan {binding.describe()}")
         for shown in person_rows_shown(resolution):
             click.echo(f"  person row: {shown}")
-        click.echo(f"to approve it: govkit dsar approve {request_id} --plan {binding.digest} "
-                   "--note '...'")
+        if resolution.blockers:
+            click.echo("not to approve yet: what is listed above stops the run; settle it, "
+                       f"then see this plan again (govkit dsar plan {request_id})")
+        else:
+            click.echo(f"to approve it: govkit dsar approve {request_id} --plan "
+                       f"{binding.digest} --note '...'")
 
 
 def _print_plan(resolution: Any, steps: Any) -> None:

@@ -220,3 +220,21 @@ def test_a_value_that_is_not_a_phone_or_an_email_is_not_written(chinook_sqlite: 
         assert row_hashes(check) == before
     finally:
         check.close()
+
+
+def test_dsar_plan_does_not_offer_to_approve_a_plan_that_cannot_run(chinook_sqlite: PublicDb
+                                                                    ) -> None:
+    """A plan with what stops it says so instead of printing the approve command (a helper
+    followed it, and the run then stopped)."""
+    db = chinook_sqlite
+    check = db.connect()
+    try:
+        _, email, _ = chinook_customer(check)
+    finally:
+        check.close()
+    rid, _ = _rectify(db, email, {"name": "Ada Quist"})
+    shown = CliRunner().invoke(main, ["dsar", "plan", rid, "--inventory",
+                                      str(db.fk_inventory), "--store", str(db.store.path)])
+    assert shown.exit_code == 0, shown.output
+    assert "holds it in 2 columns" in shown.output
+    assert "not to approve yet" in shown.output and "dsar approve" not in shown.output

@@ -353,8 +353,8 @@ def test_redact_into_a_number_is_refused_with_file_line_and_field(
     basis: "Not needed"
 """)
         with pytest.raises(ConfigError, match=re.escape(
-                "retention.yaml:11: rules[0].columns.Total: chinook.invoices.Total is a "
-                "NUMERIC(10,2) column: redact writes the text '[erased]'")):
+                "retention.yaml:11: rules[0].columns.Total: chinook.invoices.Total is of "
+                "type NUMERIC(10,2): redact writes the text '[erased]'")):
             apply_retention(policies, load_inventory(db.fk_inventory), db.store, NOW, "t")
         assert row_hashes(check) == before
     finally:

@@ -522,7 +522,7 @@ def check_policy(policy: Policy, estate: Estate, pool: Any | None = None) -> Non
                     if not facts.takes_text:
                         raise policy.error(
                             ("rules", i, "columns", col),
-                            f"{s}.{t}.{col} is a {facts.type} column: redact writes the text "
+                            f"{s}.{t}.{col} is of type {facts.type}: redact writes the text "
                             f"{REDACTED!r}; use null (where NULL is allowed) or delete the rows")
                     if col in _key_columns(pool, s, t):
                         raise policy.error(
