@@ -38,16 +38,10 @@ from governance.dsar.requests import (
     RequestError,
     approval_refused,
 )
-from governance.dsar.resolution import Progress, Resolution
+from governance.dsar.resolution import WHO_CATEGORIES, Progress, Resolution
 from governance.inventory import Inventory
 from governance.masking import mask_value
 from governance.sources.key_text import key_text
-
-# The personal data that tells one person from another given the same key: stable
-# attributes of who they are, not what an application updates on its own (an IP address,
-# a location, a password hash) nor the e-mail or phone the request is matched by.
-WHO_CATEGORIES = frozenset({"identity.name", "identity.date_of_birth", "identity.national_id",
-                            "identity.passport"})
 
 
 @dataclass(frozen=True)

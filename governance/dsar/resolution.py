@@ -745,8 +745,11 @@ def _mentions(text: str, identities: Sequence[Identity]) -> bool:
 _DERIVABLE = (IdentityType.EMAIL, IdentityType.PHONE, IdentityType.NATIONAL_ID)
 
 
-_WHO = ("identity.name", "identity.date_of_birth", "identity.national_id",
-        "identity.passport")
+# The personal data that tells one person from another: stable attributes of who they
+# are, not what an application updates on its own (an IP address, a location, a password
+# hash) nor the e-mail or phone a request is matched by.
+WHO_CATEGORIES = frozenset({"identity.name", "identity.date_of_birth",
+                            "identity.national_id", "identity.passport"})
 _WORD = re.compile(r"[^\W_]+")
 
 
@@ -758,7 +761,7 @@ def who_of(table: TableKey, row: Row, categories: Mapping[tuple[str, str, str], 
     for col, value in row.items():
         if value is None or isinstance(value, bytes | bytearray | memoryview):
             continue
-        for cat in categories.get((table[0], table[1], col), set()) & set(_WHO):
+        for cat in categories.get((table[0], table[1], col), set()) & WHO_CATEGORIES:
             text = str(value)
             if cat == "identity.name":
                 words = {w.casefold() for w in _WORD.findall(text)}
