@@ -277,6 +277,7 @@ def hold_cmd(store_path: Path, inventory_path: Path, source: str | None, table: 
         --reason "Case 12"
     """
     from governance.audit_store import AuditStore
+    from governance.inventory import load_inventory
     from governance.retention.holds import place_hold
 
     if (covers_from is None) != (covers_to is None):
@@ -286,8 +287,6 @@ def hold_cmd(store_path: Path, inventory_path: Path, source: str | None, table: 
         keys = [k.strip() for k in keys_file.read_text().splitlines() if k.strip()]
     covers = (_when(covers_from), _range_end(covers_to)) if covers_from and covers_to \
         else None
-    from governance.inventory import load_inventory
-
     if ends_at is not None and _when(ends_at) <= datetime.now(UTC):
         raise GovernanceError(f"--until {ends_at}: that time has passed, so the hold would "
                               "protect nothing; give a time to come")

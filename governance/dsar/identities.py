@@ -85,16 +85,7 @@ class Identity:
         v = self.value.strip()
         forms = [v, self.canonical()]
         if self.type is IdentityType.PHONE:
-            import phonenumbers
-
-            number = _parse_phone(v)
-            fmt = phonenumbers.PhoneNumberFormat
-            national = phonenumbers.format_number(number, fmt.NATIONAL)
-            intl = phonenumbers.format_number(number, fmt.INTERNATIONAL)
-            forms += [intl, national, phonenumbers.national_significant_number(number),
-                      # as a column may hold it: 030-0074321, 030/0074321, +49-30-0074321
-                      *(national.replace(" ", sep) for sep in ("-", "/", ".", "")),
-                      intl.replace(" ", "-"), "00" + intl[1:]]
+            forms += _phone_forms(v)
         elif self.type is IdentityType.NATIONAL_ID:
             forms.append(self.canonical().lower())
         return list(dict.fromkeys(f for f in forms if f))
@@ -108,7 +99,7 @@ class Identity:
             return []
         forms = self.variants()
         if self.type is IdentityType.PHONE:
-            forms = list(dict.fromkeys([*forms, *_written_phone_forms(self.value)]))
+            forms = list(dict.fromkeys([*forms, *_phone_forms(self.value, written=True)]))
         return [f for f in forms if len(f) >= MIN_TEXT_VARIANT]
 
     @property
@@ -126,27 +117,32 @@ class Identity:
         return f"{self.type}:{self.canonical()}"
 
 
-def _written_phone_forms(value: str) -> list[str]:
-    """Other ways a phone number is written in text (+49 30 1234567 also as
-    +49-30-1234567, 0049 30 1234567, +49 (0)30 1234567, +4930 1234567, 030-1234567 ...)."""
+def _phone_forms(value: str, written: bool = False) -> list[str]:
+    """The forms of a phone number as a column may hold it (+49 30 0074321, 030 0074321,
+    030-0074321, 030/0074321, +49-30-0074321, 0049 30 0074321 ...), and with ``written``
+    also as people write one in text (+49.30.1234567, +4930 1234567, +49 (0)30 1234567,
+    0049-30-1234567 ...)."""
     import phonenumbers
 
     number = _parse_phone(value)
     fmt = phonenumbers.PhoneNumberFormat
     intl = phonenumbers.format_number(number, fmt.INTERNATIONAL)      # +49 30 1234567
     national = phonenumbers.format_number(number, fmt.NATIONAL)       # 030 1234567
+    forms = [intl, national, phonenumbers.national_significant_number(number),
+             *(national.replace(" ", sep) for sep in ("-", "/", ".", "")),
+             intl.replace(" ", "-"), "00" + intl[1:]]
+    if not written:
+        return forms
     cc = f"+{number.country_code}"
     rest = intl[len(cc):].strip()                                     # 30 1234567
-    forms = [intl.replace(" ", sep) for sep in ("-", ".", "/")]
-    forms += [f"{cc}{rest}", f"{cc}-{rest}"]
-    forms += ["00" + f[1:] for f in (intl, *forms, cc + rest.replace(" ", ""))]
-    trunk = national[:1] if national[:1] == "0" else ""
-    if trunk:
+    joined = [intl.replace(" ", sep) for sep in ("-", ".", "/")] + [f"{cc}{rest}",
+                                                                    f"{cc}-{rest}"]
+    forms += joined + ["00" + f[1:] for f in (*joined, cc + rest.replace(" ", ""))]
+    if national[:1] == "0":                                           # a trunk prefix
         forms += [f"{cc} (0){rest}", f"{cc}(0){rest}", f"{cc} (0) {rest}"]
     plain = national.replace("(", "").replace(")", "")
-    forms += [national.replace(" ", sep) for sep in ("-", ".", "/", "")]
     forms += [plain, plain.replace(" ", "-"), plain.replace(" ", "")]
-    return list(dict.fromkeys(f for f in forms if f))
+    return forms
 
 
 def _parse_phone(value: str) -> phonenumbers.PhoneNumber:

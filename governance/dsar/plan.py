@@ -725,7 +725,7 @@ class _Planner:
                        "hold keeps"
                        + (f" ({hold.reason})" if hold is not None else ""))
                 out[key] = (held, why)
-                kept[key] = kept.get(key, []) + [r for r in rows if r not in kept.get(key, [])]
+                kept[key] = [r for r in loc.rows if self.row_id(*key, r) in held]
         return out
 
     def keep_under_holds(self, deleting: dict[tuple[str, str], set[str]]) -> None:

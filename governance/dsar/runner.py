@@ -425,8 +425,7 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
     with store.session():
         steps = read_journal(store, rid, None)
         remaining, held, kept = _classify(inventory, store, book, steps, found, counts,
-                                          unreachable, given,
-                                          book.left_to_others(request))
+                                          unreachable, given, [_left_to_others(book, request)])
         for s in ran:
             if new_steps is not None and s.action is Action.DELETE_UNREFERENCED \
                     and s.rows_affected is not None and s.rows_affected < s.planned_rows:
@@ -479,15 +478,18 @@ def _verify_erased(inventory: Inventory, store: AuditStore, run: _Run, pool: Con
     found, counts, unreachable = _search_again(inventory, store, book, run.request,
                                                identities, pool, progress, every_text_cell,
                                                run.categories)
-    theirs: dict[tuple[str, str], int] = {}
+    rows: dict[str, int] = {}
     for loc in resolution.locations:
-        theirs[(loc.source, loc.table)] = theirs.get((loc.source, loc.table), 0) \
+        rows[f"{loc.source}.{loc.table}"] = rows.get(f"{loc.source}.{loc.table}", 0) \
             + len(loc.rows)
+    theirs = _Theirs(None, rows, "another person's row holds the identifier now: the "
+                     "subject's rows were erased by this request, and this row is not one "
+                     "of them (left untouched)")
     with store.session():
         steps = read_journal(store, rid, None)
         remaining, held, kept = _classify(inventory, store, book, steps, found, counts,
                                           unreachable, run.given,
-                                          book.left_to_others(run.request), theirs)
+                                          [_left_to_others(book, run.request), theirs])
         book.renew(rid, run.owner)
         outcome = _conclude(book, rid, actor, steps, remaining, held, kept, None, {})
         if outcome.status != "completed":
@@ -650,20 +652,40 @@ def _search_again(inventory: Inventory, store: AuditStore, book: RequestBook,
     return hits
 
 
+@dataclass(frozen=True)
+class _Theirs:
+    """Cells verification finds that are other people's: of these identities (None: of
+    any), at most so many per table (``source.table``: the rows of theirs the plan found
+    there), and why."""
+
+    identities: frozenset[Identity] | None
+    rows: Mapping[str, int]
+    why: str
+
+    def explains(self, place: tuple[str, str, str], ids: set[Identity], cells: int) -> bool:
+        """Whether the ``cells`` found at ``place`` holding ``ids`` are theirs."""
+        return (self.identities is None or ids <= self.identities) and \
+            cells <= self.rows.get(f"{place[0]}.{place[1]}", 0)
+
+
+def _left_to_others(book: RequestBook, request: DataSubjectRequest) -> _Theirs:
+    """The rows the plan left as someone else's that hold identities read from the
+    subject's rows (an employee or a supplier with the customer's phone)."""
+    identities, rows = book.left_to_others(request)
+    return _Theirs(frozenset(identities), rows,
+                   "an identifier read from the subject's rows that another person's or "
+                   "firm's record holds too (not theirs to erase)")
+
+
 def _classify(inventory: Inventory, store: AuditStore, book: RequestBook,
               steps: Sequence[Step], found: dict[tuple[str, str, str], set[Identity]],
               counts: dict[tuple[str, str, str], int], unreachable: dict[str, str],
-              given: list[Identity],
-              left: tuple[Sequence[Identity], Mapping[str, int]] | None = None,
-              elsewhere: Mapping[tuple[str, str], int] | None = None
+              given: list[Identity], theirs: Sequence[_Theirs] = ()
               ) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
     """What verification found, sorted: what remains unexplained (place -> cells), what a
     legal hold keeps, and what is kept for another recorded reason (a detail row others
-    refer to, an identifier another person holds too, an anonymized record).
-    ``left``: identities read from the subject's rows that the plan found in rows it left
-    as another person's or firm's, and how many such rows per table. ``elsewhere``:
-    per table, how many rows of other people now hold the subject's erased identities
-    (so many cells found there are theirs)."""
+    refer to, an identifier another person holds too, other people's rows ``theirs``
+    accounts for, an anonymized record)."""
     table_holds = LegalHolds(store, book.keyring).on_tables(inventory)
     kept_tables = {(s.source, s.table): s.note or "" for s in steps
                    if s.action is Action.HELD and (s.source, s.table) not in table_holds}
@@ -674,8 +696,6 @@ def _classify(inventory: Inventory, store: AuditStore, book: RequestBook,
     # too (a household's phone): its hits are that person's data, not the subject's.
     shared = {i for place, ids in found.items() if (place[0], place[1]) in graph_persons
               for i in ids if i not in given}
-    # One the plan found in another person's or firm's row (a supplier's switchboard):
-    # its hits in a table this request changed nothing in are theirs.
     remaining: dict[str, int] = {}
     held: dict[str, str] = {}
     kept: dict[str, str] = {}
@@ -687,14 +707,9 @@ def _classify(inventory: Inventory, store: AuditStore, book: RequestBook,
             held[f"{source}.{table}"] = f"{hold.hold_id}: {hold.reason}"
         elif ids <= shared:
             kept[where] = "an identifier another person's record holds too (not theirs to erase)"
-        elif left and ids <= set(left[0]) and counts[place] <= left[1].get(
-                f"{source}.{table}", 0):
-            kept[where] = ("an identifier read from the subject's rows that another person's "
-                           "or firm's record holds too (not theirs to erase)")
-        elif elsewhere and counts[place] <= elsewhere.get((source, table), 0):
-            kept[where] = ("another person's row holds the identifier now: the subject's "
-                           "rows were erased by this request, and this row is not one of "
-                           "them (left untouched)")
+        elif why := next((t.why for t in theirs if t.explains(place, ids, counts[place])),
+                         None):
+            kept[where] = why
         elif (source, table) in kept_tables:
             kept[where] = kept_tables[(source, table)]
         elif (source, table) in anonymized and column not in _changed_columns(steps, place):
