@@ -245,8 +245,12 @@ def test_table_hold_is_kept_and_reported_with_its_reason(estate: Estate) -> None
     assert sum(e["user_id"] == estate.user_id for e in estate.events()) == events > 0
     assert any("Fraud investigation FR-9" in r for r in outcome.held.values())
     held = [s for s in outcome.steps if s.status == "held"]
-    assert [(s.source, s.table) for s in held] == [("event_log", "events")]
-    assert estate.count("SELECT count(*) FROM users WHERE id = ?", estate.user_id) == 0
+    assert sorted((s.source, s.table) for s in held) == [("app_db", "users"),
+                                                        ("event_log", "events")]
+    # The held events point at the user row (a reference the inventory declares, across
+    # sources): it is kept with them, so that they do not point at nobody.
+    assert estate.count("SELECT count(*) FROM users WHERE id = ?", estate.user_id) == 1
+    assert any("legal hold on events" in why for why in outcome.kept.values())
 
 
 def _app_rows(estate: Estate) -> dict[str, list[tuple]]:
@@ -284,16 +288,18 @@ def test_erasure_honours_source_and_time_range_holds_placed_by_retention(
     outcome = run_request(estate.inventory, estate.store, estate.request("erasure"), "dpo")
     assert outcome.status == "completed", outcome.remaining
     # The held tickets point at the user row through a declared key (support_tickets.user_id
-    # -> users.id): deleting it would fail, or cascade into them, so it is kept with them.
+    # -> users.id): deleting it would fail, or cascade into them, so it is kept with them;
+    # the held events point at it through a reference the inventory declares: kept too.
     assert estate.count("SELECT count(*) FROM users WHERE id = ?", estate.user_id) == \
-        (1 if scope == "range" else 0)
+        (0 if scope == "ended" else 1)
     left_events = sum(e["user_id"] == estate.user_id for e in estate.events())
     left_tickets = estate.count("SELECT count(*) FROM support_tickets WHERE user_id = ?",
                                 estate.user_id)
     held = {(s.source, s.table) for s in outcome.steps if s.status == "held"}
     if scope == "source":
-        assert left_events == events and held == {("event_log", "events")}
+        assert left_events == events and held == {("event_log", "events"), ("app_db", "users")}
         assert any("Regulator inquiry R-7" in r for r in outcome.held.values())
+        assert any("legal hold on events" in r for r in outcome.kept.values())
         assert left_tickets == 0
     elif scope == "range":
         assert left_tickets == tickets and held >= {("app_db", "support_tickets")}

@@ -342,3 +342,25 @@ def test_with_the_lines_held_an_invoice_given_away_keeps_its_notes(
         {t: seen["before"][t] for t in ("invoice_items", "line_notes")}
     assert files.column("invoices", "customerid", "invoiceid", invoice) == [str(other)]
     assert outcome.status == "completed", outcome.remaining
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_a_hold_on_invoices_keeps_the_customer_row_they_point_at(
+        chinook_sqlite: PublicDb, tmp_path: Path, kind: str) -> None:
+    """Files have no foreign keys: invoices point at their customer through a reference
+    the inventory declares. A legal hold on the invoices keeps them, their lines, and the
+    customer row they point at (before, the customer row was deleted and the held invoices
+    pointed at nobody); every other file is unchanged, and the run says why it kept the
+    customer."""
+    from governance.dsar.holds import LegalHolds
+
+    files = Files(chinook_sqlite, kind, tmp_path)
+    cid, email, _, _ = _subject(files)
+    LegalHolds(files.db.store).place_on_table("shop.invoices", "tax audit", "dpo",
+                                              load_inventory(files.inventory))
+    before = files.hashes()
+    outcome = files.erasure(email, lambda steps: True)()
+    assert outcome.status == "completed", outcome.remaining
+    assert files.hashes() == before
+    assert files.column("customers", "email", "customerid", cid) == [email]
+    assert any("legal hold on invoices" in why for why in outcome.kept.values()), outcome.kept

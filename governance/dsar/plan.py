@@ -729,10 +729,11 @@ class _Planner:
         return out
 
     def keep_under_holds(self, deleting: dict[tuple[str, str], set[str]]) -> None:
-        """Rows of a held table, and rows kept for them, keep the rows they point at through
-        a key the database declares (deleting those would fail, or cascade into the kept
-        rows): from held tickets to the user row, from held messages to their tickets and
-        on to the user row."""
+        """Rows of a held table, and rows kept for them, keep the rows they point at (with
+        a key the database declares, deleting those would fail or cascade into the kept
+        rows; with a reference the inventory declares, the kept rows would point at
+        nothing): from held tickets to the user row, from held messages to their tickets
+        and on to the user row."""
         graph = self.res.graph
         assert graph is not None
         kept: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -749,10 +750,7 @@ class _Planner:
                     changed = True
                 for edge in graph.in_edges(key):
                     hold = self.holds.get(edge.origin)
-                    if (hold is None and edge.origin not in kept) or \
-                            edge.to_source != edge.source or ForeignKey(
-                            edge.table, edge.column, loc.table, edge.to_column) not in \
-                            self.pool.get(edge.source).known_foreign_keys():
+                    if hold is None and edge.origin not in kept:
                         continue
                     rows = [r for r in loc.rows
                             if self.row_id(*key, r) in deleting.get(key, set())]
