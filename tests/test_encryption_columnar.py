@@ -223,12 +223,19 @@ def _cells(path: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("fork", ["off", "on", "copy_killed"])
+@pytest.mark.parametrize("held", [None, 7])
 def test_parquet_batch_path_matches_csv_row_path_and_decrypts(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: str) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: str, held: int | None) -> None:
     """``fork``: the Parquet file's odd row groups sealed by a forked copy of the process
     (``on``), by a copy killed at its second group (``copy_killed``: this process seals
-    the groups it did not send), or no copy (``off``): the same result each way."""
+    the groups it did not send), or no copy (``off``): the same result each way. ``held``:
+    at most that many ciphers kept built (the default bounds memory on large runs; with 7,
+    every batch builds most of its ciphers again, and the results are the same)."""
     from governance.encryption import forked
+    from governance.encryption import keys as keys_module
+
+    if held is not None:
+        monkeypatch.setattr(keys_module, "CIPHERS_HELD", held)
 
     rng = random.Random(11)
 
@@ -317,6 +324,8 @@ def test_parquet_batch_path_matches_csv_row_path_and_decrypts(
             sealed += 1
     assert sealed == a.cells_sealed
     assert len(set(pairs.values())) == len(pairs) == a.subjects
+    assert len(keys._aead) <= (held or keys_module.CIPHERS_HELD) < \
+        (a.subjects if held else 10**9)
     # 3000 rows in groups of 700: the copy had groups 1 and 3.
     assert copies == {"off": [], "on": [(2, False)], "copy_killed": [(2, True)]}[fork]
     if host:

@@ -29,6 +29,7 @@ from governance.crypto.keystore import KeyStore, KeyStoreError
 from governance.errors import GovernanceError
 
 INDEX_SUBJECT = "__index__"
+CIPHERS_HELD = 250_000      # ciphers kept built at most (~2.4 KB each), here and per run
 SHRED_ACTION = "encryption.subject_shredded"
 
 
@@ -68,6 +69,10 @@ class SubjectKeys:
         self.store = store
         self.keystore = keystore
         self._by_kek = {k.kek_id: k for k in (*previous, keystore)}
+        # Data keys this object unwrapped or made (key id -> key), and the ciphers built
+        # from them for callers that ask for ciphers (at most CIPHERS_HELD: a cipher's
+        # state is ~2.4 KB, a million of them 2.4 GB).
+        self._key: dict[str, bytes] = {}
         self._aead: dict[str, AESGCM] = {}
         self._gone: dict[str, str] = {}
         self._refs: dict[str, str] = {}
@@ -82,10 +87,10 @@ class SubjectKeys:
         self._bidx: dict[str, bytes] = {}
         # Inside ``deferred_commits``: the commits under way, and the keys they hold (by
         # subject) until each has landed.
-        self._commits: list[tuple[Future[set[str]], dict[str, tuple[str, AESGCM]]]] | None \
+        self._commits: list[tuple[Future[set[str]], dict[str, tuple[str, bytes]]]] | None \
             = None
         self._writer: ThreadPoolExecutor | None = None
-        self._pending: dict[str, tuple[str, AESGCM]] = {}
+        self._pending: dict[str, tuple[str, bytes]] = {}
 
     # -- the index key ------------------------------------------------------------------
     def _load_index(self) -> bytes:
@@ -181,9 +186,28 @@ class SubjectKeys:
             missing = [s for s in missing if s not in out]
         if missing and create:
             out.update(self._create(missing))
+        return {s: (kid, self._cipher_of(kid)) for s, (kid, _) in out.items()}
+
+    def held_ciphers(self, key_ids: Sequence[str]) -> list[AESGCM]:
+        """The ciphers of keys this object holds (from ``active_columns``), built when not
+        kept; at most CIPHERS_HELD are kept (a cipher's state is ~2.4 KB)."""
+        out: list[Any] = list(map(self._aead.get, key_ids))
+        if None in out:
+            for i, a in enumerate(out):
+                if a is None:
+                    out[i] = self._cipher_of(key_ids[i])
         return out
 
-    def _create(self, missing: list[str]) -> dict[str, tuple[str, AESGCM]]:
+    def _cipher_of(self, key_id: str) -> AESGCM:
+        """The cipher of a key this object holds (kept, up to CIPHERS_HELD of them)."""
+        a = self._aead.get(key_id)
+        if a is None:
+            if len(self._aead) >= CIPHERS_HELD:
+                self._aead.clear()
+            a = self._aead[key_id] = AESGCM(self._key[key_id])
+        return a
+
+    def _create(self, missing: list[str]) -> dict[str, tuple[str, bytes]]:
         """New data keys for subjects that had none (a subject given a key meanwhile, by
         another process, keeps that one; inside ``deferred_commits`` that is a KeyConflict
         when the commits are settled)."""
@@ -206,21 +230,20 @@ class SubjectKeys:
             "subject": list(new),
             "wrapped": pa.array(wrapped, pa.binary()),
         })
-        made = {s: (kid, AESGCM(key)) for s, (kid, key) in new.items()}
-        del new, items
+        made = new
+        del items
         if self._commits is not None and self._writer is not None:
             # Committed in the background; used now (settle() before anything sealed
             # under them is made durable).
             self._pending.update(made)
             self._commits.append((self._writer.submit(self._store_new, table), made))
-            for kid, aead in made.values():
-                self._aead[kid] = aead
+            self._key.update(made.values())
             return made
         stored = self._store_new(table)
-        out: dict[str, tuple[str, AESGCM]] = {}
+        out: dict[str, tuple[str, bytes]] = {}
         for subject in stored:
             out[subject] = made[subject]
-            self._aead[made[subject][0]] = made[subject][1]
+            self._key[made[subject][0]] = made[subject][1]
         rest = [s for s in missing if s not in stored]
         if rest:
             out.update(self._fetch_active(rest))
@@ -282,6 +305,7 @@ class SubjectKeys:
             for subject, (kid, _) in made.items():
                 self._pending.pop(subject, None)
                 if subject not in stored:
+                    self._key.pop(kid, None)
                     self._aead.pop(kid, None)
                     lost += 1
         if error is not None:
@@ -290,18 +314,20 @@ class SubjectKeys:
             raise KeyConflict(lost)
 
     def active_columns(self, subjects: Sequence[str], create: bool = True
-                       ) -> tuple[list[str], list[AESGCM]]:
-        """``active_keys`` of distinct ``subjects`` as two lists aligned with them: the key
-        ids and the ciphers. KeyUnavailable names a subject left without a key."""
+                       ) -> tuple[list[str], list[bytes]]:
+        """The current data key of each of distinct ``subjects`` (made as ``active_keys``
+        makes them) as two lists aligned with them: the key ids and the keys themselves
+        (the caller builds the ciphers it holds). KeyUnavailable names a subject left
+        without a key."""
         if not subjects:
             return [], []
         wanted = pa.array(list(subjects), pa.string())
         found = self._active_rows(wanted)
         at = pc.index_in(wanted, value_set=found.column("subject").combine_chunks())
         ids: list[Any] = found.column("key_id").take(at).to_pylist()
-        ciphers: list[Any] = list(map(self._aead.get, ids))
-        if None in ciphers:
-            unwrap = [i for i, c in enumerate(ciphers) if c is None and ids[i] is not None]
+        keys: list[Any] = list(map(self._key.get, ids))
+        if None in keys:
+            unwrap = [i for i, c in enumerate(keys) if c is None and ids[i] is not None]
             if unwrap:
                 rows = found.take(at.take(pa.array(unwrap)))
                 self._unwrap_into(list(zip(rows.column("key_id").to_pylist(),
@@ -318,8 +344,8 @@ class SubjectKeys:
                     raise KeyUnavailable(subjects[i], "the subject has no active data key "
                                          "(a data-key rotation in progress?)")
                 ids[i] = made[subjects[i]][0]
-            ciphers = list(map(self._aead.get, ids))
-        return ids, ciphers
+            keys = list(map(self._key.get, ids))
+        return ids, keys
 
     def _active_rows(self, subjects: pa.Array | list[str]) -> pa.Table:
         """The active key rows (subject, key id, KEK id, wrapped key) of ``subjects``, read
@@ -332,10 +358,10 @@ class SubjectKeys:
             conn.unregister("gk_subjects")
         return found
 
-    def _fetch_active(self, subjects: list[str]) -> dict[str, tuple[str, AESGCM]]:
+    def _fetch_active(self, subjects: list[str]) -> dict[str, tuple[str, bytes]]:
         found = self._active_rows(subjects)
         subj, ids, keks = (found.column(c).to_pylist() for c in ("subject", "key_id", "kek_id"))
-        cached = self._aead
+        cached = self._key
         todo = [i for i, k in enumerate(ids) if k not in cached]
         if todo:
             wrapped = found.column("wrapped").take(pa.array(todo)).to_pylist()
@@ -344,7 +370,7 @@ class SubjectKeys:
         return {s: (k, cached[k]) for s, k in zip(subj, ids, strict=True)}
 
     def _unwrap_into(self, rows: list[tuple[str, str, bytes]]) -> None:
-        """Unwrap (key id, KEK id, wrapped) rows into the cipher cache, per KEK in one call."""
+        """Unwrap (key id, KEK id, wrapped) rows into the key cache, per KEK in one call."""
         by_kek: dict[str, list[tuple[str, bytes]]] = {}
         for key_id, kek_id, wrapped in rows:
             by_kek.setdefault(kek_id, []).append((key_id, bytes(wrapped)))
@@ -353,15 +379,13 @@ class SubjectKeys:
             if ks is None:
                 self._unwrap(items[0][0], kek_id, items[0][1])   # the one-line error
                 continue
-            for (key_id, _), key in zip(items, ks.unwrap_many(items), strict=True):
-                self._aead[key_id] = AESGCM(key)
+            self._key.update(zip((key_id for key_id, _ in items), ks.unwrap_many(items),
+                                 strict=True))
 
     def _cipher(self, key_id: str, kek_id: str, wrapped: bytes) -> AESGCM:
-        a = self._aead.get(key_id)
-        if a is None:
-            a = AESGCM(self._unwrap(key_id, kek_id, wrapped))
-            self._aead[key_id] = a
-        return a
+        if key_id not in self._key:
+            self._key[key_id] = self._unwrap(key_id, kek_id, wrapped)
+        return self._cipher_of(key_id)
 
     def ciphers(self, key_ids: Iterable[str]) -> dict[str, AESGCM | KeyUnavailable]:
         """The cipher of each data key, or why it is unavailable (destroyed, unknown)."""
@@ -369,8 +393,8 @@ class SubjectKeys:
         out: dict[str, AESGCM | KeyUnavailable] = {}
         todo = []
         for k in ids:
-            if k in self._aead:
-                out[k] = self._aead[k]
+            if k in self._key:
+                out[k] = self._cipher_of(k)
             elif k in self._gone:
                 out[k] = KeyUnavailable(k, self._gone[k])
             else:
@@ -432,6 +456,7 @@ class SubjectKeys:
                            {"subjects": wanted, "keys_destroyed": ids,
                             "reason": _masked(reason)})
         for k in ids:
+            self._key.pop(k, None)
             self._aead.pop(k, None)
             self._gone[k] = "destroyed (crypto-shredded)"
         return ids

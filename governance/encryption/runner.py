@@ -330,20 +330,18 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
     # Owner codes index OwnerIndex.known; a code's data key is fetched (or created) once
     # per run, at the first batch that needs it.
     kid_of = np.empty(0, object)             # owner code -> data key id
-    aead_of = np.empty(0, object)            # owner code -> its cipher
     klen_of = np.zeros(0, np.int64)          # owner code -> len(data key id)
-    addr_of = np.zeros(0, np.int64)          # owner code -> where its cipher is in memory
     have = np.zeros(0, bool)                 # owner code -> key fetched in this run
+    # (The ciphers are the key store's, asked for by key id as each batch is sealed: it
+    # keeps a bounded number of them built.)
 
     def keys_for(codes: np.ndarray) -> None:
-        nonlocal kid_of, aead_of, klen_of, addr_of, have
+        nonlocal kid_of, klen_of, have
         assert keys is not None
         if len(owners.known) > len(have):
             grow = len(owners.known) - len(have)
             kid_of = np.concatenate([kid_of, np.full(grow, None, object)])
-            aead_of = np.concatenate([aead_of, np.full(grow, None, object)])
             klen_of = np.concatenate([klen_of, np.zeros(grow, np.int64)])
-            addr_of = np.concatenate([addr_of, np.zeros(grow, np.int64)])
             have = np.concatenate([have, np.zeros(grow, bool)])
         needed = np.zeros(len(have), bool)
         needed[codes] = True
@@ -351,10 +349,10 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
         if not new:
             return
         refs = keys.subject_refs([owners.known[c] for c in new])
-        kids, ciphers = keys.active_columns(refs, create=True)
-        kid_of[new], aead_of[new] = _objects(kids), _objects(ciphers)
+        kids, _ = keys.active_columns(refs, create=True)
+        keys.held_ciphers(kids)     # built here, before a forked copy takes over batches
+        kid_of[new] = _objects(kids)
         klen_of[new] = np.fromiter(map(len, kids), np.int64, len(kids))
-        addr_of[new] = np.fromiter(map(id, ciphers), np.int64, len(ciphers))
         have[new] = True
         subjects.update(refs)
 
@@ -396,6 +394,7 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
         if prepared is None:
             return {}
         codes, cells = prepared
+        assert keys is not None
         changes: BatchChanges = {}
         single = data.column(key[0]).combine_chunks() if len(key) == 1 else None
         for c, rows in cells.items():
@@ -403,7 +402,10 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
             mask[rows] = True
             # Cells sealed in the order their ciphers lie in memory (each key's AES state
             # is read from memory once, in sequence), then put back in row order.
-            order = np.argsort(addr_of[codes[rows]])
+            owners_, at_owner = np.unique(codes[rows], return_inverse=True)
+            ciphers = _objects(keys.held_ciphers(kid_of[owners_].tolist()))
+            addr = np.fromiter(map(id, ciphers), np.int64, len(ciphers))
+            order = np.argsort(addr[at_owner])
             rows = rows[order]
             back = np.empty(len(order), np.int64)
             back[order] = np.arange(len(order))
@@ -416,7 +418,8 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
                 aads = [prefix + row_key_text(list(r.values())).encode("utf-8", "surrogatepass")
                         for r in data.select(key).take(at).to_pylist()]
             values = data.column(c).combine_chunks().take(at)
-            sealed = seal_encoded(aead_of[cell_codes].tolist(), kid_of[cell_codes].tolist(),
+            sealed = seal_encoded(ciphers[at_owner[order]].tolist(),
+                                  kid_of[cell_codes].tolist(),
                                   encode_values(values), aads, as_text[c],
                                   key_id_lengths=klen_of[cell_codes])
             changes[c] = (mask, sealed.take(pa.array(back)))
