@@ -16,6 +16,7 @@ from public_data.fixtures import (  # noqa: F401
     chinook_pg,
     chinook_sqlite,
     northwind_pg,
+    pagila_pg,
     tpcds,
     tpcds_data,
     tpcds_pg,

@@ -567,6 +567,41 @@ class _Resolver:
                     left.setdefault(t, set()).add(k)
         return False, left
 
+    def add_detail_persons(self, hits: dict[TableKey, list[tuple[Row, Identity, str]]]
+                           ) -> None:
+        """An identity found in a detail row (a phone kept on an address) names the person
+        whose row points at it: that person row becomes a hit too. A detail row that two
+        people's rows point at cannot say who asked: that stops the request."""
+        from governance.masking import mask_value
+
+        for table in list(hits):
+            edges = [e for e in self.graph.in_edges(table, "detail")
+                     if self.graph.is_person(e.origin)]
+            if not edges or self.graph.is_person(table):
+                continue
+            for row, ident, col in list(hits[table]):
+                people: list[tuple[TableKey, Row, str]] = []
+                for edge in edges:
+                    value = row.get(edge.to_column)
+                    if value is None:
+                        continue
+                    people += [(edge.origin, r, edge.column)
+                               for r in self.find(edge.origin, edge.column, [value])]
+                distinct = len({(t, self.row_id(t, r)) for t, r, _ in people})
+                if distinct > 1:
+                    info = self.info(table)
+                    key = ",".join(info.primary_key) if info and info.primary_key else None
+                    where = f"{key}={mask_value(str(key_value(row, key)))}" if key else "a row"
+                    self.blockers.append(
+                        f"{ident.masked()} is held in {table[0]}.{table[1]} ({where}, column "
+                        f"{col}), a row that {distinct} people's rows point at ("
+                        + ", ".join(sorted({f"{t[0]}.{t[1]}.{c}" for t, _, c in people}))
+                        + "): it cannot say which of them asked. Give an identity only this "
+                        "person has (e.g. an e-mail), or reject the request")
+                    continue
+                for person, r, column in people:
+                    hits[person].append((r, ident, column))
+
     def check_unambiguous(self, hits: dict[TableKey, list[tuple[Row, Identity, str]]]) -> None:
         """One identity matching two people in one person table stops the request."""
         from governance.masking import mask_value
@@ -837,6 +872,7 @@ def locate_subject(inventory: Inventory, identities: Sequence[Identity], pool: C
                 "identities (none is declared or detected as such), so they were not looked "
                 "for: declare the column's category in the inventory (or run govkit scan) and "
                 "run the request again, or give an identity of another kind")
+    r.add_detail_persons(hits)
     r.check_unambiguous(hits)
     if r.blockers:
         return Resolution([], r.searched, r.unreachable, runs, [], categories, r.graph,

@@ -85,7 +85,10 @@ class PostgresConnector(SqlConnector):
                 "AND NOT a.attisdropped "
                 "LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary "
                 "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
-                "AND NOT c.relispartition ORDER BY c.relname, a.attnum", (self.schema,))
+                # A materialized view created WITH NO DATA and never refreshed holds no
+                # rows, and reading it is an error: it is left out until refreshed.
+                "AND NOT c.relispartition AND c.relispopulated "
+                "ORDER BY c.relname, a.attnum", (self.schema,))
             rows = cur.fetchall()
         self._end_read()
         kinds = {"r": "table", "p": "table", "f": "table", "v": "view",
@@ -121,10 +124,17 @@ class PostgresConnector(SqlConnector):
                 if t["rel"] in ("r", "m") and (t["pages"] or 0) >= ESTIMATE_FROM_PAGES:
                     count = self._sampled_count(table)  # large and never analysed
                 else:
-                    with self._conn.cursor() as cur:
-                        cur.execute(sql.SQL("SELECT count(*) FROM " + self._only(table)
-                                            + "{}").format(sql.Identifier(self.schema, table)))
-                        count = cur.fetchone()[0]
+                    try:
+                        with self._conn.cursor() as cur:
+                            cur.execute(sql.SQL("SELECT count(*) FROM " + self._only(table)
+                                                + "{}").format(
+                                sql.Identifier(self.schema, table)))
+                            count = cur.fetchone()[0]
+                    except psycopg.Error as e:
+                        self._conn.rollback()
+                        raise SourceError(
+                            f"source {self.name!r}: cannot read {self.schema}.{table} "
+                            f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
             out.append(TableInfo(table, tuple(t["cols"]), count, t["kind"], tuple(t["pk"])))
         self._end_read()
         return out

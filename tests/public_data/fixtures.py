@@ -24,13 +24,15 @@ from governance.audit_store import AuditStore
 
 from . import chinook as chinook_dataset
 from . import northwind as northwind_dataset
+from . import pagila as pagila_dataset
 from . import tpcds as tpcds_dataset
 from .inventories import write_inventories
 from .oracle import Db
 from .sources import DataUnavailable
 
 PG_DSN_ENV = "GOVKIT_PUBLIC_DATA_PG_DSN"
-SOURCE = {"chinook": "chinook", "tpcds": "tpcds", "northwind": "northwind"}
+SOURCE = {"chinook": "chinook", "tpcds": "tpcds", "northwind": "northwind",
+          "pagila": "pagila"}
 
 
 @dataclass
@@ -142,6 +144,8 @@ def _pg_template(dataset: str, made: dict[str, str], pg_dsn: str,
                 chinook_dataset.load_postgres(dsn)
             elif dataset == "northwind":
                 northwind_dataset.load_postgres(dsn)
+            elif dataset == "pagila":
+                pagila_dataset.load_postgres(dsn)
             else:
                 tpcds_dataset.load_postgres(request.getfixturevalue("tpcds_data"), dsn)
         except DataUnavailable as e:
@@ -227,6 +231,15 @@ def northwind_pg(tmp_path: Path, request: pytest.FixtureRequest, pg_dsn: str,
     """Northwind (PostgreSQL port, committed with its licence) in a PostgreSQL database of
     the test's own (dropped afterwards)."""
     yield from _pg_copy("northwind", tmp_path, request, pg_dsn, _pg_templates, monkeypatch)
+
+
+@pytest.fixture()
+def pagila_pg(tmp_path: Path, request: pytest.FixtureRequest, pg_dsn: str,
+              _pg_templates: dict[str, str], monkeypatch: pytest.MonkeyPatch
+              ) -> Iterator[PublicDb]:
+    """Pagila (PostgreSQL port of Sakila, committed with its licence) in a PostgreSQL
+    database of the test's own (dropped afterwards)."""
+    yield from _pg_copy("pagila", tmp_path, request, pg_dsn, _pg_templates, monkeypatch)
 
 
 BACKENDS = ["sqlite", pytest.param("pg", marks=pytest.mark.postgres)]

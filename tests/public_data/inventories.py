@@ -7,7 +7,9 @@ and address columns. Nothing else: no ``kind``, no ``on_erase``. A composite for
 (TPC-DS returns -> sales) cannot be written as a reference and is left out, with a comment.
 
 The *declared* inventory is the same plus ``kind``/``on_erase`` (notes/OWNERSHIP.md) on the
-references the FK-only one leaves ambiguous.
+references the FK-only one leaves ambiguous, and the references a DPO declares where the
+database has no foreign key (``EXTRA``: Pagila's payments keep theirs on each monthly
+partition only, and its stores' managers have none).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ PEOPLE = {
     "chinook": {"customers": "customerid", "employees": "employeeid"},
     "tpcds": {"customer": "c_customer_sk"},
     "northwind": {"customers": "customer_id", "employees": "employee_id"},
+    "pagila": {"customer": "customer_id", "staff": "staff_id"},
 }
 CATEGORIES = {
     "chinook": {
@@ -41,6 +44,12 @@ CATEGORIES = {
         "ship_city": "location.address", "ship_postal_code": "location.address",
         "phone": "contact.phone", "fax": "contact.phone", "home_phone": "contact.phone",
         "birth_date": "identity.date_of_birth", "notes": "free_text",
+    },
+    "pagila": {
+        "first_name": "identity.name", "last_name": "identity.name",
+        "email": "contact.email", "phone": "contact.phone",
+        "address": "location.address", "address2": "location.address",
+        "district": "location.address", "postal_code": "location.address",
     },
     "tpcds": {
         "c_first_name": "identity.name", "c_last_name": "identity.name",
@@ -65,6 +74,11 @@ DECLARED: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
         ("customer_customer_demo", "customer_id"): {"kind": "owner"},
         ("employee_territories", "employee_id"): {"kind": "owner"},
     },
+    "pagila": {
+        ("customer", "address_id"): {"kind": "detail"},
+        ("staff", "address_id"): {"kind": "detail"},
+        ("rental", "customer_id"): {"kind": "owner"},
+    },
     "tpcds": {
         ("customer", "c_current_addr_sk"): {"kind": "detail"},
         ("store_sales", "ss_customer_sk"): {"kind": "owner"},
@@ -75,6 +89,17 @@ DECLARED: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
         ("web_returns", "wr_returning_customer_sk"): {"kind": "reference",
                                                       "on_erase": "detach"},
         ("web_page", "wp_customer_sk"): {"kind": "reference", "on_erase": "detach"},
+    },
+}
+
+
+EXTRA: dict[str, dict[str, list[dict[str, Any]]]] = {
+    "pagila": {
+        "payment": [{"column": "customer_id", "to": "customer.customer_id", "kind": "owner"},
+                    {"column": "rental_id", "to": "rental.rental_id", "kind": "owner"},
+                    {"column": "staff_id", "to": "staff.staff_id", "kind": "reference"}],
+        "store": [{"column": "manager_staff_id", "to": "staff.staff_id",
+                   "kind": "reference"}],
     },
 }
 
@@ -125,6 +150,8 @@ def inventory(db: Db, dataset: str, source: dict[str, Any], declared: bool) -> d
                 ref.update(DECLARED[dataset].get((table.lower(), fcols[0].lower()),
                                                  {"kind": "reference"}))
             refs.append(ref)
+        if declared:
+            refs += EXTRA.get(dataset, {}).get(table.lower(), [])
         if refs:
             entry["references"] = refs
         cats = {c: {"category": CATEGORIES[dataset][c.lower()]} for c in cols
