@@ -136,3 +136,92 @@ def test_a_phone_on_an_address_two_people_share_stops_the_request(pagila_pg: Pub
         assert row_hashes(check) == before
     finally:
         check.close()
+
+
+@pytest.mark.parametrize("field", ["phone", "address"])
+def test_a_correction_of_data_kept_only_on_the_address_stops_and_says_where(
+        pagila_pg: PublicDb, field: str) -> None:
+    """Rectifying the phone or the address of a customer (Pagila keeps both on the
+    address row, which others may share) stops, naming the column, with nothing changed:
+    before, the plan changed nothing and the run said ``completed``."""
+    db = pagila_pg
+    check = db.connect()
+    try:
+        customer, _, _ = _alone_at_address(check)
+        email = check.query("SELECT email FROM customer WHERE customer_id = ?",
+                            (customer,))[0][0]
+        value = "+44 20 7946 0123" if field == "phone" else "1 New Street"
+        book = RequestBook(db.store)
+        rid = book.create("rectify", [f"email={email}"], "EU", "dpo",
+                          corrections={field: value}).request_id
+        book.verify(rid, "dpo", "identity checked on a call")
+        before = row_hashes(check)
+        resolution, steps = plan_request(load_inventory(db.declared_inventory), db.store, rid)
+        held = "pagila.address.phone" if field == "phone" else "pagila.address.address"
+        assert any(b.startswith(f"{field}: no row of the subject's own holds it") and held in b
+                   for b in resolution.blockers), resolution.blockers
+        assert row_hashes(check) == before
+    finally:
+        check.close()
+
+
+@pytest.mark.parametrize("fault", [None, "journal.after_commit", "journal.after_mark",
+                                   "request.before_complete"])
+def test_an_email_correction_changes_that_cell_alone(pagila_pg: PublicDb,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     fault: str | None) -> None:
+    """Also when the run is stopped after the change (committed, or marked done, or before
+    the request is closed) and run again: the run again completes, changing nothing more
+    (the new e-mail it finds in the subject's row is the subject's own)."""
+    from governance.faults import InjectedFault
+
+    db = pagila_pg
+    check = db.connect()
+    try:
+        customer, _, _ = _alone_at_address(check)
+        email = check.query("SELECT email FROM customer WHERE customer_id = ?",
+                            (customer,))[0][0]
+        book = RequestBook(db.store)
+        rid = book.create("rectify", [f"email={email}"], "EU", "dpo",
+                          corrections={"email": "new.address@example.org"}).request_id
+        book.verify(rid, "dpo", "identity checked on a call")
+        inv = load_inventory(db.declared_inventory)
+        approve_plan(db.store, rid, inv)
+        before = row_hashes(check)
+        if fault:
+            monkeypatch.setenv("GOVKIT_FAULT", f"{fault}:1:raise")
+            with pytest.raises(InjectedFault):
+                run_request(inv, db.store, rid, "dpo", confirm=lambda steps: True)
+            monkeypatch.delenv("GOVKIT_FAULT")
+        outcome = run_request(inv, db.store, rid, "dpo", confirm=lambda steps: True)
+        assert outcome.status == "completed", outcome.remaining
+        assert differences(before, row_hashes(check)) == {
+            "customer": {"removed": set(), "added": set(), "changed": {(customer,)}}}
+        assert check.query("SELECT email FROM customer WHERE customer_id = ?",
+                           (customer,)) == [("new.address@example.org",)]
+    finally:
+        check.close()
+
+
+def test_an_email_correction_to_another_customers_email_stops(pagila_pg: PublicDb) -> None:
+    """Found by a helper: the correction gave two customers one e-mail, and the other
+    customer's own erasure then stopped as "matches 2 people". It now stops at planning,
+    with nothing changed."""
+    db = pagila_pg
+    check = db.connect()
+    try:
+        (mine, email), (_, theirs) = check.query(
+            "SELECT customer_id, email FROM customer ORDER BY customer_id LIMIT 2")
+        book = RequestBook(db.store)
+        rid = book.create("rectify", [f"email={email}"], "EU", "dpo",
+                          corrections={"email": theirs.upper()}).request_id
+        book.verify(rid, "dpo", "identity checked on a call")
+        before = row_hashes(check)
+        resolution, _ = plan_request(load_inventory(db.declared_inventory), db.store, rid)
+        assert any("already held by 1 other person row(s) of pagila.customer" in b
+                   for b in resolution.blockers), resolution.blockers
+        assert row_hashes(check) == before
+        assert check.query("SELECT email FROM customer WHERE customer_id = ?",
+                           (mine,)) == [(email,)]
+    finally:
+        check.close()

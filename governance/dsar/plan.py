@@ -971,18 +971,26 @@ def _named_columns(by_column: Mapping[tuple[str, str, str], str], loc: Location
 
 def plan_rectification(inventory: Inventory, resolution: Resolution,
                        identities: Sequence[Identity],
-                       corrections: Mapping[str, str]) -> list[Step]:
+                       corrections: Mapping[str, str], first_plan: bool = True) -> list[Step]:
     """The steps that set the corrected values wherever the subject's data is held. A
     value given for a kind of data (``name``) that a table holds in several columns
     (first and last name) stops the plan: which part goes where is not guessed; the
-    request names the columns instead (``source.table.column``)."""
+    request names the columns instead (``source.table.column``). So does a kind of data
+    no row of the subject's own holds (nothing would be corrected), on a ``first_plan``."""
     by_category, by_column = split_corrections(corrections)
     unused = set(by_column)
     cats = resolution.categories
     steps: list[tuple[int, bool, Step]] = []
+    written: set[str] = set()        # categories some step corrects
+    in_details: dict[str, set[str]] = {}    # category -> detail columns holding it
     for loc in resolution.locations:
         if loc.relation is Relation.DETAIL:
-            continue  # a detail row may be shared: corrections go to the subject's own rows
+            # A detail row may be shared: corrections go to the subject's own rows.
+            for col in loc.rows[0] if loc.rows else ():
+                for category in cats.get((loc.source, loc.table, col), set()):
+                    in_details.setdefault(category, set()).add(
+                        f"{loc.source}.{loc.table}.{col}")
+            continue
         if loc.found_by is FoundBy.FREE_TEXT:
             changes = {}
             for text in loc.values:
@@ -993,6 +1001,7 @@ def plan_rectification(inventory: Inventory, resolution: Resolution,
                 if new != text:
                     changes[text] = new
             if changes:
+                written.update(i.category for i in identities if i.category in by_category)
                 steps.append((loc.depth, False, Step(
                     0, loc.source, loc.table, loc.found_by.value, Action.REDACT,
                     loc.match_column, list(changes), changes, len(changes))))
@@ -1027,6 +1036,7 @@ def plan_rectification(inventory: Inventory, resolution: Resolution,
                     held.setdefault(category, []).append(col)
         for category, cols in held.items():
             if set(cols) & set(named_here):
+                written.add(category)   # the request names the columns it corrects here
                 continue
             field_ = next((f for f, c in FIELD_CATEGORIES.items() if c == category),
                           category)
@@ -1039,6 +1049,7 @@ def plan_rectification(inventory: Inventory, resolution: Resolution,
                 continue
             if len(cols) == 1:
                 assign[cols[0]] = by_category[category]
+                written.add(category)
                 continue
             sets = " ".join(f"--set {loc.source}.{loc.table}.{c}=..." for c in cols)
             resolution.blockers.append(
@@ -1054,4 +1065,16 @@ def plan_rectification(inventory: Inventory, resolution: Resolution,
             f"--set {'.'.join(place)}: no row of the subject's own has that column (the "
             "table holds none of their rows, or it has no such column): nothing to correct "
             "there")
+    for category in sorted(set(by_category) - written) if first_plan else ():
+        field_ = next((f for f, c in FIELD_CATEGORIES.items() if c == category), category)
+        if resolution.blockers and any(b.startswith(f"{field_}: ") for b in
+                                       resolution.blockers):
+            continue    # already said why it is not written
+        where = sorted(in_details.get(category, ()))
+        resolution.blockers.append(
+            f"{field_}: no row of the subject's own holds it, so nothing would be corrected"
+            + (f"; it is held on {', '.join(where)}, a row the subject's rows point at "
+               "(their address) that other people's rows may point at too: check who else "
+               "uses it and correct it there by hand, then reject this request"
+               if where else " (no column of that kind was found among their rows)"))
     return _ordered(steps)

@@ -20,7 +20,7 @@ from governance.crypto.aead import seal
 from governance.dsar.approval import PlanBinding, approval_blockers, binding_of
 from governance.dsar.export import EXPORT_SUFFIX, build_package, write_export
 from governance.dsar.holds import LegalHold, LegalHolds
-from governance.dsar.identities import Identity, IdentityType
+from governance.dsar.identities import Identity, IdentityError, IdentityType
 from governance.dsar.journal import (
     StepHook,
     drop_pending,
@@ -49,6 +49,7 @@ from governance.dsar.resolution import (
     Progress,
     Resolution,
     column_categories,
+    exact_hits_by_identity,
     locate_subject,
     verification_hits,
 )
@@ -154,7 +155,11 @@ def plan_request(inventory: Inventory, store: AuditStore, request_id: str,
 
 def _plan(inventory: Inventory, book: RequestBook, request: DataSubjectRequest,
           given: list[Identity], resolution: Resolution, pool: ConnectorPool,
-          table_holds: dict[tuple[str, str], LegalHold]) -> list[Step]:
+          table_holds: dict[tuple[str, str], LegalHold], first_plan: bool = True
+          ) -> list[Step]:
+    """The steps of the request's plan now. ``first_plan``: no step of it was done yet
+    (a rectification run again after its changes, found by its old e-mail, finds nobody:
+    it is not then told that it would correct nothing)."""
     if resolution.blockers and not resolution.locations:
         return []
     everything = [*given, *resolution.derived]
@@ -163,9 +168,54 @@ def _plan(inventory: Inventory, book: RequestBook, request: DataSubjectRequest,
     if request.request_type is RequestType.ERASURE:
         return plan_erasure(inventory, resolution, everything, table_holds, pool, exclusive)
     if request.request_type is RequestType.RECTIFY:
-        return plan_rectification(inventory, resolution, everything,
-                                  book.corrections(request))
+        steps = plan_rectification(inventory, resolution, everything,
+                                   book.corrections(request), first_plan)
+        if first_plan:
+            _refuse_identities_of_others(inventory, resolution, steps, pool)
+        return steps
     return []
+
+
+_IDENTITY_OF = {"contact.email": IdentityType.EMAIL, "contact.phone": IdentityType.PHONE}
+
+
+def _refuse_identities_of_others(inventory: Inventory, resolution: Resolution,
+                                 steps: Sequence[Step], pool: ConnectorPool) -> None:
+    """A rectification that would write into the subject's row an e-mail or phone that
+    another person's row holds stops the plan: two people would then share it, and a
+    request by it could no longer say who asked."""
+    new: dict[Identity, str] = {}
+    for step in steps:
+        if step.action is not Action.RECTIFY:
+            continue
+        for col, value in step.changes.items():
+            for cat in resolution.categories.get((step.source, step.table, col), set()):
+                if cat in _IDENTITY_OF:
+                    try:
+                        ident = Identity(_IDENTITY_OF[cat], str(value))
+                        ident.canonical()
+                    except (IdentityError, ValueError):
+                        continue      # (its form was checked when the step was planned)
+                    new[ident] = f"{step.source}.{step.table}.{col}"
+    if not new:
+        return
+    hits = exact_hits_by_identity(inventory, list(new), pool,
+                                  categories=resolution.categories)
+    for (source, table, col), per in hits.items():
+        if resolution.graph is None or not resolution.graph.is_person((source, table)):
+            continue
+        rows = resolution.owned.get((source, table), [])
+        for ident, count in per.items():
+            forms = {v.casefold() for v in ident.variants()}
+            theirs = count - sum(1 for r in rows
+                                 if str(r.get(col) or "").strip().casefold() in forms)
+            if theirs > 0:
+                resolution.blockers.append(
+                    f"{new[ident]}: the new {ident.type.value} is already held by "
+                    f"{theirs} other person row(s) of {source}.{table} ({col}); writing it "
+                    "would give two people one identity, and a request by it could no "
+                    "longer say who asked. Check it with the subject (a typing error?), "
+                    "then reject this request and file it again")
 
 
 @dataclass
@@ -339,7 +389,8 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
                                    "changed: " + "; ".join(resolution.unreachable.values()))
             assert run.holds is not None   # read in run_request's first burst
             steps = _plan(inventory, book, request, given, resolution, pool,
-                          run.holds.on_tables(inventory))
+                          run.holds.on_tables(inventory),
+                          first_plan=not any(s.status == "done" for s in run.journal))
             person_rows = _own_person_rows(resolution)
             holds = _subject_holds(run.holds, book, request, [*given, *resolution.derived],
                                    inventory, person_rows)
