@@ -87,6 +87,9 @@ def test_two_inferred_owner_edges_are_reported_as_ambiguous(graph) -> None:
                for p in problems), problems
     # payment declares which reference is its owner: not ambiguous.
     assert not any(p.startswith("shop.payment:") for p in problems)
+    # store is taken as its manager's through a column named for a role: said too.
+    assert any(p.startswith("shop.store: taken as a person's rows through") and
+               "manager_staff_id" in p for p in problems), problems
 
 
 def test_on_erase_is_carried_by_the_edge(graph) -> None:

@@ -225,3 +225,53 @@ def test_an_email_correction_to_another_customers_email_stops(pagila_pg: PublicD
                            (mine,)) == [(email,)]
     finally:
         check.close()
+
+
+def test_a_store_its_manager_runs_is_not_erased_with_the_manager(pagila_pg: PublicDb,
+                                                                tmp_path: Any) -> None:
+    """``store.manager_staff_id`` written without a kind (as the README's examples write
+    references): the store was inferred to be its manager's, and erasing that staff member
+    deleted the store and said ``completed`` (found by a helper). A reference named for a
+    role now stops the erasure, naming it, with nothing changed; ``govkit inventory``'s
+    review names it too."""
+    import yaml
+
+    from governance.dsar.ownership import build_graph, review
+
+    db = pagila_pg
+    check = db.connect()
+    try:
+        doc = yaml.safe_load(db.declared_inventory.read_text())
+        for table in doc["sources"][0]["tables"]:
+            for ref in table.get("references", []):
+                if (table["name"], ref["column"]) == ("store", "manager_staff_id"):
+                    del ref["kind"]
+        path = tmp_path / "undeclared-manager.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        inv = load_inventory(path)
+        assert any(line.startswith("pagila.store: taken as a person's rows through")
+                   for line in review(build_graph(inv), inv))
+        # A manager of a store whom nothing else points at (no rental, payment, customer).
+        staff, email = check.query(
+            "SELECT s.staff_id, s.email FROM staff s WHERE EXISTS (SELECT 1 FROM store t "
+            "WHERE t.manager_staff_id = s.staff_id) AND NOT EXISTS (SELECT 1 FROM rental r "
+            "WHERE r.staff_id = s.staff_id) AND NOT EXISTS (SELECT 1 FROM payment p WHERE "
+            "p.staff_id = s.staff_id) AND NOT EXISTS (SELECT 1 FROM store t JOIN customer c "
+            "ON c.store_id = t.store_id WHERE t.manager_staff_id = s.staff_id) AND NOT "
+            "EXISTS (SELECT 1 FROM store t JOIN staff o ON o.store_id = t.store_id WHERE "
+            "t.manager_staff_id = s.staff_id) AND NOT EXISTS (SELECT 1 FROM store t JOIN "
+            "inventory i ON i.store_id = t.store_id WHERE t.manager_staff_id = s.staff_id) "
+            "AND s.email IS NOT NULL ORDER BY s.staff_id LIMIT 1")[0]
+        book = RequestBook(db.store)
+        rid = book.create("erasure", [f"email={email}"], "EU", "dpo").request_id
+        book.verify(rid, "dpo", "identity checked on a call")
+        before = row_hashes(check)
+        resolution, _ = plan_request(inv, db.store, rid)
+        assert any("pagila.store are taken as the subject's through" in b and
+                   "a column named for a role" in b for b in resolution.blockers), \
+            resolution.blockers
+        assert row_hashes(check) == before
+        assert check.query("SELECT count(*) FROM store WHERE manager_staff_id = ?",
+                           (staff,)) == [(1,)]
+    finally:
+        check.close()

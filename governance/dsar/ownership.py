@@ -20,6 +20,7 @@ a database (``OwnershipGraph.problems``); the resolver then runs the queries it 
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,19 @@ from governance.inventory import Inventory, PlaceholderTarget, Reference
 from governance.sources import ForeignKey
 
 TableKey = tuple[str, str]          # (source, table)
+# A referring column named for a role a person plays for the row (its manager, the staff
+# member or agent who served, who created or approved it): a row pointing at a person that
+# way is often the business's, not that person's.
+_ROLE = re.compile(r"(^|_)(manager|mgr|staff|employee|emp|rep|agent|clerk|cashier|"
+                   r"salesperson|supervisor|approver|approved_by|created_by|updated_by|"
+                   r"modified_by|handled_by|assigned|assignee|reviewer|operator|teller)"
+                   r"(_|$|id$)", re.IGNORECASE)
+
+
+def names_a_role(column: str) -> bool:
+    """Whether ``column`` reads as the role a person plays for the row (``manager_staff_id``,
+    ``sales_rep``, ``created_by``), not as whose the row is."""
+    return bool(_ROLE.search(column))
 UNREACHABLE = 10**6                 # distance of a table that leads to no person table
 
 
@@ -122,11 +136,29 @@ class OwnershipGraph:
                     changed = True
         return dist
 
+    def role_owner_edges(self, table: TableKey) -> list[Edge]:
+        """The nearest owner edges of ``table``, when each was inferred and names a role
+        (``store.manager_staff_id``): whether its rows are the person's is not known."""
+        edges = self.owner_edges(table)
+        if not edges:
+            return []
+        nearest = [e for e in edges if self.distance(e.target) == self.distance(
+            edges[0].target)]
+        return nearest if all(e.inferred and names_a_role(e.column) for e in nearest) else []
+
     def problems(self) -> list[str]:
         """What makes requests stop on this graph: tables whose rows may belong to two
         people at once because two inferred owner edges at the same distance lead to
-        person tables (declare which one is the owner)."""
+        person tables (declare which one is the owner), and tables taken as a person's
+        through an inferred reference named for a role (a store's manager)."""
         out = []
+        for table in sorted({e.origin for e in self.edges}):
+            roles = self.role_owner_edges(table)
+            if len(roles) == 1:
+                out.append(f"{table[0]}.{table[1]}: taken as a person's rows through "
+                           f"{roles[0].describe()}, a column named for a role; an erasure "
+                           "of that person would delete them. Declare `kind: owner` if they "
+                           "are the person's, or `kind: reference` (with on_erase)")
         for table in sorted({e.origin for e in self.edges}):
             edges = self.owner_edges(table)
             if len(edges) < 2:

@@ -287,6 +287,18 @@ class _Planner:
                     continue
                 loc = replace(loc, rows=rest,
                               values=[key_value(r, loc.match_column) for r in rest])
+            roles = self.res.graph.role_owner_edges(key) \
+                if self.res.graph is not None and loc.relation is Relation.OWNED \
+                and not person else []
+            if roles:
+                self.blockers.append(
+                    f"{len(loc.rows)} row(s) of {loc.source}.{loc.table} are taken as the "
+                    f"subject's through {roles[0].describe()}, a column named for a role "
+                    "(a store's manager, the staff member who served): they may be the "
+                    "business's records, not the person's. Say so in the inventory: `kind: "
+                    "owner` on that reference if they are the person's (they are then "
+                    "erased), or `kind: reference` with on_erase")
+                continue
             if loc.relation is Relation.MENTION:
                 scope = identities if loc.via == "all" else exclusive
                 redacted = {text: redact_identities(text, scope) for text in loc.values}
@@ -821,10 +833,12 @@ class _Planner:
                 self.blockers.append(
                     f"{len(staying)} row(s) of {edge.source}.{edge.table} point at the "
                     f"subject's {loc.table} rows through {where}, an owner reference, but are "
-                    "not the subject's alone: they also lead to another person (a value two "
-                    "rows hold), or govkit reads their values as different from the "
-                    "subject's (1.0 against 1, text against a number). Erasing would break "
-                    "or change them; correct those rows' values, then run the request again")
+                    "not the subject's alone: they also lead to another person (another "
+                    "customer's payment for the subject's rental, a value two rows hold), or "
+                    "their key values are written differently from the subject's (1.0 "
+                    "against 1, text against a number). Erasing would break or change "
+                    "them: erase or change those rows first (if only their form differs, "
+                    "correct it), then run the request again")
                 continue
             if edge.on_erase == "refuse":
                 self.blockers.append(
