@@ -30,6 +30,11 @@ from governance.errors import GovernanceError
 
 INDEX_SUBJECT = "__index__"
 CIPHERS_HELD = 250_000      # ciphers kept built at most (~2.4 KB each), here and per run
+
+
+def ciphers_held() -> int:
+    """How many ciphers a key store, and a run, keep built at most (``CIPHERS_HELD``)."""
+    return CIPHERS_HELD
 SHRED_ACTION = "encryption.subject_shredded"
 
 

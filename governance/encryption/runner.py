@@ -42,7 +42,12 @@ from governance.crypto.field import (
     seal_encoded,
 )
 from governance.crypto.keystore import KeyStore
-from governance.encryption.keys import INDEX_SUBJECT, KeyUnavailable, SubjectKeys
+from governance.encryption.keys import (
+    INDEX_SUBJECT,
+    KeyUnavailable,
+    SubjectKeys,
+    ciphers_held,
+)
 from governance.encryption.policy import EncryptionPolicy, Target, targets
 from governance.encryption.subjects import (
     CODE_NOBODY,
@@ -330,19 +335,25 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
     # Owner codes index OwnerIndex.known; a code's data key is fetched (or created) once
     # per run, at the first batch that needs it.
     kid_of = np.empty(0, object)             # owner code -> data key id
+    aead_of = np.empty(0, object)            # owner code -> its cipher, while held
     klen_of = np.zeros(0, np.int64)          # owner code -> len(data key id)
+    addr_of = np.zeros(0, np.int64)          # owner code -> where its cipher is in memory
     have = np.zeros(0, bool)                 # owner code -> key fetched in this run
-    # (The ciphers are the key store's, asked for by key id as each batch is sealed: it
-    # keeps a bounded number of them built.)
+    held = np.zeros(0, bool)                 # owner code -> its cipher held here
+    # (At most ciphers_held() ciphers are held here, ~2.4 KB each: past that, those the
+    # batch at hand does not need are let go, and asked for again when one needs them.)
 
     def keys_for(codes: np.ndarray) -> None:
-        nonlocal kid_of, klen_of, have
+        nonlocal kid_of, aead_of, klen_of, addr_of, have, held
         assert keys is not None
         if len(owners.known) > len(have):
             grow = len(owners.known) - len(have)
             kid_of = np.concatenate([kid_of, np.full(grow, None, object)])
+            aead_of = np.concatenate([aead_of, np.full(grow, None, object)])
             klen_of = np.concatenate([klen_of, np.zeros(grow, np.int64)])
+            addr_of = np.concatenate([addr_of, np.zeros(grow, np.int64)])
             have = np.concatenate([have, np.zeros(grow, bool)])
+            held = np.concatenate([held, np.zeros(grow, bool)])
         needed = np.zeros(len(have), bool)
         needed[codes] = True
         new = np.flatnonzero(needed & ~have).tolist()
@@ -350,11 +361,23 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
             return
         refs = keys.subject_refs([owners.known[c] for c in new])
         kids, _ = keys.active_columns(refs, create=True)
-        keys.held_ciphers(kids)     # built here, before a forked copy takes over batches
         kid_of[new] = _objects(kids)
         klen_of[new] = np.fromiter(map(len, kids), np.int64, len(kids))
         have[new] = True
         subjects.update(refs)
+        if int(held.sum()) + len(new) > ciphers_held():
+            drop = held & ~needed
+            aead_of[drop], held[drop] = None, False
+        # Built here, before a forked copy takes over batches.
+        hold(np.asarray(new, np.int64))
+
+    def hold(codes: np.ndarray) -> None:
+        """Hold the ciphers of ``codes`` (distinct owner codes not held)."""
+        assert keys is not None
+        ciphers = keys.held_ciphers(kid_of[codes].tolist())
+        aead_of[codes] = _objects(ciphers)
+        addr_of[codes] = np.fromiter(map(id, ciphers), np.int64, len(ciphers))
+        held[codes] = True
 
     def prepare_columns(data: pa.Table) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
         """What a batch's sealing needs, decided here: the owner code of each row and,
@@ -394,7 +417,9 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
         if prepared is None:
             return {}
         codes, cells = prepared
-        assert keys is not None
+        for rows in cells.values():     # ciphers let go since prepare: held again
+            if not held[codes[rows]].all():
+                hold(np.unique(codes[rows][~held[codes[rows]]]))
         changes: BatchChanges = {}
         single = data.column(key[0]).combine_chunks() if len(key) == 1 else None
         for c, rows in cells.items():
@@ -402,10 +427,7 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
             mask[rows] = True
             # Cells sealed in the order their ciphers lie in memory (each key's AES state
             # is read from memory once, in sequence), then put back in row order.
-            owners_, at_owner = np.unique(codes[rows], return_inverse=True)
-            ciphers = _objects(keys.held_ciphers(kid_of[owners_].tolist()))
-            addr = np.fromiter(map(id, ciphers), np.int64, len(ciphers))
-            order = np.argsort(addr[at_owner])
+            order = np.argsort(addr_of[codes[rows]])
             rows = rows[order]
             back = np.empty(len(order), np.int64)
             back[order] = np.arange(len(order))
@@ -418,8 +440,7 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
                 aads = [prefix + row_key_text(list(r.values())).encode("utf-8", "surrogatepass")
                         for r in data.select(key).take(at).to_pylist()]
             values = data.column(c).combine_chunks().take(at)
-            sealed = seal_encoded(ciphers[at_owner[order]].tolist(),
-                                  kid_of[cell_codes].tolist(),
+            sealed = seal_encoded(aead_of[cell_codes].tolist(), kid_of[cell_codes].tolist(),
                                   encode_values(values), aads, as_text[c],
                                   key_id_lengths=klen_of[cell_codes])
             changes[c] = (mask, sealed.take(pa.array(back)))
