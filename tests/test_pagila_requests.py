@@ -71,9 +71,10 @@ def _own_rows(check: Db, customer: int, address: int) -> dict[str, set[tuple[Any
     }
 
 
-def _request(db: PublicDb, kind: str, identity: str) -> tuple[str, Any]:
+def _request(db: PublicDb, kind: str, identity: str,
+             corrections: dict[str, str] | None = None) -> tuple[str, Any]:
     book = RequestBook(db.store)
-    rid = book.create(kind, [identity], "EU", "dpo").request_id
+    rid = book.create(kind, [identity], "EU", "dpo", corrections=corrections).request_id
     book.verify(rid, "dpo", "identity checked on a call")
     return rid, load_inventory(db.declared_inventory)
 
@@ -151,12 +152,9 @@ def test_a_correction_of_data_kept_only_on_the_address_stops_and_says_where(
         email = check.query("SELECT email FROM customer WHERE customer_id = ?",
                             (customer,))[0][0]
         value = "+44 20 7946 0123" if field == "phone" else "1 New Street"
-        book = RequestBook(db.store)
-        rid = book.create("rectify", [f"email={email}"], "EU", "dpo",
-                          corrections={field: value}).request_id
-        book.verify(rid, "dpo", "identity checked on a call")
+        rid, inv = _request(db, "rectify", f"email={email}", {field: value})
         before = row_hashes(check)
-        resolution, steps = plan_request(load_inventory(db.declared_inventory), db.store, rid)
+        resolution, steps = plan_request(inv, db.store, rid)
         held = "pagila.address.phone" if field == "phone" else "pagila.address.address"
         assert any(b.startswith(f"{field}: no row of the subject's own holds it") and held in b
                    for b in resolution.blockers), resolution.blockers
@@ -181,11 +179,7 @@ def test_an_email_correction_changes_that_cell_alone(pagila_pg: PublicDb,
         customer, _, _ = _alone_at_address(check)
         email = check.query("SELECT email FROM customer WHERE customer_id = ?",
                             (customer,))[0][0]
-        book = RequestBook(db.store)
-        rid = book.create("rectify", [f"email={email}"], "EU", "dpo",
-                          corrections={"email": "new.address@example.org"}).request_id
-        book.verify(rid, "dpo", "identity checked on a call")
-        inv = load_inventory(db.declared_inventory)
+        rid, inv = _request(db, "rectify", f"email={email}", {"email": "new.address@example.org"})
         approve_plan(db.store, rid, inv)
         before = row_hashes(check)
         if fault:
@@ -212,12 +206,9 @@ def test_an_email_correction_to_another_customers_email_stops(pagila_pg: PublicD
     try:
         (mine, email), (_, theirs) = check.query(
             "SELECT customer_id, email FROM customer ORDER BY customer_id LIMIT 2")
-        book = RequestBook(db.store)
-        rid = book.create("rectify", [f"email={email}"], "EU", "dpo",
-                          corrections={"email": theirs.upper()}).request_id
-        book.verify(rid, "dpo", "identity checked on a call")
+        rid, inv = _request(db, "rectify", f"email={email}", {"email": theirs.upper()})
         before = row_hashes(check)
-        resolution, _ = plan_request(load_inventory(db.declared_inventory), db.store, rid)
+        resolution, _ = plan_request(inv, db.store, rid)
         assert any("already held by 1 other person row(s) of pagila.customer" in b
                    for b in resolution.blockers), resolution.blockers
         assert row_hashes(check) == before
