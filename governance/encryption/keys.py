@@ -29,13 +29,13 @@ from governance.crypto.keystore import KeyStore, KeyStoreError
 from governance.errors import GovernanceError
 
 INDEX_SUBJECT = "__index__"
+SHRED_ACTION = "encryption.subject_shredded"
 CIPHERS_HELD = 250_000      # ciphers kept built at most (~2.4 KB each), here and per run
 
 
 def ciphers_held() -> int:
     """How many ciphers a key store, and a run, keep built at most (``CIPHERS_HELD``)."""
     return CIPHERS_HELD
-SHRED_ACTION = "encryption.subject_shredded"
 
 
 class KeyUnavailable(GovernanceError):
@@ -74,9 +74,9 @@ class SubjectKeys:
         self.store = store
         self.keystore = keystore
         self._by_kek = {k.kek_id: k for k in (*previous, keystore)}
-        # Data keys this object unwrapped or made (key id -> key), and the ciphers built
-        # from them for callers that ask for ciphers (at most CIPHERS_HELD: a cipher's
-        # state is ~2.4 KB, a million of them 2.4 GB).
+        # Data keys this object unwrapped or made (key id -> key: 32 bytes each), and the
+        # ciphers built from them (at most CIPHERS_HELD: a cipher's state is ~2.4 KB, a
+        # million of them 2.4 GB).
         self._key: dict[str, bytes] = {}
         self._aead: dict[str, AESGCM] = {}
         self._gone: dict[str, str] = {}
@@ -194,7 +194,7 @@ class SubjectKeys:
         return {s: (kid, self._cipher_of(kid)) for s, (kid, _) in out.items()}
 
     def held_ciphers(self, key_ids: Sequence[str]) -> list[AESGCM]:
-        """The ciphers of keys this object holds (from ``active_columns``), built when not
+        """The ciphers of keys this object holds (from ``active_key_ids``), built when not
         kept; at most CIPHERS_HELD are kept (a cipher's state is ~2.4 KB)."""
         out: list[Any] = list(map(self._aead.get, key_ids))
         if None in out:
@@ -235,20 +235,19 @@ class SubjectKeys:
             "subject": list(new),
             "wrapped": pa.array(wrapped, pa.binary()),
         })
-        made = new
         del items
         if self._commits is not None and self._writer is not None:
             # Committed in the background; used now (settle() before anything sealed
             # under them is made durable).
-            self._pending.update(made)
-            self._commits.append((self._writer.submit(self._store_new, table), made))
-            self._key.update(made.values())
-            return made
+            self._pending.update(new)
+            self._commits.append((self._writer.submit(self._store_new, table), new))
+            self._key.update(new.values())
+            return new
         stored = self._store_new(table)
         out: dict[str, tuple[str, bytes]] = {}
         for subject in stored:
-            out[subject] = made[subject]
-            self._key[made[subject][0]] = made[subject][1]
+            out[subject] = new[subject]
+            self._key[new[subject][0]] = new[subject][1]
         rest = [s for s in missing if s not in stored]
         if rest:
             out.update(self._fetch_active(rest))
@@ -318,21 +317,18 @@ class SubjectKeys:
         if lost and raise_conflict:
             raise KeyConflict(lost)
 
-    def active_columns(self, subjects: Sequence[str], create: bool = True
-                       ) -> tuple[list[str], list[bytes]]:
-        """The current data key of each of distinct ``subjects`` (made as ``active_keys``
-        makes them) as two lists aligned with them: the key ids and the keys themselves
-        (the caller builds the ciphers it holds). KeyUnavailable names a subject left
-        without a key."""
+    def active_key_ids(self, subjects: Sequence[str], create: bool = True) -> list[str]:
+        """The id of the current data key of each of distinct ``subjects`` (made as
+        ``active_keys`` makes them), aligned with them; ``held_ciphers`` gives their
+        ciphers. KeyUnavailable names a subject left without a key."""
         if not subjects:
-            return [], []
+            return []
         wanted = pa.array(list(subjects), pa.string())
         found = self._active_rows(wanted)
         at = pc.index_in(wanted, value_set=found.column("subject").combine_chunks())
         ids: list[Any] = found.column("key_id").take(at).to_pylist()
-        keys: list[Any] = list(map(self._key.get, ids))
-        if None in keys:
-            unwrap = [i for i, c in enumerate(keys) if c is None and ids[i] is not None]
+        if not all(k in self._key for k in ids):
+            unwrap = [i for i, k in enumerate(ids) if k is not None and k not in self._key]
             if unwrap:
                 rows = found.take(at.take(pa.array(unwrap)))
                 self._unwrap_into(list(zip(rows.column("key_id").to_pylist(),
@@ -349,8 +345,7 @@ class SubjectKeys:
                     raise KeyUnavailable(subjects[i], "the subject has no active data key "
                                          "(a data-key rotation in progress?)")
                 ids[i] = made[subjects[i]][0]
-            keys = list(map(self._key.get, ids))
-        return ids, keys
+        return ids
 
     def _active_rows(self, subjects: pa.Array | list[str]) -> pa.Table:
         """The active key rows (subject, key id, KEK id, wrapped key) of ``subjects``, read

@@ -360,7 +360,7 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
         if not new:
             return
         refs = keys.subject_refs([owners.known[c] for c in new])
-        kids, _ = keys.active_columns(refs, create=True)
+        kids = keys.active_key_ids(refs, create=True)
         kid_of[new] = _objects(kids)
         klen_of[new] = np.fromiter(map(len, kids), np.int64, len(kids))
         have[new] = True
