@@ -247,20 +247,25 @@ def _batch_sql(conn: Any, step: Step, n: int) -> tuple[str, list[Any]]:
     where = step.strict_where or step.where
     ref = conn._table_ref(step.table)
     if conn.kind == "postgres":
+        # A ctid names a row only within one table: in a partitioned (or inheriting)
+        # table the same ctid is a row of each partition. The rows changed are those at
+        # the picked ctids that are due themselves (the predicate again, on each).
         pick = f"SELECT {ALIAS}.ctid FROM {ref} AS {ALIAS} WHERE {where.sql} LIMIT {int(n)}"
-        target, lead = f"ctid = ANY(ARRAY({pick}))", []
+        table = f"{ref} AS {ALIAS}"
+        target = f"{where.sql} AND {ALIAS}.ctid = ANY(ARRAY({pick}))"
+        lead: list[Any] = [*where.params]
     else:
         rng = f"rowid >= {conn.placeholder} AND rowid < {conn.placeholder}"
         pick = (f"SELECT {ALIAS}.rowid FROM {ref} AS {ALIAS} WHERE {ALIAS}.{rng} "
                 f"AND {where.sql}")
-        target, lead = f"{rng} AND rowid IN ({pick})", ["lo", "hi", "lo", "hi"]
+        table, target, lead = ref, f"{rng} AND rowid IN ({pick})", ["lo", "hi", "lo", "hi"]
     if step.action == "delete":
-        return f"DELETE FROM {ref} WHERE {target}", [*lead, *where.params]
+        return f"DELETE FROM {table} WHERE {target}", [*lead, *where.params]
     sets, values = [], []
     for col, op in step.columns.items():
         sets.append(f"{conn._ident(col)} = {conn.placeholder}")
         values.append(None if op == "null" else REDACTED)
-    return (f"UPDATE {ref} SET {', '.join(sets)} WHERE {target}",
+    return (f"UPDATE {table} SET {', '.join(sets)} WHERE {target}",
             [*values, *lead, *where.params])
 
 
