@@ -261,8 +261,40 @@ def test_a_store_its_manager_runs_is_not_erased_with_the_manager(pagila_pg: Publ
         assert any("pagila.store are taken as the subject's through" in b and
                    "a column named for a role" in b for b in resolution.blockers), \
             resolution.blockers
+        # (and not also blamed on another person or on the key's values)
+        assert not any("not the subject's alone" in b for b in resolution.blockers)
         assert row_hashes(check) == before
         assert check.query("SELECT count(*) FROM store WHERE manager_staff_id = ?",
                            (staff,)) == [(1,)]
+    finally:
+        check.close()
+
+
+def test_a_phone_encrypted_without_a_blind_index_is_said_to_be_unsearchable(
+        pagila_pg: PublicDb) -> None:
+    """The address phones sealed (no blind index): a request by such a phone found
+    nothing and completed, the customer's rows left (found by a helper). It now stops,
+    naming the column it could not search."""
+    from governance.encryption import SubjectKeys, encrypt, keystore_for, load_policy
+
+    db = pagila_pg
+    check = db.connect()
+    try:
+        customer, _, phone = _alone_at_address(check)
+        inv = load_inventory(db.declared_inventory)
+        path = db.declared_inventory.parent / "encryption.yaml"
+        path.write_text("version: 1\nrequire: [contact.phone]\n")
+        policy = load_policy(path, inv)
+        keys = SubjectKeys(db.store, keystore_for(policy, db.store))
+        out = encrypt(inv, db.store, keys, policy, apply=True, tables=["pagila.address"])
+        assert out.ok and out.tables[0].cells_sealed > 0
+        sealed = check.query("SELECT a.phone FROM address a JOIN customer c USING "
+                             "(address_id) WHERE c.customer_id = ?", (customer,))[0][0]
+        assert sealed.startswith("gk1:")
+        for kind in ("access", "erasure"):
+            rid, _ = _request(db, kind, f"phone={phone}")
+            resolution, _ = plan_request(inv, db.store, rid)
+            assert any("could not be searched: pagila.address.phone" in b
+                       for b in resolution.blockers), resolution.blockers
     finally:
         check.close()

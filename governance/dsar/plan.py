@@ -814,6 +814,10 @@ class _Planner:
             held = self.holds.get(edge.origin)
             if held is not None:
                 continue  # a held table is kept as it is (see keep_under_holds)
+            if edge.on_erase == "refuse" and edge.kind == "owner" and any(
+                    f"of {edge.source}.{edge.table} are taken as the subject's through" in b
+                    for b in self.blockers):
+                continue    # said already: its rows are tied to the subject by a role
             if edge.on_erase == "refuse" and edge.kind == "owner":
                 # Rows an owner reference ties to the subject that resolution did not find
                 # to be the subject's alone.

@@ -602,6 +602,25 @@ class _Resolver:
                 for person, r, column in people:
                     hits[person].append((r, ident, column))
 
+    def sealed_identity_columns(self, identities: Sequence[Identity]) -> list[str]:
+        """Columns of the identities' kinds without a blind index where a sample of 2,000
+        rows holds envelopes: an identity cannot be matched there."""
+        from governance.crypto.field import looks_sealed
+
+        out = []
+        for table, info in self.tables():
+            cols = {c for ident in identities for c in self.identity_columns(table, info, ident)
+                    if (table[0], table[1], c) not in self.blind}
+            for col in sorted(cols):
+                try:
+                    values = self.pool.get(table[0]).sample_rows(table[1], [col], 2000) \
+                        .column(col).to_pylist()
+                except GovernanceError:
+                    continue
+                if any(v is not None and looks_sealed(v) for v in values):
+                    out.append(f"{table[0]}.{table[1]}.{col}")
+        return out
+
     def check_unambiguous(self, hits: dict[TableKey, list[tuple[Row, Identity, str]]]) -> None:
         """One identity matching two people in one person table stops the request."""
         from governance.masking import mask_value
@@ -872,6 +891,13 @@ def locate_subject(inventory: Inventory, identities: Sequence[Identity], pool: C
                 "identities (none is declared or detected as such), so they were not looked "
                 "for: declare the column's category in the inventory (or run govkit scan) and "
                 "run the request again, or give an identity of another kind")
+        sealed = r.sealed_identity_columns(given)
+        if sealed:
+            r.blockers.append(
+                "nothing was found, and these columns of the identities' kind hold "
+                f"encrypted values with no blind index, so they could not be searched: "
+                f"{', '.join(sealed)}. Add a blind index for them to the encryption policy "
+                "and run govkit encrypt, or give an identity of another kind")
     r.add_detail_persons(hits)
     r.check_unambiguous(hits)
     if r.blockers:
