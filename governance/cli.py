@@ -140,6 +140,9 @@ def inventory(inventory_path: Path, sources: tuple[str, ...], as_json: bool) -> 
                 problems += 1
                 out(f"  - {t.table}: DECLARED BUT NOT FOUND in the source")
                 continue
+            if t.note:
+                out(f"  - {t.table}: {t.note}")
+                continue
             mark = "" if t.declared else "  <- NOT DECLARED in the inventory"
             out(f"  - {t.table}: {t.row_count:,} rows, {len(t.columns)} columns{mark}")
             if not t.declared:

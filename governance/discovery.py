@@ -22,6 +22,7 @@ class TableState:
     undeclared_columns: list[str] = field(default_factory=list)
     missing_columns: list[str] = field(default_factory=list)
     subject_key: str | None = None
+    note: str | None = None           # why a declared table present reads as empty
 
     def as_row(self) -> dict:
         """The row stored in the audit store's source_tables."""
@@ -53,13 +54,21 @@ def declared_columns(table: TableDecl) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def compare_tables(source: SourceDecl, found: list[TableInfo]) -> list[TableState]:
-    """Table states of ``source`` given the tables found in it."""
+def compare_tables(source: SourceDecl, found: list[TableInfo],
+                   unpopulated: set[str] | frozenset[str] = frozenset()) -> list[TableState]:
+    """Table states of ``source`` given the tables found in it (and the materialized
+    views present but never populated)."""
     by_name = {t.name: t for t in found}
     states = []
     for decl in source.tables:
         info = by_name.get(decl.name)
         wanted = declared_columns(decl)
+        if info is None and decl.name in unpopulated:
+            states.append(TableState(
+                source.name, decl.name, True, True, 0, subject_key=decl.subject_key,
+                note="a materialized view never populated: no rows to read until "
+                     "REFRESH MATERIALIZED VIEW"))
+            continue
         if info is None:
             states.append(TableState(source.name, decl.name, True, False,
                                      missing_columns=wanted, subject_key=decl.subject_key))
@@ -83,7 +92,8 @@ def inspect_source(source: SourceDecl, connector: Connector) -> SourceState:
         found = connector.list_tables()
     except GovernanceError as e:
         return SourceState(source.name, source.kind, False, str(e))
-    return SourceState(source.name, source.kind, True, tables=compare_tables(source, found))
+    return SourceState(source.name, source.kind, True,
+                       tables=compare_tables(source, found, connector.unpopulated))
 
 
 def discover(inventory: Inventory, sources: list[str] | None = None) -> list[SourceState]:

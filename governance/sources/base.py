@@ -104,6 +104,9 @@ class Connector(ABC):
         self.name = name
         self._tables: dict[str, TableInfo] | None = None
         self._keys: list[ForeignKey] | None = None
+        # Relations present but holding no rows to read (a PostgreSQL materialized view
+        # never populated), left out of list_tables: set when the catalogue is read.
+        self.unpopulated: set[str] = set()
 
     # -- discovery ------------------------------------------------------------------
     @abstractmethod

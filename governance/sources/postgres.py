@@ -90,6 +90,11 @@ class PostgresConnector(SqlConnector):
                 "AND NOT c.relispartition AND c.relispopulated "
                 "ORDER BY c.relname, a.attnum", (self.schema,))
             rows = cur.fetchall()
+        with self._conn.cursor() as cur:
+            cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                        "c.relnamespace WHERE n.nspname = %s AND c.relkind = 'm' AND NOT "
+                        "c.relispopulated", (self.schema,))
+            self.unpopulated = {r[0] for r in cur.fetchall()}
         self._end_read()
         kinds = {"r": "table", "p": "table", "f": "table", "v": "view",
                  "m": "materialized_view"}
