@@ -670,6 +670,7 @@ def dsar_run(inventory_path: Path, store_path: Path, request_id: str, yes: bool,
              nothing_left: bool) -> None:
     """Run a verified request (resumes an interrupted one)."""
     from governance.dsar import run_request
+    from governance.dsar.runner import step_state
     from governance.inventory import load_inventory
 
     def confirm(steps: Any) -> bool:
@@ -685,10 +686,8 @@ def dsar_run(inventory_path: Path, store_path: Path, request_id: str, yes: bool,
                           progress=_progress, every_text_cell=verify_every_cell,
                           nothing_left=nothing_left)
     for s in outcome.steps:
-        if s.status == "done":
-            click.echo(f"  {s.describe()} [done, {s.rows_affected} changed]")
-        elif s.status == "held":
-            click.echo(f"  {s.describe()} [held]")
+        if s.status in ("done", "held"):
+            click.echo(f"  {s.describe()} {step_state(outcome, s)}")
     for place, reason in outcome.held.items():
         click.echo(f"  kept under legal hold: {place} ({reason})")
     for place, reason in outcome.kept.items():

@@ -248,7 +248,9 @@ def test_a_redaction_planned_before_another_request_rewrote_the_cell(estate) -> 
     _check_erased(paths, before, [a, b])
 
 
-def test_after_a_kill_between_commit_and_mark_the_rerun_counts_honestly(estate) -> None:
+@pytest.mark.parametrize("via_cli", [False, True])
+def test_after_a_kill_between_commit_and_mark_the_rerun_counts_honestly(
+        estate, via_cli: bool) -> None:
     """A worker killed after its source committed but before the journal said so: the rerun
     (no --take-over needed: the dead worker ran on this host) finds nothing left to change
     and says so, instead of recording '0 rows changed' as if nothing had been erased."""
@@ -260,6 +262,19 @@ def test_after_a_kill_between_commit_and_mark_the_rerun_counts_honestly(estate) 
     rid = _erasure(store, subject["email"])
     killed = _run_in_child(paths, store, rid, "journal.after_commit:1")
     assert killed.returncode == 137, killed.stderr[-2000:]
+    if via_cli:
+        # `govkit dsar run` says the same as the outcome (it printed "[done, 0 changed]").
+        from click.testing import CliRunner
+
+        from governance.cli import main
+
+        ran = CliRunner().invoke(main, ["dsar", "run", rid, "--yes", "--store",
+                                        str(store.path), "-i", str(paths.inventory)])
+        assert ran.exit_code == 0, ran.output
+        assert "done before an interruption" in ran.output
+        assert "[done, 0 changed]" not in ran.output
+        _check_erased(paths, before, [subject])
+        return
     out = run_request(load_inventory(paths.inventory), store, rid, "dpo",
                       confirm=lambda steps: True, take_over=False)
     assert out.status == "completed", out.remaining

@@ -794,16 +794,22 @@ def delivery_passphrase(store: AuditStore, request_id: str) -> str:
                        f"{request_id}/delivery".encode(), "delivery passphrase").decode()
 
 
+def step_state(outcome: RunOutcome, step: Step) -> str:
+    """How a step of ``outcome`` ended, as shown to people: ``[done, N changed]``, or done
+    by an interrupted run whose count was lost, ``[held]``, ``[pending]``."""
+    if step.step_no in outcome.found_done:
+        return (f"[done before an interruption: {outcome.found_done[step.step_no]} planned, "
+                "nothing left to change when resumed, the count was lost]")
+    if step.status == "done":
+        return f"[done, {step.rows_affected} changed]"
+    return f"[{step.status}]"
+
+
 def describe_outcome(outcome: RunOutcome) -> dict[str, Any]:
     """The outcome as shown to people and orchestrators (no values)."""
     return {"request_id": outcome.request.request_id, "status": outcome.status,
             "state": outcome.request.state.value,
-            "steps": [s.describe() + (
-                f" [done before an interruption: {outcome.found_done[s.step_no]} planned, "
-                "nothing left to change when resumed, the count was lost]"
-                if s.step_no in outcome.found_done else
-                f" [{s.status}, {s.rows_affected} changed]" if s.status == "done"
-                else f" [{s.status}]") for s in outcome.steps],
+            "steps": [f"{s.describe()} {step_state(outcome, s)}" for s in outcome.steps],
             "remaining": outcome.remaining, "held": outcome.held, "kept": outcome.kept,
             "not_followed": outcome.not_followed, "warnings": outcome.warnings,
             "export": str(outcome.export_path) if outcome.export_path else None}
