@@ -226,6 +226,7 @@ class _Planner:
         self.holds = table_holds
         self.blockers = resolution.blockers
         self.steps: list[tuple[int, bool, Step]] = []
+        self.by_role: set[tuple[str, str]] = set()   # tables stopped as tied by a role
         self._unfollowed: dict[str, list[ForeignKey]] = {}
         self.under: dict[tuple[str, str], tuple[set[str], str]] = {}
 
@@ -291,6 +292,7 @@ class _Planner:
                 if self.res.graph is not None and loc.relation is Relation.OWNED \
                 and not person else []
             if roles:
+                self.by_role.add(key)
                 self.blockers.append(
                     f"{len(loc.rows)} row(s) of {loc.source}.{loc.table} are taken as the "
                     f"subject's through {roles[0].describe()}, a column named for a role "
@@ -814,9 +816,8 @@ class _Planner:
             held = self.holds.get(edge.origin)
             if held is not None:
                 continue  # a held table is kept as it is (see keep_under_holds)
-            if edge.on_erase == "refuse" and edge.kind == "owner" and any(
-                    f"of {edge.source}.{edge.table} are taken as the subject's through" in b
-                    for b in self.blockers):
+            if edge.on_erase == "refuse" and edge.kind == "owner" and \
+                    edge.origin in self.by_role:
                 continue    # said already: its rows are tied to the subject by a role
             if edge.on_erase == "refuse" and edge.kind == "owner":
                 # Rows an owner reference ties to the subject that resolution did not find
