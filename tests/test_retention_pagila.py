@@ -163,3 +163,66 @@ def test_inactive_customers_go_with_their_rentals_and_payments_only(
             "customer": {"removed": customers, "added": set(), "changed": set()}}
     finally:
         check.close()
+
+
+@pytest.mark.parametrize("hold", ["payment", "payment-february", "rental"])
+def test_a_hold_on_a_table_a_per_person_rule_reaches_keeps_its_rows(
+        pagila_pg: PublicDb, tmp_path: Path, hold: str) -> None:
+    """A hold on payments (whole, or February: the cascade reads no clock there, so all of
+    the due customers' payments are kept, as an erasure keeps a table under a time-range
+    hold) or on rentals: a per-person rule deletes none of the held table's rows, nor the
+    rows they point at (found by a helper: it deleted them and logged "0 held")."""
+    check = pagila_pg.connect()
+    try:
+        inv = load_inventory(pagila_pg.declared_inventory)
+        table = hold.split("-")[0]
+        covers = (datetime(2022, 2, 1, tzinfo=UTC), datetime(2022, 3, 1, tzinfo=UTC)) \
+            if hold.endswith("february") else None
+        place_hold(pagila_pg.store, reason="Case 12", actor="counsel",
+                   table=f"pagila.{table}", covers=covers, inventory=inv)
+        gone = {r[0] for r in check.query("SELECT customer_id FROM customer WHERE active = 0")}
+        marks = ", ".join(str(c) for c in sorted(gone))
+        if table == "payment":
+            # Payments stay; rentals a payment points at stay, and so do their customers.
+            payments: set[tuple[Any, ...]] = set()
+            rentals = set(check.query(
+                f"SELECT r.rental_id FROM rental r WHERE r.customer_id IN ({marks}) AND NOT "
+                "EXISTS (SELECT 1 FROM payment p WHERE p.rental_id = r.rental_id)"))
+        else:
+            # Rentals stay; payments go (nothing points at them), customers stay.
+            payments = _payments(check, f"customer_id IN ({marks})")
+            rentals = set()
+        before = row_hashes(check)
+        result = apply_retention(_policy(tmp_path, INACTIVE), inv, pagila_pg.store, NOW,
+                                 "tester", batch_rows=300)
+        expected = {t: {"removed": rows, "added": set(), "changed": set()}
+                    for t, rows in (("payment", payments), ("rental", rentals)) if rows}
+        assert differences(before, row_hashes(check)) == expected
+        held = {s["table_name"]: s["held_rows"] for s in result.steps}
+        assert held[table] > 0, result.steps
+    finally:
+        check.close()
+
+
+def test_anonymizing_a_not_null_key_column_is_refused_with_advice_that_works(
+        pagila_pg: PublicDb, tmp_path: Path) -> None:
+    """``payment.customer_id`` (NOT NULL, an integer, a key): null is refused, and the
+    advice is to delete the rows, not to redact (which is refused too: found by a helper)."""
+    from governance.errors import ConfigError
+    from governance.retention.policy import check_policy, load_estate
+    from governance.sources.pool import ConnectorPool
+
+    inv = load_inventory(pagila_pg.declared_inventory)
+    policies = _policy(tmp_path, """
+  - name: anon-payments
+    tables: [pagila.payment]
+    retain: 90 days
+    clock: payment_date
+    action: anonymize
+    columns: {customer_id: "null"}
+    basis: "a test's rule"
+""")
+    with ConnectorPool(inv) as pool:
+        with pytest.raises(ConfigError) as e:
+            check_policy(policies[0], load_estate(inv, pagila_pg.store, pool), pool)
+    assert "delete the rows instead" in str(e.value) and "use redact" not in str(e.value)

@@ -183,8 +183,11 @@ def _cascade(comp: Compiler, r: RuleOnTable, person: Step,
             dec = decisions.get(e.origin) or TableDecision(*e.origin)
             held = comp.held(e.origin[1], None)
             where = owned & comp.obligations_over(None, e.origin[1], dec)
-            held_of[e.origin] = where & held if held.sql else Clause("FALSE")
-            due_of[e.origin] = where & negate(held) if held.sql else where
+            if _held_whole(comp, source, e.origin[1]):
+                held_of[e.origin], due_of[e.origin] = where, Clause("FALSE")
+            else:
+                held_of[e.origin] = where & held if held.sql else Clause("FALSE")
+                due_of[e.origin] = where & negate(held) if held.sql else where
             order.append(e.origin)
             changed = True
     steps: list[Step] = []
@@ -199,6 +202,14 @@ def _cascade(comp: Compiler, r: RuleOnTable, person: Step,
     person.strict_where = person.where & strict
     person.where = person.where & lenient
     return steps
+
+
+def _held_whole(comp: Compiler, source: str, table: str) -> bool:
+    """Whether a hold keeps every row of ``table`` that a cascade reaches: one on the
+    table or its source, or one on a time range of it (a cascade reads no clock on the
+    tables it reaches, so the whole table is kept, as an erasure keeps it)."""
+    return any(h.covers_table(source, table) and (h.whole or h.scope == "range")
+               for h in comp.holds)
 
 
 def _guards(comp: Compiler, graph: OwnershipGraph, key: tuple[str, str],

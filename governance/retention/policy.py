@@ -516,8 +516,13 @@ def check_policy(policy: Policy, estate: Estate, pool: Any | None = None) -> Non
             for col in rule.columns:
                 facts = column_exists(s, t, col, ("rules", i, "columns", col))
                 if facts is not None and rule.columns[col] == "null" and not facts.nullable:
+                    redactable = facts.takes_text and col not in _key_columns(pool, s, t)
                     raise policy.error(("rules", i, "columns", col),
-                                       f"{s}.{t}.{col} is NOT NULL: use redact, not null")
+                                       f"{s}.{t}.{col} is NOT NULL: "
+                                       + ("use redact, not null" if redactable else
+                                          "it takes neither NULL nor the text "
+                                          f"{REDACTED!r} (a number, a date or a key): "
+                                          "delete the rows instead"))
                 if facts is not None and rule.columns[col] == "redact":
                     if not facts.takes_text:
                         raise policy.error(
