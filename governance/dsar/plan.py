@@ -988,6 +988,11 @@ def _named_columns(by_column: Mapping[tuple[str, str, str], str], loc: Location
     return out
 
 
+def _field_of(category: str) -> str:
+    """The field a request names for a category (``phone`` for contact.phone)."""
+    return next((f for f, c in FIELD_CATEGORIES.items() if c == category), category)
+
+
 def plan_rectification(inventory: Inventory, resolution: Resolution,
                        identities: Sequence[Identity],
                        corrections: Mapping[str, str], first_plan: bool = True) -> list[Step]:
@@ -1057,8 +1062,7 @@ def plan_rectification(inventory: Inventory, resolution: Resolution,
             if set(cols) & set(named_here):
                 written.add(category)   # the request names the columns it corrects here
                 continue
-            field_ = next((f for f, c in FIELD_CATEGORIES.items() if c == category),
-                          category)
+            field_ = _field_of(category)
             if len(cols) == 1 and cols[0] in keys:
                 resolution.blockers.append(
                     f"{field_}: {loc.source}.{loc.table}.{cols[0]} links rows together (a "
@@ -1085,7 +1089,7 @@ def plan_rectification(inventory: Inventory, resolution: Resolution,
             "table holds none of their rows, or it has no such column): nothing to correct "
             "there")
     for category in sorted(set(by_category) - written) if first_plan else ():
-        field_ = next((f for f, c in FIELD_CATEGORIES.items() if c == category), category)
+        field_ = _field_of(category)
         if resolution.blockers and any(b.startswith(f"{field_}: ") for b in
                                        resolution.blockers):
             continue    # already said why it is not written

@@ -20,7 +20,7 @@ from governance.crypto.aead import seal
 from governance.dsar.approval import PlanBinding, approval_blockers, binding_of
 from governance.dsar.export import EXPORT_SUFFIX, build_package, write_export
 from governance.dsar.holds import LegalHold, LegalHolds
-from governance.dsar.identities import Identity, IdentityError, IdentityType
+from governance.dsar.identities import CATEGORY_OF, Identity, IdentityError, IdentityType
 from governance.dsar.journal import (
     StepHook,
     drop_pending,
@@ -176,7 +176,8 @@ def _plan(inventory: Inventory, book: RequestBook, request: DataSubjectRequest,
     return []
 
 
-_IDENTITY_OF = {"contact.email": IdentityType.EMAIL, "contact.phone": IdentityType.PHONE}
+# The kinds of identity a correction can write (an e-mail, a phone), by category.
+_IDENTITY_OF = {CATEGORY_OF[t]: t for t in (IdentityType.EMAIL, IdentityType.PHONE)}
 
 
 def _refuse_identities_of_others(inventory: Inventory, resolution: Resolution,

@@ -79,23 +79,19 @@ class PostgresConnector(SqlConnector):
                 "format_type(a.atttypid, a.atttypmod), a.attnotnull, "
                 "COALESCE(a.attnum = ANY(i.indkey), false), "
                 "c.relkind = 'r' AND EXISTS (SELECT 1 FROM pg_inherits h "
-                "WHERE h.inhparent = c.oid) "
+                "WHERE h.inhparent = c.oid), c.relispopulated "
                 "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
                 "AND NOT a.attisdropped "
                 "LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary "
                 "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
-                # A materialized view created WITH NO DATA and never refreshed holds no
-                # rows, and reading it is an error: it is left out until refreshed.
-                "AND NOT c.relispartition AND c.relispopulated "
-                "ORDER BY c.relname, a.attnum", (self.schema,))
+                "AND NOT c.relispartition ORDER BY c.relname, a.attnum", (self.schema,))
             rows = cur.fetchall()
-        with self._conn.cursor() as cur:
-            cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "
-                        "c.relnamespace WHERE n.nspname = %s AND c.relkind = 'm' AND NOT "
-                        "c.relispopulated", (self.schema,))
-            self.unpopulated = {r[0] for r in cur.fetchall()}
         self._end_read()
+        # A materialized view created WITH NO DATA and never refreshed holds no rows, and
+        # reading it is an error: it is left out until refreshed, and named.
+        self.unpopulated = {r[0] for r in rows if not r[9]}
+        rows = [r for r in rows if r[9]]
         kinds = {"r": "table", "p": "table", "f": "table", "v": "view",
                  "m": "materialized_view"}
         tables: dict[str, dict[str, Any]] = {}
@@ -114,7 +110,7 @@ class PostgresConnector(SqlConnector):
                 for parent, child, schema in cur.fetchall():
                     self._children.setdefault(parent, []).append(
                         child if schema == self.schema else f"{schema}.{child}")
-        for table, relkind, estimate, pages, column, dtype, notnull, is_pk, _ in rows:
+        for table, relkind, estimate, pages, column, dtype, notnull, is_pk, _, _ in rows:
             t = tables.setdefault(table, {"kind": kinds[relkind], "estimate": estimate,
                                           "pages": pages, "rel": relkind, "cols": [],
                                           "pk": []})
