@@ -244,7 +244,10 @@ def audit_cmd(inventory_path: Path, store_path: Path, policy_paths: tuple[Path, 
         _cli()._echo_json(found)
     else:
         for p in found["past_retention"]:
-            click.echo(f"  ! {p['table']}: {p['rows']} row(s) past {p['rule']} ({p['action']})")
+            kept = f"; {p['referenced']} more kept: other rows still refer to them" \
+                if p["referenced"] else ""
+            click.echo(f"  ! {p['table']}: {p['rows']} row(s) past {p['rule']} "
+                       f"({p['action']}){kept}")
         for u in found["uncovered"]:
             click.echo(f"  ~ {u['table']}.{u['column']} ({u['category']}): no retention rule")
     if found["past_retention"] or found["uncovered"]:

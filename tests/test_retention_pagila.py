@@ -226,3 +226,71 @@ def test_anonymizing_a_not_null_key_column_is_refused_with_advice_that_works(
         with pytest.raises(ConfigError) as e:
             check_policy(policies[0], load_estate(inv, pagila_pg.store, pool), pool)
     assert "delete the rows instead" in str(e.value) and "use redact" not in str(e.value)
+
+
+OLD_RENTALS = """
+  - name: old-rentals
+    tables: [pagila.rental]
+    retain: 90 days
+    clock: rental_date
+    action: delete
+    basis: "Rental records: 90 days (a test's rule)"
+"""
+
+
+def test_rows_past_their_period_kept_by_references_are_reported_not_passed(
+        pagila_pg: PublicDb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Old rentals that payments (kept: no rule on them) still point at stay, as they
+    must; before, the plan and ``retention audit`` counted them nowhere and the
+    compliance check passed the table with them still there (found in session 15's
+    review). The rentals that go and those kept are written here in SQL."""
+    from governance.audit.model import Status
+    from governance.audit.runner import run_audit
+    from governance.retention.audit import retention_findings
+
+    check = pagila_pg.connect()
+    try:
+        inv = load_inventory(pagila_pg.declared_inventory)
+        # Every Pagila rental is paid: the payments of five old rentals are removed first
+        # (this copy's own change), so that those five are due and the others kept.
+        check.execute(f"DELETE FROM payment WHERE rental_id IN (SELECT rental_id FROM rental "
+                      f"WHERE rental_date < '{CUTOFF}' ORDER BY rental_id LIMIT 5)")
+        old = "rental_date < ?"
+        paid = "EXISTS (SELECT 1 FROM payment p WHERE p.rental_id = r.rental_id)"
+        gone = {r[0] for r in check.query(
+            f"SELECT rental_id FROM rental r WHERE {old} AND NOT {paid}", (CUTOFF,))}
+        kept = check.query(f"SELECT count(*) FROM rental r WHERE {old} AND {paid}",
+                           (CUTOFF,))[0][0]
+        assert len(gone) == 5 and kept
+        policies = _policy(tmp_path, OLD_RENTALS)
+        plan = plan_retention(policies, inv, pagila_pg.store, NOW)
+        step = next(s for s in plan.steps if s.table == "rental")
+        assert (step.due, step.referenced) == (len(gone), kept)
+        assert f"{kept} past the period kept" in step.describe()
+        found = retention_findings(policies, inv, pagila_pg.store, NOW)
+        assert [(p["table"], p["rows"], p["referenced"]) for p in found["past_retention"]
+                ] == [("pagila.rental", len(gone), kept)]
+
+        before = row_hashes(check)
+        result = apply_retention(policies, inv, pagila_pg.store, NOW, "tester")
+        assert result.changed == len(gone)
+        changes = differences(before, row_hashes(check))
+        assert set(changes) == {"rental"} and not changes["rental"]["added"] | \
+            changes["rental"]["changed"]
+        assert {k[0] for k in changes["rental"]["removed"]} == gone
+        done = next(r for r in result.steps if r["table_name"] == "rental")
+        assert done["referenced_rows"] == kept and f"{kept} row(s) past" in done["note"]
+
+        # After the apply, nothing is due, and the kept rentals are still past their
+        # period: the compliance check fails on them, naming why.
+        found = retention_findings(policies, inv, pagila_pg.store, NOW)
+        assert [(p["rows"], p["referenced"]) for p in found["past_retention"]] == [(0, kept)]
+        monkeypatch.setenv("GOVKIT_RETENTION_POLICY", str(tmp_path / "retention.yaml"))
+        run = run_audit(inv, pagila_pg.store, today=NOW.date(), only=["retention_period"],
+                        load_processing_file=False)
+        rental = [r for r in run.results if r.table == "rental"]
+        assert [r.status for r in rental] == [Status.FAIL]
+        assert rental[0].evidence["rows_referenced"] == kept
+        assert rental[0].evidence["rows_due"] == 0
+    finally:
+        check.close()

@@ -26,11 +26,22 @@ def _evaluate(ctx: AuditContext) -> Iterable[CheckResult] | None:
                     remediation="Add a retention rule covering this category or table."))
                 continue
             due = int(row.get("rows_due", 0))
+            referenced = int(row.get("rows_referenced", 0))
+            evidence = {k: row[k] for k in ("rule", "rows_due", "rows_held", "rows_referenced",
+                                            "basis", "action") if k in row}
+            if referenced:
+                # Past the period and still there, kept only because other rows point at
+                # them: not compliant until someone decides (anonymize, or a keep rule).
+                evidence["note"] = (f"{referenced} row(s) past the period are kept because "
+                                    "other rows still refer to them")
             out.append(CHECK.result(
-                Status.FAIL if due else Status.PASS, source=row["source"], table=row["table"],
-                column=row.get("clock_column"), engine="provider",
-                evidence={k: row[k] for k in ("rule", "rows_due", "rows_held", "basis",
-                                              "action") if k in row}))
+                Status.FAIL if due or referenced else Status.PASS, source=row["source"],
+                table=row["table"], column=row.get("clock_column"), engine="provider",
+                evidence=evidence,
+                remediation=None if not referenced else (
+                    "Rows past retention are kept because other rows refer to them: "
+                    "anonymize them instead, delete or detach the referring rows, or record "
+                    "the obligation that keeps them (a keep rule).")))
         return out
     if not _targets(ctx):
         return [CHECK.result(

@@ -40,7 +40,8 @@ __all__ = ["SHIPPED_PROFILES", "Period", "Policy", "RetentionProfile", "Retentio
 
 def audit_retention(inventory: Any, store: Any, today: date) -> list[dict[str, Any]] | None:
     """For the compliance audit (``audits/checks/retention_period.py``): per rule and table
-    the rows past retention (``rows_due``, ``rows_held``), and the personal-data columns no
+    the rows past retention (``rows_due``, ``rows_held``, and ``rows_referenced``: past it
+    but kept because other rows refer to them), and the personal-data columns no
     rule covers (``uncovered``). None when no retention policy is configured: neither
     ``GOVKIT_RETENTION_POLICY`` (paths, ``os.pathsep``-separated) nor ``retention.yaml``
     beside the inventory."""
@@ -58,7 +59,8 @@ def audit_retention(inventory: Any, store: Any, today: date) -> list[dict[str, A
     for p in found["past_retention"]:
         source, table = p["table"].split(".", 1)
         rows.append({"source": source, "table": table, "rule": p["rule"],
-                     "rows_due": p["rows"], "rows_held": p["held"], "action": p["action"]})
+                     "rows_due": p["rows"], "rows_held": p["held"],
+                     "rows_referenced": p["referenced"], "action": p["action"]})
     for u in found["uncovered"]:
         source, table = u["table"].split(".", 1)
         rows.append({"source": source, "table": table, "column": u["column"],

@@ -33,10 +33,12 @@ from governance.faults import fault_point
 from governance.ids import new_id
 from governance.inventory import Inventory
 from governance.retention.planning import (
+    REFERENCED,
     RetentionPlan,
     Step,
     build_steps,
     count_on,
+    count_referenced,
     count_step,
 )
 from governance.retention.policy import REDACTED, Policy
@@ -99,6 +101,7 @@ def apply_retention(policies: Sequence[Policy], inventory: Inventory, store: Aud
         if run is None:
             for s in plan.steps:
                 s.due, s.held = count_step(pool, s)
+                s.referenced = count_referenced(pool, s)
             if plan_logged is not None:
                 plan_logged(plan)
             run_id = _start(store, plan, policies, digest, actor)
@@ -220,8 +223,12 @@ def _run_step(store: AuditStore, pool: ConnectorPool, run_id: str, no: int,
     left, held = count_step(pool, step, strict=True)
     if step.action != "review" and left and step.file_key is None:
         note = f"{left} row(s) still due after the step (changed meanwhile?)"
+    referenced = count_referenced(pool, step, strict=True)
+    if referenced:
+        note = "; ".join(filter(None, [note, f"{referenced} row(s) {REFERENCED}"]))
     row.update(status="done", note=note, done_at=utcnow())
     proof = {**row, "table_name": step.table, "remaining": left, "held_rows": held,
+             "referenced_rows": referenced,
              "profile": step.profile, "columns": list(step.columns),
              "cutoff": str(step.cutoff), "byte_check": byte_check}
 
@@ -237,6 +244,7 @@ def _run_step(store: AuditStore, pool: ConnectorPool, run_id: str, no: int,
     say(f"{step.rule}: {name}: {step.action} done: {row['rows_affected']} row(s), "
         f"{held} held")
     row["held_rows"] = held
+    row["referenced_rows"] = referenced
     return row
 
 

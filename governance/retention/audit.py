@@ -16,14 +16,17 @@ from governance.sources.pool import ConnectorPool
 def retention_findings(policies: Sequence[Policy], inventory: Inventory, store: AuditStore,
                        now: datetime) -> dict[str, Any]:
     """``past_retention``: per rule and table, rows past their period now (counted by the
-    sources; held rows apart); ``uncovered``: personal-data columns (declared, or found by
-    the latest scan) that no applying rule deletes, anonymizes or reviews. No values."""
+    sources; held rows apart): ``rows`` that applying would change and ``referenced`` ones
+    it keeps because other rows still refer to them; ``uncovered``: personal-data columns
+    (declared, or found by the latest scan) that no applying rule deletes, anonymizes or
+    reviews. No values."""
     with ConnectorPool(inventory) as pool:
         plan = plan_retention(policies, inventory, store, now, pool=pool)
         estate = load_estate(inventory, store, pool)
     past = [{"table": f"{s.source}.{s.table}", "rule": s.rule, "action": s.action,
-             "rows": s.due, "held": s.held, "cutoff": s.cutoff.isoformat() if s.cutoff else None}
-            for s in plan.steps if s.due]
+             "rows": s.due, "held": s.held, "referenced": s.referenced,
+             "cutoff": s.cutoff.isoformat() if s.cutoff else None}
+            for s in plan.steps if s.due or s.referenced]
     uncovered = []
     for (source, table, column), category in sorted(estate.categories.items()):
         d = plan.decisions.get((source, table))

@@ -37,6 +37,10 @@ from governance.retention.predicates import (
 )
 from governance.sources.pool import ConnectorPool
 
+# Rows past their period that a step keeps because other rows still refer to them (a
+# customer's payments kept for tax keep the customer): reported, never counted as gone.
+REFERENCED = "past the period kept: other rows still refer to them"
+
 
 @dataclass
 class Step:
@@ -57,6 +61,8 @@ class Step:
     strict_where: Clause | None = None   # person rows of a per-subject rule, when applied
     cascade_of: str | None = None        # per-subject: the person table this follows
     blocked: str | None = None           # why it cannot be applied (reported, not applied)
+    past_where: Clause | None = None     # past the period, before the reference guards
+    referenced: int = 0                  # rows past the period kept: other rows refer to them
 
     @property
     def predicate(self) -> str:
@@ -68,9 +74,10 @@ class Step:
         what = self.action + (f" {', '.join(self.columns)}" if self.columns else "")
         via = f" (rows owned by rows due in {self.cascade_of})" if self.cascade_of else ""
         held = f", {self.held} held" if self.held else ""
+        kept = f", {self.referenced} {REFERENCED}" if self.referenced else ""
         block = f"  NOT APPLIED: {self.blocked}" if self.blocked else ""
         return (f"{self.rule}: {self.source}.{self.table}: {what}{via}: {self.due} row(s) "
-                f"due{held}{block}")
+                f"due{held}{kept}{block}")
 
 
 @dataclass
@@ -95,6 +102,7 @@ class RetentionPlan:
                            "table": s.table, "action": s.action, "columns": list(s.columns),
                            "cutoff": s.cutoff.isoformat() if s.cutoff else None,
                            "predicate": s.predicate, "due": s.due, "held": s.held,
+                           "referenced": s.referenced,
                            "cascade_of": s.cascade_of, "blocked": s.blocked}
                           for s in self.steps],
                 "tables": {f"{s}.{t}": d.as_json() for (s, t), d in self.decisions.items()}}
@@ -197,8 +205,10 @@ def _cascade(comp: Compiler, r: RuleOnTable, person: Step,
         going[key] = due_of[key]
         steps.append(Step(r.name, r.policy.profile.profile, source, key[1], "delete", {},
                           person.cutoff, due_of[key] & lenient, held_of[key],
-                          strict_where=due_of[key] & strict, cascade_of=r.table))
+                          strict_where=due_of[key] & strict, cascade_of=r.table,
+                          past_where=due_of[key]))
     lenient, strict = _guards(comp, graph, (source, r.table), going)
+    person.past_where = person.where
     person.strict_where = person.where & strict
     person.where = person.where & lenient
     return steps
@@ -273,6 +283,25 @@ def count_on(conn: Any, step: Step, strict: bool = False) -> tuple[int, int]:
             conn._end_read()
 
 
+def count_referenced(pool: ConnectorPool, step: Step, strict: bool = False) -> int:
+    """Rows of ``step`` past their period (not held) that it keeps because other rows of
+    the source still refer to them (with ``strict``: as applied, after the rows that go)."""
+    if step.past_where is None:
+        return 0
+    conn = pool.get(step.source)
+    where = step.strict_where if strict and step.strict_where is not None else step.where
+    past = step.past_where
+    cur = conn._run(
+        f"SELECT count(*) FILTER (WHERE ({past.sql}) AND NOT COALESCE(({where.sql}), FALSE)) "
+        f"FROM {conn._table_ref(step.table)} AS {ALIAS}", [*past.params, *where.params])
+    try:
+        return int(cur.fetchall()[0][0])
+    finally:
+        cur.close()
+        if hasattr(conn, "_end_read"):
+            conn._end_read()
+
+
 def plan_retention(policies: Sequence[Policy], inventory: Inventory, store: AuditStore,
                    now: datetime, sources: Iterable[str] | None = None,
                    pool: ConnectorPool | None = None) -> RetentionPlan:
@@ -283,6 +312,7 @@ def plan_retention(policies: Sequence[Policy], inventory: Inventory, store: Audi
         plan = build_steps(policies, inventory, store, pool, now, sources)
         for s in plan.steps:
             s.due, s.held = count_step(pool, s)
+            s.referenced = count_referenced(pool, s)
         return plan
     finally:
         if own:
