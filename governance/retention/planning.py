@@ -288,7 +288,7 @@ def count_referenced(pool: ConnectorPool, step: Step, strict: bool = False) -> i
     the source still refer to them (with ``strict``: as applied, after the rows that go)."""
     if step.past_where is None:
         return 0
-    conn = pool.get(step.source)
+    conn: Any = pool.get(step.source)
     where = step.strict_where if strict and step.strict_where is not None else step.where
     past = step.past_where
     cur = conn._run(
