@@ -292,6 +292,42 @@ def test_the_index_advice_is_a_statement_sqlite_runs_as_written(tmp_path: Path) 
         assert index_advice(inv, pool) == []
 
 
+@pytest.mark.postgres
+def test_the_index_advice_names_the_postgres_schema(tmp_path: Path, pg_dsn: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a helper on classicmodels loaded in a schema of its own: the advice named
+    the table alone, and ``CREATE INDEX`` as printed failed (relation does not exist)."""
+    from governance.dsar.resolution import index_advice
+    from governance.inventory import load_inventory
+    from governance.sources.pool import ConnectorPool
+
+    schema = f"Shop_{uuid.uuid4().hex[:6]}"     # mixed case: quoted to be found
+    with psycopg.connect(pg_dsn, autocommit=True) as c:
+        c.execute(f'CREATE SCHEMA "{schema}"')
+        c.execute(f'CREATE TABLE "{schema}".customer (id INT PRIMARY KEY, email TEXT)')
+    try:
+        (tmp_path / "inventory.yaml").write_text(
+            "version: 1\norganization: t\nsources:\n  - name: shop\n    kind: postgres\n"
+            f"    connection: {{dsn_env: GK_ADVICE_PG, schema: '{schema}'}}\n"
+            "    owner: dpo@example.com\n    jurisdictions: [EU]\n    tables:\n"
+            "      - name: customer\n        subject_key: id\n"
+            "        columns: {email: {category: contact.email}}\n")
+        monkeypatch.setenv("GK_ADVICE_PG", pg_dsn)
+        inv = load_inventory(tmp_path / "inventory.yaml")
+        with ConnectorPool(inv) as pool:
+            [advice] = index_advice(inv, pool)
+        statement = advice.split("create one: ", 1)[1]
+        with psycopg.connect(pg_dsn, autocommit=True) as c:   # search_path: public
+            c.execute(statement)   # pasted as written
+            assert c.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND "
+                             "indexdef LIKE %s", (schema, "%lower(email)%")).fetchone()[0] == 1
+        with ConnectorPool(inv) as pool:
+            assert index_advice(inv, pool) == []
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as c:
+            c.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 # Letter case beyond ASCII, and characters whose lower case is an ASCII letter.
 _TRICKY = ["Joe5@Example.com", "joe5@example.com", "JOE5@EXAMPLE.COM", "\u212aim@x.org",
            "kim@x.org", "\u0130nci@x.org", "i\u0307nci@x.org", "STRASSE@x.de",

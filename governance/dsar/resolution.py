@@ -1085,9 +1085,14 @@ def index_advice(inventory: Inventory, pool: ConnectorPool,
             if check(table, column) is None:
                 # SQLite needs the index named; a name PostgreSQL accepts too.
                 name = re.sub(r"\W+", "_", f"{table}_{column}_lower").lower()
+                # A PostgreSQL source reads one schema: the table is named in it (the
+                # index goes to the table's schema), whatever the reader's search_path.
+                schema = getattr(conn, "schema", None)
+                where = f"{_quoted(schema)}.{_quoted(table)}" if isinstance(schema, str) \
+                    else _quoted(table)
                 out.append(f"{source}.{table}.{column}: no index serves matching e-mail "
                            "addresses in any letter case, so each request reads the whole "
-                           f"table; create one: CREATE INDEX {name} ON {_quoted(table)} "
+                           f"table; create one: CREATE INDEX {name} ON {where} "
                            f"(lower({_quoted(column)}))")
         except GovernanceError:
             continue
