@@ -230,3 +230,25 @@ def test_a_binary_column_is_exported_as_its_bytes(northwind_pg: PublicDb, tmp_pa
         assert base64.b64decode(rows[0]["photo"]["base64"]) == photo
     finally:
         check.close()
+
+
+def test_a_stored_phone_that_cannot_be_read_is_named_with_why_never_its_value() -> None:
+    """Found by a helper on classicmodels (phones stored without a country code): the plan
+    said only "a stored value is not a usable phone; skipped". It now says why and what
+    it means for the search, and still never shows the value."""
+    from governance.dsar.identities import Identity, IdentityType
+    from governance.dsar.resolution import derive_identities
+
+    rows = {("shop", "customers"): [{"phone": "6175558555", "email": "a@example.com"},
+                                    {"phone": "n/a"}]}
+    cats = {("shop", "customers", "phone"): {"contact.phone"},
+            ("shop", "customers", "email"): {"contact.email"}}
+    got, skipped = derive_identities(rows, cats, [Identity(IdentityType.EMAIL,
+                                                           "a@example.com")])
+    assert got == []
+    assert skipped == [
+        "shop.customers.phone: a stored value is not a usable phone (write the number with "
+        "its country code, e.g. +44 20 7946 0123); other rows were not searched by it",
+        "shop.customers.phone: a stored value is not a usable phone (not a phone number "
+        "(not a number)); other rows were not searched by it"]
+    assert not any("6175558555" in s or "n/a" in s for s in skipped)

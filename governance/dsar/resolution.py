@@ -859,9 +859,15 @@ def derive_identities(resolution_rows: Mapping[TableKey, Iterable[Row]],
                     try:
                         ident = Identity(by_category[cat], value)
                         ident.canonical()
-                    except (IdentityError, ValueError, AttributeError):
+                    except (IdentityError, ValueError, AttributeError) as e:
+                        # The parser's reason names no value (a phone's missing country
+                        # code): said, so that people know why other rows holding it
+                        # were not searched by it.
+                        why = str(e).split(": ", 1)[-1] if isinstance(e, IdentityError) \
+                            else "not readable"
                         skipped.append(f"{source}.{table}.{col}: a stored value is not a "
-                                       f"usable {by_category[cat].value}; skipped")
+                                       f"usable {by_category[cat].value} ({why}); other "
+                                       "rows were not searched by it")
                         continue
                     if ident.fingerprint_text() not in seen:
                         seen.add(ident.fingerprint_text())
