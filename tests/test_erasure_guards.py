@@ -340,6 +340,20 @@ def test_a_replan_after_a_stopped_run_with_held_steps_completes(
     assert _removed(before, e.hashes()) == {"orders": 1}
 
 
+def test_a_replan_of_a_request_never_run_says_to_plan_it_again(
+        make: Callable[..., Estate]) -> None:
+    """Found by a helper (classicmodels): after a plan that stopped, ``dsar replan`` said
+    only "no pending steps to re-plan"; a new plan was what was needed. It says so now."""
+    from governance.dsar.requests import RequestError
+
+    e = make("sqlite", ["CREATE TABLE users (id integer PRIMARY KEY, email text)",
+                        *USER_ROWS], [USERS])
+    rid, _ = e.erasure()
+    with pytest.raises(RequestError, match=rf"no run of it has started: plan it again "
+                                           rf"\(govkit dsar plan {rid}\)"):
+        replan_request(e.store, rid, "dpo", "the inventory was fixed")
+
+
 def test_duckdb_erasure_deletes_children_and_parents_and_says_what_stays_done(
         make: Callable[..., Estate]) -> None:
     """DuckDB refuses, within one transaction, to delete a row whose referencing rows the

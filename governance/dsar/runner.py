@@ -656,9 +656,12 @@ def replan_request(store: AuditStore, request_id: str, actor: str, reason: str
     steps dropped. Recorded in the audit log."""
     book = RequestBook(store)
     request = _usable(book, request_id)
-    dropped = [s for s in read_journal(store, request_id, None) if s.status == "pending"]
+    journal = read_journal(store, request_id, None)
+    dropped = [s for s in journal if s.status == "pending"]
     if not dropped:
-        raise RequestError(f"request {request_id} has no pending steps to re-plan")
+        why = "every step of its run is done" if journal else \
+            f"no run of it has started: plan it again (govkit dsar plan {request_id})"
+        raise RequestError(f"request {request_id} has no pending steps to re-plan ({why})")
     if not reason.strip():
         raise RequestError("say why the request is re-planned (--reason)")
     drop_pending(store, request_id)
