@@ -153,6 +153,34 @@ def test_missing_key_file_is_refused_and_no_new_key_is_made(tmp_path: Path) -> N
     assert _state(store.path) == before
 
 
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+def test_a_key_file_others_can_read_is_refused_and_nothing_written(tmp_path: Path,
+                                                                   mode: int) -> None:
+    """Found by a helper: a key file of mode 0644 was used without a word (a request was
+    filed; ``decrypt`` wrote plaintext). Any mode but the owner's alone is refused now,
+    for the store's key file and for GOVKIT_KEY_FILE alike."""
+    store = _store_with_requests(tmp_path)
+    key_file = tmp_path / "audit.duckdb.key"
+    before = _state(store.path)
+    key_file.chmod(mode)
+    args = ["dsar", "new", "--type", "access", "--identity", f"email={EMAIL}",
+            "--jurisdiction", "EU", "--store", str(store.path)]
+    line = _one_line_error(CliRunner().invoke(main, args))
+    assert f"open to others (mode {mode:04o})" in line and "chmod 600" in line
+    assert _state(store.path) == before
+    other = tmp_path / "named.key"
+    other.write_text(key_file.read_text())
+    other.chmod(mode)
+    key_file.chmod(0o600)
+    line = _one_line_error(CliRunner().invoke(main, args, env={"GOVKIT_KEY_FILE": str(other)}))
+    assert str(other) in line and "open to others" in line
+    assert _state(store.path) == before
+    other.chmod(0o600)          # the same key, private: accepted
+    ok = CliRunner().invoke(main, args, env={"GOVKIT_KEY_FILE": str(other)})
+    assert ok.exit_code == 0, ok.output
+    assert _state(store.path) != before
+
+
 @pytest.mark.parametrize("args", [
     ["dsar", "hold", "add", "--identity", f"email={EMAIL}", "--reason", "court order"],
     ["dsar", "hold", "add", "--table", "app_db.users", "--reason", "court order"],

@@ -2,7 +2,8 @@
 
 The master key never enters the audit store: it comes from ``GOVKIT_MASTER_KEY``
 (base64 of 32 bytes) or from a key file (``GOVKIT_KEY_FILE``, default: the store's path
-with ``.key`` appended, created with mode 0600 with the store). The store records the
+with ``.key`` appended, created with mode 0600 with the store; a key file others can read
+or write is refused). The store records the
 key's fingerprint (``master_key_fingerprint``, never the key): another key, or a missing
 key file for a store that has one, is refused before anything is written. Data keys are random
 AES-256 keys stored in the audit store's ``data_keys`` table wrapped under the master key.
@@ -17,6 +18,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import stat
 import uuid
 from pathlib import Path
 from typing import Any
@@ -58,8 +60,22 @@ def _available_key(store: AuditStore) -> tuple[bytes, str] | None:
         return _decode(env, "GOVKIT_MASTER_KEY"), "GOVKIT_MASTER_KEY"
     path = key_file_for(store)
     if path.exists():
+        _check_private(path)
         return _decode(path.read_text().strip(), str(path)), str(path)
     return None
+
+
+def _check_private(path: Path) -> None:
+    """KeyMaterialError when a key file can be read or written by anyone but its owner
+    (a key others on the machine could copy is refused, not used)."""
+    if os.name != "posix":
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise KeyMaterialError(
+            f"master key file {path} is open to others (mode {mode:04o}): run chmod 600 "
+            f"{path}, and consider the key exposed if others could read it "
+            "(nothing was changed)")
 
 
 def _create_key_file(path: Path) -> bytes:
