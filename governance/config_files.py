@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -192,6 +192,7 @@ def load_yaml_file(path: str | os.PathLike[str], model: type[M], what: str,
                     raise ConfigError(
                         str(p), f"{what} expands to more than {MAX_EXPANDED_NODES:,} YAML "
                         "nodes through aliases; refused (write it out, or use fewer aliases)")
+                _check_duplicate_keys(p, node)
                 if refuse_secrets:
                     _check_secrets(p, node, what)
             data = loader.construct_document(node) if node is not None else None
@@ -227,6 +228,33 @@ def load_yaml_file(path: str | os.PathLike[str], model: type[M], what: str,
         elif err["type"] == "literal_error":
             msg = f"{msg} (got {err.get('input')!r})"
         raise ConfigError(str(p), msg, line=line, field=format_loc(loc) or None) from None
+
+
+def _check_duplicate_keys(path: Path, root: yaml.Node) -> None:
+    """ConfigError at the second of two equal keys of one mapping (YAML readers keep the
+    last one silently: ``kind: sqlite`` then ``kind: csv`` would read the source as CSV)."""
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, Loc]] = [(root, ())]
+    while stack:
+        node, loc = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[Any] = set()
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != \
+                        "tag:yaml.org,2002:merge":
+                    if key_node.value in keys:
+                        raise ConfigError(str(path), "duplicate key (each may be written once)",
+                                          line=key_node.start_mark.line + 1,
+                                          field=format_loc((*loc, key_node.value)))
+                    keys.add(key_node.value)
+                    stack.append((value_node, (*loc, key_node.value)))
+                else:
+                    stack.append((value_node, loc))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*loc, i)) for i, item in enumerate(node.value))
 
 
 def _check_secrets(path: Path, root: yaml.Node, what: str) -> None:

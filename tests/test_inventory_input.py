@@ -194,6 +194,24 @@ def test_duplicate_table_is_reported_at_the_duplicate(tmp_path: Path) -> None:
         f"{path}:13: sources[0].tables[1].name: table declared twice: app")
 
 
+@pytest.mark.parametrize("old,new,line,field", [
+    # Found by a helper: the last of two equal keys won silently (the source read as CSV).
+    ("    kind: csv\n", "    kind: csv\n    kind: sqlite\n", 6, "sources[0].kind"),
+    ("        subject_key: id\n",
+     "        subject_key: id\n        columns:\n          email: {category: contact.email}\n"
+     "          email: {category: free_text}\n", 15, "sources[0].tables[0].columns.email"),
+    ("version: 1\n", "version: 1\nversion: 1\n", 2, "version"),
+])
+def test_a_key_written_twice_is_refused_at_the_second(tmp_path: Path, old: str, new: str,
+                                                        line: int, field: str) -> None:
+    path = write(tmp_path, BASE.replace(old, new, 1))
+    assert error_of(path) == f"{path}:{line}: {field}: duplicate key (each may be written once)"
+    result = CliRunner().invoke(main, ["scan", "-i", str(path), "--store",
+                                       str(tmp_path / "audit.duckdb")])
+    assert result.exit_code == 2 and "duplicate key" in result.output
+    assert not (tmp_path / "audit.duckdb").exists()
+
+
 def test_bad_cross_source_reference_is_reported_at_the_reference(tmp_path: Path) -> None:
     text = BASE.replace("        subject_key: id\n",
                         "        subject_key: id\n        references:\n"
