@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from governance.config_files import FieldError, format_loc, load_yaml_file, secret_kind
-from governance.errors import ConfigError, UnknownSourceError
+from governance.errors import ConfigError, GovernanceError, UnknownSourceError
 from governance.taxonomy import CATEGORIES
 
 SourceKind = Literal["csv", "parquet", "jsonl", "duckdb", "sqlite", "postgres"]
@@ -40,6 +40,14 @@ def check_name(value: str, what: str = "name") -> str:
             "optionally schema.table)"
         )
     return value
+
+
+def checked_name(value: str, what: str = "name") -> str:
+    """``check_name`` for a name given on a command line: GovernanceError (one line)."""
+    try:
+        return check_name(value, what)
+    except ValueError as e:
+        raise GovernanceError(str(e)) from None
 
 
 def check_jurisdictions(values: list[str]) -> list[str]:

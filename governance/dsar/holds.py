@@ -82,9 +82,9 @@ class LegalHolds:
         source, _, name = table.partition(".")
         if not name:
             raise GovernanceError(f"table hold {table!r}: write it as source.table")
-        from governance.inventory import check_name
+        from governance.inventory import checked_name
 
-        check_name(name, "table")
+        checked_name(name, "table")
         if inventory is not None and inventory.source(source).table(name) is None:
             declared = ", ".join(t.name for t in inventory.source(source).tables)
             raise GovernanceError(f"table hold {table!r}: source {source!r} declares no table "

@@ -20,7 +20,7 @@ from governance.audit_store.store import record_row, utcnow
 from governance.crypto.aead import seal_json
 from governance.errors import GovernanceError
 from governance.ids import new_id
-from governance.inventory import Inventory, check_name
+from governance.inventory import Inventory, checked_name
 from governance.legal_holds import Hold, holds_in_force, unsealed_keys
 
 
@@ -39,7 +39,7 @@ def place_hold(store: AuditStore, *, reason: str, actor: str, source: str | None
     if table and "." in table and source is None:
         source, _, table = table.partition(".")
     if table is not None:
-        check_name(table, "table")
+        checked_name(table, "table")
     if inventory is not None and source is not None:
         src = inventory.source(source)
         decl = src.table(table) if table is not None else None
