@@ -221,6 +221,7 @@ def crypto_shred(inventory_path: Path, store_path: Path, policy_path: Path | Non
     """Crypto-shred data subjects: destroy their data keys, so that every ciphertext of
     theirs (in the sources, copies and backups) can never be decrypted again."""
     from governance.encryption import shred_person_rows
+    from governance.encryption.keys import INDEX_SUBJECT
     from governance.encryption.subjects import person_key_column
     from governance.errors import GovernanceError
     from governance.sources.pool import ConnectorPool
@@ -234,15 +235,32 @@ def crypto_shred(inventory_path: Path, store_path: Path, policy_path: Path | Non
             if not sep or len(parts) != 2 or not value:
                 raise GovernanceError(f"--person {place}=...: write source.table=KEY")
             table = (parts[0], parts[1])
-            inv.source(table[0])
+            decl = inv.source(table[0]).table(table[1])
+            if decl is None or not decl.is_person:
+                raise GovernanceError(f"--person {place}=...: not a person table of the "
+                                      "inventory (one with a subject_key); nothing was "
+                                      "destroyed")
             col = person_key_column(inv, pool, table)
             rows.setdefault(table, []).append({col: value})
+    # A mistyped key, or a person none of whose data was ever encrypted, has no data key:
+    # refused before anything is written (a shred of nobody would read as an erasure).
+    if not store.query("SELECT 1 AS x FROM subject_keys WHERE subject <> ? LIMIT 1",
+                       [INDEX_SUBJECT]):
+        raise GovernanceError("this audit store holds no data key of any person (nothing was "
+                              "encrypted under it); nothing was destroyed")
+    keys = _keys(store, policy)
+    unknown = [f"{t[0]}.{t[1]}={v}" for t, rs in rows.items() for r in rs for v in r.values()
+               if not keys.subject_state(keys.subject_ref(t, v))]
+    if unknown:
+        raise GovernanceError(f"no data key was ever made for {', '.join(unknown)} (a mistyped "
+                              "key, or nothing of theirs is encrypted); nothing was destroyed")
     if not yes:
         click.confirm(f"Destroy the data keys of {len(persons)} person(s)? This cannot be "
                       "undone", abort=True)
-    out = shred_person_rows(inv, _keys(store, policy), rows, _actor(), reason, request_id)
+    out = shred_person_rows(inv, keys, rows, _actor(), reason, request_id)
+    before = "" if out.keys_destroyed else " (their keys were destroyed before)"
     click.echo(f"{len(out.keys_destroyed)} data key(s) destroyed for {len(out.subjects)} "
-               f"subject(s) in {out.seconds * 1000:.1f} ms; check: "
+               f"subject(s){before} in {out.seconds * 1000:.1f} ms; check: "
                f"{'no key left' if out.verified else 'KEYS REMAIN'}")
     if not out.verified:
         sys.exit(EXIT_PROBLEMS)

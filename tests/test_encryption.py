@@ -409,6 +409,43 @@ def test_cli_and_store_hold_no_plaintext_and_no_key_material(fresh_demo: Any, tm
     assert dec.details["cells_unreadable"] == 2
 
 
+def test_shred_refuses_a_person_with_no_key_and_a_table_of_no_persons(
+        fresh_demo: Any, tmp_path: Path) -> None:
+    """Found by a helper: ``crypto shred --person app_db.users=1' OR '1'='1`` and
+    ``--person app_db.orders=1`` each said "0 data key(s) destroyed ... no key left",
+    exit 0, and logged a shredded subject. Refused now (one line, exit 2, nothing
+    written); the shred of a real person still works, and a second one says so."""
+    store_path = tmp_path / "audit.duckdb"
+    AuditStore(store_path, create=True).schema_version()
+    runner = CliRunner()
+    args = ["-i", str(fresh_demo.inventory), "--store", str(store_path)]
+
+    def shred(person: str) -> Any:
+        return runner.invoke(main, ["crypto", "shred", *args, "--person", person, "--reason",
+                                    "erasure", "--yes"])
+
+    def store_rows() -> tuple[int, int]:
+        st = AuditStore(store_path)
+        return (st.query("SELECT count(*) AS n FROM subject_keys")[0]["n"],
+                len(st.log_entries()))
+
+    r = shred("app_db.users=1")             # nothing encrypted yet
+    assert r.exit_code == 2 and "holds no data key" in r.output and r.output.count("\n") == 1
+    assert runner.invoke(main, ["encrypt", *args, "--apply"]).exit_code == 0
+    before = store_rows()
+    uid = _kyc(fresh_demo.app_db)[0][0]
+    for person, why in (("app_db.users=1' OR '1'='1", "no data key was ever made"),
+                        ("app_db.users=999999", "no data key was ever made"),
+                        ("app_db.user_kyc=1", "not a person table")):
+        r = shred(person)
+        assert r.exit_code == 2 and why in r.output and r.output.count("\n") == 1, r.output
+        assert store_rows() == before
+    r = shred(f"app_db.users={uid}")
+    assert r.exit_code == 0 and "no key left" in r.output and not r.output.startswith("0 ")
+    again = shred(f"app_db.users={uid}")
+    assert again.exit_code == 0 and "destroyed before" in again.output
+
+
 def _duckdb_inventory(tmp_path: Path, demo: Any) -> Path:
     db = tmp_path / "crm.duckdb"
     with duckdb.connect(str(db)) as c:
