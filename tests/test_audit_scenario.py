@@ -207,6 +207,35 @@ def test_runs_are_stored_with_their_checks_and_logged(scenario) -> None:
     assert logged[-1].details["checks_sha256"] == checks_digest(store, scenario["second"].run_id)
 
 
+@pytest.mark.parametrize("tamper,problem", [
+    ("UPDATE audit_checks SET status = 'pass' WHERE status = 'fail'",
+     "its checks differ from the hash logged"),
+    ("DELETE FROM audit_checks", "its checks differ from the hash logged"),
+    ("UPDATE audit_runs SET status = 'passed'", "status 'passed', logged"),
+    ("DELETE FROM audit_runs", "deleted (its log row remains)"),
+])
+def test_verify_log_detects_an_audit_run_edited_outside_govkit(
+        scenario, tmp_path: Path, tamper: str, problem: str) -> None:
+    """Found by a helper: a failed compliance check turned into a pass (or deleted) in the
+    store left ``audit verify-log`` saying the chain was intact, though each run's log row
+    holds a hash of its checks. Checked on a copy of the store."""
+    import shutil
+
+    import duckdb
+
+    store: AuditStore = scenario["store"]
+    copy = tmp_path / "audit.duckdb"
+    shutil.copy(store.path, copy)
+    shutil.copy(store.path.with_name(store.path.name + ".key"),
+                copy.with_name(copy.name + ".key"))
+    assert AuditStore(copy).verify_log().problems == []
+    with duckdb.connect(str(copy)) as c:
+        changed = c.execute(tamper).fetchone()[0]      # rows the statement changed
+    assert changed > 0
+    problems = AuditStore(copy).verify_log().problems
+    assert any(problem in p for p in problems), problems
+
+
 def test_report_shows_both_runs_and_no_raw_personal_data(scenario, tmp_path: Path) -> None:
     from governance.detection.text import detect_line
 

@@ -17,13 +17,14 @@ from governance.audit.processing import Processing, load_processing
 from governance.audit.records import cached_records
 from governance.audit.registry import load_checks
 from governance.audit_store import AuditStore
+from governance.audit_store.rows import AUDIT_RUN_ACTION, audit_checks_digest
 from governance.audit_store.store import append_log_row, utcnow
 from governance.errors import GovernanceError
 from governance.ids import new_id
 from governance.inventory import Inventory
 from governance.reports import jsonable
 
-RUN_ACTION = "audit.run_recorded"
+RUN_ACTION = AUDIT_RUN_ACTION
 
 
 class UnknownAuditRunError(GovernanceError):
@@ -210,8 +211,5 @@ def resolve_run_id(store: AuditStore, run: str) -> str:
 
 def checks_digest(store: AuditStore, run_id: str) -> str:
     """The sha256 the run's log row holds over its check rows, recomputed from the table."""
-    rows = store.query("SELECT * FROM audit_checks WHERE run_id = ? ORDER BY seq", [run_id])
-    as_lists = [[r["run_id"], r["seq"], r["check_id"], r["title"], r["status"], r["severity"],
-                 list(r["articles"]), r["source"], r["table_name"], r["column_name"],
-                 r["evidence"], r["remediation"], r["engine"]] for r in rows]
-    return hashlib.sha256(json.dumps(as_lists, default=str, sort_keys=True).encode()).hexdigest()
+    with store.connect() as conn:
+        return audit_checks_digest(conn, run_id)

@@ -174,3 +174,39 @@ def cross_check(conn: duckdb.DuckDBPyConnection,
             if table == name and last is not None and k not in now:
                 problems.append(f"{name} {k}: {t.deleted_means}")
     return problems
+
+
+AUDIT_RUN_ACTION = "audit.run_recorded"
+"""The audit-log action of a compliance audit run; its details hold ``status`` and
+``checks_sha256`` (over the run's rows of ``audit_checks``)."""
+
+
+def audit_checks_digest(conn: duckdb.DuckDBPyConnection, run_id: str) -> str:
+    """The sha256 an audit run's log row holds over its check rows, from the table now."""
+    rows = conn.execute(
+        "SELECT run_id, seq, check_id, title, status, severity, articles, source, table_name, "
+        "column_name, evidence, remediation, engine FROM audit_checks WHERE run_id = ? "
+        "ORDER BY seq", [run_id]).fetchall()
+    as_lists = [[*r[:6], list(r[6]), *r[7:]] for r in rows]
+    return hashlib.sha256(json.dumps(as_lists, default=str, sort_keys=True).encode()).hexdigest()
+
+
+def audit_run_problems(conn: duckdb.DuckDBPyConnection,
+                       logged: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    """Compliance audit runs whose rows differ from what their log row recorded: checks
+    edited or deleted (a failed check turned into a pass), the run's status changed or
+    the run deleted. ``logged``: (run id, details) of each ``AUDIT_RUN_ACTION`` row."""
+    problems = []
+    status = dict(conn.execute("SELECT run_id, status FROM audit_runs").fetchall())
+    for run_id, details in logged:
+        want = details.get("checks_sha256")
+        if run_id not in status:
+            problems.append(f"audit run {run_id}: deleted (its log row remains)")
+            continue
+        if details.get("status") is not None and status[run_id] != details["status"]:
+            problems.append(f"audit run {run_id}: status {status[run_id]!r}, logged "
+                            f"{details['status']!r} (edited outside govkit)")
+        if want is not None and audit_checks_digest(conn, run_id) != want:
+            problems.append(f"audit run {run_id}: its checks differ from the hash logged with "
+                            "the run (edited or deleted outside govkit)")
+    return problems

@@ -30,9 +30,11 @@ from governance.audit_store import attachments
 from governance.audit_store.audit_log import GENESIS_HASH, LogVerification, row_hash, verify_rows
 from governance.audit_store.files import PRIVATE_MODE, private_umask, write_private_text
 from governance.audit_store.rows import (
+    AUDIT_RUN_ACTION,
     ROW_HASHES,
     TRACKED,
     all_digests,
+    audit_run_problems,
     cross_check,
     current_digest,
     logged_digests,
@@ -467,6 +469,9 @@ class AuditStore:
             meta = dict(conn.execute("SELECT name, value FROM store_meta").fetchall())
             details = [json.loads(r[5]) if isinstance(r[5], str) else r[5] for r in rows]
             row_problems = cross_check(conn, logged_digests(details))
+            row_problems += audit_run_problems(conn, [
+                (str(r[4]), d) for r, d in zip(rows, details, strict=True)
+                if r[3] == AUDIT_RUN_ACTION and isinstance(d, dict)])
         result = verify_rows(rows, tuple(head) if head else None, details)
         last_seq = rows[-1][0] if rows else 0
         by_seq = {r[0]: r[7] for r in rows}
