@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 
 def mask_value(value: object, entity_type: str | None = None) -> str:
@@ -34,4 +35,60 @@ def mask_free_text(text: str) -> str:
     anywhere kept for good (the audit log, legal holds)."""
     from governance.detection.text import detect_line, redact
 
-    return redact(text, detect_line(text))
+    return mask_person_names(redact(text, detect_line(text)))
+
+
+_WORD = re.compile(r"[^\W\d_][^\W\d_'’\-]*(?:['’\-][^\W\d_]+)*")
+_HAN_RUN = re.compile(r"(?<![\u4e00-\u9fff])[\u4e00-\u9fff]{2,3}(?![\u4e00-\u9fff])")
+_PARTICLES = frozenset("van der den de da das do dos du von la le di del della bin al ben "
+                       "mc mac".split())
+
+
+def _capitalised(word: str) -> bool:
+    return word[:1].isupper() and any(c.islower() for c in word[1:])
+
+
+def mask_person_names(text: str) -> str:
+    """``text`` with what reads as a person's name replaced by ``<PERSON>``, without a
+    language model: two to four capitalised words in a row (particles such as "van der"
+    between them) of which one is a listed given name or surname ("Keiko Silva"), and
+    two or three Chinese characters standing alone that begin with a Chinese surname.
+    Typed notes lose a little (a place such as "New York" is masked too): never a name."""
+    from governance.detection.values import name_lists
+
+    given, family, chinese = name_lists()
+    words = list(_WORD.finditer(text))
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(words):
+        if not _capitalised(words[i].group()):
+            i += 1
+            continue
+        run = [words[i]]
+        j = i + 1
+        while j < len(words) and len(run) < 6:
+            gap = text[run[-1].end():words[j].start()]
+            w = words[j].group()
+            if gap == " " and (_capitalised(w) or w.lower() in _PARTICLES):
+                run.append(words[j])
+                j += 1
+                continue
+            break
+        while run and not _capitalised(run[-1].group()):     # a name ends on a name
+            run.pop()
+        names = [m.group() for m in run if _capitalised(m.group())]
+        if 2 <= len(names) <= 4 and any(n.lower() in given or n.lower() in family
+                                        for n in names):
+            spans.append((run[0].start(), run[-1].end()))
+        i = max(j, i + 1)
+    spans += [(m.start(), m.end()) for m in _HAN_RUN.finditer(text)
+              if m.group()[0] in chinese or m.group()[:2] in chinese]
+    out, pos = [], 0
+    for start, end in sorted(spans):
+        if start < pos:
+            continue
+        out.append(text[pos:start])
+        out.append("<PERSON>")
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)

@@ -367,6 +367,31 @@ def test_hold_reason_and_request_reasons_are_masked(tmp_path: Path) -> None:
     assert hold.reason == "Litigation: <EMAIL_ADDRESS> vs Acme, tel <PHONE_NUMBER>"
 
 
+@pytest.mark.parametrize("typed,kept", [
+    # Found by a helper: with no spaCy model installed, names stayed in clear in reasons,
+    # notes and hold reasons (e-mails, phones and IDs were masked).
+    ("erasure asked by Keiko Silva on the phone", "erasure asked by <PERSON> on the phone"),
+    ("Case 12: customer Jean-Luc Picard, tel +49 30 901827",
+     "Case 12: customer <PERSON>, tel <PHONE_NUMBER>"),
+    ("Seán O'Brien and Ludwig van Beethoven", "<PERSON> and <PERSON>"),
+    ("客户 王小明 要求删除", "客户 <PERSON> 要求删除"),
+    ("Dispute D-9 with Acme Corp, court order 12/2026", "Dispute D-9 with Acme Corp, court "
+     "order 12/2026"),
+    ("用户要求删除全部数据", "用户要求删除全部数据"),
+])
+def test_names_in_typed_text_are_masked_without_a_language_model(tmp_path: Path, typed: str,
+                                                                  kept: str) -> None:
+    from governance.masking import mask_free_text
+
+    assert mask_free_text(typed) == kept
+    store = _store_with_requests(tmp_path)
+    hold = LegalHolds(store).place_on_subject([parse_identity(f"email={EMAIL}")], typed, "dpo")
+    assert hold.reason == kept
+    logged = " ".join(str(row) for row in _raw(store.path, "SELECT details FROM audit_log"))
+    for word in ("Keiko", "Picard", "Beethoven", "王小明"):
+        assert word not in logged and word not in hold.reason
+
+
 # -- 8. file modes ---------------------------------------------------------------------------
 
 
