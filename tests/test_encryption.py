@@ -446,6 +446,29 @@ def test_shred_refuses_a_person_with_no_key_and_a_table_of_no_persons(
     assert again.exit_code == 0 and "destroyed before" in again.output
 
 
+def test_decrypt_of_a_row_key_that_matches_no_row_is_refused(fresh_demo: Any,
+                                                              tmp_path: Path) -> None:
+    """Found by a helper: ``decrypt --key "17' OR 1=1"`` said "0 row(s)", exit 0, and wrote
+    a CSV of headers. One line, exit 2, no file, no read logged; a real key still reads."""
+    store_path = tmp_path / "audit.duckdb"
+    AuditStore(store_path, create=True).schema_version()
+    runner = CliRunner()
+    args = ["-i", str(fresh_demo.inventory), "--store", str(store_path)]
+    assert runner.invoke(main, ["encrypt", *args, "--apply"]).exit_code == 0
+    uid = _kyc(fresh_demo.app_db)[0][0]
+    logged = len(AuditStore(store_path).log_entries())
+    for keys in (["17' OR 1=1"], [str(uid), "999999"]):
+        out = tmp_path / "out.csv"
+        r = runner.invoke(main, ["decrypt", *args, "app_db", "user_kyc", "--reason", "check",
+                                 *[a for k in keys for a in ("--key", k)], "--out", str(out)])
+        assert r.exit_code == 2 and "match no row" in r.output, r.output
+        assert r.output.count("\n") == 1 and not out.exists()
+        assert len(AuditStore(store_path).log_entries()) == logged
+    r = runner.invoke(main, ["decrypt", *args, "app_db", "user_kyc", "--reason", "check",
+                             "--key", str(uid), "--out", str(tmp_path / "one.csv")])
+    assert r.exit_code == 0 and r.output.startswith("1 row(s), 2 cell(s) decrypted"), r.output
+
+
 def _duckdb_inventory(tmp_path: Path, demo: Any) -> Path:
     db = tmp_path / "crm.duckdb"
     with duckdb.connect(str(db)) as c:

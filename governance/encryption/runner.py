@@ -570,6 +570,12 @@ class Decryptor:
                                           "key is not supported; read all rows")
                 rows = [{c: r[c] for c in cols}
                         for r in conn.find_rows(table, key[0], list(key_values))]
+                # (Counted, not compared: "12" asked for an integer key finds 12.)
+                missing = len(set(map(str, key_values))) - len({str(r[key[0]]) for r in rows})
+                if missing > 0:
+                    raise EncryptionError(
+                        f"{source}.{table}: {missing} of the row keys asked for match no row "
+                        f"({key[0]}); nothing was read")
             else:
                 rows = [r for b in conn.stream_rows(table, cols) for r in b.to_pylist()]
         return self.open_rows(source, table, rows, key, actor, purpose, request_id)
