@@ -231,6 +231,32 @@ def test_a_bad_phone_number_is_a_one_line_error(tmp_path, monkeypatch) -> None:
         Identity("iban", "DE44")  # type: ignore[arg-type]
 
 
+def test_a_chinese_resident_id_with_a_wrong_check_digit_is_a_one_line_error(
+        tmp_path, monkeypatch) -> None:
+    """Found by a helper: ``national_id=330106198502183520`` (check digit 9) was filed. The
+    check digit is computed by python-stdnum (its published example, 360426199101010071,
+    is accepted); other national IDs are taken as written."""
+    from stdnum.cn import ric
+
+    monkeypatch.setenv("GOVKIT_AUDIT_STORE", str(tmp_path / "audit.duckdb"))
+    _new_store(tmp_path / "audit.duckdb").schema_version()
+    runner = CliRunner()
+    for value in ("330106198502183520", "36042619910101007X", "11010519491231002 9"):
+        bad = runner.invoke(main, ["dsar", "new", "--type", "access", "--identity",
+                                   f"national_id={value}", "--jurisdiction", "CN"])
+        assert bad.exit_code == 2, bad.output
+        [line] = bad.output.strip().splitlines()
+        assert "not its check digit" in line and value not in line
+    assert RequestBook(_new_store(tmp_path / "audit.duckdb")).list_requests() == []
+    for value in ("360426199101010071", "330106198502183529", "11010519491231002x",
+                  "123-45-6789", "AB123456C"):
+        assert ric.is_valid(value) or len(value) != 18
+        ok = runner.invoke(main, ["dsar", "new", "--type", "access", "--identity",
+                                  f"national_id={value}", "--jurisdiction", "CN"])
+        assert ok.exit_code == 0, ok.output
+    assert len(RequestBook(_new_store(tmp_path / "audit.duckdb")).list_requests()) == 5
+
+
 def test_a_stored_unparseable_phone_is_skipped_not_a_crash(fresh_demo, monkeypatch) -> None:
     """A subject row holding 'n/a' in its phone column: planning and running still work,
     and 'n/a' is not used as an identity."""

@@ -7,6 +7,7 @@ shown only masked and stored only sealed or as a keyed fingerprint.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -198,4 +199,18 @@ def parse_identity(text: str) -> Identity:
                                         or value.endswith("@")):
         raise IdentityError("email: not an e-mail address")
     identity.canonical()  # validates phone numbers
+    if itype is IdentityType.NATIONAL_ID:
+        _check_national_id(identity.canonical())
     return identity
+
+
+def _check_national_id(text: str) -> None:
+    """IdentityError for a national ID whose own check digit proves it mistyped: an
+    18-character Chinese resident ID (GB 11643, as python-stdnum computes it). Other
+    national IDs carry no check this can rely on and are taken as written."""
+    if re.fullmatch(r"\d{17}[\dX]", text):
+        from stdnum.cn import ric
+
+        if ric.calc_check_digit(text) != text[17]:     # (given the whole number)
+            raise IdentityError("national_id: reads as a Chinese resident ID, but its last "
+                                "character is not its check digit (mistyped?)")
