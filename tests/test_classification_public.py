@@ -115,3 +115,31 @@ def test_chinook_things_and_countries_are_not_cities(public_cache: Path) -> None
                           ("customers", "LastName"), ("customers", "Company")):
         got = classify_column("col1", tables[table][column], table="t1")
         assert got.category != "location.address", (table, column, got.evidence)
+
+
+def test_names_written_run_together_and_company_values_under_a_name_column(
+        public_cache: Path) -> None:
+    # Found by a helper on classicmodels (MySQL's sample; licence unknown, so not
+    # committed): contactFirstName / contactLastName stored lower-case, postalCode and
+    # addressLine2 were missed, and customerName (companies: "... Gift Stores", "... Co.")
+    # was called a person's name from its column name alone. The same shapes on
+    # Chinook's values: customers' names, postcodes and companies.
+    tables, _ = eval_public.chinook_tables(eval_public.chinook_db(public_cache))
+    from governance.detection.classifier import classify_column
+
+    customers = tables["customers"]
+    for name, column, want in (("contactfirstname", "FirstName", "identity.name"),
+                               ("contactlastname", "LastName", "identity.name"),
+                               ("postalcode", "PostalCode", "location.address"),
+                               ("addressline2", "Address", "location.address")):
+        got = classify_column(name, customers[column], table="customers")
+        assert got.category == want, (name, got.evidence)
+    companies = [v for v in customers["Company"] if v]
+    got = classify_column("customername", companies, table="customers")
+    assert got.category is None, got.evidence
+    assert got.evidence.get("name_context") == "organisations' names, not persons'"
+    # Persons' names under that column name stay persons' names.
+    people = [f"{a} {b}" for a, b in zip(customers["FirstName"], customers["LastName"],
+                                          strict=True)]
+    assert classify_column("customername", people, table="customers").category == \
+        "identity.name"

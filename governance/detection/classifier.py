@@ -208,6 +208,8 @@ _PLACE_TABLE = re.compile(
 # Values read as cities: this share of them listed cities, and this share cities that are
 # not also given names ("Florence", "Victoria"), which alone say nothing.
 CITY_SHARE = 0.5
+# Values named for a person's name of which this share names businesses: not personal.
+ORGANISATION_SHARE = 0.3
 CITY_NOT_GIVEN_NAME_SHARE = 0.25
 
 
@@ -229,6 +231,11 @@ def _weigh_name(column: str, name_category: str | None, counts: Counter[str],
         if person >= (LOOKUP_PERSON_SHARE if lookup else VALUE_SHARE):
             return "identity.name"
         evidence["name_context"] = "lookup table" if lookup else "values are not persons' names"
+        return None
+    if name_category == "identity.name" and counts.get("values") and \
+            share(counts, "organisation") >= ORGANISATION_SHARE and person < VALUE_SHARE:
+        # classicmodels' customers.customerName: "Signal Gift Stores", "... Co."
+        evidence["name_context"] = "organisations' names, not persons'"
         return None
     if name_category == "location.address" and counts.get("values"):
         if _PLACE_TABLE.search(norm_table) and share(counts, "street") < VALUE_SHARE:

@@ -31,11 +31,15 @@ _NAME_SIGNALS: list[tuple[str, str]] = [
     (r"(^|_)(user_?name|login|login_?name|user_?login"
      r"|(customer|user|member|client|patient|employee|subscriber)_?(id|no|number|sk|key))(_|$)"
      r"|用户名|账号", "identity.user_id"),
-    (r"(^|_)(address|street|addr|postcode|postal_code|zip|zipcode|city|district|state"
-     r"|province|county|house|house_?number|street_?number|suite|suite_?number|town)(_|$)"
+    (r"(^|_)(address|street|addr|postcode|postal_?code|zip|zipcode|city|district|state"
+     r"|province|county|house|house_?number|street_?number|suite|suite_?number|town"
+     r"|address_?(line)?_?\d|address_?line)(_|$)"
      r"|地址|住址|区县|省份", "location.address"),
-    (r"(^|_)(first_?name|last_?name|full_?name|given_?name|family_?name|middle_?name"
-     r"|maiden_?name|nick_?name|surname|fname|lname|name_zh|name_cn"
+    # (A given or family name's word may follow another word unseparated, as in
+    # classicmodels' contactFirstName written contactfirstname.)
+    (r"(first_?name|last_?name|given_?name|family_?name|middle_?name|maiden_?name"
+     r"|nick_?name|surname)(_|$)"
+     r"|(^|_)(full_?name|fname|lname|name_zh|name_cn"
      r"|(customer|contact|person|employee|member|patient|client|student|owner|holder"
      r"|cardholder|recipient|sender|buyer|manager)_?name)(_|$)|姓名|名字", "identity.name"),
     (r"(^|_)(diagnosis|medical|health|allergy|condition|prescription)(_|$)|病历|诊断|健康",
@@ -53,7 +57,7 @@ BARE_NAME = re.compile(r"^(?:[a-z]{1,3}_)?name$|^名称$")
 KEY_SUFFIX = re.compile(r"(^|_)(id|sk|key|fk|pk)$")
 # Address parts that may well be integers.
 NUMERIC_ADDRESS = re.compile(r"(^|_)(house|house_?number|street_?number|zip|zipcode|postcode"
-                             r"|postal_code|suite_?number)(_|$)")
+                             r"|postal_?code|suite_?number)(_|$)")
 _COMPILED = [(re.compile(p), c) for p, c in _NAME_SIGNALS]
 
 # Names that contain a signal word but are not personal data.

@@ -211,6 +211,15 @@ _POSTCODE = re.compile(
     r"^(?:[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}|[A-Z]\d[A-Z] ?\d[A-Z]\d|\d{4} ?[A-Z]{2}"
     r"|\d{5}-\d{3}|\d{2}-\d{3}|\d{4}-\d{3}|\d{3}-\d{4}|\d{5}-\d{4})$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
+# A legal form or a trade word that names a business ("Mini Gifts Distributors Ltd.",
+# "Australian Collectors, Co.", "Signal Gift Stores"): an organisation, not a person.
+_ORGANISATION = re.compile(
+    r"\b(?:inc|incorporated|ltd|limited|llc|llp|plc|corp|corporation|co|company|gmbh|ag|kg"
+    r"|s\.?a|s\.?l|s\.?r\.?l|s\.?p\.?a|b\.?v|n\.?v|pty|oy|ab|a/s|as|ltda|sarl|kk"
+    r"|group|holdings?|enterprises?|industries|international|trading|imports?|exports?"
+    r"|distributors?|wholesale|stores?|shops?|gifts?|collectables?|collectors?|auto|motors"
+    r"|bank|hotel|restaurant|university|school|hospital|association|foundation)\b\.?",
+    re.IGNORECASE)
 _FLAGS = frozenset({"Y", "N", "YES", "NO", "T", "F", "TRUE", "FALSE", "0", "1"})
 _LOWER_WORD = re.compile(r"^[a-z][a-z_\-]*$")
 
@@ -256,8 +265,9 @@ def profile(values: Iterable[Any]) -> Counter[str]:
     """Counts of what the given values look like: ``values`` (examined), ``person``,
     ``person_word`` (one listed name), ``street``, ``postcode``, ``integer``, ``flag``
     (Y/N), ``lower_word``, ``hash:<scheme>``, ``pbkdf2_weak`` (fewer iterations than
-    OWASP's), ``plain`` (no hash format), ``city`` (a listed city) and
-    ``city_not_given_name`` (a listed city that is not also a given name)."""
+    OWASP's), ``plain`` (no hash format), ``city`` (a listed city),
+    ``city_not_given_name`` (a listed city that is not also a given name) and
+    ``organisation`` (a business's name: a legal form or a trade word in it)."""
     out: Counter[str] = Counter()
     for v in values:
         if v is None:
@@ -289,6 +299,8 @@ def profile(values: Iterable[Any]) -> Counter[str]:
             out["person"] += 1
         elif is_single_name(text):
             out["person_word"] += 1
+        if _ORGANISATION.search(text):
+            out["organisation"] += 1
         if text.upper() in _FLAGS:
             out["flag"] += 1
         if is_city(text):
