@@ -214,9 +214,9 @@ def main() -> None:
         print("  (two processes: this one and a forked copy sealing the odd row groups; CPU "
               "counts both; one process: GOVKIT_ENCRYPT_FORK=0)")
         print(f"  (raw AESGCM with the cells taken key by key and laid out in that order, as "
-              f"govkit takes them: {grouped:.2f} s, CPU {grouped_cpu:.2f} s: with 100,000 "
-              "keys, a key's state (~2.4 KB) read again for each cell in table order costs "
-              "the baseline above most of its time)")
+              f"govkit takes them: {grouped:.2f} s, CPU {grouped_cpu:.2f} s: with "
+              f"{args.subjects:,} keys, a key's state (~2.4 KB) read again for each cell in "
+              "table order costs the baseline above most of its time)")
         for label, table in (("creating the keys", "cards"), ("keys existing, new run",
                                                                "cards2")):
             best = min(timed[table][0], one[table][0])
