@@ -537,7 +537,9 @@ def dsar_show(store_path: Path, request_id: str, as_json: bool) -> None:
         click.echo("  outcome: " + json.dumps(r.outcome, ensure_ascii=False, default=str))
     for e in store.log_entries():
         if e.target == request_id:
-            click.echo(f"  {e.seq:>5} {e.logged_at:%Y-%m-%d %H:%M:%S} {e.actor:<10} {e.action}")
+            why = (e.details or {}).get("reason") if e.action == "dsar.run_stopped" else None
+            click.echo(f"  {e.seq:>5} {e.logged_at:%Y-%m-%d %H:%M:%S} {e.actor:<10} {e.action}"
+                       + (f": {why}" if why else ""))
 
 
 def _transition_command(name: str, help_text: str, option: str, method: str) -> None:

@@ -330,8 +330,14 @@ def test_a_replan_after_a_stopped_run_with_held_steps_completes(
                inventory=load_inventory(e.inventory))
 
     rid, run = e.erasure(e.after_plan("INSERT INTO notes VALUES (5, 10)"))
-    with pytest.raises(ReferencedRows, match=r"app\.notes"):
+    with pytest.raises(ReferencedRows, match=r"app\.notes") as stopped:
         run()
+    # Why the run stopped is kept with the request (found by a helper: a run rolled back
+    # for a late reference left only its stderr line).
+    [logged] = [en for en in e.store.log_entries() if en.target == rid
+                and en.action == "dsar.run_stopped"]
+    assert logged.details["error"] == "ReferencedRows"
+    assert logged.details["reason"] == str(stopped.value)
     e.sql("DELETE FROM notes")
     replan_request(e.store, rid, "dpo", "the stray note was removed")
     before = e.hashes()

@@ -465,10 +465,23 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
             held_now = [s for s in planned if s.status == "held"]
             shred = None if held_now else _crypto_shred(inventory, store, request, actor,
                                                         person_rows)
-        ran = execute_journal(store, rid, planned, pool,
-                              lambda v: book.keyring.fingerprint(f"pseudonym:{v}"), on_step,
-                              identities, lambda conn: book.renew(rid, run.owner, conn),
-                              resumed=new_steps is None)
+        try:
+            ran = execute_journal(store, rid, planned, pool,
+                                  lambda v: book.keyring.fingerprint(f"pseudonym:{v}"),
+                                  on_step, identities,
+                                  lambda conn: book.renew(rid, run.owner, conn),
+                                  resumed=new_steps is None)
+        except GovernanceError as e:
+            # A step stopped the run (rows another person's rows point at, a constraint):
+            # what it said is kept with the request, not only printed; by this worker
+            # only while it still holds the request (one taken over records nothing more).
+            try:
+                book.renew(rid, run.owner)
+            except RequestError:
+                raise e from None
+            book.record(rid, actor, "dsar.run_stopped",
+                        {"error": type(e).__name__, "reason": safe_text(str(e))})
+            raise
         found_done = {s.step_no: s.planned_rows for s in ran
                       if new_steps is None and not s.rows_affected and s.planned_rows}
         found, counts, unreachable = _search_again(inventory, store, book, request,
