@@ -59,15 +59,15 @@ def check_jurisdictions(values: list[str]) -> list[str]:
 
 
 def check_unique(names: list[str], what: str, field: str | None = None) -> None:
-    """Raise when a name occurs more than once; with ``field`` (the list's name), the
-    error points at the second occurrence."""
+    """Raise when a name occurs more than once; with ``field`` (the list's name; ``""``
+    from a validator of the list itself), the error points at the second occurrence."""
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         message = f"{what} declared twice: {', '.join(dupes)}"
         if field is None:
             raise ValueError(message)
         second = next(i for i, n in enumerate(names) if n in names[:i])
-        raise FieldError(message, (field, second, "name"))
+        raise FieldError(message, (field, second, "name") if field else (second, "name"))
 
 
 class _Model(BaseModel):

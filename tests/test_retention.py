@@ -26,3 +26,17 @@ def test_bad_rule_names_line_and_field(tmp_path: Path) -> None:
         load_retention_profile(path)
     assert "rules[1].retain_days" in str(info.value)
     assert f"{path}:" in str(info.value)
+
+
+def test_a_rule_named_twice_is_reported_at_the_second(tmp_path: Path) -> None:
+    """Found by a helper: the error named line 4 (``rules:``) and a field ``rules.rules[1]
+    .name``; it names the second rule's name now."""
+    from governance.retention.policy import load_policies
+
+    rule = ("  - name: a\n    tables: [app.orders]\n    retain: 90 days\n    clock: created_at\n"
+            "    action: delete\n    basis: \"Orders: 90 days\"\n")
+    path = tmp_path / "retention.yaml"
+    path.write_text("version: 1\nprofile: t\njurisdictions: [EU]\nrules:\n" + rule + rule)
+    with pytest.raises(ConfigError) as info:
+        load_policies([path])
+    assert str(info.value) == f"{path}:11: rules[1].name: rule declared twice: a"

@@ -217,7 +217,7 @@ class RetentionProfile(_Model):
     @field_validator("rules")
     @classmethod
     def _unique(cls, v: list[RetentionRule]) -> list[RetentionRule]:
-        check_unique([r.name for r in v], "rule", "rules")
+        check_unique([r.name for r in v], "rule", "")     # (pydantic names the list)
         return v
 
     @field_validator("events")
