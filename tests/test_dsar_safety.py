@@ -212,15 +212,19 @@ def test_cli_refuses_a_late_extension_and_the_request_stays_overdue(tmp_path, mo
 # ---------------------------------------------------------------- 12. identities
 
 
+def _file_access(identity: str, jurisdiction: str = "EU") -> tuple[int, list[str]]:
+    """``dsar new`` of an access request by ``identity``: exit code and output lines."""
+    out = CliRunner().invoke(main, ["dsar", "new", "--type", "access", "--identity", identity,
+                                    "--jurisdiction", jurisdiction])
+    return out.exit_code, out.output.strip().splitlines()
+
+
 def test_a_bad_phone_number_is_a_one_line_error(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("GOVKIT_AUDIT_STORE", str(tmp_path / "audit.duckdb"))
     _new_store(tmp_path / "audit.duckdb").schema_version()
-    runner = CliRunner()
     for value in ("abc", "n/a", "+1"):
-        bad = runner.invoke(main, ["dsar", "new", "--type", "access", "--identity",
-                                   f"phone={value}", "--jurisdiction", "EU"])
-        assert bad.exit_code == 2, bad.output
-        [line] = bad.output.strip().splitlines()
+        code, [line] = _file_access(f"phone={value}")
+        assert code == 2, line
         assert line.startswith("govkit: error: phone: not a") and "phone number" in line
     assert RequestBook(_new_store(tmp_path / "audit.duckdb")).list_requests() == []
     with pytest.raises(IdentityError, match="not text"):
@@ -240,20 +244,16 @@ def test_a_chinese_resident_id_with_a_wrong_check_digit_is_a_one_line_error(
 
     monkeypatch.setenv("GOVKIT_AUDIT_STORE", str(tmp_path / "audit.duckdb"))
     _new_store(tmp_path / "audit.duckdb").schema_version()
-    runner = CliRunner()
     for value in ("330106198502183520", "36042619910101007X", "11010519491231002 9"):
-        bad = runner.invoke(main, ["dsar", "new", "--type", "access", "--identity",
-                                   f"national_id={value}", "--jurisdiction", "CN"])
-        assert bad.exit_code == 2, bad.output
-        [line] = bad.output.strip().splitlines()
+        code, [line] = _file_access(f"national_id={value}", "CN")
+        assert code == 2, line
         assert "not its check digit" in line and value not in line
     assert RequestBook(_new_store(tmp_path / "audit.duckdb")).list_requests() == []
     for value in ("360426199101010071", "330106198502183529", "11010519491231002x",
                   "123-45-6789", "AB123456C"):
         assert ric.is_valid(value) or len(value) != 18
-        ok = runner.invoke(main, ["dsar", "new", "--type", "access", "--identity",
-                                  f"national_id={value}", "--jurisdiction", "CN"])
-        assert ok.exit_code == 0, ok.output
+        code, lines = _file_access(f"national_id={value}", "CN")
+        assert code == 0, lines
     assert len(RequestBook(_new_store(tmp_path / "audit.duckdb")).list_requests()) == 5
 
 

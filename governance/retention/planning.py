@@ -270,17 +270,8 @@ def count_step(pool: ConnectorPool, step: Step, strict: bool = False) -> tuple[i
 def count_on(conn: Any, step: Step, strict: bool = False) -> tuple[int, int]:
     """``count_step`` on the step's source, already open."""
     where = step.strict_where if strict and step.strict_where is not None else step.where
-    held = step.held_where
-    cur = conn._run(
-        f"SELECT count(*) FILTER (WHERE {where.sql}), count(*) FILTER (WHERE {held.sql}) "
-        f"FROM {conn._table_ref(step.table)} AS {ALIAS}", [*where.params, *held.params])
-    try:
-        due, kept = cur.fetchall()[0]
-        return int(due), int(kept)
-    finally:
-        cur.close()
-        if hasattr(conn, "_end_read"):
-            conn._end_read()
+    due, held = _count_rows(conn, step.table, [where, step.held_where])
+    return due, held
 
 
 def count_referenced(pool: ConnectorPool, step: Step, strict: bool = False) -> int:
@@ -288,14 +279,20 @@ def count_referenced(pool: ConnectorPool, step: Step, strict: bool = False) -> i
     the source still refer to them (with ``strict``: as applied, after the rows that go)."""
     if step.past_where is None:
         return 0
-    conn: Any = pool.get(step.source)
     where = step.strict_where if strict and step.strict_where is not None else step.where
     past = step.past_where
+    kept = Clause(f"({past.sql or 'TRUE'}) AND NOT COALESCE(({where.sql or 'TRUE'}), FALSE)",
+                  [*past.params, *where.params])
+    return _count_rows(pool.get(step.source), step.table, [kept])[0]
+
+
+def _count_rows(conn: Any, table: str, filters: Sequence[Clause]) -> list[int]:
+    """The rows of ``table`` each of ``filters`` holds for, counted in one pass."""
     cur = conn._run(
-        f"SELECT count(*) FILTER (WHERE ({past.sql}) AND NOT COALESCE(({where.sql}), FALSE)) "
-        f"FROM {conn._table_ref(step.table)} AS {ALIAS}", [*past.params, *where.params])
+        "SELECT " + ", ".join(f"count(*) FILTER (WHERE {f.sql or 'TRUE'})" for f in filters)
+        + f" FROM {conn._table_ref(table)} AS {ALIAS}", [p for f in filters for p in f.params])
     try:
-        return int(cur.fetchall()[0][0])
+        return [int(n) for n in cur.fetchall()[0]]
     finally:
         cur.close()
         if hasattr(conn, "_end_read"):
