@@ -53,7 +53,7 @@ def mask_person_names(text: str) -> str:
     language model: two to four capitalised words in a row (particles such as "van der"
     between them) of which one is a listed given name or surname ("Keiko Silva"), and
     two or three Chinese characters standing alone that begin with a Chinese surname.
-    Typed notes lose a little (a place such as "New York" is masked too): never a name."""
+    It errs towards masking: a place such as "New York" is masked too."""
     from governance.detection.values import name_lists
 
     given, family, chinese = name_lists()

@@ -208,9 +208,9 @@ _PLACE_TABLE = re.compile(
 # Values read as cities: this share of them listed cities, and this share cities that are
 # not also given names ("Florence", "Victoria"), which alone say nothing.
 CITY_SHARE = 0.5
+CITY_NOT_GIVEN_NAME_SHARE = 0.25
 # Values named for a person's name of which this share names businesses: not personal.
 ORGANISATION_SHARE = 0.3
-CITY_NOT_GIVEN_NAME_SHARE = 0.25
 
 
 def _weigh_name(column: str, name_category: str | None, counts: Counter[str],
