@@ -39,20 +39,28 @@ def mask_free_text(text: str) -> str:
 
 
 _WORD = re.compile(r"[^\W\d_][^\W\d_'’\-]*(?:['’\-][^\W\d_]+)*")
-_HAN_RUN = re.compile(r"(?<![\u4e00-\u9fff])[\u4e00-\u9fff]{2,3}(?![\u4e00-\u9fff])")
+_HAN_RUN = re.compile(r"(?<![\u4e00-\u9fff])[\u4e00-\u9fff]{2,4}(?![\u4e00-\u9fff])")
 _PARTICLES = frozenset("van der den de da das do dos du von la le di del della bin al ben "
                        "mc mac".split())
 
 
 def _capitalised(word: str) -> bool:
-    return word[:1].isupper() and any(c.islower() for c in word[1:])
+    """Written as a name is: a capital and lower case ("Keiko"), or all capitals ("SILVA")."""
+    return word[:1].isupper() and (any(c.islower() for c in word[1:]) or
+                                   (len(word) > 1 and word.isupper()))
+
+
+def _listed(word: str, given: frozenset[str], family: frozenset[str]) -> bool:
+    """A listed given name or surname, or a hyphenated one with a listed part."""
+    parts = [word.lower(), *word.lower().replace("’", "'").split("-")]
+    return any(p in given or p in family for p in parts)
 
 
 def mask_person_names(text: str) -> str:
     """``text`` with what reads as a person's name replaced by ``<PERSON>``, without a
     language model: two to four capitalised words in a row (particles such as "van der"
     between them) of which one is a listed given name or surname ("Keiko Silva"), and
-    two or three Chinese characters standing alone that begin with a Chinese surname.
+    two to four Chinese characters standing alone that begin with a Chinese surname.
     It errs towards masking: a place such as "New York" is masked too."""
     from governance.detection.values import name_lists
 
@@ -65,11 +73,13 @@ def mask_person_names(text: str) -> str:
             i += 1
             continue
         run = [words[i]]
+        caps = words[i].group().isupper()    # a run is written one way: "KEIKO SILVA"
         j = i + 1
         while j < len(words) and len(run) < 6:
             gap = text[run[-1].end():words[j].start()]
             w = words[j].group()
-            if gap == " " and (_capitalised(w) or w.lower() in _PARTICLES):
+            if gap == " " and ((_capitalised(w) and w.isupper() == caps)
+                               or (not caps and w.lower() in _PARTICLES)):
                 run.append(words[j])
                 j += 1
                 continue
@@ -77,12 +87,13 @@ def mask_person_names(text: str) -> str:
         while run and not _capitalised(run[-1].group()):     # a name ends on a name
             run.pop()
         names = [m.group() for m in run if _capitalised(m.group())]
-        if 2 <= len(names) <= 4 and any(n.lower() in given or n.lower() in family
-                                        for n in names):
+        if 2 <= len(names) <= 4 and any(_listed(n, given, family) for n in names):
             spans.append((run[0].start(), run[-1].end()))
         i = max(j, i + 1)
+    # Two or three characters after a one-character surname, four after a two-character
+    # one (欧阳娜娜); a name inside a sentence of Chinese (客户赵勇要求) is not found.
     spans += [(m.start(), m.end()) for m in _HAN_RUN.finditer(text)
-              if m.group()[0] in chinese or m.group()[:2] in chinese]
+              if m.group()[:2] in chinese or (len(m.group()) < 4 and m.group()[0] in chinese)]
     out, pos = [], 0
     for start, end in sorted(spans):
         if start < pos:

@@ -212,6 +212,8 @@ def test_runs_are_stored_with_their_checks_and_logged(scenario) -> None:
      "its checks differ from the hash logged"),
     ("DELETE FROM audit_checks", "its checks differ from the hash logged"),
     ("UPDATE audit_runs SET status = 'passed'", "status 'passed', logged"),
+    # A re-check by a helper: the totals a report prints come from the run's counts.
+    ("UPDATE audit_runs SET counts = '{\"fail\": 0}'", "its counts differ from those logged"),
     ("DELETE FROM audit_runs", "deleted (its log row remains)"),
 ])
 def test_verify_log_detects_an_audit_run_edited_outside_govkit(

@@ -375,6 +375,11 @@ def test_hold_reason_and_request_reasons_are_masked(tmp_path: Path) -> None:
      "Case 12: customer <PERSON>, tel <PHONE_NUMBER>"),
     ("Seán O'Brien and Ludwig van Beethoven", "<PERSON> and <PERSON>"),
     ("客户 王小明 要求删除", "客户 <PERSON> 要求删除"),
+    # A re-check by a helper: hyphenated accented names, capitals, compound surnames.
+    ("María-José García-López and KEIKO SILVA", "<PERSON> and <PERSON>"),
+    ("欧阳娜娜 要求", "<PERSON> 要求"),
+    ("under GDPR Art. 17 and PIPL Art. 47, LEGAL HOLD", "under GDPR Art. 17 and PIPL Art. 47, "
+     "LEGAL HOLD"),
     ("Dispute D-9 with Acme Corp, court order 12/2026", "Dispute D-9 with Acme Corp, court "
      "order 12/2026"),
     ("用户要求删除全部数据", "用户要求删除全部数据"),

@@ -197,16 +197,31 @@ def audit_run_problems(conn: duckdb.DuckDBPyConnection,
     edited or deleted (a failed check turned into a pass), the run's status changed or
     the run deleted. ``logged``: (run id, details) of each ``AUDIT_RUN_ACTION`` row."""
     problems = []
-    status = dict(conn.execute("SELECT run_id, status FROM audit_runs").fetchall())
+    runs = {r[0]: (r[1], r[2]) for r in conn.execute(
+        "SELECT run_id, status, counts FROM audit_runs").fetchall()}
     for run_id, details in logged:
         want = details.get("checks_sha256")
-        if run_id not in status:
+        if run_id not in runs:
             problems.append(f"audit run {run_id}: deleted (its log row remains)")
             continue
-        if details.get("status") is not None and status[run_id] != details["status"]:
-            problems.append(f"audit run {run_id}: status {status[run_id]!r}, logged "
+        status, counts = runs[run_id]
+        if details.get("status") is not None and status != details["status"]:
+            problems.append(f"audit run {run_id}: status {status!r}, logged "
                             f"{details['status']!r} (edited outside govkit)")
+        if details.get("counts") is not None and _json_value(counts) != details["counts"]:
+            problems.append(f"audit run {run_id}: its counts differ from those logged "
+                            "(edited outside govkit)")
         if want is not None and audit_checks_digest(conn, run_id) != want:
             problems.append(f"audit run {run_id}: its checks differ from the hash logged with "
                             "the run (edited or deleted outside govkit)")
     return problems
+
+
+def _json_value(value: Any) -> Any:
+    """A JSON column's value as Python (DuckDB returns JSON as text)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

@@ -208,6 +208,9 @@ def _check_national_id(text: str) -> None:
     """IdentityError for a national ID whose own check digit proves it mistyped: an
     18-character Chinese resident ID (GB 11643, as python-stdnum computes it). Other
     national IDs carry no check this can rely on and are taken as written."""
+    if re.fullmatch(r"\d{17}[A-Z]", text) and text[17] != "X":
+        raise IdentityError("national_id: reads as a Chinese resident ID, but its last "
+                            "character can only be a digit or X (mistyped?)")
     if re.fullmatch(r"\d{17}[\dX]", text):
         from stdnum.cn import ric
 
