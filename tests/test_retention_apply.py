@@ -273,6 +273,54 @@ def test_a_kill_midway_resumes_without_loss_or_double_work(estate: dict, fault: 
     assert [r["status"] for r in runs] == ["completed"]
 
 
+def _apply_args(estate: dict) -> list[str]:
+    return [sys.executable, "-c", "from governance.cli import main; main()", "retention",
+            "apply", "-i", str(estate["demo"].inventory), "--store", str(estate["store"].path),
+            "-p", str(estate["policy"]), "--now", NOW.isoformat(), "--batch-rows", "25",
+            "--yes"]
+
+
+def test_two_applies_on_one_store_take_turns(estate: dict) -> None:
+    """Found by a helper on classicmodels: a second apply started while the first ran
+    'resumed' the first one's run, and the two wrote one journal and doubled proof rows
+    (the data was right; the record was not). The second now waits for the first; here
+    the test holds the lock, then lets two applies race."""
+    import time
+
+    from governance.audit_store.files import held_exclusively
+
+    db, store = estate["db"], estate["store"]
+    due = ids(db, "SELECT id FROM support_tickets WHERE datetime(opened_at) < ?",
+              (TICKET_CUTOFF,))
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    with held_exclusively(store.path.with_name(store.path.name + ".retention.lock")):
+        waiting = subprocess.Popen(_apply_args(estate), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        time.sleep(4)
+        assert waiting.poll() is None                          # it waits
+        assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+        second = subprocess.Popen(_apply_args(estate), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+    outs = [p.communicate(timeout=600) for p in (waiting, second)]
+    assert [p.returncode for p in (waiting, second)] == [0, 0], outs
+    assert any("waiting for it to end" in o + e for o, e in outs)
+    assert not due & ids(db, "SELECT id FROM support_tickets")
+    # One run changed the rows, the other found nothing left: journals and proofs agree.
+    runs = store.query("SELECT r.run_id, r.status, sum(s.rows_affected) AS n FROM "
+                       "retention_runs r JOIN retention_steps s USING (run_id) "
+                       "GROUP BY r.run_id, r.status ORDER BY n DESC")
+    assert [r["status"] for r in runs] == ["completed"] * len(runs)
+    assert runs[0]["n"] > 0 and all(r["n"] == 0 for r in runs[1:])
+    tickets = store.query("SELECT rows_affected FROM retention_steps WHERE run_id = ? AND "
+                          "table_name = 'support_tickets'", [runs[0]["run_id"]])
+    assert [t["rows_affected"] for t in tickets] == [len(due)]
+    proofs = [e for e in store.log_entries() if e.action == "retention.applied"
+              and e.details["run_id"] == runs[0]["run_id"]]
+    steps = store.query("SELECT count(*) AS n FROM retention_steps WHERE run_id = ?",
+                        [runs[0]["run_id"]])[0]["n"]
+    assert len(proofs) == steps                                # one proof per step
+
+
 def test_files_are_rewritten_without_expired_rows_and_nothing_removed_remains(
         tmp_path: Path) -> None:
     folder = tmp_path / "crm"

@@ -280,6 +280,9 @@ def test_rows_past_their_period_kept_by_references_are_reported_not_passed(
         assert {k[0] for k in changes["rental"]["removed"]} == gone
         done = next(r for r in result.steps if r["table_name"] == "rental")
         assert done["referenced_rows"] == kept and f"{kept} row(s) past" in done["note"]
+        proof = [e.details for e in pagila_pg.store.log_entries()
+                 if e.action == "retention.applied" and e.target == "pagila.rental"]
+        assert [p["referenced_rows"] for p in proof] == [kept]
 
         # After the apply, nothing is due, and the kept rentals are still past their
         # period: the compliance check fails on them, naming why.

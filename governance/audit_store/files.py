@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -63,3 +63,27 @@ def write_private_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def write_private_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
     """``write_private_bytes`` of ``text``."""
     return write_private_bytes(path, text.encode(encoding))
+
+
+@contextmanager
+def held_exclusively(path: str | os.PathLike, waiting: Callable[[], None] | None = None
+                     ) -> Iterator[None]:
+    """Within this block, this process alone holds ``path``'s lock (an ``flock`` on the
+    file, created private): another process wanting it waits (``waiting`` is called once
+    first), and a process that dies lets it go. Hosts without ``flock`` hold nothing."""
+    try:
+        import fcntl
+    except ImportError:       # not POSIX: no lock
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_MODE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)          # releases the lock

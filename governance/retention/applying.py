@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from governance.audit_store import AuditStore
+from governance.audit_store.files import held_exclusively
 from governance.audit_store.store import append_log_row, utcnow
 from governance.errors import RetentionError
 from governance.faults import fault_point
@@ -85,8 +86,20 @@ def apply_retention(policies: Sequence[Policy], inventory: Inventory, store: Aud
                     now: datetime, actor: str, batch_rows: int = DEFAULT_BATCH_ROWS,
                     sources: Sequence[str] | None = None, progress: Progress | None = None,
                     plan_logged: Callable[[RetentionPlan], None] | None = None) -> RunResult:
-    """Apply the policies at ``now`` (or finish the unfinished run, at its own clock)."""
+    """Apply the policies at ``now`` (or finish the unfinished run, at its own clock). One
+    apply at a time per audit store: a second one waits for the first, then finds what is
+    left (or resumes it, if the first died)."""
     say = progress or (lambda _m: None)
+    with held_exclusively(store.path.with_name(store.path.name + ".retention.lock"),
+                          lambda: say("another retention apply is running on this audit "
+                                      "store: waiting for it to end")):
+        return _apply(policies, inventory, store, now, actor, batch_rows, sources, say,
+                      plan_logged)
+
+
+def _apply(policies: Sequence[Policy], inventory: Inventory, store: AuditStore,
+           now: datetime, actor: str, batch_rows: int, sources: Sequence[str] | None,
+           say: Progress, plan_logged: Callable[[RetentionPlan], None] | None) -> RunResult:
     digest = policy_digest(policies)
     run = unfinished_run(store)
     with ConnectorPool(inventory, writable=True) as pool:

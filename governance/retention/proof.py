@@ -30,7 +30,8 @@ def log_step(conn: Any, actor: str, run_id: str, step: Mapping[str, Any]) -> int
     """Append the proof of one applied step (counts and predicate, never values)."""
     details = {k: step.get(k) for k in (
         "rule", "profile", "action", "columns", "predicate", "cutoff", "planned_rows",
-        "rows_affected", "held_rows", "remaining", "batches", "note", "byte_check")}
+        "rows_affected", "held_rows", "referenced_rows", "remaining", "batches", "note",
+        "byte_check")}
     details["run_id"] = run_id
     return append_log_row(conn, actor, "retention.applied",
                           f"{step['source']}.{step['table_name']}", details)
