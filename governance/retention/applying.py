@@ -219,11 +219,16 @@ def _run_step(store: AuditStore, pool: ConnectorPool, run_id: str, no: int,
     if step.action != "review" and step.file_key is None and not row["rows_affected"] \
             and not row["batches"]:
         # Counted again as the step starts: the run's earlier steps may have freed rows
-        # the plan counted as still referred to (a rule's payments gone, its rentals due).
+        # the plan counted as still referred to (a rule's payments gone, its rentals due),
+        # or taken rows the plan counted here too (a person's order lines, gone with the
+        # person). The journal's count is then exact, so that a batch cut short is
+        # measured against it when the run resumes.
         due_now, _ = count_step(pool, step, strict=True)
-        if due_now > int(row["planned_rows"]):
+        if due_now != int(row["planned_rows"]):
+            why = "freed the others" if due_now > int(row["planned_rows"]) else \
+                "took the others"
             say(f"{step.rule}: {name}: {due_now} row(s) due now, {row['planned_rows']} "
-                "when planned (earlier steps of this run freed the others)")
+                f"when planned (earlier steps of this run {why})")
             row["planned_rows"] = due_now
             _journal(store, run_id, no, planned_rows=due_now)
     if step.action == "review":
