@@ -839,11 +839,13 @@ class _Planner:
                     f"{len(staying)} row(s) of {edge.source}.{edge.table} point at the "
                     f"subject's {loc.table} rows through {where}, an owner reference, but are "
                     "not the subject's alone: they also lead to another person (another "
-                    "customer's payment for the subject's rental, a value two rows hold), or "
+                    "customer's payment for the subject's rental, a value two rows hold), "
                     "their key values are written differently from the subject's (1.0 "
-                    "against 1, text against a number). Erasing would break or change "
-                    "them: erase or change those rows first (if only their form differs, "
-                    "correct it), then run the request again")
+                    "against 1, text against a number), or they were written after the "
+                    "subject's rows were searched (an order placed meanwhile). Erasing would "
+                    "break or change them: erase or change those rows first (if only their "
+                    "form differs, correct it; if they are new, wait until none is being "
+                    "added), then run the request again")
                 continue
             if edge.on_erase == "refuse":
                 self.blockers.append(
