@@ -321,6 +321,59 @@ def test_two_applies_on_one_store_take_turns(estate: dict) -> None:
     assert len(proofs) == steps                                # one proof per step
 
 
+@pytest.mark.parametrize("when,table", [
+    ("retention.after_step", "app_db.support_tickets"),   # a later step's table
+    ("retention.after_batch", "app_db.orders"),           # the table being changed
+])
+def test_a_hold_placed_while_a_run_applies_stops_it_before_the_held_rows(
+        estate: dict, monkeypatch: pytest.MonkeyPatch, when: str, table: str) -> None:
+    """Found by a helper on classicmodels: a table hold placed while an apply ran did not
+    stop its later steps (100 held payments deleted, proof 'held_rows: 0'). The run now
+    stops before the next step or batch, marked failed, nothing more changed; the next
+    apply plans with the hold. (The plan: orders anonymized, then tickets and their
+    messages deleted.)"""
+    from governance.errors import RetentionError
+    from governance.retention import applying
+
+    db, store, inv = estate["db"], estate["store"], estate["inventory"]
+
+    def state() -> dict[str, dict[int, str]]:
+        return {t: rows_digest(db, f"SELECT * FROM {t}")
+                for t in ("orders", "support_tickets", "ticket_messages")}
+
+    before = state()
+    real = applying.fault_point
+    placed: list[str] = []
+
+    def fault(name: str) -> None:
+        if name == when and not placed:
+            placed.append(place_hold(store, reason="Tax audit", actor="counsel", table=table,
+                                     inventory=inv).hold_id)
+        real(name)
+
+    monkeypatch.setattr(applying, "fault_point", fault)
+    policies = load_policies([estate["policy"]])
+    with pytest.raises(RetentionError, match="was placed after this run was planned"):
+        apply_retention(policies, inv, store, NOW, "tester", batch_rows=3)
+    monkeypatch.setattr(applying, "fault_point", real)
+    stopped = state()
+    changed = {t: sum(stopped[t].get(k) != v for k, v in before[t].items()) for t in before}
+    if table == "app_db.orders":
+        assert 0 < changed["orders"] <= 3                 # one batch, then stopped
+    else:
+        assert changed["orders"] == 577                   # its step had finished
+    assert changed["support_tickets"] == changed["ticket_messages"] == 0
+    assert [r["status"] for r in store.query("SELECT status FROM retention_runs")] == \
+        ["failed"]
+    again = apply_retention(policies, inv, store, NOW, "tester", batch_rows=3)
+    assert not again.resumed
+    after = state()
+    held = table.split(".")[1]
+    assert after[held] == stopped[held]                    # the held table as it was
+    if held == "orders":
+        assert len(after["support_tickets"]) == len(before["support_tickets"]) - 120
+
+
 def test_files_are_rewritten_without_expired_rows_and_nothing_removed_remains(
         tmp_path: Path) -> None:
     folder = tmp_path / "crm"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +34,7 @@ from governance.errors import RetentionError
 from governance.faults import fault_point
 from governance.ids import new_id
 from governance.inventory import Inventory
+from governance.legal_holds import holds_in_force
 from governance.retention.planning import (
     REFERENCED,
     RetentionPlan,
@@ -125,17 +127,19 @@ def _apply(policies: Sequence[Policy], inventory: Inventory, store: AuditStore,
         journal = {r["step_no"]: r for r in store.query(
             "SELECT * FROM retention_steps WHERE run_id = ? ORDER BY step_no", [run_id])}
         by_key = {(s.rule, s.source, s.table): s for s in plan.steps}
+        guard = _HoldGuard(store, run_id, now, actor)
         for no, row in sorted(journal.items()):
             step = by_key.get((row["rule"], row["source"], row["table_name"]))
             if row["status"] in ("done", "skipped"):
                 result.steps.append(row)
                 continue
+            guard.check(f"step {no} ({row['rule']} on {row['source']}.{row['table_name']})")
             if step is None or step.predicate != row["predicate"]:
                 _fail(store, run_id, actor, f"step {no} ({row['rule']} on {row['source']}."
                       f"{row['table_name']}): the policy or inventory changed since the run "
                       "was planned; nothing more was changed")
             result.steps.append(_run_step(store, pool, run_id, no, row, step, batch_rows,
-                                          actor, say))
+                                          actor, say, guard))
         _finish(store, run_id, actor, result)
     return result
 
@@ -159,6 +163,7 @@ def _start(store: AuditStore, plan: RetentionPlan, policies: Sequence[Policy], d
                          [source, table, utcnow(), run_id, d.deciding, _json(d.as_json())])
         append_log_row(conn, actor, "retention.planned", run_id, {
             "clock": plan.now.isoformat(), "policies": [str(p.path) for p in policies],
+            "holds": sorted(h.hold_id for h in plan.holds),
             "steps": [{"rule": s.rule, "table": f"{s.source}.{s.table}", "action": s.action,
                        "predicate": s.predicate, "due": s.due, "held": s.held,
                        "blocked": s.blocked} for s in plan.steps]})
@@ -167,9 +172,36 @@ def _start(store: AuditStore, plan: RetentionPlan, policies: Sequence[Policy], d
     return run_id
 
 
-def _json(value: Any) -> str:
-    import json
+class _HoldGuard:
+    """Stops a run when a legal hold is placed after it was planned: the plan's steps do
+    not know it (a hold on payments placed while the run deletes orders), so nothing more
+    is changed and the next apply plans with it. A hold lifted meanwhile changes nothing
+    (the rows it covered stay until the next run)."""
 
+    def __init__(self, store: AuditStore, run_id: str, now: datetime, actor: str):
+        self.store, self.run_id, self.now, self.actor = store, run_id, now, actor
+        rows = store.query("SELECT details FROM audit_log WHERE action = 'retention.planned' "
+                           "AND target = ?", [run_id])
+        details = json.loads(rows[0]["details"]) if rows and isinstance(
+            rows[0]["details"], str) else (rows[0]["details"] if rows else None)
+        planned = details.get("holds") if isinstance(details, dict) else None
+        # (A run planned before holds were recorded with it is not checked.)
+        self.planned: set[str] | None = set(planned) if planned is not None else None
+
+    def check(self, where: str) -> None:
+        """RetentionError (the run marked failed) when a hold was placed since planning."""
+        if self.planned is None:
+            return
+        new = [h for h in holds_in_force(self.store, self.now)
+               if h.hold_id not in self.planned]
+        if new:
+            _fail(self.store, self.run_id, self.actor,
+                  f"legal hold {', '.join(h.hold_id for h in new)} ({new[0].place}) was "
+                  f"placed after this run was planned; it stops {where}, and nothing more "
+                  "was changed: run retention apply again, which plans with it")
+
+
+def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
@@ -202,7 +234,7 @@ def _journal(store: AuditStore, run_id: str, no: int, **values: Any) -> None:
 
 def _run_step(store: AuditStore, pool: ConnectorPool, run_id: str, no: int,
               row: dict[str, Any], step: Step, batch_rows: int, actor: str,
-              say: Progress) -> dict[str, Any]:
+              say: Progress, guard: _HoldGuard) -> dict[str, Any]:
     row = dict(row)
     conn = pool.get(step.source)
     name = f"{step.source}.{step.table}"
@@ -237,7 +269,7 @@ def _run_step(store: AuditStore, pool: ConnectorPool, run_id: str, no: int,
         n, note, byte_check = _apply_file(store, pool, run_id, no, row, step, say)
         row["rows_affected"] += n
     else:
-        _apply_sql(store, conn, run_id, no, row, step, batch_rows, say)
+        _apply_sql(store, conn, run_id, no, row, step, batch_rows, say, guard)
     left, held = count_step(pool, step, strict=True)
     if step.action != "review" and left and step.file_key is None:
         note = f"{left} row(s) still due after the step (changed meanwhile?)"
@@ -304,7 +336,7 @@ MAX_PASSES = 8     # passes over a table per step (chains of rows pointing at ea
 
 
 def _apply_sql(store: AuditStore, conn: Any, run_id: str, no: int, row: dict[str, Any],
-               step: Step, batch_rows: int, say: Progress) -> None:
+               step: Step, batch_rows: int, say: Progress, guard: _HoldGuard) -> None:
     sql, params = _batch_sql(conn, step, batch_rows)
     ranged = conn.kind != "postgres"
     for _pass in range(MAX_PASSES):   # a pass covers the table; another if rows remain
@@ -321,6 +353,8 @@ def _apply_sql(store: AuditStore, conn: Any, run_id: str, no: int, row: dict[str
             before = max(int(row["planned_rows"]) - int(row["rows_affected"]), 0)
             if before == 0:
                 break
+            guard.check(f"step {no} ({step.rule} on {step.source}.{step.table}) before its "
+                        f"batch {row['batches'] + 1}")
             _journal(store, run_id, no, in_flight=before)
             fault_point("retention.before_batch")
             with conn.transaction():
