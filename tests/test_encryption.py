@@ -561,3 +561,70 @@ def test_postgres_round_trip_and_shred(pg_dsn: str, fresh_demo: Any, tmp_path: P
     finally:
         with psycopg.connect(pg_dsn, autocommit=True) as c:
             c.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.mark.postgres
+def test_postgres_columns_too_narrow_for_envelopes_are_named_before_anything_is_made(
+        pg_dsn: str, fresh_demo: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a helper on classicmodels (varchar(50) phones and names): the dry run said
+    nothing, and the apply ended in a traceback (value too long) with the subjects' keys
+    made for nothing. The column's room is checked first (dry run and apply: one line,
+    nothing sealed, no key made); a change the database refuses for another reason (a
+    CHECK) is one line for its table."""
+    import psycopg
+
+    schema = f"gk_narrow_{os.getpid()}_{os.urandom(3).hex()}"
+    with psycopg.connect(pg_dsn, autocommit=True) as c:
+        c.execute(f'CREATE SCHEMA "{schema}"')
+        c.execute(f'CREATE TABLE "{schema}".users (id integer PRIMARY KEY, email text)')
+        c.execute(f'CREATE TABLE "{schema}".user_kyc (user_id integer PRIMARY KEY REFERENCES '
+                  f'"{schema}".users(id), resident_id varchar(40), bank_card text '
+                  "CHECK (length(bank_card) < 60))")
+        with sqlite3.connect(fresh_demo.app_db) as s:
+            for row in s.execute("SELECT id, email FROM users"):
+                c.execute(f'INSERT INTO "{schema}".users VALUES (%s, %s)', row)
+        for row in _kyc(fresh_demo.app_db):
+            c.execute(f'INSERT INTO "{schema}".user_kyc VALUES (%s, %s, %s)', row)
+    try:
+        monkeypatch.setenv("GK_ENC_PG", pg_dsn)
+        inv_path = tmp_path / "inventory.yaml"
+        inv_path.write_text(
+            "version: 1\norganization: t\nsources:\n  - name: pg\n    kind: postgres\n"
+            f"    connection: {{dsn_env: GK_ENC_PG, schema: {schema}}}\n"
+            "    owner: t@example.com\n    jurisdictions: [EU]\n    tables:\n"
+            "      - name: users\n        subject_key: id\n      - name: user_kyc\n"
+            "        references: [{column: user_id, to: users.id}]\n        columns:\n"
+            "          resident_id: {category: identity.national_id}\n"
+            "          bank_card: {category: financial.bank_account}\n")
+        inv = load_inventory(inv_path)
+        store = AuditStore(tmp_path / "audit.duckdb", create=True)
+        policy = load_policy(None, inv)
+        keys = SubjectKeys(store, keystore_for(policy, store))
+
+        def table() -> list[tuple[Any, ...]]:
+            with psycopg.connect(pg_dsn) as c:
+                return c.execute(f'SELECT * FROM "{schema}".user_kyc ORDER BY 1').fetchall()
+
+        def made() -> int:
+            return store.query("SELECT count(*) AS n FROM subject_keys WHERE subject <> "
+                               "'__index__'")[0]["n"]
+
+        before = table()
+        for apply in (False, True):
+            out = encrypt(inv, store, keys, policy, apply=apply)
+            [res] = out.tables
+            assert not out.ok and res.error is not None
+            assert "pg.user_kyc.resident_id: its longest value sealed takes" in res.error
+            assert "the column holds 40; widen it first" in res.error
+            assert table() == before and made() == 0
+        with psycopg.connect(pg_dsn, autocommit=True) as c:
+            c.execute(f'ALTER TABLE "{schema}".user_kyc ALTER COLUMN resident_id TYPE '
+                      "varchar(200)")
+        out = encrypt(inv, store, keys, policy, apply=True)
+        [res] = out.tables
+        assert res.error is not None and res.error.startswith(
+            "the database refused a change: CheckViolation:"), res.error
+        assert "\n" not in res.error and table() == before
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as c:
+            c.execute(f'DROP SCHEMA "{schema}" CASCADE')

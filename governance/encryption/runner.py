@@ -58,9 +58,12 @@ from governance.encryption.subjects import (
     person_key_column,
 )
 from governance.encryption.writers import (
+    BLIND_INDEX_CHARS,
     BatchChanges,
     ColumnWise,
     column_kind,
+    declared_length,
+    longest_envelope,
     rewrite_table,
     unique_key,
 )
@@ -235,6 +238,13 @@ def encrypt(inventory: Inventory, store: AuditStore, keys: SubjectKeys | None,
                                apply, res, progress)
             except GovernanceError as e:
                 res.error = str(e).splitlines()[0]
+            except Exception as e:
+                if type(e).__module__.split(".")[0] not in ("psycopg", "sqlite3", "duckdb"):
+                    raise
+                # The database refused a change (its transaction rolled back): one line,
+                # its first (drivers add the failing row's values on the next ones).
+                first = str(e).splitlines()[0] if str(e) else ""
+                res.error = f"the database refused a change: {type(e).__name__}: {first}"
             if apply:
                 _log(store, actor, ENCRYPT_ACTION, f"{source}.{table}",
                      {"columns": res.columns, "rows": res.rows, "cells_sealed": res.cells_sealed,
@@ -260,8 +270,22 @@ def _check_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connector
             raise EncryptionError(f"{t.name} identifies rows or their owner; it cannot be "
                                   "encrypted in place (exempt it in the encryption policy)")
         kinds[t.column] = column_kind(conn, table, t.column)
+        room = declared_length(conn, table, t.column)
+        if room is not None:
+            needed = longest_envelope(conn, table, t.column, kinds[t.column])
+            if needed > room:
+                raise EncryptionError(
+                    f"{t.name}: its longest value sealed takes {needed} characters and the "
+                    f"column holds {room}; widen it first (e.g. to varchar({needed + 16}) "
+                    "or text); nothing was sealed")
         if t.blind_index:
             conn.check_columns(table, [t.blind_index])
+            room = declared_length(conn, table, t.blind_index)
+            if room is not None and room < BLIND_INDEX_CHARS:
+                raise EncryptionError(
+                    f"{source}.{table}.{t.blind_index}: a blind index takes "
+                    f"{BLIND_INDEX_CHARS} characters and the column holds {room}; widen it "
+                    "first; nothing was sealed")
     if f"{source}.{table}" in policy.row_keys and not unique_key(conn, table, key):
         raise EncryptionError(f"{source}.{table}: row_keys {', '.join(key)} is not unique "
                               "(or has empty values)")

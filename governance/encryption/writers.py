@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -436,6 +437,43 @@ def column_kind(conn: Connector, table: str, column: str) -> str:
         return "bytes"
     raise SourceError(f"{conn.name}.{table}.{column}: a {col.type} column cannot hold "
                       "ciphertext; change it to a text or binary type first")
+
+
+_DECLARED_LENGTH = re.compile(r"\b(?:VAR)?CHAR(?:ACTER)?(?: VARYING)?\s*\(\s*(\d+)\s*\)",
+                              re.IGNORECASE)
+KEY_ID_CHARS = 23              # "sk-" and 20 hex digits: the data key ids govkit makes
+BLIND_INDEX_CHARS = 36         # "bx1-" and 32 hex digits
+
+
+def declared_length(conn: Connector, table: str, column: str) -> int | None:
+    """The most characters ``column`` holds when its type says so and the source enforces
+    it (PostgreSQL's ``varchar(n)``; SQLite and DuckDB take any length)."""
+    if conn.kind != "postgres":
+        return None
+    col = conn.table_info(table).column(column)
+    m = _DECLARED_LENGTH.search(col.type) if col is not None else None
+    return int(m.group(1)) if m else None
+
+
+def longest_envelope(conn: Connector, table: str, column: str, kind: str) -> int:
+    """Characters (or bytes) of the envelope of the column's longest value: what the column
+    must hold once it is sealed."""
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from governance.crypto.field import seal_cell
+
+    c: Any = conn
+    size = "octet_length" if kind == "bytes" else "length"
+    # Identifier quoted by the connector; no value in the statement.
+    cur = c._run(f"SELECT max({size}({c._ident(column)})) FROM {c._table_ref(table)}")  # noqa: S608
+    longest = cur.fetchall()[0][0] or 0
+    cur.close()
+    _end_read(c)
+    probe = seal_cell(AESGCM(os.urandom(32)), "sk-" + "0" * (KEY_ID_CHARS - 3),
+                      "x" * int(longest), b"", text=kind == "text")
+    return len(probe)
 
 
 def unique_key(conn: Connector, table: str, key: Sequence[str]) -> bool:
