@@ -71,10 +71,10 @@ def _open(inventory_path: Path, store_path: Path, policy_path: Path | None) -> t
     return inv, AuditStore(store_path), policy
 
 
-def _keys(store: Any, policy: Any, previous: Any = ()) -> Any:
-    from governance.encryption import SubjectKeys, keystore_for
+def _keys(store: Any, policy: Any) -> Any:
+    from governance.encryption import subject_keys_for
 
-    return SubjectKeys(store, keystore_for(policy, store), previous)
+    return subject_keys_for(policy, store)
 
 
 @click.command("encrypt", epilog="\b\nExample:\n  govkit encrypt --source app_db --apply")
@@ -281,8 +281,9 @@ def crypto_rotate_master(inventory_path: Path, store_path: Path, policy_path: Pa
                          batch: int) -> None:
     """Rewrap every data key under a new key-encryption key (no data is rewritten).
 
-    Resumable; readers that hold both keys never fail meanwhile. Afterwards, point the
-    policy's key_store at the new key.
+    Resumable; readers that hold both keys never fail meanwhile: list the new key under
+    the policy's ``also_unwrap_with`` first. Afterwards, point the policy's key_store at
+    the new key.
     """
     from governance.encryption import keystore_for, rotate_kek
     from governance.encryption.policy import KeyStoreDecl

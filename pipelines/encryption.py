@@ -44,11 +44,10 @@ def build_encryption_assets(partitions: dg.StaticPartitionsDefinition
     def field_encryption(context: dg.AssetExecutionContext, config: EncryptionConfig,
                          governance: GovernanceResource) -> dg.MaterializeResult:
         from governance.encryption import (
-            SubjectKeys,
             encrypt,
             encryption_status,
-            keystore_for,
             load_policy,
+            subject_keys_for,
         )
 
         source = context.partition_key
@@ -56,7 +55,7 @@ def build_encryption_assets(partitions: dg.StaticPartitionsDefinition
             inv = governance.inventory()
             store = governance.store()
             policy = load_policy(config.policy or os.environ.get(POLICY_ENV) or None, inv)
-            keys = None if config.dry_run else SubjectKeys(store, keystore_for(policy, store))
+            keys = None if config.dry_run else subject_keys_for(policy, store)
             run = encrypt(inv, store, keys, policy, apply=not config.dry_run, actor="dagster",
                           sources=[source], progress=context.log.info)
             for t in run.tables:

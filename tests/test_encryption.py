@@ -272,6 +272,48 @@ def test_crash_midway_leaves_plaintext_or_valid_ciphertext_and_resumes(
                for r in _kyc(fresh_demo.app_db))
 
 
+def test_the_cli_reads_while_a_kek_rotation_is_half_done(fresh_demo: Any, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """Found by a helper on classicmodels: ``rotate-master`` killed midway left every read
+    failing, with the old key and with the new (the CLI could not hold both). With the new
+    KEK under ``also_unwrap_with`` in the policy, ``govkit decrypt`` reads every cell
+    meanwhile, and after the rotation the keys swap places."""
+    store_path = tmp_path / "audit.duckdb"
+    AuditStore(store_path, create=True).schema_version()
+    runner = CliRunner()
+    args = ["-i", str(fresh_demo.inventory), "--store", str(store_path)]
+    assert runner.invoke(main, ["encrypt", *args, "--apply"]).exit_code == 0
+    before = _kyc(fresh_demo.app_db)
+    inv = load_inventory(fresh_demo.inventory)
+    store = AuditStore(store_path)
+    policy = load_policy(None, inv)
+    new_kek = os.urandom(32)
+    monkeypatch.setenv("GK_NEW_KEK", base64.b64encode(new_kek).decode())
+    part = rotate_kek(store, keystore_for(policy, store), LocalKeyStore(new_kek, "GK_NEW_KEK"),
+                      "tester", batch=2, limit=2)          # a rotation cut short
+    assert part.keys == 2 and part.remaining > 0
+
+    def read(policy_text: str | None) -> Any:
+        extra = []
+        if policy_text is not None:
+            (tmp_path / "enc.yaml").write_text(policy_text)
+            extra = ["--policy", str(tmp_path / "enc.yaml")]
+        return runner.invoke(main, ["decrypt", *args, *extra, "app_db", "user_kyc", "--reason",
+                                    "check", "--out", str(tmp_path / f"o{os.urandom(3).hex()}")])
+
+    assert read(None).exit_code == 2                       # the old key alone: refused
+    during = read("version: 1\nalso_unwrap_with: [{kind: local, key_env: GK_NEW_KEK}]\n")
+    assert during.exit_code == 0 and during.output.startswith(
+        f"{len(before)} row(s), {2 * len(before)} cell(s) decrypted, 0 unreadable"), \
+        during.output
+    rest = rotate_kek(store, keystore_for(policy, store), LocalKeyStore(new_kek, "GK_NEW_KEK"),
+                      "tester")
+    assert rest.remaining == 0
+    after = read("version: 1\nkey_store: {kind: local, key_env: GK_NEW_KEK}\n")
+    assert after.exit_code == 0 and "0 unreadable" in after.output, after.output
+
+
 def test_rotation_of_kek_and_of_data_keys(fresh_demo: Any, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     inv, store, policy, keys = _setup(fresh_demo, tmp_path)

@@ -1119,13 +1119,13 @@ def blind_indexes(inventory: Inventory, store: AuditStore
 
     if not (inventory.base_dir / POLICY_FILE).exists():
         return {}
-    from governance.encryption import SubjectKeys, keystore_for, load_policy
+    from governance.encryption import load_policy, subject_keys_for
 
     policy = load_policy(None, inventory)
     rules = [c for c in policy.columns if c.blind_index]
     if not rules:
         return {}
-    keys = SubjectKeys(store, keystore_for(policy, store))
+    keys = subject_keys_for(policy, store)
     out: dict[tuple[str, str, str], tuple[str, Callable[[str], str]]] = {}
     for rule in rules:
         source, table, column = rule.column.split(".")

@@ -12,8 +12,9 @@ from governance.encryption.runner import (
     rotate_kek,
     shred_person_rows,
     shred_subjects,
+    subject_keys_for,
 )
 
 __all__ = ["ColumnStatus", "Decryptor", "EncryptionPolicy", "KeyUnavailable", "SubjectKeys",
            "encrypt", "encryption_status", "keystore_for", "load_policy", "rotate_data_keys",
-           "rotate_kek", "shred_person_rows", "shred_subjects"]
+           "rotate_kek", "shred_person_rows", "shred_subjects", "subject_keys_for"]

@@ -136,6 +136,9 @@ class EncryptionPolicy(_Model):
     exempt: list[Exemption] = Field(default_factory=list)
     row_keys: dict[str, str] = Field(default_factory=dict)
     key_store: KeyStoreDecl = Field(default_factory=KeyStoreDecl)
+    # Key stores whose KEK still unwraps keys wrapped under it (never wraps new ones): the
+    # new KEK while `crypto rotate-master` runs, so that no read fails meanwhile.
+    also_unwrap_with: list[KeyStoreDecl] = Field(default_factory=list)
     path: Path | None = Field(default=None, exclude=True)
 
     @field_validator("require")
@@ -205,14 +208,16 @@ def load_policy(path: str | os.PathLike[str] | None, inventory: Inventory) -> En
         src, table = tk.split(".")
         if src not in names or inventory.source(src).table(table) is None:
             fail(f"table {tk} is not declared in the inventory", ("row_keys", tk))
-    ks = policy.key_store
-    if ks.kind == "pkcs11":
-        for f in ("token_label", "key_label", "pin_env"):
-            if not getattr(ks, f):
-                fail(f"a pkcs11 key store needs {f}", ("key_store", f))
-    elif ks.module or ks.token_label or ks.key_label or ks.pin_env:
-        fail("module, token_label, key_label and pin_env are for kind: pkcs11",
-             ("key_store", "kind"))
+    for ks, loc in [(policy.key_store, ("key_store",)),
+                    *((d, ("also_unwrap_with", i)) for i, d in
+                      enumerate(policy.also_unwrap_with))]:
+        if ks.kind == "pkcs11":
+            for f in ("token_label", "key_label", "pin_env"):
+                if not getattr(ks, f):
+                    fail(f"a pkcs11 key store needs {f}", (*loc, f))
+        elif ks.module or ks.token_label or ks.key_label or ks.pin_env:
+            fail("module, token_label, key_label and pin_env are for kind: pkcs11",
+                 (*loc, "kind"))
     return policy
 
 

@@ -166,6 +166,14 @@ def keystore_for(policy: EncryptionPolicy, store: AuditStore, create_kek: bool =
     return LocalKeyStore(load_master_key(store, create=False), "master key")
 
 
+def subject_keys_for(policy: EncryptionPolicy, store: AuditStore) -> SubjectKeys:
+    """The data keys of ``store`` under the policy's key store, also unwrapping with the
+    policy's ``also_unwrap_with`` stores (a KEK rotation under way)."""
+    others = [keystore_for(policy.model_copy(update={"key_store": d}), store)
+              for d in policy.also_unwrap_with]
+    return SubjectKeys(store, keystore_for(policy, store), others)
+
+
 def _row_key(inventory: Inventory, policy: EncryptionPolicy, pool: ConnectorPool,
              source: str, table: str) -> list[str]:
     conn = pool.get(source)
@@ -888,7 +896,7 @@ def decrypt_for_access(inventory: Inventory, store: AuditStore,
     from governance.encryption.policy import load_policy
 
     policy = policy or load_policy(None, inventory)
-    dec = Decryptor(inventory, store, SubjectKeys(store, keystore_for(policy, store)), policy)
+    dec = Decryptor(inventory, store, subject_keys_for(policy, store), policy)
     with ConnectorPool(inventory) as pool:
         for (source, table), rows in tables.items():
             if not any(looks_sealed(v) for r in rows for v in r.values() if v is not None):
@@ -912,6 +920,6 @@ def shred_for_erasure(inventory: Inventory, store: AuditStore,
     from governance.encryption.policy import load_policy
 
     policy = policy or load_policy(None, inventory)
-    keys = SubjectKeys(store, keystore_for(policy, store))
+    keys = subject_keys_for(policy, store)
     return shred_person_rows(inventory, keys, person_rows, actor,
                              f"erasure request {request_id}", request_id)
