@@ -314,6 +314,31 @@ def test_the_cli_reads_while_a_kek_rotation_is_half_done(fresh_demo: Any, tmp_pa
     assert after.exit_code == 0 and "0 unreadable" in after.output, after.output
 
 
+def test_a_data_key_rotation_finishes_past_a_column_encrypt_refuses(fresh_demo: Any,
+                                                                   tmp_path: Path) -> None:
+    """Found by a helper on classicmodels: a policy column that encrypt refuses (it is the
+    owner's key: payments.checknumber there, orders.user_id here) made every rotate-keys
+    end "not finished", the old keys kept for good. Such a column holds no envelope, so
+    the rotation finishes; one holding envelopes would still keep the old keys."""
+    inv, store, _, keys = _setup(fresh_demo, tmp_path)
+    (tmp_path / "enc.yaml").write_text("version: 1\ncolumns:\n"
+                                       "  - {column: app_db.orders.user_id}\n")
+    policy = load_policy(tmp_path / "enc.yaml", inv)
+    out = encrypt(inv, store, keys, policy, apply=True)
+    refused = [t for t in out.tables if t.error]
+    assert [t.table for t in refused] == ["orders"] and "identifies rows" in refused[0].error
+    before = _kyc(fresh_demo.app_db)
+    old_ids = {parse(r[1]).key_id for r in before}
+    rot = rotate_data_keys(inv, store, keys, policy, None, "tester")
+    assert rot.cells_resealed == 2 * len(before)
+    after = _kyc(fresh_demo.app_db)
+    assert not old_ids & {parse(r[1]).key_id for r in after}
+    got = Decryptor(inv, store, keys, policy).read("app_db", "user_kyc", None, "t", "r")
+    assert len(got.rows) == len(before) and got.cells_decrypted == 2 * len(before)
+    assert {r["state"] for k in old_ids for r in store.query(
+        "SELECT state FROM subject_keys WHERE key_id = ?", [k])} == {"destroyed"}
+
+
 def test_rotation_of_kek_and_of_data_keys(fresh_demo: Any, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     inv, store, policy, keys = _setup(fresh_demo, tmp_path)
@@ -667,6 +692,21 @@ def test_postgres_columns_too_narrow_for_envelopes_are_named_before_anything_is_
         assert res.error is not None and res.error.startswith(
             "the database refused a change: CheckViolation:"), res.error
         assert "\n" not in res.error and table() == before
+        # Once it fits, sealed cells are not counted again: a column exactly as wide as its
+        # envelopes is encrypted again (nothing to do) and its keys rotated.
+        with psycopg.connect(pg_dsn, autocommit=True) as c:
+            c.execute(f'ALTER TABLE "{schema}".user_kyc DROP CONSTRAINT '
+                      "user_kyc_bank_card_check")
+        assert encrypt(inv, store, keys, policy, apply=True).ok
+        with psycopg.connect(pg_dsn, autocommit=True) as c:
+            width = c.execute(f'SELECT max(length(resident_id)) FROM "{schema}".user_kyc'
+                              ).fetchone()[0]
+            c.execute(f'ALTER TABLE "{schema}".user_kyc ALTER COLUMN resident_id TYPE '
+                      f"varchar({width})")
+        again = encrypt(inv, store, keys, policy, apply=True)
+        assert again.ok and again.tables[0].cells_sealed == 0, again.tables[0].describe()
+        assert rotate_data_keys(inv, store, keys, policy, None, "t").cells_resealed == \
+            2 * len(before)
     finally:
         with psycopg.connect(pg_dsn, autocommit=True) as c:
             c.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -455,25 +455,41 @@ def declared_length(conn: Connector, table: str, column: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def longest_envelope(conn: Connector, table: str, column: str, kind: str) -> int:
-    """Characters (or bytes) of the envelope of the column's longest value: what the column
-    must hold once it is sealed."""
+def longest_envelope(conn: Connector, table: str, column: str) -> int:
+    """Characters of the envelope of the text column's longest value not sealed yet: what
+    the column must hold once it is sealed (a sealed cell keeps its length when its key
+    is rotated)."""
     import os
 
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    from governance.crypto.field import seal_cell
+    from governance.crypto.field import TEXT_PREFIX, seal_cell
 
     c: Any = conn
-    size = "octet_length" if kind == "bytes" else "length"
-    # Identifier quoted by the connector; no value in the statement.
-    cur = c._run(f"SELECT max({size}({c._ident(column)})) FROM {c._table_ref(table)}")  # noqa: S608
+    col = c._ident(column)
+    # Identifier quoted by the connector; the prefix a bound value.
+    cur = c._run(f"SELECT max(length({col})) FROM {c._table_ref(table)} "  # noqa: S608
+                 f"WHERE {col} NOT LIKE {c.placeholder}", [TEXT_PREFIX + "%"])
     longest = cur.fetchall()[0][0] or 0
     cur.close()
     _end_read(c)
     probe = seal_cell(AESGCM(os.urandom(32)), "sk-" + "0" * (KEY_ID_CHARS - 3),
-                      "x" * int(longest), b"", text=kind == "text")
+                      "x" * int(longest), b"")
     return len(probe)
+
+
+def sealed_cells(conn: Connector, table: str, columns: Sequence[str]) -> int:
+    """Cells of the text ``columns`` that hold an envelope."""
+    from governance.crypto.field import TEXT_PREFIX
+
+    c: Any = conn
+    any_sealed = " OR ".join(f"{c._ident(col)} LIKE {c.placeholder}" for col in columns)
+    cur = c._run(f"SELECT count(*) FROM {c._table_ref(table)} WHERE {any_sealed}",  # noqa: S608
+                 [TEXT_PREFIX + "%"] * len(columns))
+    n = int(cur.fetchall()[0][0])
+    cur.close()
+    _end_read(c)
+    return n
 
 
 def unique_key(conn: Connector, table: str, key: Sequence[str]) -> bool:
