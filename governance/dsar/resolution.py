@@ -846,6 +846,8 @@ def derive_identities(resolution_rows: Mapping[TableKey, Iterable[Row]],
     """Identities written in the subject's person rows that were not given (the phone
     number of the user row found by e-mail), and why stored values were skipped (masked
     reasons: a phone column holding ``n/a``)."""
+    from governance.crypto.field import looks_sealed
+
     by_category = {CATEGORY_OF[t]: t for t in _DERIVABLE}
     seen = {i.fingerprint_text() for i in known}
     out: list[Identity] = []
@@ -855,6 +857,10 @@ def derive_identities(resolution_rows: Mapping[TableKey, Iterable[Row]],
             for col, value in row.items():
                 for cat in categories.get((source, table, col), set()):
                     if cat not in by_category or not isinstance(value, str) or not value.strip():
+                        continue
+                    if looks_sealed(value):
+                        skipped.append(f"{source}.{table}.{col}: the stored value is "
+                                       "encrypted; other rows were not searched by it")
                         continue
                     try:
                         ident = Identity(by_category[cat], value)
