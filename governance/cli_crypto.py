@@ -164,8 +164,15 @@ def decrypt_command(inventory_path: Path, store_path: Path, policy_path: Path | 
         w.writerow({k: ("" if v is None else v) for k, v in r.items()})
     if out_file is not None:
         f.close()
+    shredded = got.cells_unreadable - got.cells_invalid
     click.echo(f"{len(got.rows)} row(s), {got.cells_decrypted} cell(s) decrypted, "
-               f"{got.cells_unreadable} unreadable (shredded or invalid)", err=True)
+               f"{got.cells_unreadable} unreadable ({shredded} shredded, {got.cells_invalid} "
+               "invalid: altered or moved)", err=True)
+    if got.cells_invalid:
+        click.echo(f"{got.cells_invalid} cell(s) do not decrypt in their place (altered, or "
+                   "copied from another row or column): they read as empty; find them with "
+                   "`govkit crypto audit --decrypt-check`", err=True)
+        sys.exit(EXIT_PROBLEMS)
 
 
 @click.group("crypto", cls=_Group,

@@ -536,6 +536,30 @@ def test_decrypt_of_a_row_key_that_matches_no_row_is_refused(fresh_demo: Any,
     assert r.exit_code == 0 and r.output.startswith("1 row(s), 2 cell(s) decrypted"), r.output
 
 
+def test_decrypt_says_when_cells_were_altered_or_moved_and_exits_1(fresh_demo: Any,
+                                                                   tmp_path: Path) -> None:
+    """Found by a helper: ``decrypt`` exited 0 when envelopes had been moved to other rows,
+    the cells reading as empty like a value that is empty ("3 unreadable (shredded or
+    invalid)"). Moved cells are counted apart from shredded ones and exit 1."""
+    store_path = tmp_path / "audit.duckdb"
+    AuditStore(store_path, create=True).schema_version()
+    runner = CliRunner()
+    args = ["-i", str(fresh_demo.inventory), "--store", str(store_path)]
+    assert runner.invoke(main, ["encrypt", *args, "--apply"]).exit_code == 0
+    (a, ra, _), (b, rb, _) = _kyc(fresh_demo.app_db)[:2]
+    with sqlite3.connect(fresh_demo.app_db) as c:      # two rows' ciphertexts swapped
+        c.execute("UPDATE user_kyc SET resident_id = ? WHERE user_id = ?", (rb, a))
+        c.execute("UPDATE user_kyc SET resident_id = ? WHERE user_id = ?", (ra, b))
+    r = runner.invoke(main, ["decrypt", *args, "app_db", "user_kyc", "--reason", "check",
+                             "--out", str(tmp_path / "out.csv")])
+    assert r.exit_code == 1, r.output
+    assert "2 unreadable (0 shredded, 2 invalid: altered or moved)" in r.output
+    assert "2 cell(s) do not decrypt in their place" in r.output
+    logged = [e for e in AuditStore(store_path).log_entries()
+              if e.action == "encryption.decrypted"][-1]
+    assert logged.details["cells_invalid"] == 2
+
+
 def _duckdb_inventory(tmp_path: Path, demo: Any) -> Path:
     db = tmp_path / "crm.duckdb"
     with duckdb.connect(str(db)) as c:

@@ -528,6 +528,7 @@ class ReadOutcome:
     rows: list[dict[str, Any]]
     cells_decrypted: int
     cells_unreadable: int             # destroyed keys (erased subjects), or invalid
+    cells_invalid: int = 0            # of those, envelopes altered or moved (not shredded)
 
 
 ERASED = None   # what an unreadable (shredded) cell reads as
@@ -552,7 +553,7 @@ class Decryptor:
         """``rows`` (as read from the source) with every envelope cell decrypted; a cell
         whose key was destroyed or that does not decrypt in its place reads as None."""
         out: list[dict[str, Any]] = []
-        ok = bad = 0
+        ok = bad = invalid = 0
         envs: list[tuple[int, str, Any]] = []
         for i, r in enumerate(rows):
             out.append(dict(r))
@@ -566,6 +567,7 @@ class Decryptor:
             except EnvelopeError:
                 out[i][c] = ERASED
                 bad += 1
+                invalid += 1
         ciphers = self.keys.ciphers({e.key_id for _, _, e in parsed})
         for i, c, env in parsed:
             a = ciphers[env.key_id]
@@ -581,12 +583,13 @@ class Decryptor:
             except EnvelopeError:
                 out[i][c] = ERASED
                 bad += 1
+                invalid += 1
         if log and (ok or bad):
             _log(self.store, actor, DECRYPT_ACTION, f"{source}.{table}",
                  {"purpose": _mask(purpose), "request": request_id, "rows": len(rows),
                   "columns": sorted({c for _, c, _ in envs}), "cells_decrypted": ok,
-                  "cells_unreadable": bad})
-        return ReadOutcome(out, ok, bad)
+                  "cells_unreadable": bad, "cells_invalid": invalid})
+        return ReadOutcome(out, ok, bad, invalid)
 
     def read(self, source: str, table: str, columns: Sequence[str] | None, actor: str,
              purpose: str, key_values: Sequence[Any] | None = None,
