@@ -601,34 +601,44 @@ def test_duckdb_text_and_binary_columns_round_trip(fresh_demo: Any, tmp_path: Pa
                   for r in got.rows) == [(a, b, c, bytes(d)) for a, b, c, d in before]
 
 
+def _pg_kyc(pg_dsn: str, demo: Any, tmp_path: Path, schema: str, kyc_columns: str
+            ) -> Path:
+    """The demo's users and KYC rows in a PostgreSQL schema of the test's own (KYC columns
+    as ``kyc_columns`` declares them), and an inventory of it (DSN from GK_ENC_PG)."""
+    import psycopg
+
+    with psycopg.connect(pg_dsn, autocommit=True) as c:
+        c.execute(f'CREATE SCHEMA "{schema}"')
+        c.execute(f'CREATE TABLE "{schema}".users (id integer PRIMARY KEY, email text)')
+        c.execute(f'CREATE TABLE "{schema}".user_kyc (user_id integer PRIMARY KEY REFERENCES '
+                  f'"{schema}".users(id), {kyc_columns})')
+        with sqlite3.connect(demo.app_db) as s:
+            for row in s.execute("SELECT id, email FROM users"):
+                c.execute(f'INSERT INTO "{schema}".users VALUES (%s, %s)', row)
+        for row in _kyc(demo.app_db):
+            c.execute(f'INSERT INTO "{schema}".user_kyc VALUES (%s, %s, %s)', row)
+    inv_path = tmp_path / "inventory.yaml"
+    inv_path.write_text(
+        "version: 1\norganization: t\nsources:\n  - name: pg\n    kind: postgres\n"
+        f"    connection: {{dsn_env: GK_ENC_PG, schema: {schema}}}\n"
+        "    owner: t@example.com\n    jurisdictions: [EU]\n    tables:\n"
+        "      - name: users\n        subject_key: id\n      - name: user_kyc\n"
+        "        references: [{column: user_id, to: users.id}]\n        columns:\n"
+        "          resident_id: {category: identity.national_id}\n"
+        "          bank_card: {category: financial.bank_account}\n")
+    return inv_path
+
+
 @pytest.mark.postgres
 def test_postgres_round_trip_and_shred(pg_dsn: str, fresh_demo: Any, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     import psycopg
 
     schema = f"gk_enc_{os.getpid()}_{os.urandom(3).hex()}"
-    with psycopg.connect(pg_dsn, autocommit=True) as c:
-        c.execute(f'CREATE SCHEMA "{schema}"')
-        c.execute(f'CREATE TABLE "{schema}".users (id integer PRIMARY KEY, email text)')
-        c.execute(f'CREATE TABLE "{schema}".user_kyc (user_id integer PRIMARY KEY REFERENCES '
-                  f'"{schema}".users(id), resident_id text, bank_card text)')
-        with sqlite3.connect(fresh_demo.app_db) as s:
-            for row in s.execute("SELECT id, email FROM users"):
-                c.execute(f'INSERT INTO "{schema}".users VALUES (%s, %s)', row)
-        for row in _kyc(fresh_demo.app_db):
-            c.execute(f'INSERT INTO "{schema}".user_kyc VALUES (%s, %s, %s)', row)
+    monkeypatch.setenv("GK_ENC_PG", pg_dsn)
     try:
-        monkeypatch.setenv("GK_ENC_PG", pg_dsn)
-        inv_path = tmp_path / "inventory.yaml"
-        inv_path.write_text(
-            "version: 1\norganization: t\nsources:\n  - name: pg\n    kind: postgres\n"
-            f"    connection: {{dsn_env: GK_ENC_PG, schema: {schema}}}\n"
-            "    owner: t@example.com\n    jurisdictions: [EU]\n    tables:\n"
-            "      - name: users\n        subject_key: id\n      - name: user_kyc\n"
-            "        references: [{column: user_id, to: users.id}]\n        columns:\n"
-            "          resident_id: {category: identity.national_id}\n"
-            "          bank_card: {category: financial.bank_account}\n")
-        inv = load_inventory(inv_path)
+        inv = load_inventory(_pg_kyc(pg_dsn, fresh_demo, tmp_path, schema,
+                                     "resident_id text, bank_card text"))
         store = AuditStore(tmp_path / "audit.duckdb", create=True)
         policy = load_policy(None, inv)
         keys = SubjectKeys(store, keystore_for(policy, store))
@@ -665,29 +675,11 @@ def test_postgres_columns_too_narrow_for_envelopes_are_named_before_anything_is_
     import psycopg
 
     schema = f"gk_narrow_{os.getpid()}_{os.urandom(3).hex()}"
-    with psycopg.connect(pg_dsn, autocommit=True) as c:
-        c.execute(f'CREATE SCHEMA "{schema}"')
-        c.execute(f'CREATE TABLE "{schema}".users (id integer PRIMARY KEY, email text)')
-        c.execute(f'CREATE TABLE "{schema}".user_kyc (user_id integer PRIMARY KEY REFERENCES '
-                  f'"{schema}".users(id), resident_id varchar(40), bank_card text '
-                  "CHECK (length(bank_card) < 60))")
-        with sqlite3.connect(fresh_demo.app_db) as s:
-            for row in s.execute("SELECT id, email FROM users"):
-                c.execute(f'INSERT INTO "{schema}".users VALUES (%s, %s)', row)
-        for row in _kyc(fresh_demo.app_db):
-            c.execute(f'INSERT INTO "{schema}".user_kyc VALUES (%s, %s, %s)', row)
+    monkeypatch.setenv("GK_ENC_PG", pg_dsn)
     try:
-        monkeypatch.setenv("GK_ENC_PG", pg_dsn)
-        inv_path = tmp_path / "inventory.yaml"
-        inv_path.write_text(
-            "version: 1\norganization: t\nsources:\n  - name: pg\n    kind: postgres\n"
-            f"    connection: {{dsn_env: GK_ENC_PG, schema: {schema}}}\n"
-            "    owner: t@example.com\n    jurisdictions: [EU]\n    tables:\n"
-            "      - name: users\n        subject_key: id\n      - name: user_kyc\n"
-            "        references: [{column: user_id, to: users.id}]\n        columns:\n"
-            "          resident_id: {category: identity.national_id}\n"
-            "          bank_card: {category: financial.bank_account}\n")
-        inv = load_inventory(inv_path)
+        inv = load_inventory(_pg_kyc(pg_dsn, fresh_demo, tmp_path, schema,
+                                     "resident_id varchar(40), bank_card text "
+                                     "CHECK (length(bank_card) < 60)"))
         store = AuditStore(tmp_path / "audit.duckdb", create=True)
         policy = load_policy(None, inv)
         keys = SubjectKeys(store, keystore_for(policy, store))
