@@ -442,6 +442,71 @@ def test_redact_into_a_text_foreign_key_is_refused(northwind_pg: PublicDb, tmp_p
         check.close()
 
 
+def test_anonymizing_a_primary_key_column_is_refused(northwind_pg: PublicDb, tmp_path: Path
+                                                     ) -> None:
+    """Found by a helper on the employees sample: redacting titles.title, part of its
+    primary key, ended in a traceback that printed a row's key, and every re-run failed
+    alike. Refused when the policy is checked (Northwind's customers.customer_id, a text
+    primary key; the copy gets a date column to count from), nothing changed."""
+    from governance.errors import ConfigError
+
+    db = northwind_pg
+    check = db.connect()
+    try:
+        check.execute("ALTER TABLE customers ADD COLUMN joined date",
+                      "UPDATE customers SET joined = '2001-01-01'")
+        before = row_hashes(check)
+        path = tmp_path / "retention.yaml"
+        path.write_text("version: 1\nprofile: nw\njurisdictions: [EU]\nrules:\n"
+                        "  - name: customers-minimise\n    tables: [northwind.customers]\n"
+                        "    retain: 10 years\n    clock: joined\n"
+                        "    action: anonymize\n    columns: {customer_id: redact}\n"
+                        "    basis: Not needed\n")
+        with pytest.raises(ConfigError, match=re.escape(
+                "rules[0].columns.customer_id: northwind.customers.customer_id is part of "
+                "the table's primary key")):
+            apply_retention(load_policies([path]), load_inventory(db.fk_inventory), db.store,
+                            NOW, "t")
+        assert row_hashes(check) == before
+    finally:
+        check.close()
+
+
+def test_a_change_the_database_refuses_stops_the_run_in_one_line(
+        chinook_sqlite: PublicDb, tmp_path: Path) -> None:
+    """A unique index the policy check cannot see (two companies redacted alike): the run
+    stops with the database's first line (no row's values), recorded as failed, and the
+    refused step changed nothing (before, a traceback and a run left 'running')."""
+    from governance.errors import RetentionError
+
+    db = chinook_sqlite
+    check = db.connect()
+    try:
+        check.execute("ALTER TABLE customers ADD COLUMN closed_at DATE",
+                      "UPDATE customers SET closed_at = '2020-01-31' WHERE company IS NOT NULL",
+                      "CREATE UNIQUE INDEX customers_company ON customers (company)")
+        before = row_hashes(check)
+        policies = _policy(db, tmp_path, """
+  - name: closed-minimise
+    tables: [chinook.customers]
+    retain: 1 year
+    clock: closed_at
+    action: anonymize
+    columns: {{Company: redact}}
+    basis: "Not needed once the account closed"
+""")
+        with pytest.raises(RetentionError) as stopped:
+            apply_retention(policies, load_inventory(db.fk_inventory), db.store, NOW, "t")
+        line = str(stopped.value)
+        assert "the database refused a change (UNIQUE constraint failed" in line
+        assert "\n" not in line and "[erased]" not in line
+        assert row_hashes(check) == before
+        assert [r["status"] for r in db.store.query("SELECT status FROM retention_runs")] == \
+            ["failed"]
+    finally:
+        check.close()
+
+
 @pytest.mark.parametrize(("args", "why"), [
     (["--table", "chinook.invoicez"], "declares no such table"),
     (["--table", "chinook.invoices", "--keys-file", "KEYS"], "not a person table"),

@@ -138,8 +138,18 @@ def _apply(policies: Sequence[Policy], inventory: Inventory, store: AuditStore,
                 _fail(store, run_id, actor, f"step {no} ({row['rule']} on {row['source']}."
                       f"{row['table_name']}): the policy or inventory changed since the run "
                       "was planned; nothing more was changed")
-            result.steps.append(_run_step(store, pool, run_id, no, row, step, batch_rows,
-                                          actor, say, guard))
+            try:
+                result.steps.append(_run_step(store, pool, run_id, no, row, step,
+                                              batch_rows, actor, say, guard))
+            except Exception as e:
+                if type(e).__module__.split(".")[0] not in ("psycopg", "sqlite3", "duckdb"):
+                    raise
+                # The database refused a batch (its transaction rolled back): the run
+                # stops, recorded; only the first line (drivers add the row's values next).
+                first = str(e).splitlines()[0] if str(e) else type(e).__name__
+                _fail(store, run_id, actor, f"step {no} ({row['rule']} on {row['source']}."
+                      f"{row['table_name']}): the database refused a change ({first}); "
+                      "that batch was rolled back and nothing more was changed")
         _finish(store, run_id, actor, result)
     return result
 

@@ -445,6 +445,17 @@ def _key_columns(pool: Any | None, source: str, table: str) -> set[str]:
     return {c for fk in keys if fk.table == table for c in fk.column.split(",")}
 
 
+def _primary_key(pool: Any | None, source: str, table: str) -> set[str]:
+    """The columns of ``table``'s primary key as the source declares it (empty when the
+    source cannot be read or declares none)."""
+    if pool is None:
+        return set()
+    try:
+        return set(pool.get(source).table_info(table).primary_key)
+    except GovernanceError:
+        return set()
+
+
 def check_policy(policy: Policy, estate: Estate, pool: Any | None = None) -> None:
     """Check ``policy`` against the estate: every table it names is declared and found,
     every column exists, clocks are dates. Raise ConfigError (file, line, field) on the
@@ -534,6 +545,12 @@ def check_policy(policy: Policy, estate: Estate, pool: Any | None = None) -> Non
                             ("rules", i, "columns", col),
                             f"{s}.{t}.{col} is part of a foreign key: redact would point it "
                             "at no row; use null (where NULL is allowed) or delete the rows")
+                if facts is not None and col in _primary_key(pool, s, t):
+                    raise policy.error(
+                        ("rules", i, "columns", col),
+                        f"{s}.{t}.{col} is part of the table's primary key: anonymizing it "
+                        "would give rows the same key (the database refuses, or rows merge); "
+                        "delete the rows instead")
             for k, exc in enumerate(rule.exceptions):
                 column_exists(s, t, exc.column, ("rules", i, "exceptions", k, "column"))
 
