@@ -601,6 +601,41 @@ def test_duckdb_text_and_binary_columns_round_trip(fresh_demo: Any, tmp_path: Pa
                   for r in got.rows) == [(a, b, c, bytes(d)) for a, b, c, d in before]
 
 
+def test_a_row_changed_while_it_is_sealed_is_left_and_not_counted(
+        fresh_demo: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a helper on classicmodels: a row changed by someone else between encrypt's
+    read and its write was rightly left as it was (the update applies only where the cell
+    still holds what was read), but the run counted its cells as sealed, logged that, and
+    exited 0 with plaintext left. It is counted apart now and the run is not ok."""
+    from governance.encryption import writers
+
+    inv, store, policy, keys = _setup(fresh_demo, tmp_path)
+    before = _kyc(fresh_demo.app_db)
+    victim = before[1][0]
+    real = writers._apply_sql
+
+    def someone_else_first(conn: Any, table: str, key: list[str], todo: Any) -> Any:
+        conn._conn.execute("UPDATE user_kyc SET resident_id = 'changed meanwhile' "
+                           "WHERE user_id = ?", (victim,))
+        return real(conn, table, key, todo)
+
+    monkeypatch.setattr(writers, "_apply_sql", someone_else_first)
+    out = encrypt(inv, store, keys, policy, apply=True)
+    monkeypatch.setattr(writers, "_apply_sql", real)
+    [res] = out.tables
+    assert not out.ok and res.rows_changed_meanwhile == 1
+    assert res.cells_sealed == 2 * (len(before) - 1)
+    assert "NOT FINISHED: 1 row(s) changed by someone else" in res.describe()
+    now = {r[0]: r for r in _kyc(fresh_demo.app_db)}
+    assert now[victim][1:] == ("changed meanwhile", before[1][2])      # left as it was
+    assert all(r[1].startswith("gk1:") for u, r in now.items() if u != victim)
+    logged = [e for e in store.log_entries() if e.action == "encryption.encrypted"][-1]
+    assert logged.details["cells_sealed"] == res.cells_sealed
+    assert logged.details["rows_changed_meanwhile"] == 1
+    again = encrypt(inv, store, keys, policy, apply=True)
+    assert again.ok and again.tables[0].cells_sealed == 2
+
+
 def _pg_kyc(pg_dsn: str, demo: Any, tmp_path: Path, schema: str, kyc_columns: str
             ) -> Path:
     """The demo's users and KYC rows in a PostgreSQL schema of the test's own (KYC columns

@@ -97,6 +97,7 @@ class TableOutcome:
     rows_shared: int = 0              # owned by two people: left in clear
     rows_unowned: int = 0             # reach no person: left in clear
     subjects: int = 0
+    rows_changed_meanwhile: int = 0   # changed by someone else while sealed: left as they were
     error: str | None = None
 
     def describe(self) -> str:
@@ -107,6 +108,9 @@ class TableOutcome:
         if self.rows_shared or self.rows_unowned:
             extra = (f"; left in clear: {self.rows_shared} shared row(s), "
                      f"{self.rows_unowned} row(s) of nobody")
+        if self.rows_changed_meanwhile:
+            extra += (f"; NOT FINISHED: {self.rows_changed_meanwhile} row(s) changed by "
+                      "someone else meanwhile were left as they are: run encrypt again")
         return (f"{self.source}.{self.table} [{', '.join(self.columns)}]: {self.rows} rows, "
                 f"{self.cells_sealed} cell(s) sealed, {self.cells_already} already sealed, "
                 f"{self.subjects} subject(s){extra}")
@@ -121,8 +125,8 @@ class RunOutcome:
 
     @property
     def ok(self) -> bool:
-        """True when no table failed."""
-        return not any(t.error for t in self.tables)
+        """True when no table failed or left rows to do."""
+        return not any(t.error or t.rows_changed_meanwhile for t in self.tables)
 
 
 def keystore_for(policy: EncryptionPolicy, store: AuditStore, create_kek: bool = False
@@ -259,6 +263,7 @@ def encrypt(inventory: Inventory, store: AuditStore, keys: SubjectKeys | None,
                      {"columns": res.columns, "rows": res.rows, "cells_sealed": res.cells_sealed,
                       "cells_already": res.cells_already, "rows_shared": res.rows_shared,
                       "rows_unowned": res.rows_unowned, "subjects": res.subjects,
+                      "rows_changed_meanwhile": res.rows_changed_meanwhile,
                       "seconds": round(time.monotonic() - started, 3), "error": res.error})
     return outcome
 
@@ -506,6 +511,10 @@ def _encrypt_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connect
         raise
     res.rows = result.rows
     res.subjects = len(subjects)
+    if result.skipped:      # their cells were counted as sealed when the page was made
+        res.rows_changed_meanwhile = len(result.skipped)
+        res.cells_sealed -= sum(1 for r in result.skipped for c in targets_
+                                if r.get(c) is not None and not looks_sealed(r[c]))
 
 
 def _objects(values: list[Any]) -> np.ndarray:

@@ -26,7 +26,7 @@ import itertools
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -67,10 +67,12 @@ FORK_WINDOW = 16                # row groups prepared (and held) before each for
 
 @dataclass
 class RewriteResult:
-    """Rows read and rows changed."""
+    """Rows read and rows changed; rows left as they were because they changed meanwhile
+    (SQL sources: a cell no longer held what was read)."""
 
     rows: int = 0
     changed: int = 0
+    skipped: list[Row] = field(default_factory=list)
 
 
 def rewrite_table(conn: Connector, table: str, key: list[str], read: list[str],
@@ -123,7 +125,9 @@ def _rewrite_sql(conn: Any, table: str, key: list[str], read: list[str], targets
         result.rows += len(rows)
         result.changed += len(todo)
         if apply and todo:
-            _apply_sql(conn, table, key, todo)
+            skipped = _apply_sql(conn, table, key, todo)
+            result.changed -= len(skipped)
+            result.skipped += skipped
         else:
             _end_read(conn)
         if progress:
@@ -138,17 +142,19 @@ def _end_read(conn: Any) -> None:
 
 
 def _apply_sql(conn: Any, table: str, key: list[str], todo: list[tuple[Row, dict[str, Any]]]
-               ) -> None:
-    """One transaction: each row's new values, where its cells still hold what was read."""
+               ) -> list[Row]:
+    """One transaction: each row's new values, where its cells still hold what was read.
+    Returns the rows left as they were (changed by someone else since they were read)."""
     ident, ph = conn._ident, conn.placeholder
     ref = conn._table_ref(table)
     groups: dict[tuple[str, ...], list[tuple[Row, dict[str, Any]]]] = {}
     for row, ch in todo:
         groups.setdefault(tuple(sorted(ch)), []).append((row, ch))
+    updated = 0
     with conn.transaction():
         for cols, items in groups.items():
             if conn.kind == "duckdb":
-                _apply_duckdb(conn, ref, key, list(cols), items)
+                updated += _apply_duckdb(conn, ref, key, list(cols), items)
                 continue
             sets = ", ".join(f"{ident(c)} = {ph}" for c in cols)
             keyq = " AND ".join(f"{ident(k)} = {ph}" for k in key)
@@ -159,13 +165,36 @@ def _apply_sql(conn: Any, table: str, key: list[str], todo: list[tuple[Row, dict
             cur = conn._conn.cursor()
             try:
                 cur.executemany(sql, params)
+                updated += max(cur.rowcount, 0)   # the sum over the statements
             finally:
                 cur.close()
+        if updated >= len(todo):
+            return []
+        return _not_written(conn, ref, key, todo)
+
+
+def _not_written(conn: Any, ref: str, key: list[str], todo: list[tuple[Row, dict[str, Any]]]
+                 ) -> list[Row]:
+    """The rows of ``todo`` whose cells do not hold their new values (read again, in the
+    transaction that wrote them)."""
+    ident, ph = conn._ident, conn.placeholder
+    keyq = " AND ".join(f"{ident(k)} = {ph}" for k in key)
+    out = []
+    for row, ch in todo:
+        cols = sorted(ch)
+        cur = conn._run(f"SELECT {', '.join(ident(c) for c in cols)} FROM {ref} "  # noqa: S608
+                        f"WHERE {keyq}", [row[k] for k in key])
+        now = cur.fetchall()
+        cur.close()
+        if not now or any(v != ch[c] for c, v in zip(cols, now[0], strict=True)):
+            out.append(row)
+    return out
 
 
 def _apply_duckdb(conn: Any, ref: str, key: list[str], cols: list[str],
-                  items: list[tuple[Row, dict[str, Any]]]) -> None:
-    """DuckDB: the page as an Arrow table joined in one UPDATE (executemany is slow)."""
+                  items: list[tuple[Row, dict[str, Any]]]) -> int:
+    """DuckDB: the page as an Arrow table joined in one UPDATE (executemany is slow); the
+    rows it changed."""
     ident = conn._ident
     data: dict[str, list[Any]] = {f"k{i}": [r[k] for r, _ in items] for i, k in enumerate(key)}
     for i, c in enumerate(cols):
@@ -177,8 +206,9 @@ def _apply_duckdb(conn: Any, ref: str, key: list[str], cols: list[str],
         keyq = " AND ".join(f"{ref}.{ident(k)} = u.k{i}" for i, k in enumerate(key))
         same = " AND ".join(f"{ref}.{ident(c)} IS NOT DISTINCT FROM u.o{i}"
                             for i, c in enumerate(cols))
-        conn._conn.execute(f"UPDATE {ref} SET {sets} FROM gk_page AS u "  # noqa: S608
-                           f"WHERE {keyq} AND {same}")
+        done = conn._conn.execute(f"UPDATE {ref} SET {sets} FROM gk_page AS u "  # noqa: S608
+                                  f"WHERE {keyq} AND {same}").fetchall()
+        return int(done[0][0]) if done else 0
     finally:
         conn._conn.unregister("gk_page")
 
