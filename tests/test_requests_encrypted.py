@@ -95,3 +95,33 @@ def test_a_subject_is_found_by_the_blind_index_of_an_encrypted_email(fresh_demo:
         assert c.execute("SELECT count(*) FROM legacy_newsletter_signups WHERE "
                          "signup_id = ?", [signup]).fetchone()[0] == 0
         assert c.execute("SELECT count(*) FROM legacy_newsletter_signups").fetchone()[0] > 0
+
+
+def test_encrypted_free_text_is_masked_in_an_access_export_as_clear_text_is(
+        fresh_demo: Any) -> None:
+    """Found by a helper on classicmodels: a comment naming someone else's phone and e-mail
+    was masked in the export while in clear, and exported as it was once the column was
+    encrypted (the masking ran before the envelope was opened)."""
+    inv = load_inventory(fresh_demo.inventory)
+    store = AuditStore(fresh_demo.root / "audit.duckdb", create=True)
+    db = sqlite3.connect(fresh_demo.app_db)
+    uid, email = db.execute("SELECT u.id, u.email FROM users u JOIN support_tickets t ON "
+                            "t.user_id = u.id ORDER BY u.id LIMIT 1").fetchone()
+    other = "smith.third.party@example.org"
+    db.execute("UPDATE support_tickets SET notes = ? WHERE user_id = ?",
+               (f"Call Mr Smith on +44 20 7946 0958 or mail {other}", uid))
+    db.commit()
+    db.close()
+    (fresh_demo.root / "encryption.yaml").write_text(
+        "version: 1\ncolumns:\n  - {column: app_db.support_tickets.notes}\n")
+    policy = load_policy(fresh_demo.root / "encryption.yaml", inv)
+    out = encrypt(inv, store, SubjectKeys(store, keystore_for(policy, store)), policy,
+                  apply=True)
+    assert next(t for t in out.tables if t.table == "support_tickets").cells_sealed > 0
+    access = run_request(inv, store, _request(store, "access", email), "dpo")
+    files = open_export(access.export_path, access.passphrase)
+    tickets = files["data/app_db/support_tickets.json"]
+    tickets = tickets if isinstance(tickets, list) else json.loads(tickets)
+    notes = [t["notes"] for t in tickets if t["notes"] and "Smith" in t["notes"]]
+    assert notes and all(other not in n and "7946 0958" not in n for n in notes), notes
+    assert all("<EMAIL_ADDRESS>" in n and not n.startswith("gk1:") for n in notes)

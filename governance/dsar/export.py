@@ -222,6 +222,12 @@ def build_package(request_id: str, law: str, identities: Sequence[Identity],
     tables = package_rows(resolution, identities)
     if decrypt is not None:  # cells sealed by field encryption, opened (and logged)
         tables = decrypt(tables)
+        # Free text opened just now is masked as clear free text was (third parties' data
+        # in it), which package_rows could not see through the envelope.
+        tables = {(s, t): [{k: _free_text(v, identities)
+                            if FREE_TEXT in categories.get((s, t, k), set()) else v
+                            for k, v in row.items()} for row in rows]
+                  for (s, t), rows in tables.items()}
     organization = inventory.organization if inventory is not None else None
     summary: dict[str, Any] = {
         "request_id": request_id, "law": law, "controller": organization or NOT_DECLARED,
