@@ -733,7 +733,7 @@ def test_postgres_columns_too_narrow_for_envelopes_are_named_before_anything_is_
             [res] = out.tables
             assert not out.ok and res.error is not None
             assert "pg.user_kyc.resident_id: its longest value sealed takes" in res.error
-            assert "the column holds 40; widen it first" in res.error
+            assert "the column holds 40; widen them first" in res.error
             assert table() == before and made() == 0
         with psycopg.connect(pg_dsn, autocommit=True) as c:
             c.execute(f'ALTER TABLE "{schema}".user_kyc ALTER COLUMN resident_id TYPE '

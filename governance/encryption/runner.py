@@ -279,6 +279,7 @@ def _check_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connector
     conn.check_columns(table, key)
     need = owners.needed_columns((source, table))
     kinds = {}
+    narrow = []
     for t in cols:
         if t.column in key or t.column in need:
             raise EncryptionError(f"{t.name} identifies rows or their owner; it cannot be "
@@ -288,10 +289,9 @@ def _check_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connector
         if room is not None and kinds[t.column] == "text":
             needed = longest_envelope(conn, table, t.column)
             if needed > room:
-                raise EncryptionError(
-                    f"{t.name}: its longest value sealed takes {needed} characters and the "
-                    f"column holds {room}; widen it first (e.g. to varchar({needed + 16}) "
-                    "or text); nothing was sealed")
+                narrow.append(f"{t.name}: its longest value sealed takes {needed} characters "
+                              f"and the column holds {room}")
+                continue
         if t.blind_index:
             conn.check_columns(table, [t.blind_index])
             room = declared_length(conn, table, t.blind_index)
@@ -300,6 +300,9 @@ def _check_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connector
                     f"{source}.{table}.{t.blind_index}: a blind index takes "
                     f"{BLIND_INDEX_CHARS} characters and the column holds {room}; widen it "
                     "first; nothing was sealed")
+    if narrow:        # every column too narrow named at once: one ALTER each, one run
+        raise EncryptionError(f"{'; '.join(narrow)}; widen them first (to text, or a "
+                              "varchar a little longer); nothing was sealed")
     if f"{source}.{table}" in policy.row_keys and not unique_key(conn, table, key):
         raise EncryptionError(f"{source}.{table}: row_keys {', '.join(key)} is not unique "
                               "(or has empty values)")
