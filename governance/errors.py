@@ -51,3 +51,15 @@ class StepStopped(GovernanceError):
         """This error, its message followed by ``text``."""
         self.args = (f"{self.args[0]}; {text}",)
         return self
+
+
+DRIVER_MODULES = ("psycopg", "sqlite3", "duckdb")
+
+
+def refused_by_database(e: BaseException) -> str | None:
+    """The first line of an error a database driver raised (a constraint, a value too
+    long; its type's name when it says nothing), or None for any other error. Only the
+    first line: drivers add the failing row's values on the next ones."""
+    if type(e).__module__.split(".")[0] not in DRIVER_MODULES:
+        return None
+    return str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -38,10 +38,7 @@ def mask_free_text(text: str) -> str:
     return mask_person_names(redact(text, detect_line(text)))
 
 
-_WORD = re.compile(r"[^\W\d_][^\W\d_'’\-]*(?:['’\-][^\W\d_]+)*")
 _HAN_RUN = re.compile(r"(?<![\u4e00-\u9fff])[\u4e00-\u9fff]{2,4}(?![\u4e00-\u9fff])")
-_PARTICLES = frozenset("van der den de da das do dos du von la le di del della bin al ben "
-                       "mc mac".split())
 
 
 def _capitalised(word: str) -> bool:
@@ -62,10 +59,10 @@ def mask_person_names(text: str) -> str:
     between them) of which one is a listed given name or surname ("Keiko Silva"), and
     two to four Chinese characters standing alone that begin with a Chinese surname.
     It errs towards masking: a place such as "New York" is masked too."""
-    from governance.detection.values import name_lists
+    from governance.detection.values import NAME_PARTICLES, NAME_WORD, name_lists
 
     given, family, chinese = name_lists()
-    words = list(_WORD.finditer(text))
+    words = list(NAME_WORD.finditer(text))
     spans: list[tuple[int, int]] = []
     i = 0
     while i < len(words):
@@ -79,7 +76,7 @@ def mask_person_names(text: str) -> str:
             gap = text[run[-1].end():words[j].start()]
             w = words[j].group()
             if gap == " " and ((_capitalised(w) and w.isupper() == caps)
-                               or (not caps and w.lower() in _PARTICLES)):
+                               or (not caps and w.lower() in NAME_PARTICLES)):
                 run.append(words[j])
                 j += 1
                 continue

@@ -416,55 +416,38 @@ def test_redact_into_a_number_is_refused_with_file_line_and_field(
         check.close()
 
 
-def test_redact_into_a_text_foreign_key_is_refused(northwind_pg: PublicDb, tmp_path: Path
-                                                  ) -> None:
-    """Northwind's orders point at customers by a text id: redacting it would point them
-    at no customer."""
+@pytest.mark.parametrize(("setup", "table", "clock", "column", "why"), [
+    # Northwind's orders point at customers by a text id: redacting it would point them at
+    # no customer.
+    ([], "orders", "order_date", "customer_id", "is part of a foreign key"),
+    # Found by a helper on the employees sample: redacting titles.title, part of its
+    # primary key, ended in a traceback that printed a row's key, and every re-run failed
+    # alike. Northwind's customers.customer_id is a text primary key (the copy gets a date
+    # column to count from).
+    (["ALTER TABLE customers ADD COLUMN joined date",
+      "UPDATE customers SET joined = '2001-01-01'"], "customers", "joined", "customer_id",
+     "is part of the table's primary key"),
+], ids=["foreign key", "primary key"])
+def test_redacting_a_key_column_is_refused(northwind_pg: PublicDb, tmp_path: Path,
+                                           setup: list[str], table: str, clock: str,
+                                           column: str, why: str) -> None:
+    """Refused when the policy is checked (file, line, field), nothing changed."""
     from governance.errors import ConfigError
 
     db = northwind_pg
     check = db.connect()
     try:
+        if setup:
+            check.execute(*setup)
         before = row_hashes(check)
         path = tmp_path / "retention.yaml"
         path.write_text("version: 1\nprofile: nw\njurisdictions: [EU]\nrules:\n"
-                        "  - name: orders-minimise\n    tables: [northwind.orders]\n"
-                        "    retain: 10 years\n    clock: order_date\n"
-                        "    action: anonymize\n    columns: {customer_id: redact}\n"
+                        f"  - name: minimise\n    tables: [northwind.{table}]\n"
+                        f"    retain: 10 years\n    clock: {clock}\n"
+                        f"    action: anonymize\n    columns: {{{column}: redact}}\n"
                         "    basis: Not needed\n")
         with pytest.raises(ConfigError, match=re.escape(
-                "rules[0].columns.customer_id: northwind.orders.customer_id is part of a "
-                "foreign key")):
-            apply_retention(load_policies([path]), load_inventory(db.fk_inventory), db.store,
-                            NOW, "t")
-        assert row_hashes(check) == before
-    finally:
-        check.close()
-
-
-def test_anonymizing_a_primary_key_column_is_refused(northwind_pg: PublicDb, tmp_path: Path
-                                                     ) -> None:
-    """Found by a helper on the employees sample: redacting titles.title, part of its
-    primary key, ended in a traceback that printed a row's key, and every re-run failed
-    alike. Refused when the policy is checked (Northwind's customers.customer_id, a text
-    primary key; the copy gets a date column to count from), nothing changed."""
-    from governance.errors import ConfigError
-
-    db = northwind_pg
-    check = db.connect()
-    try:
-        check.execute("ALTER TABLE customers ADD COLUMN joined date",
-                      "UPDATE customers SET joined = '2001-01-01'")
-        before = row_hashes(check)
-        path = tmp_path / "retention.yaml"
-        path.write_text("version: 1\nprofile: nw\njurisdictions: [EU]\nrules:\n"
-                        "  - name: customers-minimise\n    tables: [northwind.customers]\n"
-                        "    retain: 10 years\n    clock: joined\n"
-                        "    action: anonymize\n    columns: {customer_id: redact}\n"
-                        "    basis: Not needed\n")
-        with pytest.raises(ConfigError, match=re.escape(
-                "rules[0].columns.customer_id: northwind.customers.customer_id is part of "
-                "the table's primary key")):
+                f"rules[0].columns.{column}: northwind.{table}.{column} {why}")):
             apply_retention(load_policies([path]), load_inventory(db.fk_inventory), db.store,
                             NOW, "t")
         assert row_hashes(check) == before

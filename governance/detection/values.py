@@ -37,11 +37,13 @@ from typing import Any
 # Values looked at per column (the first ones, distinct values of a repetitive column).
 PROFILE_VALUES = 1_000
 
-_WORD = re.compile(r"[^\W\d_][^\W\d_'’\-]*(?:['’\-][^\W\d_]+)*")
+# A word of a name: letters, joined by apostrophes or hyphens ("O'Brien", "Jean-Luc").
+NAME_WORD = re.compile(r"[^\W\d_][^\W\d_'’\-]*(?:['’\-][^\W\d_]+)*")
 _INITIALS = re.compile(r"^(?:[A-Z]\.?\s*){1,3}$")
 _SEGMENTS = re.compile(r"\s*(?:[,;/&+]|\band\b|\be\b|\by\b|\bund\b|\bet\b)\s*")
-_PARTICLES = frozenset("van der den de da das do dos du von la le di del della bin al "
-                       "ben mc mac st jr sr ii iii".split())
+# Lower-case words inside a name ("van der", "de la") and its suffixes.
+NAME_PARTICLES = frozenset("van der den de da das do dos du von la le di del della bin al "
+                           "ben mc mac st jr sr ii iii".split())
 _HAN = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
 
 
@@ -145,11 +147,11 @@ def is_city(value: str) -> bool:
 
 
 def _person_segment(segment: str, given: frozenset[str], family: frozenset[str]) -> bool:
-    words = _WORD.findall(segment)
-    rest = _WORD.sub("", segment)
+    words = NAME_WORD.findall(segment)
+    rest = NAME_WORD.sub("", segment)
     if not words or len(words) > 5 or re.search(r"\d", rest):
         return False
-    proper = [w for w in words if w.lower() not in _PARTICLES]
+    proper = [w for w in words if w.lower() not in NAME_PARTICLES]
     if not proper or not all(w[0].isupper() for w in proper):
         return False
     initials = [w for w in proper if len(w) == 1]

@@ -68,7 +68,7 @@ from governance.encryption.writers import (
     sealed_cells,
     unique_key,
 )
-from governance.errors import GovernanceError, SourceError
+from governance.errors import GovernanceError, SourceError, refused_by_database
 from governance.inventory import FILE_KINDS, Inventory
 from governance.sources.pool import ConnectorPool
 
@@ -252,12 +252,11 @@ def encrypt(inventory: Inventory, store: AuditStore, keys: SubjectKeys | None,
             except GovernanceError as e:
                 res.error = str(e).splitlines()[0]
             except Exception as e:
-                if type(e).__module__.split(".")[0] not in ("psycopg", "sqlite3", "duckdb"):
+                refused = refused_by_database(e)
+                if refused is None:
                     raise
-                # The database refused a change (its transaction rolled back): one line,
-                # its first (drivers add the failing row's values on the next ones).
-                first = str(e).splitlines()[0] if str(e) else ""
-                res.error = f"the database refused a change: {type(e).__name__}: {first}"
+                # The database refused a change (its transaction rolled back): one line.
+                res.error = f"the database refused a change: {type(e).__name__}: {refused}"
             if apply:
                 _log(store, actor, ENCRYPT_ACTION, f"{source}.{table}",
                      {"columns": res.columns, "rows": res.rows, "cells_sealed": res.cells_sealed,

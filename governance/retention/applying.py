@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 from governance.audit_store import AuditStore
 from governance.audit_store.files import held_exclusively
 from governance.audit_store.store import append_log_row, utcnow
-from governance.errors import RetentionError
+from governance.errors import RetentionError, refused_by_database
 from governance.faults import fault_point
 from governance.ids import new_id
 from governance.inventory import Inventory
@@ -142,13 +142,13 @@ def _apply(policies: Sequence[Policy], inventory: Inventory, store: AuditStore,
                 result.steps.append(_run_step(store, pool, run_id, no, row, step,
                                               batch_rows, actor, say, guard))
             except Exception as e:
-                if type(e).__module__.split(".")[0] not in ("psycopg", "sqlite3", "duckdb"):
+                refused = refused_by_database(e)
+                if refused is None:
                     raise
                 # The database refused a batch (its transaction rolled back): the run
-                # stops, recorded; only the first line (drivers add the row's values next).
-                first = str(e).splitlines()[0] if str(e) else type(e).__name__
+                # stops, recorded.
                 _fail(store, run_id, actor, f"step {no} ({row['rule']} on {row['source']}."
-                      f"{row['table_name']}): the database refused a change ({first}); "
+                      f"{row['table_name']}): the database refused a change ({refused}); "
                       "that batch was rolled back and nothing more was changed")
         _finish(store, run_id, actor, result)
     return result
@@ -190,10 +190,8 @@ class _HoldGuard:
 
     def __init__(self, store: AuditStore, run_id: str, now: datetime, actor: str):
         self.store, self.run_id, self.now, self.actor = store, run_id, now, actor
-        rows = store.query("SELECT details FROM audit_log WHERE action = 'retention.planned' "
-                           "AND target = ?", [run_id])
-        details = json.loads(rows[0]["details"]) if rows and isinstance(
-            rows[0]["details"], str) else (rows[0]["details"] if rows else None)
+        logged = store.log_events(["retention.planned"], target=run_id)
+        details = logged[0].details if logged else None
         planned = details.get("holds") if isinstance(details, dict) else None
         # (A run planned before holds were recorded with it is not checked.)
         self.planned: set[str] | None = set(planned) if planned is not None else None
