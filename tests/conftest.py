@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-# The public datasets' fixtures (Chinook, TPC-DS on SQLite and PostgreSQL), registered once
+# The public datasets' fixtures (Chinook, TPC-DS, Oracle's CO and HR on SQLite and PostgreSQL;
+# Northwind and Pagila on PostgreSQL), registered once
 # for every test module.
 from public_data.fixtures import (  # noqa: F401
     _pg_templates,
@@ -16,6 +17,8 @@ from public_data.fixtures import (  # noqa: F401
     chinook_pg,
     chinook_sqlite,
     northwind_pg,
+    oracle_co,
+    oracle_hr,
     pagila_pg,
     tpcds,
     tpcds_data,

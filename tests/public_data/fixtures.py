@@ -25,6 +25,7 @@ from governance.audit_store import AuditStore
 from . import chinook as chinook_dataset
 from . import northwind as northwind_dataset
 from . import pagila as pagila_dataset
+from . import sample_schemas
 from . import tpcds as tpcds_dataset
 from .inventories import write_inventories
 from .oracle import Db
@@ -32,14 +33,14 @@ from .sources import DataUnavailable
 
 PG_DSN_ENV = "GOVKIT_PUBLIC_DATA_PG_DSN"
 SOURCE = {"chinook": "chinook", "tpcds": "tpcds", "northwind": "northwind",
-          "pagila": "pagila"}
+          "pagila": "pagila", "co": "co", "hr": "hr"}
 
 
 @dataclass
 class PublicDb:
     """One fresh copy of a public dataset, with its inventories and an audit store."""
 
-    dataset: str              # chinook | tpcds | northwind
+    dataset: str              # chinook | tpcds | northwind | pagila | co | hr
     kind: str                 # sqlite | postgres
     target: str               # file path or DSN
     fk_inventory: Path        # written from the foreign keys alone
@@ -109,6 +110,8 @@ def _sqlite_template(dataset: str, cache: dict[str, Path], folder: Path,
         try:
             if dataset == "chinook":
                 chinook_dataset.load_sqlite(path)
+            elif dataset in sample_schemas.DATASETS:
+                sample_schemas.load_sqlite(path, dataset)
             else:
                 tpcds_dataset.load_sqlite(request.getfixturevalue("tpcds_data"), path)
         except DataUnavailable as e:
@@ -146,6 +149,8 @@ def _pg_template(dataset: str, made: dict[str, str], pg_dsn: str,
                 northwind_dataset.load_postgres(dsn)
             elif dataset == "pagila":
                 pagila_dataset.load_postgres(dsn)
+            elif dataset in sample_schemas.DATASETS:
+                sample_schemas.load_postgres(dsn, dataset)
             else:
                 tpcds_dataset.load_postgres(request.getfixturevalue("tpcds_data"), dsn)
         except DataUnavailable as e:
@@ -242,6 +247,18 @@ def pagila_pg(tmp_path: Path, request: pytest.FixtureRequest, pg_dsn: str,
     yield from _pg_copy("pagila", tmp_path, request, pg_dsn, _pg_templates, monkeypatch)
 
 
+def _sample_schema(dataset: str, request: pytest.FixtureRequest) -> Iterator[PublicDb]:
+    if request.param == "sqlite":
+        yield _sqlite_copy(dataset, request.getfixturevalue("tmp_path"), request,
+                           request.getfixturevalue("_sqlite_templates"),
+                           request.getfixturevalue("tmp_path_factory"))
+        return
+    yield from _pg_copy(dataset, request.getfixturevalue("tmp_path"), request,
+                        request.getfixturevalue("pg_dsn"),
+                        request.getfixturevalue("_pg_templates"),
+                        request.getfixturevalue("monkeypatch"))
+
+
 BACKENDS = ["sqlite", pytest.param("pg", marks=pytest.mark.postgres)]
 
 
@@ -255,3 +272,16 @@ def chinook(request: pytest.FixtureRequest) -> PublicDb:
 def tpcds(request: pytest.FixtureRequest) -> PublicDb:
     """The TPC-DS subset on each backend."""
     return request.getfixturevalue(f"tpcds_{request.param}")
+
+
+@pytest.fixture(params=BACKENDS)
+def oracle_co(request: pytest.FixtureRequest) -> Iterator[PublicDb]:
+    """Oracle's CO sample schema (customer orders; committed with its MIT licence) on each
+    backend, a copy of the test's own."""
+    yield from _sample_schema("co", request)
+
+
+@pytest.fixture(params=BACKENDS)
+def oracle_hr(request: pytest.FixtureRequest) -> Iterator[PublicDb]:
+    """Oracle's HR sample schema (employees, managers, job history) on each backend."""
+    yield from _sample_schema("hr", request)

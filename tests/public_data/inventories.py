@@ -26,6 +26,8 @@ PEOPLE = {
     "tpcds": {"customer": "c_customer_sk"},
     "northwind": {"customers": "customer_id", "employees": "employee_id"},
     "pagila": {"customer": "customer_id", "staff": "staff_id"},
+    "co": {"customers": "customer_id"},
+    "hr": {"employees": "employee_id"},
 }
 CATEGORIES = {
     "chinook": {
@@ -50,6 +52,14 @@ CATEGORIES = {
         "email": "contact.email", "phone": "contact.phone",
         "address": "location.address", "address2": "location.address",
         "district": "location.address", "postal_code": "location.address",
+    },
+    "co": {
+        "email_address": "contact.email", "full_name": "identity.name",
+        "delivery_address": "location.address",
+    },
+    "hr": {
+        "first_name": "identity.name", "last_name": "identity.name", "email": "contact.email",
+        "phone_number": "contact.phone",
     },
     "tpcds": {
         "c_first_name": "identity.name", "c_last_name": "identity.name",
@@ -78,6 +88,17 @@ DECLARED: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
         ("customer", "address_id"): {"kind": "detail"},
         ("staff", "address_id"): {"kind": "detail"},
         ("rental", "customer_id"): {"kind": "owner"},
+    },
+    "co": {
+        ("orders", "customer_id"): {"kind": "owner"},
+        ("shipments", "customer_id"): {"kind": "owner"},
+        ("order_items", "order_id"): {"kind": "owner"},
+        ("order_items", "shipment_id"): {"kind": "owner"},
+    },
+    "hr": {
+        ("employees", "manager_id"): {"kind": "reference", "on_erase": "detach"},
+        ("departments", "manager_id"): {"kind": "reference", "on_erase": "detach"},
+        ("job_history", "employee_id"): {"kind": "owner"},
     },
     "tpcds": {
         ("customer", "c_current_addr_sk"): {"kind": "detail"},
