@@ -201,3 +201,91 @@ def test_hr_erasing_a_manager_declared_detach_clears_only_the_pointers_to_them(
                     assert new_by[r[at]] == r
     finally:
         check.close()
+
+
+# -- CO as Parquet files (no primary keys: rows are matched through their references) -----
+
+def _row_digest(row: dict[str, Any]) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _parquet_rows(folder: Any) -> dict[str, list[str]]:
+    """Each file's rows as sorted per-row SHA-256 digests, read with pyarrow."""
+    import pyarrow.parquet as pq
+
+    return {p.stem: sorted(_row_digest(r) for r in pq.read_table(p).to_pylist())
+            for p in sorted(folder.glob("*.parquet"))}
+
+
+@pytest.mark.parametrize("oracle_co", ["sqlite"], indirect=True)
+def test_co_as_parquet_files_erasure_removes_exactly_the_customers_rows(
+        oracle_co: PublicDb, tmp_path: Any) -> None:
+    """Files have no primary key: an order line, with an owner column to its order and one
+    to its shipment, cannot be picked exactly until the inventory says which owns it (the
+    erasure stops, nothing changed); declared, the erasure removes exactly the customer's
+    rows (the order's lines)."""
+    import sqlite3
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import yaml
+    from public_data.inventories import inventory
+
+    data = tmp_path / "files"
+    data.mkdir()
+    src = sqlite3.connect(oracle_co.target)
+    check = oracle_co.connect()
+    try:
+        cid, email = _co_customer(check)
+        own: dict[str, list[str]] = {}
+        for table in ("customers", "orders", "shipments", "order_items", "stores",
+                      "products", "inventory"):
+            cur = src.execute(f'SELECT * FROM "{table}"')
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            pq.write_table(pa.Table.from_pylist(rows), data / f"{table}.parquet")
+        own_sql = {
+            "customers": "SELECT * FROM customers WHERE customer_id = ?",
+            "orders": "SELECT * FROM orders WHERE customer_id = ?",
+            "shipments": "SELECT * FROM shipments WHERE customer_id = ?",
+            "order_items": "SELECT i.* FROM order_items i JOIN orders o ON o.order_id = "
+                           "i.order_id WHERE o.customer_id = ?",
+        }
+        for table, text in own_sql.items():
+            cur = src.execute(text, (cid,))
+            names = [d[0] for d in cur.description]
+            own[table] = sorted(_row_digest(dict(zip(names, r, strict=True)))
+                                for r in cur.fetchall())
+        inv = inventory(check, "co", {"name": "co", "kind": "parquet",
+                                      "connection": {"path": str(data)}}, declared=False)
+    finally:
+        src.close()
+        check.close()
+    path = tmp_path / "files.yaml"
+    path.write_text(yaml.safe_dump(inv, sort_keys=False))
+    before = _parquet_rows(data)
+    book = RequestBook(oracle_co.store)
+    rid = book.create("erasure", [f"email={email}"], "EU", "dpo").request_id
+    book.verify(rid, "dpo", "identity checked")
+    approve_plan(oracle_co.store, rid, path)
+    with pytest.raises(GovernanceError, match=r"nothing was changed: co\.order_items: has no "
+                       r"primary key, subject key or single owner column"):
+        run_request(load_inventory(path), oracle_co.store, rid, "dpo",
+                    confirm=lambda steps: True)
+    assert _parquet_rows(data) == before
+    lines = next(t for t in inv["sources"][0]["tables"] if t["name"] == "order_items")
+    for ref in lines["references"]:
+        ref["kind"] = "owner" if ref["column"] == "order_id" else "reference"
+    path.write_text(yaml.safe_dump(inv, sort_keys=False))
+    outcome = run_request(load_inventory(path), oracle_co.store, rid, "dpo",
+                          confirm=lambda steps: True)
+    assert outcome.status == "completed", outcome.remaining
+    after = _parquet_rows(data)
+    for table, rows in before.items():
+        gone = list(rows)
+        for d in after[table]:
+            gone.remove(d)      # every row left was there before, unchanged
+        assert sorted(gone) == own.get(table, []), table
