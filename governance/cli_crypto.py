@@ -116,7 +116,7 @@ def encrypt_command(inventory_path: Path, store_path: Path, policy_path: Path | 
         if not out.tables:
             click.echo("No column of these sources is required encrypted by the policy.")
         for t in out.tables:
-            click.echo(t.describe())
+            click.echo(t.describe(applied=apply))
         if not apply and out.tables:
             click.echo("Dry run: nothing was changed (add --apply to encrypt).")
     if not out.ok:

@@ -9,6 +9,7 @@ import base64
 import csv
 import hashlib
 import os
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -412,6 +413,22 @@ def test_blind_index_finds_a_subject_by_encrypted_email(fresh_demo: Any, tmp_pat
                          "WHERE email_bidx = ?", (probe,)).fetchall()
     assert [h[0] for h in hits] == [wanted[0]]
     assert hits[0][1].startswith("gk1:")
+
+
+def test_a_dry_run_says_what_it_would_seal_not_that_it_sealed(fresh_demo: Any,
+                                                              tmp_path: Path) -> None:
+    store_path = tmp_path / "audit.duckdb"
+    AuditStore(store_path, create=True).schema_version()
+    digest = hashlib.sha256(fresh_demo.app_db.read_bytes()).hexdigest()
+    args = ["encrypt", "-i", str(fresh_demo.inventory), "--store", str(store_path)]
+    dry = CliRunner().invoke(main, args)
+    assert dry.exit_code == 0, dry.output
+    summaries = [line for line in dry.output.splitlines() if " rows, " in line]
+    assert summaries and all(re.search(r"\d+ cell\(s\) to seal, ", line) for line in summaries)
+    assert "cell(s) sealed" not in dry.output
+    assert hashlib.sha256(fresh_demo.app_db.read_bytes()).hexdigest() == digest
+    done = CliRunner().invoke(main, [*args, "--apply"])
+    assert done.exit_code == 0 and re.search(r"[1-9]\d* cell\(s\) sealed, ", done.output)
 
 
 def test_wrong_or_missing_master_key_is_one_line_and_changes_nothing(

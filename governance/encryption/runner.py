@@ -100,8 +100,8 @@ class TableOutcome:
     rows_changed_meanwhile: int = 0   # changed by someone else while sealed: left as they were
     error: str | None = None
 
-    def describe(self) -> str:
-        """One line for the terminal."""
+    def describe(self, applied: bool = True) -> str:
+        """One line for the terminal (``applied``: False for a dry run: what it would do)."""
         if self.error:
             return f"{self.source}.{self.table}: NOT DONE: {self.error}"
         extra = ""
@@ -112,7 +112,8 @@ class TableOutcome:
             extra += (f"; NOT FINISHED: {self.rows_changed_meanwhile} row(s) changed by "
                       "someone else meanwhile were left as they are: run encrypt again")
         return (f"{self.source}.{self.table} [{', '.join(self.columns)}]: {self.rows} rows, "
-                f"{self.cells_sealed} cell(s) sealed, {self.cells_already} already sealed, "
+                f"{self.cells_sealed} cell(s) {'sealed' if applied else 'to seal'}, "
+                f"{self.cells_already} already sealed, "
                 f"{self.subjects} subject(s){extra}")
 
 
