@@ -220,24 +220,22 @@ def _parquet_rows(folder: Any) -> dict[str, list[str]]:
             for p in sorted(folder.glob("*.parquet"))}
 
 
-@pytest.mark.parametrize("oracle_co", ["sqlite"], indirect=True)
-def test_co_as_parquet_files_erasure_removes_exactly_the_customers_rows(
-        oracle_co: PublicDb, tmp_path: Any) -> None:
-    """Files have no primary key: an order line, with an owner column to its order and one
-    to its shipment, cannot be picked exactly until the inventory says which owns it (the
-    erasure stops, nothing changed); declared, the erasure removes exactly the customer's
-    rows (the order's lines)."""
+def _co_files(db: PublicDb, folder: Any) -> tuple[Any, dict[str, Any], int, str,
+                                                dict[str, list[str]]]:
+    """CO's tables written as Parquet files (from the SQLite copy, with pyarrow), the
+    FK-only inventory of them (files have no foreign keys: the references come from the
+    SQLite catalogue), the customer with the most order lines, their e-mail, and their own
+    rows as per-row digests (SQL written here)."""
     import sqlite3
 
     import pyarrow as pa
     import pyarrow.parquet as pq
-    import yaml
     from public_data.inventories import inventory
 
-    data = tmp_path / "files"
+    data = folder / "files"
     data.mkdir()
-    src = sqlite3.connect(oracle_co.target)
-    check = oracle_co.connect()
+    src = sqlite3.connect(db.target)
+    check = db.connect()
     try:
         cid, email = _co_customer(check)
         own: dict[str, list[str]] = {}
@@ -264,6 +262,19 @@ def test_co_as_parquet_files_erasure_removes_exactly_the_customers_rows(
     finally:
         src.close()
         check.close()
+    return data, inv, cid, email, own
+
+
+@pytest.mark.parametrize("oracle_co", ["sqlite"], indirect=True)
+def test_co_as_parquet_files_erasure_removes_exactly_the_customers_rows(
+        oracle_co: PublicDb, tmp_path: Any) -> None:
+    """Files have no primary key: an order line, with an owner column to its order and one
+    to its shipment, cannot be picked exactly until the inventory says which owns it (the
+    erasure stops, nothing changed); declared, the erasure removes exactly the customer's
+    rows (the order's lines)."""
+    import yaml
+
+    data, inv, _, email, own = _co_files(oracle_co, tmp_path)
     path = tmp_path / "files.yaml"
     path.write_text(yaml.safe_dump(inv, sort_keys=False))
     before = _parquet_rows(data)
@@ -289,3 +300,49 @@ def test_co_as_parquet_files_erasure_removes_exactly_the_customers_rows(
         for d in after[table]:
             gone.remove(d)      # every row left was there before, unchanged
         assert sorted(gone) == own.get(table, []), table
+
+
+@pytest.mark.parametrize("oracle_co", ["sqlite"], indirect=True)
+def test_co_a_file_the_inventory_omits_with_the_customers_id_stops_the_request(
+        oracle_co: PublicDb, tmp_path: Any) -> None:
+    """The inventory leaves out the shipments file (files have no foreign keys): its
+    customer_id column names the customers' key. An access stops rather than answer
+    without the customer's shipments (and an erasure without erasing them); declared,
+    the access exports them."""
+    import yaml
+
+    data, inv, cid, email, own = _co_files(oracle_co, tmp_path)
+    tables = inv["sources"][0]["tables"]
+    declared = next(t for t in tables if t["name"] == "shipments")
+    for t in tables:      # the lines' owner is their order; no reference to shipments
+        if t["name"] == "order_items":
+            t["references"] = [r for r in t["references"] if r["column"] != "shipment_id"]
+    inv["sources"][0]["tables"] = [t for t in tables if t["name"] != "shipments"]
+    path = tmp_path / "files.yaml"
+    path.write_text(yaml.safe_dump(inv, sort_keys=False))
+    before = _parquet_rows(data)
+    book = RequestBook(oracle_co.store)
+    for rtype in ("access", "erasure"):
+        rid = book.create(rtype, [f"email={email}"], "EU", "dpo").request_id
+        book.verify(rid, "dpo", "identity checked")
+        if rtype == "erasure":
+            approve_plan(oracle_co.store, rid, path)
+        with pytest.raises(GovernanceError, match=(
+                rf"co\.shipments: {len(own['shipments'])} row\(s\) whose customer_id equals "
+                r"the customer_id of the subject's co\.customers row; the table is not in the "
+                r"inventory")):
+            run_request(load_inventory(path), oracle_co.store, rid, "dpo",
+                        confirm=lambda steps: True)
+        assert _parquet_rows(data) == before
+    inv["sources"][0]["tables"].append(declared)
+    path.write_text(yaml.safe_dump(inv, sort_keys=False))
+    rid = book.create("access", [f"email={email}"], "EU", "dpo").request_id
+    book.verify(rid, "dpo", "identity checked")
+    outcome = run_request(load_inventory(path), oracle_co.store, rid, "dpo",
+                          confirm=lambda steps: True)
+    assert outcome.status == "completed"
+    files = open_export(outcome.export_path, outcome.passphrase)
+    shipped = [r for name, rows in files.items() if name.endswith("/shipments.json")
+               for r in rows]
+    assert sorted(_row_digest(r) for r in shipped) == own["shipments"]
+    assert all(r["customer_id"] == cid for r in shipped)

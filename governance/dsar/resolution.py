@@ -676,6 +676,49 @@ class _Resolver:
                               self.graph.distance(table) if who else 0)
                     self.identity_column.setdefault(table, found[0][2])
 
+    def check_undeclared_pointers(self) -> None:
+        """Rows of a table the inventory does not list that may be the subject's: a column
+        named for one of their person tables (``user_id`` for ``users.id``), or classified
+        by the scan as account ids, that is no reference (no foreign key), holding the key
+        of one of the subject's person rows. Whose rows these are is not known, so the
+        request stops and asks (counts and names only)."""
+        people = {t: rows for t, rows in self.owned.items() if self.graph.is_person(t)}
+        if not people:
+            return
+        keyed: list[tuple[TableKey, str, list[Any]]] = []
+        for table, rows in people.items():
+            decl = self.inv.source(table[0]).table(table[1])
+            info = self.info(table)
+            key = decl.subject_key if decl is not None and decl.subject_key else (
+                info.primary_key[0] if info is not None and len(info.primary_key) == 1
+                else None)
+            values = [r.get(key) for r in rows.values() if key and r.get(key) is not None]
+            if key and values:
+                keyed.append((table, key, values))
+        for table, info in self.tables():
+            if self.inv.source(table[0]).table(table[1]) is not None \
+                    or self.graph.is_person(table):
+                continue
+            linked = {e.column for e in self.graph.out_edges(table)}
+            for col in info.column_names:
+                if col in linked:
+                    continue
+                ids = "identity.user_id" in self.cats.get((table[0], table[1], col), set())
+                for person, key, values in keyed:
+                    if not (ids or col.lower() in pointer_names(person[1], key)):
+                        continue
+                    found = self.find(table, col, values)
+                    if found:
+                        self.blockers.append(
+                            f"{table[0]}.{table[1]}: {len(found)} row(s) whose {col} equals "
+                            f"the {key} of the subject's {person[0]}.{person[1]} row; the table "
+                            f"is not in the inventory and {col} is no reference (no foreign "
+                            "key), so whose rows these are is not known and they were not "
+                            "included. Declare the table in the inventory (with `references: "
+                            f"[{{column: {col}, to: {person[1]}.{key}}}]` if it points there, "
+                            "without if it does not) and run the request again")
+                        break
+
     def follow_owners(self) -> None:
         """Rows reaching the subject's rows through owner edges, breadth first."""
         frontier = {t: list(rows.values()) for t, rows in self.owned.items()}
@@ -785,6 +828,18 @@ class _Resolver:
         values = [key_value(r, key) for r in rows.values()] if key else []
         return Location(table[0], table[1], how, key, via, hops, values,
                         list(rows.values()), relation)
+
+
+def pointer_names(table: str, key: str) -> set[str]:
+    """Lower-case names a column pointing at ``table.key`` usually has: ``user_id`` and
+    ``userid`` for ``users.id``, ``customer_id`` for ``customers.customer_id``."""
+    t, k = table.lower(), key.lower()
+    singular = {t, t[:-1] if t.endswith("s") else t, t[:-2] if t.endswith("es") else t,
+                t[:-3] + "y" if t.endswith("ies") else t}
+    names = {k} if k != "id" else set()
+    for one in singular:
+        names |= {f"{one}_{k}", f"{one}{k}", f"{one}_id", f"{one}id"}
+    return names
 
 
 def _mentions(text: str, identities: Sequence[Identity]) -> bool:
@@ -949,6 +1004,7 @@ def locate_subject(inventory: Inventory, identities: Sequence[Identity], pool: C
                      f"{sum(len(v) for v in left.values())} row(s) holding one left as "
                      "someone else's)")
     r.follow_owners()
+    r.check_undeclared_pointers()
     r.follow_details()
     exclusive_all = [*given, *[i for i in derived if i not in shared_ids]]
     r.search_free_text([*given, *derived], exclusive_all)
