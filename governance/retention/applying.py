@@ -397,7 +397,8 @@ def _apply_file(store: AuditStore, pool: ConnectorPool, run_id: str, no: int,
     conn: Any = pool.get(step.source)
     q = conn._ident
     view = step.table
-    where = step.where
+    # As applied: no row refers to it any more (the rows due before it are gone by now).
+    where = step.strict_where or step.where
     key = q(str(step.file_key))
     keys = [r[0] for r in conn._conn.execute(
         f"SELECT CAST({key} AS VARCHAR) FROM {q(view)} AS {ALIAS} WHERE {where.sql} AND "

@@ -151,20 +151,30 @@ def _steps_for(comp: Compiler, r: RuleOnTable, decisions: dict[tuple[str, str], 
                 r.columns if r.rule.action == "anonymize" else {}, comp.cutoff(r), where, held)
     src = estate.inventory.source(r.source)
     if src.kind in FILE_KINDS and r.rule.action != "review":
-        decl = src.table(r.table)
-        step.file_key = r.policy.profile.keys.get(f"{r.source}.{r.table}") or \
-            (decl.subject_key if decl else None)
+        step.file_key = _file_key(r.policy, estate, r.source, r.table)
         if step.file_key is None:
             step.blocked = (f"a file table needs a row key to remove rows by: add keys: "
                             f"{{{r.source}.{r.table}: COLUMN}} to the policy")
-    if r.rule.action != "delete" or step.file_key is not None or step.blocked:
+    if r.rule.action != "delete" or step.blocked:
         return [step]
-    return [*_cascade(comp, r, step, decisions, graph), step]
+    # Files too: the rows the due rows own go first, and a row other rows still refer to
+    # stays (the references come from the inventory; files declare no foreign keys).
+    return [*_cascade(comp, r, step, decisions, graph, estate), step]
+
+
+def _file_key(policy: Policy, estate: Estate, source: str, table: str,
+              fallback: str | None = None) -> str | None:
+    """The column a file table's rewrite removes rows by: the policy's ``keys``, else the
+    table's subject key, else ``fallback`` (a cascade's owner column: every row sharing
+    a value goes only when all of them are due)."""
+    decl = estate.inventory.source(source).table(table)
+    return policy.profile.keys.get(f"{source}.{table}") or \
+        (decl.subject_key if decl else None) or fallback
 
 
 def _cascade(comp: Compiler, r: RuleOnTable, person: Step,
-             decisions: dict[tuple[str, str], TableDecision], graph: OwnershipGraph
-             ) -> list[Step]:
+             decisions: dict[tuple[str, str], TableDecision], graph: OwnershipGraph,
+             estate: Estate) -> list[Step]:
     """Steps deleting the rows owned by the rows ``person`` deletes (deepest first; e.g. a
     due person's orders, a due ticket's messages), and the guard of ``person``. A row owned
     through a row that a keeping obligation or a hold keeps stays with it (an invoice kept
@@ -174,6 +184,7 @@ def _cascade(comp: Compiler, r: RuleOnTable, person: Step,
     source = r.source
     due_of: dict[tuple[str, str], Clause] = {(source, r.table): person.where}
     held_of: dict[tuple[str, str], Clause] = {}
+    owner_column: dict[tuple[str, str], str] = {}
     order: list[tuple[str, str]] = []
     changed = True
     while changed:     # tables whose nearest owner edge leads (within the source) to due persons
@@ -197,7 +208,9 @@ def _cascade(comp: Compiler, r: RuleOnTable, person: Step,
                 held_of[e.origin] = where & held if held.sql else Clause("FALSE")
                 due_of[e.origin] = where & negate(held) if held.sql else where
             order.append(e.origin)
+            owner_column[e.origin] = e.column
             changed = True
+    files = estate.inventory.source(source).kind in FILE_KINDS
     steps: list[Step] = []
     going: dict[tuple[str, str], Clause] = {}
     for key in _referrers_first(list(reversed(order)), graph):     # deepest first
@@ -206,7 +219,9 @@ def _cascade(comp: Compiler, r: RuleOnTable, person: Step,
         steps.append(Step(r.name, r.policy.profile.profile, source, key[1], "delete", {},
                           person.cutoff, due_of[key] & lenient, held_of[key],
                           strict_where=due_of[key] & strict, cascade_of=r.table,
-                          past_where=due_of[key]))
+                          past_where=due_of[key],
+                          file_key=_file_key(r.policy, estate, source, key[1],
+                                             owner_column[key]) if files else None))
     lenient, strict = _guards(comp, graph, (source, r.table), going)
     person.past_where = person.where
     person.strict_where = person.where & strict

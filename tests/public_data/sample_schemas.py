@@ -135,8 +135,8 @@ _HR_KEYS: dict[str, tuple[tuple[str, ...], list[tuple[str, ...]], list[tuple[str
 DATASETS = {"co": (_CO, _CO_KEYS, "co_populate.sql"), "hr": (_HR, _HR_KEYS, "hr_populate.sql")}
 
 _INSERT = re.compile(r"INSERT\s+INTO\s+(\w+)\s*(\(([^)]*)\))?\s*VALUES\s*\(", re.I)
-_TOKEN = re.compile(r"\s*(?:'((?:[^']|'')*)'|(-?\d+(?:\.\d+)?)|(NULL)\b|([\w.]+)\s*\(|([\w.]+)"
-                    r"|(,)|(\)))", re.I | re.S)
+_TOKEN = re.compile(r"\s*(?:'((?:[^']|'')*)'|(-?(?:\d+(?:\.\d*)?|\.\d+))|(NULL)\b"
+                    r"|([A-Za-z][\w.]*)\s*\(|([A-Za-z][\w.]*)|(,)|(\)))", re.I | re.S)
 _MASKS = {"DD": "%d", "MON": "%b", "MM": "%m", "YYYY": "%Y", "HH24": "%H", "MI": "%M",
           "SS": "%S"}
 
@@ -277,3 +277,18 @@ def load_postgres(dsn: str, dataset: str, schema: str | None = None) -> None:
         for stmt in foreign_keys(dataset, schema):
             conn.execute(stmt)  # type: ignore[arg-type]
         conn.commit()
+
+
+def write_parquet(folder: Path, dataset: str) -> None:
+    """One Parquet file per table of the dataset in ``folder`` (dates as dates, amounts as
+    decimals, as the scripts give them)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns, _, _ = DATASETS[dataset]
+    by_table: dict[str, list[dict[str, Any]]] = {t: [] for t in columns}
+    for table, row in rows(dataset):
+        by_table[table].append(row)
+    folder.mkdir(parents=True, exist_ok=True)
+    for table, items in by_table.items():
+        pq.write_table(pa.Table.from_pylist(items), folder / f"{table}.parquet")
