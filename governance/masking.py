@@ -35,7 +35,12 @@ def mask_free_text(text: str) -> str:
     anywhere kept for good (the audit log, legal holds)."""
     from governance.detection.text import detect_line, redact
 
-    return mask_person_names(redact(text, detect_line(text)))
+    return mask_person_names(_ADDRESS.sub("<EMAIL_ADDRESS>", redact(text, detect_line(text))))
+
+
+# Anything written as an e-mail address, a host without a dot included
+# (``tammy.bryant@internalmail``, an intranet's): the detector wants a dotted domain.
+_ADDRESS = re.compile(r"(?<![\w.+'-])[\w.+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?![\w@-])")
 
 
 _HAN_RUN = re.compile(r"(?<![\u4e00-\u9fff])[\u4e00-\u9fff]{2,4}(?![\u4e00-\u9fff])")

@@ -397,6 +397,29 @@ def test_names_in_typed_text_are_masked_without_a_language_model(tmp_path: Path,
         assert word not in logged and word not in hold.reason
 
 
+def test_every_address_of_a_public_sample_is_masked_in_typed_text(tmp_path: Path) -> None:
+    """Found by a helper on Oracle's CO sample, whose 392 customers' e-mails have a host
+    without a dot (``tammy.bryant@internalmail``): such an address typed in a hold reason
+    or a shred reason was kept and printed in clear (names and phones around it masked)."""
+    from public_data import sample_schemas
+
+    from governance.masking import mask_free_text
+
+    emails = [r["email_address"] for t, r in sample_schemas.rows("co") if t == "customers"]
+    assert len(emails) == 392 and not any("." in e.split("@")[1] for e in emails)
+    for email in emails:
+        assert mask_free_text(f"dispute ({email}) about October") == \
+            "dispute (<EMAIL_ADDRESS>) about October"
+    store = _store_with_requests(tmp_path)
+    hold = LegalHolds(store).place_on_subject([parse_identity(f"email={EMAIL}")],
+                                              f"erasure for {emails[0]}", "dpo")
+    assert hold.reason == "erasure for <EMAIL_ADDRESS>"
+    kept = " ".join(str(v) for row in _raw(store.path, "SELECT * FROM legal_holds")
+                    for v in row)
+    kept += " ".join(str(row) for row in _raw(store.path, "SELECT details FROM audit_log"))
+    assert emails[0] not in kept and emails[0].split("@")[0] not in kept
+
+
 # -- 8. file modes ---------------------------------------------------------------------------
 
 
