@@ -225,8 +225,10 @@ def crypto_audit(inventory_path: Path, store_path: Path, policy_path: Path | Non
 def crypto_shred(inventory_path: Path, store_path: Path, policy_path: Path | None,
                  persons: tuple[str, ...], reason: str, request_id: str | None,
                  yes: bool) -> None:
-    """Crypto-shred data subjects: destroy their data keys, so that every ciphertext of
-    theirs (in the sources, copies and backups) can never be decrypted again."""
+    """Crypto-shred data subjects: destroy their data keys in this audit store, so that no
+    ciphertext of theirs (in the sources, and in copies and backups of them) can be
+    decrypted with it. A backup of the audit store taken before still holds the keys: see
+    the README (Crypto-shredding) for making such backups useless."""
     from governance.encryption import shred_person_rows
     from governance.encryption.keys import INDEX_SUBJECT
     from governance.encryption.subjects import person_key_column
@@ -269,6 +271,10 @@ def crypto_shred(inventory_path: Path, store_path: Path, policy_path: Path | Non
     click.echo(f"{len(out.keys_destroyed)} data key(s) destroyed for {len(out.subjects)} "
                f"subject(s){before} in {out.seconds * 1000:.1f} ms; check: "
                f"{'no key left' if out.verified else 'KEYS REMAIN'}")
+    if out.keys_destroyed:
+        click.echo("note: a backup of this audit store taken before still holds these keys; "
+                   "rotate the key-encryption key (govkit crypto rotate-master) and destroy "
+                   "the old one to make such backups useless")
     if not out.verified:
         sys.exit(EXIT_PROBLEMS)
 

@@ -196,6 +196,62 @@ def test_shredded_subject_unreadable_in_sources_and_in_a_copy_taken_before(
     assert ip.ok and ip.shredded_cells == len(by_user[victim])
 
 
+def test_a_store_backup_taken_before_a_shred_decrypts_until_the_kek_is_rotated_and_destroyed(
+        fresh_demo: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a helper: a backup of the audit store taken before a shred still holds the
+    subject's wrapped key (the help claimed every copy and backup unreadable). The README's
+    remedy, checked here: a KEK of its own, rotated after the shred and then destroyed,
+    leaves such a backup unable to unwrap anything, while the live store reads the others."""
+    monkeypatch.setenv("GOVKIT_FIELD_KEK", base64.b64encode(os.urandom(32)).decode())
+    policy_text = ("version: 1\nrequire: [identity.national_id, financial.bank_account]\n"
+                   "key_store: {kind: local, key_env: GOVKIT_FIELD_KEK}\n")
+    inv, store, policy, keys = _setup(fresh_demo, tmp_path, policy_text)
+    assert encrypt(inv, store, keys, policy, apply=True).ok
+    kyc = [(uid, parse(rid)) for uid, rid, _ in _kyc(fresh_demo.app_db)]
+    victim, other = kyc[0], next(k for k in kyc if k[0] != kyc[0][0])
+    backup = tmp_path / "store-backup.duckdb"
+    with store.connect() as conn:
+        conn.execute("CHECKPOINT")
+    shutil.copy2(store.path, backup)
+    shutil.copy2(store.path.with_name(store.path.name + ".key"),
+                 backup.with_name(backup.name + ".key"))
+    assert shred_person_rows(inv, keys, {("app_db", "users"): [{"id": victim[0]}]},
+                             "tester", "erasure").verified
+    old = keystore_for(policy, store)
+    with pytest.raises(GovernanceError):
+        SubjectKeys(store, old).cipher(victim[1].key_id)
+    # The limit: the old store and the KEK still open the victim's cell.
+    aad = associated_data("app_db", "user_kyc", "resident_id", victim[0])
+    assert open_cell(SubjectKeys(AuditStore(backup), old).cipher(victim[1].key_id), victim[1],
+                     aad) is not None
+    # The remedy: rotate to a new KEK, then the old one is destroyed (no longer given).
+    new = LocalKeyStore(os.urandom(32), "new KEK")
+    assert rotate_kek(store, old, new, "tester").remaining == 0
+    with pytest.raises(GovernanceError):
+        SubjectKeys(AuditStore(backup), new)     # the backup's keys need the old KEK
+    live = SubjectKeys(store, new)
+    assert open_cell(live.cipher(other[1].key_id), other[1], associated_data(
+        "app_db", "user_kyc", "resident_id", other[0])) is not None
+    with pytest.raises(GovernanceError):
+        live.cipher(victim[1].key_id)
+
+
+def test_crypto_shred_help_and_output_name_what_a_store_backup_keeps(
+        fresh_demo: Any, tmp_path: Path) -> None:
+    text = CliRunner().invoke(main, ["crypto", "shred", "--help"]).output
+    assert "backup of the audit store taken before still holds the keys" in " ".join(text.split())
+    store_path = tmp_path / "audit.duckdb"
+    AuditStore(store_path, create=True).schema_version()
+    args = ["-i", str(fresh_demo.inventory), "--store", str(store_path)]
+    assert CliRunner().invoke(main, ["encrypt", *args, "--apply"]).exit_code == 0
+    uid = _kyc(fresh_demo.app_db)[0][0]
+    out = CliRunner().invoke(main, ["crypto", "shred", *args, "--person", f"app_db.users={uid}",
+                                    "--reason", "erasure", "--yes"])
+    assert out.exit_code == 0, out.output
+    assert "no key left" in out.output and "backup of this audit store taken before still " \
+        "holds these keys" in out.output
+
+
 def test_request_engine_hooks_decrypt_for_access_and_shred_for_erasure(
         fresh_demo: Any, tmp_path: Path) -> None:
     from governance.encryption.runner import decrypt_for_access, shred_for_erasure
