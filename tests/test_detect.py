@@ -129,6 +129,16 @@ def test_no_phone_inside_a_card_an_ssn_or_a_licence() -> None:
         assert "PHONE_NUMBER" not in _types(text), text
 
 
+def test_a_phone_dialled_from_the_us_in_digit_groups_is_no_ssn() -> None:
+    """Found by a helper: Oracle's HR sample in its older releases writes European staff
+    phones as ``011.44.1344.429268`` (the US exit code first); its first three groups have
+    an SSN's shape. An SSN stands alone; one written on its own is still found."""
+    for text in ("011.44.1344.429268", "call 011 44 1344 429268", "011-44-1344-429268"):
+        assert "US_SSN" not in _types(text), text
+    assert _types("ssn: 219-09-9999 on file") == {"US_SSN": "219-09-9999"}
+    assert _types("SSN 536-22-1234.") == {"US_SSN": "536-22-1234"}
+
+
 def test_house_number_and_postcode_are_no_phone() -> None:
     for text in ("Hauptstraße 12, 10115 Berlin", "12 Main St, Springfield 62704",
                  "Flat 3, 221 Baker Street, NW1 6XE London"):

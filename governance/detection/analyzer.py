@@ -181,7 +181,8 @@ def analyze_text(text: str, context: list[str] | None = None,
         for r in results
     ]
     checked = [_phone(text, e, country) if e.type == "PHONE_NUMBER" else e for e in out]
-    out = [e for e in checked if e is not None]
+    out = [e for e in checked if e is not None and not (e.type == "US_SSN"
+                                                        and _inside_digit_groups(text, e))]
     if LABELLED_PHONE_SCORE >= score_threshold:
         out += [Entity("PHONE_NUMBER", b, e, LABELLED_PHONE_SCORE, "PhoneLabelRecognizer",
                        labelled or text[b:e].startswith(("+", "00")))
@@ -190,6 +191,15 @@ def analyze_text(text: str, context: list[str] | None = None,
 
 
 _COUNTRY_CODE_BEFORE = re.compile(r"(?:\+|\b00)\d{1,4}[ .\-]?$")
+_GROUP_BEFORE = re.compile(r"\d[ .\-]$")
+_GROUP_AFTER = re.compile(r"[ .\-]\d")
+
+
+def _inside_digit_groups(text: str, e: Entity) -> bool:
+    """Whether a US SSN shape is part of a longer run of digit groups ("011.44.1344.429268",
+    a phone number dialled from the US): an SSN stands alone."""
+    return bool(_GROUP_BEFORE.search(text, max(e.start - 2, 0), e.start)
+                or _GROUP_AFTER.match(text, e.end))
 
 
 def _phone(text: str, e: Entity, country: str | None) -> Entity | None:
