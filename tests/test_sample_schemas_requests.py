@@ -123,6 +123,30 @@ def test_co_a_line_shipped_in_another_customers_shipment_stops_the_erasure(
         check.close()
 
 
+def test_co_a_hold_on_orders_keeps_the_shipments_their_lines_were_sent_in(
+        oracle_co: PublicDb) -> None:
+    """Found by a helper: with orders under a legal hold, the plan kept the customer's
+    orders and their lines but deleted the shipments those lines point at; every run then
+    stopped, blaming a change made after the plan that never happened. Kept lines keep
+    their shipments; the run completes, deleting only the customer's shipments no line
+    points at (SQL written here), and the customer row the held orders point at stays."""
+    from governance.dsar import LegalHolds
+
+    check = oracle_co.connect()
+    try:
+        cid, email = _co_customer(check)
+        LegalHolds(oracle_co.store).place_on_table("co.orders", "tax audit 2026", "dpo")
+        free = set(check.query(
+            "SELECT s.shipment_id FROM shipments s WHERE s.customer_id = ? AND NOT EXISTS "
+            "(SELECT 1 FROM order_items i WHERE i.shipment_id = s.shipment_id)", (cid,)))
+        before = row_hashes(check)
+        outcome = _run(oracle_co, _request(oracle_co, "erasure", f"email={email}"))
+        assert outcome.status == "completed", outcome.remaining
+        assert_only_removed(before, row_hashes(check), {"shipments": free} if free else {})
+    finally:
+        check.close()
+
+
 # -- HR ----------------------------------------------------------------------------------
 
 def _hr_manager(check: Db) -> tuple[int, str]:
@@ -346,3 +370,154 @@ def test_co_a_file_the_inventory_omits_with_the_customers_id_stops_the_request(
                for r in rows]
     assert sorted(_row_digest(r) for r in shipped) == own["shipments"]
     assert all(r["customer_id"] == cid for r in shipped)
+
+
+# -- CO and HR in one database: one e-mail on a customer and on an employee ----------------
+
+def _co_and_hr(tmp_path: Any) -> tuple[Any, Any, Any]:
+    """CO and HR loaded into one SQLite file (their table names do not meet), an inventory
+    a DPO would write for it, and an audit store."""
+    import yaml
+    from public_data import sample_schemas
+
+    from governance.audit_store import AuditStore
+
+    db = tmp_path / "shop.db"
+    sample_schemas.load_sqlite(db, "co")
+    sample_schemas.load_sqlite(db, "hr")
+    ref = {"kind": "reference", "on_erase": "detach"}
+    tables = [
+        {"name": "customers", "subject_key": "customer_id", "columns": {
+            "email_address": {"category": "contact.email"},
+            "full_name": {"category": "identity.name"}}},
+        {"name": "employees", "subject_key": "employee_id", "columns": {
+            "email": {"category": "contact.email"}, "first_name": {"category": "identity.name"},
+            "last_name": {"category": "identity.name"},
+            "phone_number": {"category": "contact.phone"}},
+         "references": [{"column": "manager_id", "to": "employees.employee_id", **ref}]},
+        {"name": "departments", "references": [
+            {"column": "manager_id", "to": "employees.employee_id", **ref}]},
+        {"name": "job_history", "references": [
+            {"column": "employee_id", "to": "employees.employee_id", "kind": "owner"}]},
+        {"name": "order_items", "references": [
+            {"column": "shipment_id", "to": "shipments.shipment_id", "kind": "reference"}]},
+        {"name": "orders"}, {"name": "shipments"},
+    ]
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(yaml.safe_dump({"version": 1, "organization": "oracle samples", "sources": [
+        {"name": "shop", "kind": "sqlite", "connection": {"path": "shop.db"},
+         "owner": "dpo@example.org", "jurisdictions": ["EU"], "tables": tables}]},
+        sort_keys=False))
+    return db, inv, AuditStore(tmp_path / "audit.duckdb", create=True)
+
+
+def test_an_email_a_customer_and_another_named_employee_hold_stops_access_and_erasure(
+        tmp_path: Any) -> None:
+    """Found by a helper: with employee 145 (John Singh) given customer 3's e-mail (Gary
+    Jenkins), an erasure by that e-mail deleted the employee, detached his six reports and
+    his department, and said completed; an access exported his row (salary included) to
+    the customer. Two person tables whose rows name different people: nothing is taken."""
+    db, inv, store = _co_and_hr(tmp_path)
+    check = Db("sqlite", db)
+    try:
+        email, name = check.query("SELECT email_address, full_name FROM customers WHERE "
+                                  "customer_id = 3")[0]
+        first, last = check.query("SELECT first_name, last_name FROM employees WHERE "
+                                  "employee_id = 145")[0]
+        assert set(str(name).split()) != {first, last}
+        check.execute(f"UPDATE employees SET email = '{email}' WHERE employee_id = 145")
+        before = row_hashes(check)
+        book = RequestBook(store)
+        for rtype in ("access", "erasure"):
+            rid = book.create(rtype, [f"email={email}"], "EU", "dpo").request_id
+            book.verify(rid, "dpo", "identity checked")
+            with pytest.raises(GovernanceError, match=r"matches person rows of shop\.customers "
+                               r"and shop\.employees whose names, dates of birth or ID "
+                               r"numbers differ"):
+                if rtype == "erasure":
+                    approve_plan(store, rid, inv)
+                run_request(load_inventory(inv), store, rid, "dpo", confirm=lambda s: True)
+            assert differences(before, row_hashes(check)) == {}
+            assert book.get(rid).state is RequestState.VERIFIED
+    finally:
+        check.close()
+
+
+def test_an_email_a_customer_and_the_same_named_employee_hold_is_one_person(
+        tmp_path: Any) -> None:
+    """A customer who is also an employee (the same name on both rows): the access
+    returns both person rows and what each owns."""
+    db, inv, store = _co_and_hr(tmp_path)
+    check = Db("sqlite", db)
+    try:
+        email, name = check.query("SELECT email_address, full_name FROM customers WHERE "
+                                  "customer_id = 3")[0]
+        first, last = str(name).split()
+        check.execute(f"UPDATE employees SET email = '{email}', first_name = '{first}', "
+                      f"last_name = '{last}' WHERE employee_id = 145")
+        book = RequestBook(store)
+        rid = book.create("access", [f"email={email}"], "EU", "dpo").request_id
+        book.verify(rid, "dpo", "identity checked")
+        outcome = run_request(load_inventory(inv), store, rid, "dpo", confirm=lambda s: True)
+        assert outcome.status == "completed"
+        files = open_export(outcome.export_path, outcome.passphrase)
+        people = {name.split("/")[2].removesuffix(".json"): rows for name, rows in files.items()
+                  if name.startswith("data/") and name.split("/")[2] in ("customers.json",
+                                                                         "employees.json")}
+        assert [r["customer_id"] for r in people["customers"]] == [3]
+        assert [r["employee_id"] for r in people["employees"]] == [145]
+    finally:
+        check.close()
+
+
+def test_hr_a_departments_manager_pointer_makes_no_department_an_employees_detail(
+        oracle_hr: PublicDb) -> None:
+    """Found by a helper: the scan classifies ``departments.manager_id`` as account ids,
+    which made departments "hold personal data", so ``employees.department_id`` was
+    inferred a detail: erasing employee 200 (the only member and the manager of department
+    10) planned the department's deletion, dropped its declared detach, and every run
+    stopped, blaming a change made after the plan. A table holding only account ids holds
+    no one's detail: the erasure completes, the department stays, its manager cleared."""
+    from governance.scan import run_scan
+
+    check = oracle_hr.connect()
+    try:
+        eid = 200
+        dept = check.query("SELECT department_id FROM departments WHERE manager_id = ?",
+                           (eid,))
+        assert dept and check.query("SELECT count(*) FROM employees WHERE department_id = ?",
+                                    (dept[0][0],)) == [(1,)]
+        # As the helper's DPO wrote it: the manager pointers and job history declared,
+        # every other reference left to inference (employees.department_id among them).
+        import yaml
+
+        inv = yaml.safe_load(oracle_hr.fk_inventory.read_text())
+        for t in inv["sources"][0]["tables"]:
+            for ref in t.get("references", []):
+                if ref["column"] == "manager_id":
+                    ref.update(kind="reference", on_erase="detach")
+                elif (t["name"], ref["column"]) == ("job_history", "employee_id"):
+                    ref["kind"] = "owner"
+        oracle_hr.declared_inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+        run_scan(load_inventory(oracle_hr.declared_inventory), oracle_hr.store)
+        cats = oracle_hr.store.query(
+            "SELECT detected_category AS c FROM column_findings WHERE table_name = "
+            "'departments' AND column_name = 'manager_id'")
+        assert {r["c"] for r in cats} == {"identity.user_id"}
+        history = set(check.query("SELECT employee_id, start_date FROM job_history WHERE "
+                                  "employee_id = ?", (eid,)))
+        before = row_hashes(check)
+        names, rows = check.rows("departments")
+        outcome = _run(oracle_hr, _request(oracle_hr, "erasure", f"user_id={eid}",
+                                           declared=True), declared=True)
+        assert outcome.status == "completed", outcome.remaining
+        after = row_hashes(check)
+        assert set(differences(before, after)) == {"employees", "departments", "job_history"}
+        assert set(before["job_history"]) - set(after["job_history"]) == history
+        assert set(before["employees"]) - set(after["employees"]) == {(eid,)}
+        _, now = check.rows("departments")
+        m, k = names.index("manager_id"), names.index("department_id")
+        old = {r[k]: r[:m] + (None if r[m] == eid else r[m],) + r[m + 1:] for r in rows}
+        assert {r[k]: r for r in now} == old
+    finally:
+        check.close()

@@ -194,6 +194,22 @@ def infer_kind(origin_is_person: bool, target_is_person: bool,
     return "owner"
 
 
+# Categories that name an account rather than describe a person: a table whose only
+# personal data is such a column (a department's manager_id) holds no detail of anyone.
+POINTER_CATEGORIES = frozenset({"identity.user_id", "identity.organization_id"})
+
+
+def personal_tables(categories: Mapping[tuple[str, str, str], Any]) -> set[TableKey]:
+    """Tables with a column of a category that describes a person (``categories``:
+    (source, table, column) -> a category or a set of them), account ids left out."""
+    out: set[TableKey] = set()
+    for (source, table, _), cats in categories.items():
+        found = {cats} if isinstance(cats, str) else set(cats or ())
+        if found - POINTER_CATEGORIES:
+            out.add((source, table))
+    return out
+
+
 def build_graph(inventory: Inventory,
                 catalogue_keys: Mapping[str, Iterable[ForeignKey]] | None = None,
                 personal_tables: Iterable[TableKey] = ()) -> OwnershipGraph:
@@ -207,7 +223,8 @@ def build_graph(inventory: Inventory,
         for t in src.tables:
             if t.is_person:
                 persons.add((src.name, t.name))
-            if any(c.category for c in t.columns.values()):
+            if any(c.category and c.category not in POINTER_CATEGORIES
+                   for c in t.columns.values()):
                 personal.add((src.name, t.name))
 
     def kind_of(origin: TableKey, target: TableKey) -> str:

@@ -751,6 +751,13 @@ class _Planner:
         graph = self.res.graph
         assert graph is not None
         kept: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        # The subject's rows kept with held rows (a held order's lines) keep what they point
+        # at too (the shipments those lines were sent in).
+        for loc in self.res.locations:
+            ids = self.under.get((loc.source, loc.table), (set(), ""))[0]
+            if ids and loc.relation is Relation.OWNED:
+                kept.setdefault((loc.source, loc.table), []).extend(
+                    r for r in loc.rows if self.row_id(loc.source, loc.table, r) in ids)
         changed = True
         while changed:
             changed = False

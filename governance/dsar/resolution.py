@@ -34,7 +34,13 @@ import pyarrow.compute as pc
 
 from governance.audit_store import AuditStore
 from governance.dsar.identities import CATEGORY_OF, Identity, IdentityError, IdentityType
-from governance.dsar.ownership import Edge, OwnershipGraph, TableKey, build_graph
+from governance.dsar.ownership import (
+    Edge,
+    OwnershipGraph,
+    TableKey,
+    build_graph,
+    personal_tables,
+)
 from governance.errors import GovernanceError
 from governance.inventory import FILE_KINDS, Inventory
 from governance.sources import Connector, ForeignKey, TableInfo
@@ -352,8 +358,7 @@ class _Resolver:
             except GovernanceError as e:
                 self.unreachable[src.name] = str(e).splitlines()[0]
                 self.catalogue[src.name] = {}
-        personal = {(s, t) for (s, t, _), cats in categories.items() if cats}
-        self.graph = build_graph(inventory, fks, personal)
+        self.graph = build_graph(inventory, fks, personal_tables(categories))
         self.owned: dict[TableKey, dict[str, Row]] = defaultdict(dict)
         self.how: dict[TableKey, tuple[FoundBy, str, int]] = {}
         self.details: dict[TableKey, dict[str, Row]] = defaultdict(dict)
@@ -652,6 +657,33 @@ class _Resolver:
                     f"{ident.masked()} matches {len(people)} people in {table[0]}.{table[1]} "
                     f"({'; '.join(shown)}): it is shared, so it cannot say who asked. Give an "
                     "identity only this person has (e.g. user_id=...), or reject the request")
+        self._check_across_tables(hits)
+
+    def _check_across_tables(self, hits: dict[TableKey, list[tuple[Row, Identity, str]]]
+                             ) -> None:
+        """One identity matching person rows of two tables that name different people (a
+        customer and an employee with the same e-mail, other names) stops the request: it
+        cannot say who asked. Rows that agree (the same name), or that hold nothing to tell
+        people apart, are one person (a user and their marketing contact)."""
+        rows: dict[Identity, list[tuple[TableKey, Row]]] = defaultdict(list)
+        for table, found in hits.items():
+            if self.graph.is_person(table):
+                for row, ident, _ in found:
+                    if ident.type is not IdentityType.USER_ID:
+                        rows[ident].append((table, row))
+        for ident, people in rows.items():
+            if len({t for t, _ in people}) < 2:
+                continue
+            who = [(t, who_of(t, r, self.cats)) for t, r in people]
+            apart = sorted({f"{a[0]}.{a[1]} and {b[0]}.{b[1]}"
+                            for i, (a, x) in enumerate(who) for b, y in who[i + 1:]
+                            if a != b and not same_person(x, y)})
+            if apart:
+                self.blockers.append(
+                    f"{ident.masked()} matches person rows of {apart[0]} whose names, dates "
+                    "of birth or ID numbers differ: two people hold it, so it cannot say who "
+                    "asked (nothing of either was taken). Give an identity only the subject "
+                    "has (with user_id=... the table's own key), or reject the request")
 
     def claim_rows(self, hits: dict[TableKey, list[tuple[Row, Identity, str]]]) -> None:
         """Person rows found by identity are the subject's; other rows holding their identity

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from governance.audit_store import AuditStore
-from governance.dsar.ownership import OwnershipGraph, build_graph
+from governance.dsar.ownership import OwnershipGraph, build_graph, personal_tables
 from governance.errors import GovernanceError, RetentionError
 from governance.inventory import FILE_KINDS, Inventory
 from governance.legal_holds import Hold, holds_in_force
@@ -123,7 +123,7 @@ def build_steps(policies: Sequence[Policy], inventory: Inventory, store: AuditSt
             keys[src.name] = pool.get(src.name).foreign_keys()
         except GovernanceError:
             continue
-    graph = build_graph(inventory, keys, {(s, t) for (s, t, _) in estate.categories})
+    graph = build_graph(inventory, keys, personal_tables(estate.categories))
     held_keys = held_subject_keys(store, holds, inventory, pool, estate.categories)
     decisions = decide(policies, estate, holds)
     plan = RetentionPlan(now, [], decisions, holds)
