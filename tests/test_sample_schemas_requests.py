@@ -521,3 +521,28 @@ def test_hr_a_departments_manager_pointer_makes_no_department_an_employees_detai
         assert {r[k]: r for r in now} == old
     finally:
         check.close()
+
+
+@pytest.mark.parametrize("given", ["+1 515 555 0101", "+15155550101", "+1-515-555-0101"])
+def test_hr_a_phone_given_in_international_form_finds_the_employee_stored_with_dots(
+        oracle_hr: PublicDb, given: str) -> None:
+    """Found by a helper: HR stores staff phones as ``1.515.555.0101`` (the country code
+    without its "+"); a request by the same number written internationally found nothing
+    and completed with an empty export."""
+    check = oracle_hr.connect()
+    try:
+        (eid,), = check.query("SELECT employee_id FROM employees WHERE phone_number = ?",
+                              ("1.515.555.0101",))
+        history = set(check.query("SELECT employee_id, start_date FROM job_history WHERE "
+                                  "employee_id = ?", (eid,)))
+        outcome = _run(oracle_hr, _request(oracle_hr, "access", f"phone={given}"),
+                       declared=True)
+        assert outcome.status == "completed"
+        files = open_export(outcome.export_path, outcome.passphrase)
+        got = {name.split("/")[2].removesuffix(".json"): rows for name, rows in files.items()
+               if name.startswith("data/") and rows}
+        assert [r["employee_id"] for r in got["employees"]] == [eid]
+        assert {(r["employee_id"], str(r["start_date"])[:10]) for r in got.get("job_history", [])} \
+            == {(e, str(d)[:10]) for e, d in history}
+    finally:
+        check.close()

@@ -132,6 +132,13 @@ def _phone_forms(value: str, written: bool = False) -> list[str]:
     forms = [intl, national, phonenumbers.national_significant_number(number),
              *(national.replace(" ", sep) for sep in ("-", "/", ".", "")),
              intl.replace(" ", "-"), "00" + intl[1:]]
+    # The country code without its "+" (1.515.555.0101, as Oracle's HR sample stores staff
+    # phones; 15155550101): digit groups of the international form, however separated.
+    groups = [g for g in re.split(r"[ \-]", intl[1:]) if g]
+    forms += [sep.join(groups) for sep in (".", " ", "-", "")]
+    # The national form's groups without its brackets (515.555.0101 for (515) 555-0101).
+    groups = [g for g in re.split(r"[ \-()]", national) if g]
+    forms += [sep.join(groups) for sep in (".", " ", "-")]
     if not written:
         return forms
     cc = f"+{number.country_code}"
