@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class GovernanceError(Exception):
     """Base class for every error the toolkit reports to its user."""
@@ -60,6 +62,24 @@ def refused_by_database(e: BaseException) -> str | None:
     """The first line of an error a database driver raised (a constraint, a value too
     long; its type's name when it says nothing), or None for any other error. Only the
     first line: drivers add the failing row's values on the next ones."""
-    if type(e).__module__.split(".")[0] not in DRIVER_MODULES:
+    # (DuckDB's errors live in its extension module, ``_duckdb``)
+    if type(e).__module__.split(".")[0].lstrip("_") not in DRIVER_MODULES:
         return None
-    return str(e).splitlines()[0] if str(e) else type(e).__name__
+    return _QUOTED.sub(_mask_quoted, str(e).splitlines()[0]) if str(e) else type(e).__name__
+
+
+# A quoted part of a driver's message is a value unless it follows the name of a kind of
+# object (constraint "orders_pkey", relation "users"): a value is masked ('***'), since
+# first lines quote them too (invalid input syntax for type numeric: "gk1:...", DuckDB's
+# Duplicate key "id: 5", Could not convert string 'Smith').
+_QUOTED = re.compile(r"""(\w+)?(\s*)("[^"]*"|'[^']*')""")
+_NAMED = frozenset({"constraint", "relation", "column", "table", "index", "schema",
+                    "database", "function", "sequence", "type", "view", "role", "trigger",
+                    "extension", "operator", "collation", "domain"})
+
+
+def _mask_quoted(m: re.Match[str]) -> str:
+    word, space, quoted = m.group(1) or "", m.group(2), m.group(3)
+    if word.lower() in _NAMED:
+        return m.group(0)
+    return f"{word}{space}{quoted[0]}***{quoted[0]}"

@@ -773,6 +773,36 @@ def test_postgres_round_trip_and_shred(pg_dsn: str, fresh_demo: Any, tmp_path: P
 
 
 @pytest.mark.postgres
+def test_postgres_a_number_column_and_a_narrow_one_are_named_in_one_run(
+        pg_dsn: str, fresh_demo: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a helper on Oracle's HR (salary numeric(8,2), phone_number varchar(20)):
+    encrypt named the number column only, and the narrow one on the next run. Both are
+    named at once; nothing sealed, no key made."""
+    import psycopg
+
+    schema = f"gk_kinds_{os.getpid()}_{os.urandom(3).hex()}"
+    monkeypatch.setenv("GK_ENC_PG", pg_dsn)
+    try:
+        inv = load_inventory(_pg_kyc(pg_dsn, fresh_demo, tmp_path, schema,
+                                     "resident_id varchar(20), bank_card numeric(30,0)"))
+        store = AuditStore(tmp_path / "audit.duckdb", create=True)
+        policy = load_policy(None, inv)
+        out = encrypt(inv, store, SubjectKeys(store, keystore_for(policy, store)), policy,
+                      apply=True)
+        [res] = out.tables
+        assert res.error is not None and "\n" not in res.error
+        assert "pg.user_kyc.bank_card: a numeric(30,0) column cannot hold ciphertext" in \
+            res.error
+        assert "pg.user_kyc.resident_id: its longest value sealed takes" in res.error
+        assert res.error.endswith("nothing was sealed")
+        assert store.query("SELECT count(*) AS n FROM subject_keys WHERE subject <> "
+                           "'__index__'")[0]["n"] == 0
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as c:
+            c.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.mark.postgres
 def test_postgres_columns_too_narrow_for_envelopes_are_named_before_anything_is_made(
         pg_dsn: str, fresh_demo: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Found by a helper on classicmodels (varchar(50) phones and names): the dry run said
@@ -806,7 +836,7 @@ def test_postgres_columns_too_narrow_for_envelopes_are_named_before_anything_is_
             [res] = out.tables
             assert not out.ok and res.error is not None
             assert "pg.user_kyc.resident_id: its longest value sealed takes" in res.error
-            assert "the column holds 40; widen them first" in res.error
+            assert "the column holds 40; change them first" in res.error
             assert table() == before and made() == 0
         with psycopg.connect(pg_dsn, autocommit=True) as c:
             c.execute(f'ALTER TABLE "{schema}".user_kyc ALTER COLUMN resident_id TYPE '

@@ -284,7 +284,11 @@ def _check_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connector
         if t.column in key or t.column in need:
             raise EncryptionError(f"{t.name} identifies rows or their owner; it cannot be "
                                   "encrypted in place (exempt it in the encryption policy)")
-        kinds[t.column] = column_kind(conn, table, t.column)
+        try:
+            kinds[t.column] = column_kind(conn, table, t.column)
+        except SourceError as e:   # named with the others, so that one run finds them all
+            narrow.append(str(e).split("; ")[0])
+            continue
         room = declared_length(conn, table, t.column)
         if room is not None and kinds[t.column] == "text":
             needed = longest_envelope(conn, table, t.column)
@@ -300,8 +304,8 @@ def _check_table(inventory: Inventory, policy: EncryptionPolicy, pool: Connector
                     f"{source}.{table}.{t.blind_index}: a blind index takes "
                     f"{BLIND_INDEX_CHARS} characters and the column holds {room}; widen it "
                     "first; nothing was sealed")
-    if narrow:        # every column too narrow named at once: one ALTER each, one run
-        raise EncryptionError(f"{'; '.join(narrow)}; widen them first (to text, or a "
+    if narrow:        # every column that cannot hold envelopes named at once: one run
+        raise EncryptionError(f"{'; '.join(narrow)}; change them first (to text, or a "
                               "varchar a little longer); nothing was sealed")
     if f"{source}.{table}" in policy.row_keys and not unique_key(conn, table, key):
         raise EncryptionError(f"{source}.{table}: row_keys {', '.join(key)} is not unique "
