@@ -118,3 +118,52 @@ def test_svg_chart_plots_one_point_per_run_and_escapes() -> None:
     svg = svg_line_chart("<b>x</b>", [("r1", 1), ("r2", None), ("r3", 3)], "s")
     assert "<b>" not in svg and "&lt;b&gt;" in svg
     assert svg.count("<circle") == 2 and 'data-points="2"' in svg and "<polyline" in svg
+
+
+def test_an_audit_judged_before_the_last_scan_does_not_count_that_scan_as_fresh(
+        tmp_path: Path) -> None:
+    """Found by a helper: `audit run --as-of` a day before the only scan passed
+    scan_freshness with age_days -1371. A scan made after the day judged did not exist
+    then: the check fails, naming the later scan; judged on the scan's day, it passes."""
+    from datetime import date
+
+    from governance.audit.runner import run_audit
+    from governance.scan import run_scan
+
+    estate = build_demo(tmp_path / "acme", users=60)
+    inv = load_inventory(estate.inventory)
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
+    scan = run_scan(inv, store)
+    today = date.today()
+    early = run_audit(inv, store, today=date(2022, 9, 1), only=["scan_freshness"])
+    fresh = [r for r in early.results if r.check_id == "scan_freshness"]
+    assert fresh and all(r.status.value == "fail" for r in fresh)
+    assert {r.evidence["later_scan"] for r in fresh} == {scan.run_id}
+    now = run_audit(inv, store, today=today, only=["scan_freshness"])
+    assert all(r.status.value == "pass" and r.evidence["age_days"] >= 0
+               for r in now.results if r.check_id == "scan_freshness")
+
+
+def test_trends_compare_runs_of_the_same_checks_and_show_the_day_each_judged(
+        tmp_path: Path) -> None:
+    """Found by a helper: a one-check run stood in the trends of full runs (failing
+    checks 4 -> 1 -> 4 read as a fix then a regression), and the day each run judged was
+    not shown."""
+    from datetime import date
+
+    from governance.audit.report import load_report_data, render_markdown
+    from governance.audit.runner import run_audit
+
+    estate = build_demo(tmp_path / "acme", users=60)
+    inv = load_inventory(estate.inventory)
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
+    first = run_audit(inv, store, today=date(2026, 3, 1))
+    one = run_audit(inv, store, only=["scan_freshness"])
+    last = run_audit(inv, store)
+    full = load_report_data(store, last.run_id)
+    assert [t["run_id"] for t in full["trend"]] == [first.run_id, last.run_id]
+    text = render_markdown(full)
+    trends = text.split("## Trends")[1]
+    assert first.run_id in trends and one.run_id not in trends and "2026-03-01" in trends
+    single = load_report_data(store, one.run_id)
+    assert [t["run_id"] for t in single["trend"]] == [one.run_id]

@@ -41,10 +41,14 @@ def load_report_data(store: AuditStore, run: str = "latest",
         c["evidence"] = json.loads(c["evidence"]) if isinstance(c["evidence"], str) else \
             (c["evidence"] or {})
         c["articles"] = list(c["articles"])
+    # Runs comparable with this one: the same checks (a run of one check is no trend
+    # point of full runs), each shown with the day it judged.
     trend = store.query(
-        "SELECT run_id, started_at, status, metrics FROM (SELECT * FROM audit_runs "
-        "WHERE started_at <= ? ORDER BY started_at DESC, run_id DESC LIMIT ?) "
-        "ORDER BY started_at, run_id", [row["started_at"], history])
+        "SELECT run_id, started_at, as_of, status, metrics FROM (SELECT * FROM audit_runs "
+        "WHERE started_at <= ? AND coalesce(CAST(json_extract(metrics, '$.selected') AS "
+        "VARCHAR), 'null') = coalesce(CAST(json_extract(?::JSON, '$.selected') AS VARCHAR), "
+        "'null') ORDER BY started_at DESC, run_id DESC LIMIT ?) ORDER BY started_at, run_id",
+        [row["started_at"], json.dumps(row["metrics"]), history])
     for t in trend:
         t["metrics"] = json.loads(t["metrics"]) if isinstance(t["metrics"], str) else \
             (t["metrics"] or {})
@@ -106,7 +110,9 @@ def svg_line_chart(title: str, points: list[tuple[str, float | None]], series: s
 def trend_charts(data: dict[str, Any]) -> list[str]:
     """The trend charts: findings, failing checks, request timeliness across runs."""
     trend = data["trend"]
-    labels = [f"{t['started_at'][:16].replace('T', ' ')}" for t in trend]
+    labels = [f"{t['started_at'][:16].replace('T', ' ')}"
+              + ("" if str(t.get("as_of"))[:10] == t["started_at"][:10]
+                 else f" (as of {str(t['as_of'])[:10]})") for t in trend]
 
     def series(key: str, scale: float = 1.0) -> list[tuple[str, float | None]]:
         return [(label, None if t["metrics"].get(key) is None else
@@ -164,7 +170,8 @@ def render_json(data: dict[str, Any]) -> str:
     return json.dumps({"summary": _summary(data), "checks": data["checks"],
                        "snapshot": data["run"]["snapshot"], "trend": [
                            {"run_id": t["run_id"], "started_at": t["started_at"],
-                            "status": t["status"], "metrics": t["metrics"]}
+                            "as_of": t["as_of"], "status": t["status"],
+                            "metrics": t["metrics"]}
                            for t in data["trend"]],
                        "audit_log": data["audit_log"]},
                       ensure_ascii=False, indent=2, default=str) + "\n"
@@ -245,11 +252,11 @@ def render_markdown(data: dict[str, Any]) -> str:
                                   r["completed_late"], r["rejected"], r["open"], r["overdue"],
                                   r["median_days_to_close"]]))
     lines += _md_records(snap["records"])
-    lines += ["", "## Trends", "", "| run | status | personal columns | undeclared | failing "
-              "checks | overdue requests | on time |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "## Trends", "", "| run | as of | status | personal columns | undeclared | "
+              "failing checks | overdue requests | on time |", "|---|---|---|---|---|---|---|---|"]
     for t in data["trend"]:
         m = t["metrics"]
-        lines.append(_md_row([t["run_id"], t["status"], m.get("personal_columns"),
+        lines.append(_md_row([t["run_id"], t["as_of"], t["status"], m.get("personal_columns"),
                               m.get("undeclared_columns"), m.get("failing_checks"),
                               m.get("requests_overdue"), m.get("requests_on_time_rate")]))
     return "\n".join(lines) + "\n"

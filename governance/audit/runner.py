@@ -157,6 +157,8 @@ def run_audit(inventory: Inventory, store: AuditStore, processing: Processing | 
                    for c in checks],
     })
     metrics = _metrics(ctx, results, analytics)
+    # A run of some checks only is compared with runs of the same checks (trends).
+    metrics["selected"] = sorted(only) if only else None
     run = AuditRun(run_id, status, results, counts, metrics, snapshot)
     _record(store, run, started, ctx, inventory, processing, actor, orchestrator_run_id)
     return run
