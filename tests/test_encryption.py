@@ -12,6 +12,8 @@ import os
 import re
 import shutil
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -737,19 +739,33 @@ def _pg_kyc(pg_dsn: str, demo: Any, tmp_path: Path, schema: str, kyc_columns: st
     return inv_path
 
 
-@pytest.mark.postgres
-def test_postgres_round_trip_and_shred(pg_dsn: str, fresh_demo: Any, tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+@contextmanager
+def _pg_estate(pg_dsn: str, demo: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+               kyc_columns: str) -> Iterator[tuple[str, Any, AuditStore, EncryptionPolicy,
+                                                   SubjectKeys]]:
+    """``_pg_kyc`` in a schema of its own (dropped afterwards): the schema, the inventory,
+    an audit store, the default policy and a key ring."""
     import psycopg
 
     schema = f"gk_enc_{os.getpid()}_{os.urandom(3).hex()}"
     monkeypatch.setenv("GK_ENC_PG", pg_dsn)
     try:
-        inv = load_inventory(_pg_kyc(pg_dsn, fresh_demo, tmp_path, schema,
-                                     "resident_id text, bank_card text"))
+        inv = load_inventory(_pg_kyc(pg_dsn, demo, tmp_path, schema, kyc_columns))
         store = AuditStore(tmp_path / "audit.duckdb", create=True)
         policy = load_policy(None, inv)
-        keys = SubjectKeys(store, keystore_for(policy, store))
+        yield schema, inv, store, policy, SubjectKeys(store, keystore_for(policy, store))
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as c:
+            c.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.mark.postgres
+def test_postgres_round_trip_and_shred(pg_dsn: str, fresh_demo: Any, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    with _pg_estate(pg_dsn, fresh_demo, tmp_path, monkeypatch,
+                    "resident_id text, bank_card text") as (schema, inv, store, policy, keys):
         before = _kyc(fresh_demo.app_db)
         assert encrypt(inv, store, keys, policy, apply=True).ok
         with psycopg.connect(pg_dsn) as c:
@@ -767,9 +783,6 @@ def test_postgres_round_trip_and_shred(pg_dsn: str, fresh_demo: Any, tmp_path: P
             expect = (None, None) if r["user_id"] == victim else next(
                 (b[1], b[2]) for b in before if b[0] == r["user_id"])
             assert (r["resident_id"], r["bank_card"]) == expect
-    finally:
-        with psycopg.connect(pg_dsn, autocommit=True) as c:
-            c.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.mark.postgres
@@ -778,17 +791,10 @@ def test_postgres_a_number_column_and_a_narrow_one_are_named_in_one_run(
     """Found by a helper on Oracle's HR (salary numeric(8,2), phone_number varchar(20)):
     encrypt named the number column only, and the narrow one on the next run. Both are
     named at once; nothing sealed, no key made."""
-    import psycopg
-
-    schema = f"gk_kinds_{os.getpid()}_{os.urandom(3).hex()}"
-    monkeypatch.setenv("GK_ENC_PG", pg_dsn)
-    try:
-        inv = load_inventory(_pg_kyc(pg_dsn, fresh_demo, tmp_path, schema,
-                                     "resident_id varchar(20), bank_card numeric(30,0)"))
-        store = AuditStore(tmp_path / "audit.duckdb", create=True)
-        policy = load_policy(None, inv)
-        out = encrypt(inv, store, SubjectKeys(store, keystore_for(policy, store)), policy,
-                      apply=True)
+    with _pg_estate(pg_dsn, fresh_demo, tmp_path, monkeypatch,
+                    "resident_id varchar(20), bank_card numeric(30,0)"
+                    ) as (_, inv, store, policy, keys):
+        out = encrypt(inv, store, keys, policy, apply=True)
         [res] = out.tables
         assert res.error is not None and "\n" not in res.error
         assert "pg.user_kyc.bank_card: a numeric(30,0) column cannot hold ciphertext" in \
@@ -797,9 +803,6 @@ def test_postgres_a_number_column_and_a_narrow_one_are_named_in_one_run(
         assert res.error.endswith("nothing was sealed")
         assert store.query("SELECT count(*) AS n FROM subject_keys WHERE subject <> "
                            "'__index__'")[0]["n"] == 0
-    finally:
-        with psycopg.connect(pg_dsn, autocommit=True) as c:
-            c.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.mark.postgres
@@ -812,15 +815,9 @@ def test_postgres_columns_too_narrow_for_envelopes_are_named_before_anything_is_
     CHECK) is one line for its table."""
     import psycopg
 
-    schema = f"gk_narrow_{os.getpid()}_{os.urandom(3).hex()}"
-    monkeypatch.setenv("GK_ENC_PG", pg_dsn)
-    try:
-        inv = load_inventory(_pg_kyc(pg_dsn, fresh_demo, tmp_path, schema,
-                                     "resident_id varchar(40), bank_card text "
-                                     "CHECK (length(bank_card) < 60)"))
-        store = AuditStore(tmp_path / "audit.duckdb", create=True)
-        policy = load_policy(None, inv)
-        keys = SubjectKeys(store, keystore_for(policy, store))
+    with _pg_estate(pg_dsn, fresh_demo, tmp_path, monkeypatch,
+                    "resident_id varchar(40), bank_card text CHECK (length(bank_card) < 60)"
+                    ) as (schema, inv, store, policy, keys):
 
         def table() -> list[tuple[Any, ...]]:
             with psycopg.connect(pg_dsn) as c:
@@ -861,6 +858,3 @@ def test_postgres_columns_too_narrow_for_envelopes_are_named_before_anything_is_
         assert again.ok and again.tables[0].cells_sealed == 0, again.tables[0].describe()
         assert rotate_data_keys(inv, store, keys, policy, None, "t").cells_resealed == \
             2 * len(before)
-    finally:
-        with psycopg.connect(pg_dsn, autocommit=True) as c:
-            c.execute(f'DROP SCHEMA "{schema}" CASCADE')
