@@ -231,3 +231,17 @@ def test_person_key_columns_follow_declared_references(tmp_path) -> None:
     assert person_key_columns(shop, "rental") == {"customer_id"}  # not address_id
     assert person_key_columns(crm, "ticket", inv) == {"shop_customer"}
     assert person_key_columns(shop, "address") == set()
+
+
+def test_names_with_surnames_no_list_has_are_names_by_their_values() -> None:
+    """Found by a helper: Oracle's CO customers' full names ("Michael Marker", "Tamika
+    Hu": invented surnames) under a neutral column name were not found (the name lists
+    knew the given names but not most surnames)."""
+    from public_data import sample_schemas
+
+    names = [r["full_name"] for t, r in sample_schemas.rows("co") if t == "customers"]
+    got = classify_column("c2", names, table="t1")
+    assert got.category == "identity.name" and got.evidence["method"] == "values"
+    # Products and stores of the same sample stay what they are.
+    products = [r["product_name"] for t, r in sample_schemas.rows("co") if t == "products"]
+    assert classify_column("c3", products, table="t2").category is None

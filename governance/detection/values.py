@@ -146,6 +146,16 @@ def is_city(value: str) -> bool:
     return len(head) >= 3 and place_key(head) in city_names()
 
 
+# Words that end a place's name, not a person's ("Victoria Street", "Jordan Park").
+_PLACE_WORDS = frozenset({
+    "street", "avenue", "road", "lane", "drive", "way", "court", "place", "square", "park",
+    "terrace", "parkway", "highway", "circle", "crescent", "close", "row", "trail", "plaza",
+    "boulevard", "station", "center", "centre", "hall", "hill", "bridge", "river", "lake",
+    "beach", "bay", "city", "town", "county", "island", "valley", "heights", "gardens",
+    "hotel", "house", "tower", "mall", "market", "airport", "port", "harbour", "harbor",
+    "school", "college", "university", "hospital", "church", "museum", "library"})
+
+
 def _person_segment(segment: str, given: frozenset[str], family: frozenset[str]) -> bool:
     words = NAME_WORD.findall(segment)
     rest = NAME_WORD.sub("", segment)
@@ -167,6 +177,11 @@ def _person_segment(segment: str, given: frozenset[str], family: frozenset[str])
     if first is None:
         return bool(initials) and bool(known) and 2 * len(known) >= len(full)
     has_family = any(w.lower() in family for i, w in enumerate(full) if i != first)
+    if not has_family and not initials and len(full) == 2 and first == 0 \
+            and full[1][1:].islower() and full[1].lower() not in _PLACE_WORDS:
+        # A listed given name and a capitalised word: a surname no list has ("Michael
+        # Marker", "Tamika Hu": Oracle's CO customers), not a street or a place.
+        return True
     return has_family and 2 * len(known) >= len(full)
 
 
