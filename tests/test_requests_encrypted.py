@@ -125,3 +125,67 @@ def test_encrypted_free_text_is_masked_in_an_access_export_as_clear_text_is(
     notes = [t["notes"] for t in tickets if t["notes"] and "Smith" in t["notes"]]
     assert notes and all(other not in n and "7946 0958" not in n for n in notes), notes
     assert all("<EMAIL_ADDRESS>" in n and not n.startswith("gk1:") for n in notes)
+
+
+def _names_encrypted(demo: Any) -> tuple[Any, AuditStore, Any, SubjectKeys, int, str]:
+    """The demo with its users' full names encrypted (their marketing contacts keep theirs
+    in clear), scanned; a user who also has a marketing contact, and their e-mail."""
+    (demo.root / "encryption.yaml").write_text(
+        "version: 1\nrequire: []\ncolumns:\n  - {column: app_db.users.full_name}\n")
+    inv = load_inventory(demo.inventory)
+    store = AuditStore(demo.root / "audit.duckdb", create=True)
+    run_scan(inv, store)
+    policy = load_policy(None, inv)
+    keys = SubjectKeys(store, keystore_for(policy, store))
+    assert encrypt(inv, store, keys, policy, apply=True).ok
+    contacts = {r["email"] for r in _csv_rows(demo)}
+    with sqlite3.connect(demo.app_db) as c:
+        uid, email = next((u, e) for u, e in c.execute("SELECT id, email FROM users ORDER BY id")
+                          if e in contacts)
+        assert c.execute("SELECT full_name FROM users WHERE id = ?", [uid]
+                         ).fetchone()[0].startswith("gk1:")
+    return inv, store, policy, keys, uid, email
+
+
+def _csv_rows(demo: Any) -> list[dict[str, Any]]:
+    import csv
+
+    [path] = sorted((demo.root / "marketing").glob("*.csv"))
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_an_encrypted_name_is_not_another_persons_name(fresh_demo: Any) -> None:
+    """Found by a helper on Oracle's CO (names encrypted in two sources): a person whose
+    name was sealed in one table and in clear (or sealed under another key) in another was
+    "two people" (the envelopes were compared as names), and no identity could serve the
+    request. A sealed cell says nothing about who a row is."""
+    inv, store, _, _, uid, email = _names_encrypted(fresh_demo)
+    out = run_request(inv, store, _request(store, "access", email), "dpo")
+    assert out.status == "completed"
+    files = open_export(out.export_path, out.passphrase)
+    users = files["data/app_db/users.json"]
+    assert [r["id"] for r in users] == [uid] and not users[0]["full_name"].startswith("gk1:")
+    assert [r["email"] for r in files["data/marketing_export/contacts.json"]] == [email]
+
+
+def test_rotating_the_subjects_key_after_approval_leaves_the_approved_plan_theirs(
+        fresh_demo: Any) -> None:
+    """Found by a helper: `crypto rotate-keys` between an erasure's approval and its run
+    re-encrypted the person's name, so the run said the e-mail "may belong to someone
+    else now" and the request could not be approved again."""
+    from governance.encryption import rotate_data_keys
+
+    inv, store, policy, keys, uid, email = _names_encrypted(fresh_demo)
+    rid = _request(store, "erasure", email)
+    with sqlite3.connect(fresh_demo.app_db) as c:
+        before = c.execute("SELECT full_name FROM users WHERE id = ?", [uid]).fetchone()[0]
+    subject = keys.subject_ref(("app_db", "users"), uid)
+    assert rotate_data_keys(inv, store, keys, policy, [subject], "dpo").cells_resealed >= 1
+    with sqlite3.connect(fresh_demo.app_db) as c:
+        assert c.execute("SELECT full_name FROM users WHERE id = ?", [uid]).fetchone()[0] \
+            != before
+    out = run_request(inv, store, rid, "dpo", confirm=lambda steps: True)
+    assert out.status == "completed", out.remaining
+    with sqlite3.connect(fresh_demo.app_db) as c:
+        assert c.execute("SELECT count(*) FROM users WHERE id = ?", [uid]).fetchone()[0] == 0

@@ -98,11 +98,16 @@ def _person_text(key_columns: Sequence[str], personal: Sequence[str], table: tup
     """The text naming one person row: its subject key or primary key (every written form
     of a whole number alike), else every value of the row, then the values of its
     ``personal`` columns (so that another person given the same key is another row)."""
+    from governance.crypto.field import looks_sealed
+
+    # An encrypted cell is left out: its envelope changes when its key is rotated, not
+    # the person (the key, and any column in clear, still tell them apart).
     if key_columns and all(c in row for c in key_columns):
         key = "key\x1f" + "\x1f".join(str(key_text(row[c])) for c in key_columns)
     else:
-        key = "row\x1f" + json.dumps({k: key_text(v) for k, v in sorted(row.items())})
-    values = {c: key_text(row.get(c)) for c in personal}
+        key = "row\x1f" + json.dumps({k: key_text(v) for k, v in sorted(row.items())
+                                      if not looks_sealed(v)})
+    values = {c: key_text(row.get(c)) for c in personal if not looks_sealed(row.get(c))}
     return f"approval-person:{table[0]}.{table[1]}\x00{key}\x1e{json.dumps(values)}"
 
 

@@ -898,9 +898,13 @@ def who_of(table: TableKey, row: Row, categories: Mapping[tuple[str, str, str], 
            ) -> dict[str, frozenset[str]]:
     """What tells one person from another in a row: the words of its name columns, and
     its dates of birth and ID numbers (normalised), by category; empty ones left out."""
+    from governance.crypto.field import looks_sealed
+
     out: dict[str, set[str]] = {}
     for col, value in row.items():
-        if value is None or isinstance(value, bytes | bytearray | memoryview):
+        # (an encrypted cell says nothing here: two envelopes of one name differ)
+        if value is None or isinstance(value, bytes | bytearray | memoryview) \
+                or looks_sealed(value):
             continue
         for cat in categories.get((table[0], table[1], col), set()) & WHO_CATEGORIES:
             text = str(value)
