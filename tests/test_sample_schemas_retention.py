@@ -20,7 +20,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import yaml
 from public_data import sample_schemas
 
@@ -165,20 +167,49 @@ def test_co_files_delete_old_orders_with_their_lines_first(tmp_path: Path) -> No
             assert len(rows) == len(before[table]), table
 
 
-def test_co_files_keep_the_orders_whose_lines_a_shared_row_key_keeps(tmp_path: Path) -> None:
-    """The policy names ``line_item_id`` as the lines' row key: line numbers repeat across
-    orders, so a due line whose number a kept line shares stays (a file is rewritten by key),
-    and its order stays with it: nothing is left pointing at a removed order."""
-    rules = CO_RULES.replace("keys: {co.orders: order_id}",
-                             "keys: {co.orders: order_id, co.order_items: line_item_id}")
+def test_co_files_a_key_rows_share_is_refused_before_anything_changes(tmp_path: Path
+                                                                       ) -> None:
+    """Found by a helper: ``keys: {co.orders: order_status}`` (a value many orders share)
+    passed; the plan promised 712 orders, the run took every due order's lines and then
+    only the 40 orders whose status no kept order has, leaving 672 orders without their
+    lines, and said done. A key is checked to name one row, at the policy's line."""
+    from governance.errors import ConfigError
+
+    rules = CO_RULES.replace("keys: {co.orders: order_id}", "keys: {co.orders: order_status}")
     inv_path, policies, store = _estate(tmp_path, "co", CO_TABLES, rules)
     before = _read(tmp_path / "data")
-    inv = load_inventory(inv_path)
-    result = apply_retention(policies, inv, store, NOW, "tester")
+    with pytest.raises(ConfigError, match=r"retention\.yaml:4: keys\.co\.orders: "
+                       r"order_status is not a row key of co\.orders"):
+        plan_retention(policies, load_inventory(inv_path), store, NOW)
+    assert _read(tmp_path / "data") == before
+
+
+def test_co_files_keep_an_order_a_line_added_during_the_run_points_at(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A line written for a due order after the lines' step (another program, during the
+    run) keeps its order: the orders' file is rewritten only without orders no row points
+    at as it is applied, not as planned."""
+    from governance.retention import applying
+
+    inv_path, policies, store = _estate(tmp_path, "co", CO_TABLES, CO_RULES)
+    before = _read(tmp_path / "data")
+    cutoff = datetime(2021, 9, 1)
+    due = sorted(o["order_id"] for o in before["orders"]
+                 if o["order_tms"] <= cutoff and o["order_status"] != "REFUNDED")
+    late = {**before["order_items"][0], "order_id": due[0], "line_item_id": 99}
+    real = applying.fault_point
+
+    def during(name: str) -> None:
+        if name == "retention.after_step" and not late.get("written"):
+            lines = tmp_path / "data" / "order_items.parquet"
+            rows = pq.read_table(lines).to_pylist()
+            pq.write_table(pa.Table.from_pylist(rows + [dict(late)]), lines)
+            late["written"] = True
+        real(name)
+
+    monkeypatch.setattr(applying, "fault_point", during)
+    apply_retention(policies, load_inventory(inv_path), store, NOW, "tester")
     after = _read(tmp_path / "data")
-    assert {i["order_id"] for i in after["order_items"]} <= \
-        {o["order_id"] for o in after["orders"]}
-    assert len(after["order_items"]) == len(before["order_items"])   # every number shared
-    assert result.changed == len(before["orders"]) - len(after["orders"])
-    for table, rows in after.items():
-        assert {_digest(r) for r in rows} <= {_digest(r) for r in before[table]}, table
+    kept = {o["order_id"] for o in after["orders"]}
+    assert due[0] in kept and set(due[1:]).isdisjoint(kept)
+    assert {i["order_id"] for i in after["order_items"]} <= kept

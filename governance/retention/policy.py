@@ -500,7 +500,16 @@ def check_policy(policy: Policy, estate: Estate, pool: Any | None = None) -> Non
 
     for sel in p.keys:
         s, t = table_exists(sel, ("keys", sel))
-        column_exists(s, t, p.keys[sel], ("keys", sel))
+        if column_exists(s, t, p.keys[sel], ("keys", sel)) is not None and pool is not None \
+                and s not in estate.unreachable:
+            from governance.encryption.writers import unique_key
+
+            # Rows are removed by this key: one shared by rows that are due and rows that
+            # are not keeps them all, while the rows they own were taken already.
+            if not unique_key(pool.get(s), t, [p.keys[sel]]):
+                raise policy.error(("keys", sel), f"{p.keys[sel]} is not a row key of {sel}: "
+                                   "some rows share a value or have none; name a column "
+                                   "that identifies one row")
     for event, per_table in p.events.items():
         for sel, col in per_table.items():
             s, t = table_exists(sel, ("events", event, sel))
