@@ -858,3 +858,24 @@ def test_postgres_columns_too_narrow_for_envelopes_are_named_before_anything_is_
         assert again.ok and again.tables[0].cells_sealed == 0, again.tables[0].describe()
         assert rotate_data_keys(inv, store, keys, policy, None, "t").cells_resealed == \
             2 * len(before)
+
+
+def test_a_cell_erased_by_redaction_is_not_plaintext_to_the_encryption_audit(
+        fresh_demo: Any, tmp_path: Path) -> None:
+    """Found by a helper: retention's ``redact`` (and erasure's) writes "[erased]" into a
+    sealed column; the encryption audit then failed the column as holding plaintext
+    personal data. An erased cell holds nothing; a value in clear still fails it."""
+    from governance.dsar.plan import REDACTED
+
+    inv, store, policy, keys = _setup(fresh_demo, tmp_path)
+    assert encrypt(inv, store, keys, policy, apply=True).ok
+    first, second = (r[0] for r in _kyc(fresh_demo.app_db)[:2])
+    with sqlite3.connect(fresh_demo.app_db) as c:
+        c.execute("UPDATE user_kyc SET bank_card = ? WHERE user_id = ?", [REDACTED, first])
+    card = next(s for s in encryption_status(inv, store, policy) if s.column == "bank_card")
+    assert card.ok and card.plaintext_cells == 0, card.describe()
+    with sqlite3.connect(fresh_demo.app_db) as c:
+        c.execute("UPDATE user_kyc SET bank_card = ? WHERE user_id = ?",
+                  ["DE89370400440532013000", second])
+    card = next(s for s in encryption_status(inv, store, policy) if s.column == "bank_card")
+    assert not card.ok and card.plaintext_cells == 1, card.describe()

@@ -28,6 +28,7 @@ from governance.crypto.field import (
     open_cell,
     parse,
 )
+from governance.dsar.plan import REDACTED
 from governance.encryption.keys import KeyUnavailable, SubjectKeys
 from governance.encryption.policy import EncryptionPolicy, load_policy
 from governance.errors import GovernanceError
@@ -115,7 +116,7 @@ def _count(batch: pa.RecordBatch, source: str, table: str, names: list[str], key
         cnt = counts[c]
         for r in rows:
             v = r.get(c)
-            if v is None or v == "":
+            if v is None or v == "" or v == REDACTED:   # empty, or erased (redacted)
                 continue
             cnt["cells"] += 1
             if not looks_sealed(v):

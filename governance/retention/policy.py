@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from governance.config_files import LoadedFile, Loc, format_loc, load_yaml_file
+from governance.dsar.plan import REDACTED  # what ``redact`` writes, as erasure's does
 from governance.errors import ConfigError, GovernanceError
 from governance.inventory import NAME_RE, Inventory, check_jurisdictions, check_unique
 from governance.taxonomy import CATEGORIES
@@ -36,7 +37,6 @@ _PERIOD_RE = re.compile(r"^\s*(\d+)\s*([A-Za-z]+)\s*$")
 LegalBasis = Literal["consent", "contract", "legal_obligation", "vital_interests",
                      "public_task", "legitimate_interests"]
 Operator = Literal["null", "redact"]
-REDACTED = "[erased]"   # what ``redact`` writes (the same text as erasure's redact)
 
 
 @dataclass(frozen=True)
