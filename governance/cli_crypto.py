@@ -309,8 +309,16 @@ def crypto_rotate_master(inventory_path: Path, store_path: Path, policy_path: Pa
     if new_key_env:
         decl = KeyStoreDecl(kind="local", key_env=new_key_env)
     else:
-        decl = policy.key_store.model_copy(update={"kind": "pkcs11",
-                                                   "key_label": new_hsm_key_label})
+        # The token: the policy's own, else the one its also_unwrap_with names (keys
+        # moved from a local KEK into an HSM).
+        tokens = [d for d in (policy.key_store, *policy.also_unwrap_with) if d.kind == "pkcs11"]
+        token = next((d for d in tokens if d.key_label == new_hsm_key_label),
+                     tokens[0] if tokens else None)
+        if token is None:
+            raise GovernanceError("--new-hsm-key-label: the policy names no PKCS#11 token; list "
+                                  "the new key under also_unwrap_with first (kind: pkcs11, "
+                                  "module, token_label, key_label, pin_env); nothing was changed")
+        decl = token.model_copy(update={"key_label": new_hsm_key_label})
     new = keystore_for(policy.model_copy(update={"key_store": decl}), store, create_kek=True)
     out = rotate_kek(store, old, new, _actor(), batch, _progress)
     click.echo(f"{out.keys} data key(s) rewrapped in {out.seconds:.2f} s "

@@ -117,3 +117,48 @@ def test_encrypt_under_hsm_and_move_local_keys_into_it(token: tuple[str, str], f
         assert encrypt(inv, store, hsm_keys, hsm_policy, apply=True).tables[0].cells_sealed == 2
     finally:
         hsm.close()
+
+
+def test_cli_rotates_a_kek_within_the_token_and_moves_local_keys_into_it(
+        token: tuple[str, str], fresh_demo: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a helper: `crypto rotate-master --new-hsm-key-label` always failed: within
+    one token with "cannot log in (UserAlreadyLoggedIn)" (the process was logged in for the
+    old KEK), and from a local KEK with "the HSM PIN is not set (environment variable
+    None)". The remedy `crypto shred` prints could not be done with an HSM."""
+    from click.testing import CliRunner
+
+    from governance.cli import main
+
+    module, label = token
+    monkeypatch.setenv("GK_HSM_PIN", PIN)
+    store_path = tmp_path / "audit.duckdb"
+    AuditStore(store_path, create=True).schema_version()
+    args = ["-i", str(fresh_demo.inventory), "--store", str(store_path)]
+    policy = fresh_demo.root / "encryption.yaml"
+    hsm = f"{{kind: pkcs11, module: {module}, token_label: {label}, pin_env: GK_HSM_PIN"
+    with sqlite3.connect(fresh_demo.app_db) as c:
+        plain = sorted(c.execute("SELECT user_id, resident_id FROM user_kyc").fetchall())
+    # Local KEK first; then into the token (the new KEK named under also_unwrap_with).
+    assert CliRunner().invoke(main, ["encrypt", *args, "--apply"]).exit_code == 0
+    policy.write_text(f"version: 1\nalso_unwrap_with:\n  - {hsm}, key_label: kek-a}}\n")
+    moved = CliRunner().invoke(main, ["crypto", "rotate-master", *args,
+                                      "--new-hsm-key-label", "kek-a"])
+    assert moved.exit_code == 0 and "0 left under the old key" in moved.output, moved.output
+    # Within the token: kek-a to kek-b.
+    policy.write_text(f"version: 1\nkey_store: {hsm}, key_label: kek-a}}\n"
+                      f"also_unwrap_with:\n  - {hsm}, key_label: kek-b}}\n")
+    within = CliRunner().invoke(main, ["crypto", "rotate-master", *args,
+                                       "--new-hsm-key-label", "kek-b"])
+    assert within.exit_code == 0 and "0 left under the old key" in within.output, \
+        within.output
+    policy.write_text(f"version: 1\nkey_store: {hsm}, key_label: kek-b}}\n")
+    kek_ids = {r["kek_id"] for r in AuditStore(store_path).query(
+        "SELECT DISTINCT kek_id FROM subject_keys WHERE wrapped IS NOT NULL")}
+    assert kek_ids == {f"pkcs11:{label}/kek-b"}
+    inv = load_inventory(fresh_demo.inventory)
+    store = AuditStore(store_path)
+    pol = load_policy(policy, inv)
+    got = Decryptor(inv, store, SubjectKeys(store, keystore_for(pol, store)), pol).read(
+        "app_db", "user_kyc", None, "t", "check")
+    assert sorted((r["user_id"], r["resident_id"]) for r in got.rows) == plain

@@ -147,6 +147,10 @@ class Pkcs11KeyStore(KeyStore):
                                 "nothing was changed") from None
         try:
             self._session: Any = token.open(user_pin=pin, rw=True)
+        except pkcs11.UserAlreadyLoggedIn:
+            # This process is logged in to the token already (another key store on it, as
+            # a KEK rotation within one token has): a session of its own shares that login.
+            self._session = token.open(rw=True)
         except pkcs11.PinIncorrect:
             raise KeyStoreError(f"PKCS#11 token {token_label!r}: wrong PIN; nothing was "
                                 "changed") from None
