@@ -378,7 +378,9 @@ def detect(source: Any, do_redact: bool, min_score: float) -> None:
 
     for number, text, entities in detect_lines(source, min_score):
         if do_redact:
-            click.echo(redact(text, entities))
+            from governance.masking import mask_addresses
+
+            click.echo(mask_addresses(redact(text, entities)))
         else:
             click.echo(json.dumps({"line": number,
                                    "entities": [entity_json(e) for e in entities]},

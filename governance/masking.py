@@ -35,7 +35,13 @@ def mask_free_text(text: str) -> str:
     anywhere kept for good (the audit log, legal holds)."""
     from governance.detection.text import detect_line, redact
 
-    return mask_person_names(_ADDRESS.sub("<EMAIL_ADDRESS>", redact(text, detect_line(text))))
+    return mask_person_names(mask_addresses(redact(text, detect_line(text))))
+
+
+def mask_addresses(text: str) -> str:
+    """``text`` with anything written as an e-mail address replaced by ``<EMAIL_ADDRESS>``,
+    a host without a dot included (the detector wants a dotted domain)."""
+    return _ADDRESS.sub("<EMAIL_ADDRESS>", text)
 
 
 # Anything written as an e-mail address, a host without a dot included

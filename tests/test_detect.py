@@ -58,6 +58,14 @@ def test_detect_file_and_redact(tmp_path: Path) -> None:
     assert "4111" not in red[3]
 
 
+def test_redact_masks_an_address_whose_host_has_no_dot(tmp_path: Path) -> None:
+    """Found by a helper: `detect --redact` printed Oracle's CO customers' e-mails
+    (``tammy.bryant@internalmail``) in clear; reasons and notes already masked them."""
+    path = tmp_path / "mail.txt"
+    path.write_text("ask tammy.bryant@internalmail or j.doe@example.com\n", encoding="utf-8")
+    assert _run(["--redact", str(path)]) == ["ask <EMAIL_ADDRESS> or <EMAIL_ADDRESS>"]
+
+
 def test_redact_merges_overlapping_entities() -> None:
     text = "call 13812345678 now"
     ents = [Entity("PHONE_NUMBER", 5, 16, 0.4, "PhoneRecognizer"),
