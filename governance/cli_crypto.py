@@ -151,13 +151,23 @@ def decrypt_command(inventory_path: Path, store_path: Path, policy_path: Path | 
     inv, store, policy = _open(inventory_path, store_path, policy_path)
     inv.source(source)
     dec = Decryptor(inv, store, _keys(store, policy), policy)
-    got = dec.read(source, table, list(columns) or None, _actor(), reason,
-                   key_values=list(key_values) or None)
-    names = list(got.rows[0]) if got.rows else list(columns)
     f: Any = sys.stdout
-    if out_file is not None:
-        fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    if out_file is not None:   # made (0600, never over a file) before anything is read
+        try:
+            fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as e:
+            raise GovernanceError(f"--out {out_file}: {e.strerror or type(e).__name__} (give a "
+                                  "new file's path); nothing was decrypted") from None
         f = os.fdopen(fd, "w", newline="", encoding="utf-8")
+    try:
+        got = dec.read(source, table, list(columns) or None, _actor(), reason,
+                       key_values=list(key_values) or None)
+    except BaseException:
+        if out_file is not None:
+            f.close()
+            out_file.unlink(missing_ok=True)
+        raise
+    names = list(got.rows[0]) if got.rows else list(columns)
     w = csv.DictWriter(f, fieldnames=names)
     w.writeheader()
     for r in got.rows:

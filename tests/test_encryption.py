@@ -879,3 +879,31 @@ def test_a_cell_erased_by_redaction_is_not_plaintext_to_the_encryption_audit(
                   ["DE89370400440532013000", second])
     card = next(s for s in encryption_status(inv, store, policy) if s.column == "bank_card")
     assert not card.ok and card.plaintext_cells == 1, card.describe()
+
+
+def test_decrypt_to_an_existing_file_is_one_line_and_reads_nothing(fresh_demo: Any,
+                                                                    tmp_path: Path) -> None:
+    """Found by a helper: `decrypt --out` onto an existing file printed a raw errno error,
+    after the read had been made and logged."""
+    store_path = tmp_path / "audit.duckdb"
+    AuditStore(store_path, create=True).schema_version()
+    args = ["-i", str(fresh_demo.inventory), "--store", str(store_path)]
+    assert CliRunner().invoke(main, ["encrypt", *args, "--apply"]).exit_code == 0
+    out = tmp_path / "kyc.csv"
+    out.write_text("kept\n")
+    reads = len([e for e in AuditStore(store_path).log_entries()
+                 if e.action.startswith("encryption.decrypt")])
+    r = CliRunner().invoke(main, ["decrypt", *args, "app_db", "user_kyc", "--reason", "case 1",
+                                  "--out", str(out)])
+    assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
+    assert "File exists" in r.output and "nothing was decrypted" in r.output
+    assert out.read_text() == "kept\n"
+    assert len([e for e in AuditStore(store_path).log_entries()
+                if e.action.startswith("encryption.decrypt")]) == reads
+    fresh = tmp_path / "new.csv"
+    ok = CliRunner().invoke(main, ["decrypt", *args, "app_db", "user_kyc", "--reason", "case 1",
+                                   "--out", str(fresh)])
+    assert ok.exit_code == 0 and (fresh.stat().st_mode & 0o777) == 0o600
+    assert len(fresh.read_text().splitlines()) > 1
+    assert len([e for e in AuditStore(store_path).log_entries()
+                if e.action.startswith("encryption.decrypt")]) == reads + 1
