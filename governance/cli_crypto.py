@@ -289,6 +289,37 @@ def crypto_shred(inventory_path: Path, store_path: Path, policy_path: Path | Non
         sys.exit(EXIT_PROBLEMS)
 
 
+@crypto.command("shred-departed", epilog="\b\nExample:\n  govkit crypto shred-departed "
+                "--apply")
+@inventory_option
+@store_option
+@policy_option
+@click.option("--apply", is_flag=True, help="Destroy the keys; without it, only count them.")
+def crypto_shred_departed(inventory_path: Path, store_path: Path, policy_path: Path | None,
+                          apply: bool) -> None:
+    """Crypto-shred the data keys of people who are gone: no person row of any source names
+    them any more (retention deleted them) and no live cell is sealed under their keys, so
+    the keys open nothing but old copies and backups of the data. A dry run by default."""
+    from governance.encryption.departed import departed_subjects, shred_departed
+
+    inv, store, policy = _open(inventory_path, store_path, policy_path)
+    keys = _keys(store, policy)
+    found = departed_subjects(inv, store, keys, policy)
+    click.echo(found.describe())
+    if found.unreadable:
+        sys.exit(EXIT_PROBLEMS)
+    if not apply:
+        if found.subjects:
+            click.echo("Dry run: nothing was destroyed (add --apply).")
+        return
+    out = shred_departed(keys, found, _actor())
+    if out is not None:
+        click.echo(f"{len(out.keys_destroyed)} data key(s) destroyed for {len(out.subjects)} "
+                   f"subject(s); check: {'no key left' if out.verified else 'KEYS REMAIN'}")
+        if not out.verified:
+            sys.exit(EXIT_PROBLEMS)
+
+
 @crypto.command("rotate-master", epilog="\b\nExample:\n  GOVKIT_NEW_KEK=$(head -c32 "
                 "/dev/urandom | base64) govkit crypto rotate-master --new-key-env GOVKIT_NEW_KEK")
 @inventory_option

@@ -221,6 +221,16 @@ def apply_cmd(inventory_path: Path, store_path: Path, policy_paths: tuple[Path, 
                    f"{s['rows_affected']} row(s), {s['held_rows']} held, {s['status']}{note}")
     click.echo(f"Run {result.run_id}{' (resumed)' if result.resumed else ''}: "
                f"{result.changed} row(s) changed; proof in the audit log")
+    people = sum(int(s["rows_affected"]) for s in result.steps if s["action"] == "delete"
+                 and (t := inv.source(s["source"]).table(s["table_name"])) is not None
+                 and t.is_person)
+    store = AuditStore(store_path)
+    if people and store.query("SELECT 1 AS x FROM subject_keys WHERE wrapped IS NOT NULL AND "
+                              "subject <> '__index__' LIMIT 1"):
+        # Their data keys open copies and backups taken before: an erasure would destroy them.
+        click.echo(f"note: {people} person row(s) deleted; copies of the data taken before "
+                   "still decrypt for them while their data keys live: `govkit crypto "
+                   "shred-departed --apply` destroys the keys no live cell uses")
 
 
 @retention.command("audit")
