@@ -161,7 +161,14 @@ def test_an_encrypted_name_is_not_another_persons_name(fresh_demo: Any) -> None:
     "two people" (the envelopes were compared as names), and no identity could serve the
     request. A sealed cell says nothing about who a row is."""
     inv, store, _, _, uid, email = _names_encrypted(fresh_demo)
-    out = run_request(inv, store, _request(store, "access", email), "dpo")
+    from governance.dsar import plan_request
+    from governance.dsar.approval import person_rows_shown
+
+    rid = _request(store, "access", email)
+    shown = person_rows_shown(plan_request(inv, store, rid)[0])
+    users = next(line for line in shown if line.startswith("app_db.users: "))
+    assert "(encrypted)" in users and "gk1" not in users and "*" in users
+    out = run_request(inv, store, rid, "dpo")
     assert out.status == "completed"
     files = open_export(out.export_path, out.passphrase)
     users = files["data/app_db/users.json"]

@@ -147,9 +147,13 @@ def binding_of(inventory: Inventory, resolution: Resolution, steps: Sequence[Ste
 def person_rows_shown(resolution: Resolution) -> list[str]:
     """The subject's person rows as the approver may see them: table and the masked
     values of their personal-data columns (never a value)."""
+    from governance.crypto.field import looks_sealed
+
     out = []
     for (source, table), row in _person_rows(resolution):
-        masked = [mask_value(row[c]) for c in sorted(row) if row[c] is not None
+        # (an encrypted cell is named so: its masked ciphertext would say nothing)
+        masked = ["(encrypted)" if looks_sealed(row[c]) else mask_value(row[c])
+                  for c in sorted(row) if row[c] is not None
                   and resolution.categories.get((source, table, c))]
         out.append(f"{source}.{table}: " + (", ".join(masked) or "(no personal-data column)"))
     return out
