@@ -82,3 +82,13 @@ def approve_plan(store: Any, request_id: str, inventory: Any = None,
 
     digest = plan_binding(inventory, store, request_id)[2].digest
     return approve_request(inventory, store, request_id, actor, "plan reviewed", digest)[1]
+
+
+def exported_tables(outcome: Any) -> dict[str, list[dict[str, Any]]]:
+    """An access request's export, opened: table name -> its rows (tables with rows only;
+    the name as the source spells it)."""
+    from governance.dsar.export import open_export
+
+    files = open_export(outcome.export_path, outcome.passphrase)
+    return {name.split("/")[2].removesuffix(".json"): rows for name, rows in files.items()
+            if name.startswith("data/") and rows}

@@ -36,12 +36,11 @@ from governance.dsar import (
     plan_request,
     run_request,
 )
-from governance.dsar.export import open_export
 from governance.dsar.runner import replan_request
 from governance.errors import GovernanceError
 from governance.inventory import load_inventory
 from governance.sources.postgres import PostgresConnector
-from tests.request_worker import approve_plan
+from tests.request_worker import approve_plan, exported_tables
 
 
 def _request(db: PublicDb, rtype: str, *identities: str, declared: bool = False) -> str:
@@ -101,10 +100,8 @@ def test_access_by_email_returns_exactly_the_customers_own_rows(chinook: PublicD
         # Exported: the package's rows, table by table, by primary key.
         outcome = _run(chinook, rid)
         assert outcome.status == "completed"
-        files = open_export(outcome.export_path, outcome.passphrase)
-        exported = {name.split("/")[2].removesuffix(".json").lower():
-                    keys_of(check, name.split("/")[2].removesuffix(".json"), rows)
-                    for name, rows in files.items() if name.startswith("data/") and rows}
+        exported = {t.lower(): keys_of(check, t, rows)
+                    for t, rows in exported_tables(outcome).items()}
         assert exported == expected, "the export is not exactly the customer's own rows"
         # The resolution says the same (OWNERSHIP.md: owned rows, detail rows).
         assert _by_table(check, chinook.source, resolution.owned) == expected

@@ -17,10 +17,9 @@ from public_data.fixtures import PublicDb
 from public_data.oracle import Db, assert_only_removed, differences, keys_of, row_hashes
 
 from governance.dsar import RequestBook, RequestState, run_request
-from governance.dsar.export import open_export
 from governance.errors import GovernanceError
 from governance.inventory import load_inventory
-from tests.request_worker import approve_plan
+from tests.request_worker import approve_plan, exported_tables
 
 
 def _request(db: PublicDb, rtype: str, identity: str, declared: bool = False) -> str:
@@ -74,10 +73,8 @@ def test_co_access_exports_exactly_the_customers_orders_lines_and_shipments(
         assert {"orders", "shipments", "order_items"} <= set(expected)
         outcome = _run(oracle_co, _request(oracle_co, "access", f"email={email}"))
         assert outcome.status == "completed"
-        files = open_export(outcome.export_path, outcome.passphrase)
-        exported = {name.split("/")[2].removesuffix(".json").lower():
-                    keys_of(check, name.split("/")[2].removesuffix(".json"), rows)
-                    for name, rows in files.items() if name.startswith("data/") and rows}
+        exported = {t.lower(): keys_of(check, t, rows)
+                    for t, rows in exported_tables(outcome).items()}
         assert exported == expected
     finally:
         check.close()
@@ -365,9 +362,7 @@ def test_co_a_file_the_inventory_omits_with_the_customers_id_stops_the_request(
     outcome = run_request(load_inventory(path), oracle_co.store, rid, "dpo",
                           confirm=lambda steps: True)
     assert outcome.status == "completed"
-    files = open_export(outcome.export_path, outcome.passphrase)
-    shipped = [r for name, rows in files.items() if name.endswith("/shipments.json")
-               for r in rows]
+    shipped = exported_tables(outcome)["shipments"]
     assert sorted(_row_digest(r) for r in shipped) == own["shipments"]
     assert all(r["customer_id"] == cid for r in shipped)
 
@@ -460,10 +455,7 @@ def test_an_email_a_customer_and_the_same_named_employee_hold_is_one_person(
         book.verify(rid, "dpo", "identity checked")
         outcome = run_request(load_inventory(inv), store, rid, "dpo", confirm=lambda s: True)
         assert outcome.status == "completed"
-        files = open_export(outcome.export_path, outcome.passphrase)
-        people = {name.split("/")[2].removesuffix(".json"): rows for name, rows in files.items()
-                  if name.startswith("data/") and name.split("/")[2] in ("customers.json",
-                                                                         "employees.json")}
+        people = exported_tables(outcome)
         assert [r["customer_id"] for r in people["customers"]] == [3]
         assert [r["employee_id"] for r in people["employees"]] == [145]
     finally:
@@ -538,9 +530,7 @@ def test_hr_a_phone_given_in_international_form_finds_the_employee_stored_with_d
         outcome = _run(oracle_hr, _request(oracle_hr, "access", f"phone={given}"),
                        declared=True)
         assert outcome.status == "completed"
-        files = open_export(outcome.export_path, outcome.passphrase)
-        got = {name.split("/")[2].removesuffix(".json"): rows for name, rows in files.items()
-               if name.startswith("data/") and rows}
+        got = exported_tables(outcome)
         assert [r["employee_id"] for r in got["employees"]] == [eid]
         assert {(r["employee_id"], str(r["start_date"])[:10]) for r in got.get("job_history", [])} \
             == {(e, str(d)[:10]) for e, d in history}
