@@ -315,3 +315,34 @@ def test_a_worker_whose_lease_was_taken_over_records_nothing_more(estate) -> Non
     after = [e.action for e in store.log_entries() if e.target == rid]
     assert after[-1] == "dsar.completed" and after.count("dsar.completed") == 1
     _check_erased(paths, before, [subject])
+
+
+def test_a_request_that_changed_data_cannot_be_rejected(estate) -> None:
+    """Found by a helper on Oracle's CO and HR: an erasure killed after one source had
+    committed was then rejected (exit 0): the request read "rejected" (closed without
+    acting on it) while an employee, his job history and his reports' pointers were
+    already changed, and it could no longer be run. A request that changed data is finished,
+    not rejected."""
+    from governance.dsar.requests import RequestError
+
+    paths, store = estate
+    subject = _subject(paths)
+    before = _snapshot(paths)
+    rid = _erasure(store, subject["email"])
+    book = RequestBook(store)
+    # Killed with its journal written, nothing applied: it may not be rejected either
+    # (one killed between a commit and its journal's mark looks the same).
+    killed = _run_in_child(paths, store, rid, "request.after_journal:1")
+    assert killed.returncode == 137, (killed.stdout, killed.stderr[-2000:])
+    with pytest.raises(RequestError, match=r"a run that stopped midway and may have changed"):
+        book.reject(rid, "dpo", "the subject withdrew")
+    # Killed after its first source committed and was marked done.
+    killed = _run_in_child(paths, store, rid, "journal.after_mark:1")
+    assert killed.returncode == 137, (killed.stdout, killed.stderr[-2000:])
+    with pytest.raises(RequestError, match=r"has changed data already \(\d+ step\(s\) done"):
+        book.reject(rid, "dpo", "the subject withdrew")
+    assert book.get(rid).state.value == "in_progress"
+    out = run_request(load_inventory(paths.inventory), store, rid, "dpo",
+                      confirm=lambda steps: True, take_over=True)
+    assert out.status == "completed", out.remaining
+    _check_erased(paths, before, [subject])

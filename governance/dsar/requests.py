@@ -412,6 +412,24 @@ class RequestBook:
         """Close the request without acting on it, for ``reason`` (told to the subject)."""
         if not reason.strip():
             raise RequestError("a rejection needs a reason (--reason)")
+        steps = self.store.query(
+            "SELECT count(*) FILTER (WHERE status = 'done' AND coalesce(rows_affected, 0) > 0) "
+            "AS done, coalesce(sum(rows_affected) FILTER (WHERE status = 'done'), 0) AS n, "
+            "count(*) FILTER (WHERE status = 'pending') AS pending FROM dsar_steps "
+            "WHERE request_id = ?", [request_id])[0]
+        # A rejection says nothing was done: a run that changed data (or may have: one
+        # killed between a source's commit and its journal) is finished instead.
+        if steps["done"]:
+            raise RequestError(
+                f"request {request_id} has changed data already ({steps['done']} step(s) "
+                f"done, {steps['n']} row(s)): rejecting it would record that nothing was done. "
+                f"Finish it (govkit dsar run {request_id}); nothing was recorded")
+        if steps["pending"]:
+            raise RequestError(
+                f"request {request_id} has a run that stopped midway and may have changed data: "
+                f"run it again to finish it (govkit dsar run {request_id}: it resumes), or, if "
+                f"its plan cannot run, re-plan it first (govkit dsar replan {request_id}); "
+                "nothing was recorded")
         return self.transition(request_id, S.REJECTED, actor, {"reason": _safe_text(reason)})
 
     def extend(self, request_id: str, actor: str, reason: str,
