@@ -471,3 +471,33 @@ def test_the_subjects_email_found_beyond_the_newcomers_rows_is_not_explained_awa
         assert check.query("SELECT count(*) FROM customers WHERE customerid = 9901")[0][0] == 1
     finally:
         check.close()
+
+
+def test_a_run_after_a_failed_every_cell_verification_searches_every_cell_again(
+        chinook_sqlite: PublicDb) -> None:
+    """Found by a helper on Oracle's CO: an erasure whose `--verify-every-cell` found the
+    subject's e-mail left in a column no scan classified failed; a plain run then said
+    completed, the e-mail still there. A later run verifies at least as widely."""
+    from public_data.oracle import chinook_customer
+
+    from tests.request_worker import cleared_request
+
+    db = chinook_sqlite
+    check = db.connect()
+    try:
+        cid, email, _ = chinook_customer(check)
+        check.execute(f"UPDATE tracks SET composer = 'write to {email}' WHERE trackid = 1")
+        inv = load_inventory(db.fk_inventory)
+        rid = cleared_request(db.store, "erasure", f"email={email}", inventory=inv)
+        first = run_request(inv, db.store, rid, "dpo", confirm=lambda steps: True,
+                            every_text_cell=True)
+        assert first.status == "verification_failed"
+        assert any("tracks" in place for place in first.remaining), first.remaining
+        again = run_request(inv, db.store, rid, "dpo", confirm=lambda steps: True)
+        assert again.status == "verification_failed", again.status
+        assert any("tracks" in place for place in again.remaining), again.remaining
+        assert RequestBook(db.store).get(rid).state is RequestState.IN_PROGRESS
+        assert check.query("SELECT count(*) FROM customers WHERE customerid = ?",
+                           (cid,)) == [(0,)]
+    finally:
+        check.close()

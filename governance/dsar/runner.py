@@ -274,6 +274,14 @@ def run_request(inventory: Inventory, store: AuditStore, request_id: str, actor:
                                 {"holds": [h.hold_id for h in holds]})
                     raise RequestError(f"request {request_id}: {_hold_blocker(holds)}")
             book.claim(request_id, owner, take_over=take_over)
+            if not every_text_cell and _verified_every_cell_before(store, request_id):
+                # A verification that searched every text cell found the subject left:
+                # a later one searches at least as widely, or it could say completed
+                # with that cell still holding them.
+                every_text_cell = True
+                if progress:
+                    progress("every text cell is searched again: an earlier run's "
+                             "verification that did so found the subject left")
             try:
                 run = _Run(book, request, actor, owner,
                            book.identities(request, derived=False),
@@ -293,6 +301,12 @@ def run_request(inventory: Inventory, store: AuditStore, request_id: str, actor:
         except BaseException:
             book.release(request_id, owner)   # the runs give it back in their last burst
             raise
+
+
+def _verified_every_cell_before(store: AuditStore, request_id: str) -> bool:
+    """Whether a verification of this request that searched every text cell failed."""
+    return any((e.details or {}).get("every_text_cell") for e in
+               store.log_events(["dsar.verification_failed"], target=request_id))
 
 
 def _run_access(inventory: Inventory, store: AuditStore, run: _Run, pool: ConnectorPool,
@@ -505,7 +519,7 @@ def _run_change(inventory: Inventory, store: AuditStore, run: _Run, confirm: Con
                                              "any) must stay readable")
         book.renew(rid, run.owner)   # nothing is concluded by a worker taken over
         outcome = _conclude(book, rid, actor, steps, remaining, held, kept, shred,
-                            found_done)
+                            found_done, every_text_cell)
         if outcome.status != "completed":   # completing gives the lease back itself
             run.release()
         return outcome
@@ -556,7 +570,8 @@ def _verify_erased(inventory: Inventory, store: AuditStore, run: _Run, pool: Con
                                           unreachable, run.given,
                                           [_left_to_others(book, run.request), theirs])
         book.renew(rid, run.owner)
-        outcome = _conclude(book, rid, actor, steps, remaining, held, kept, None, {})
+        outcome = _conclude(book, rid, actor, steps, remaining, held, kept, None, {},
+                            every_text_cell)
         if outcome.status != "completed":
             run.release()
         return outcome
@@ -588,7 +603,8 @@ def _recheck_holds(inventory: Inventory, store: AuditStore, run: _Run,
 
 def _conclude(book: RequestBook, rid: str, actor: str, steps: list[Step],
               remaining: dict[str, int], held: dict[str, str], kept: dict[str, str],
-              shred: ShredOutcome | None, found_done: dict[int, int]) -> RunOutcome:
+              shred: ShredOutcome | None, found_done: dict[int, int],
+              every_text_cell: bool = False) -> RunOutcome:
     """Complete the request when verification left nothing unexplained; else record what
     remains."""
     for s in steps:
@@ -601,7 +617,8 @@ def _conclude(book: RequestBook, rid: str, actor: str, steps: list[Step],
         remaining["crypto-shredding (a data key of the subject is still wrapped)"] = -1
     if remaining:
         book.record(rid, actor, "dsar.verification_failed",
-                    {"remaining": remaining, "held": held, "kept": kept})
+                    {"remaining": remaining, "held": held, "kept": kept,
+                     "every_text_cell": every_text_cell})
         return RunOutcome(book.get(rid), "verification_failed", steps, remaining, held,
                           kept=kept, found_done=found_done)
     outcome = {"steps": changed, "held": held, "kept": kept,
