@@ -536,3 +536,26 @@ def test_hr_a_phone_given_in_international_form_finds_the_employee_stored_with_d
             == {(e, str(d)[:10]) for e, d in history}
     finally:
         check.close()
+
+
+def test_a_surname_alone_on_another_table_is_not_taken_for_the_subject(
+        tmp_path: Any) -> None:
+    """Found by a helper: employee 145 recorded only as "Jenkins", with customer 3's
+    (Gary Jenkins) e-mail, was taken for him ({jenkins} within {gary, jenkins}) and erased
+    with him, his reports and department detached. One word is too little: it stops."""
+    db, inv, store = _co_and_hr(tmp_path)
+    check = Db("sqlite", db)
+    try:
+        email = check.query("SELECT email_address FROM customers WHERE customer_id = 3")[0][0]
+        check.execute(f"UPDATE employees SET email = '{email}', first_name = NULL, "
+                      "last_name = 'Jenkins' WHERE employee_id = 145")
+        before = row_hashes(check)
+        book = RequestBook(store)
+        rid = book.create("erasure", [f"email={email}"], "EU", "dpo").request_id
+        book.verify(rid, "dpo", "identity checked")
+        with pytest.raises(GovernanceError, match="two people hold it"):
+            approve_plan(store, rid, inv)
+            run_request(load_inventory(inv), store, rid, "dpo", confirm=lambda s: True)
+        assert differences(before, row_hashes(check)) == {}
+    finally:
+        check.close()

@@ -921,10 +921,15 @@ def who_of(table: TableKey, row: Row, categories: Mapping[tuple[str, str, str], 
 def same_person(a: Mapping[str, frozenset[str]], b: Mapping[str, frozenset[str]]) -> bool:
     """Whether two rows' ``who_of`` can be one person: every kind both have agrees (a
     name's words: one set within the other, so a middle name or a title does not part
-    them; a date of birth or an ID number: equal)."""
+    them, but one word alone within a longer name does; a date of birth or an ID number:
+    equal)."""
     for cat in set(a) & set(b):
         x, y = a[cat], b[cat]
         if cat == "identity.name" and not (x <= y or y <= x):
+            return False
+        if cat == "identity.name" and x != y and min(len(x), len(y)) < 2:
+            # One word within another's name ("Jenkins" and "Gary Jenkins", a father and
+            # a son sharing an e-mail) is too little to take them for one person.
             return False
         if cat != "identity.name" and not x & y:
             return False
