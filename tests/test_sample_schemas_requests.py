@@ -559,3 +559,32 @@ def test_a_surname_alone_on_another_table_is_not_taken_for_the_subject(
         assert differences(before, row_hashes(check)) == {}
     finally:
         check.close()
+
+
+@pytest.mark.parametrize("oracle_hr", [pytest.param("pg", marks=pytest.mark.postgres)],
+                         indirect=True)
+def test_hr_a_correction_longer_than_its_column_is_refused_at_planning(
+        oracle_hr: PublicDb) -> None:
+    """Found by a helper: a rectification whose new e-mail did not fit HR's email
+    varchar(25) was approved, then half applied across two sources, its error naming only
+    the source rolled back. The plan names the column and its width; nothing changes."""
+    from governance.dsar import plan_request
+
+    check = oracle_hr.connect()
+    try:
+        book = RequestBook(oracle_hr.store)
+        new = "neena.yang.new-address@example.com"
+        assert len(new) > 25
+        rid = book.create("rectify", ["user_id=101"], "EU", "dpo", {"email": new}).request_id
+        book.verify(rid, "dpo", "identity checked")
+        before = row_hashes(check)
+        resolution, _ = plan_request(load_inventory(oracle_hr.declared_inventory),
+                                     oracle_hr.store, rid)
+        assert any("hr.employees.email holds 25 characters and the new value has "
+                   f"{len(new)}" in b for b in resolution.blockers), resolution.blockers
+        with pytest.raises(GovernanceError, match="holds 25 characters"):
+            approve_plan(oracle_hr.store, rid, oracle_hr.declared_inventory)
+            _run(oracle_hr, rid, declared=True)
+        assert differences(before, row_hashes(check)) == {}
+    finally:
+        check.close()

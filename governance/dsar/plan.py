@@ -1088,6 +1088,17 @@ def plan_rectification(inventory: Inventory, resolution: Resolution,
                 f"{field_}: {loc.source}.{loc.table} holds it in {len(cols)} columns "
                 f"({', '.join(cols)}); which part of the new value goes where is not "
                 f"guessed: reject the request and file it again with {sets}")
+        info = resolution.catalogue.get(loc.source, {}).get(loc.table)
+        kind = inventory.source(loc.source).kind
+        for col, value in list(assign.items()):
+            column = info.column(col) if info is not None else None
+            room = column.max_chars(kind) if column is not None else None
+            if room is not None and len(str(value)) > room:
+                # Found by a helper: approved, then half applied across two sources.
+                resolution.blockers.append(
+                    f"{loc.source}.{loc.table}.{col} holds {room} characters and the new value "
+                    f"has {len(str(value))}: widen the column first, then plan again")
+                del assign[col]
         if assign:
             steps.append((loc.depth, False, Step(
                 0, loc.source, loc.table, loc.found_by.value, Action.RECTIFY,

@@ -24,7 +24,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -469,8 +468,6 @@ def column_kind(conn: Connector, table: str, column: str) -> str:
                       "ciphertext; change it to a text or binary type first")
 
 
-_DECLARED_LENGTH = re.compile(r"\b(?:VAR)?CHAR(?:ACTER)?(?: VARYING)?\s*\(\s*(\d+)\s*\)",
-                              re.IGNORECASE)
 KEY_ID_CHARS = 23              # "sk-" and 20 hex digits: the data key ids govkit makes
 BLIND_INDEX_CHARS = 36         # "bx1-" and 32 hex digits
 
@@ -478,11 +475,8 @@ BLIND_INDEX_CHARS = 36         # "bx1-" and 32 hex digits
 def declared_length(conn: Connector, table: str, column: str) -> int | None:
     """The most characters ``column`` holds when its type says so and the source enforces
     it (PostgreSQL's ``varchar(n)``; SQLite and DuckDB take any length)."""
-    if conn.kind != "postgres":
-        return None
     col = conn.table_info(table).column(column)
-    m = _DECLARED_LENGTH.search(col.type) if col is not None else None
-    return int(m.group(1)) if m else None
+    return col.max_chars(conn.kind) if col is not None else None
 
 
 def longest_envelope(conn: Connector, table: str, column: str) -> int:

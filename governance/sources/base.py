@@ -8,6 +8,7 @@ driver's own mechanism and must first exist in the source.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,6 +30,19 @@ class ColumnInfo:
     name: str
     type: str
     nullable: bool = True
+
+    def max_chars(self, kind: str) -> int | None:
+        """The most characters the column holds when its type says so and a source of
+        ``kind`` enforces it (PostgreSQL's ``varchar(n)``; SQLite and DuckDB take any
+        length)."""
+        if kind != "postgres":
+            return None
+        m = _DECLARED_LENGTH.search(self.type)
+        return int(m.group(1)) if m else None
+
+
+_DECLARED_LENGTH = re.compile(r"\b(?:VAR)?CHAR(?:ACTER)?(?: VARYING)?\s*\(\s*(\d+)\s*\)",
+                              re.IGNORECASE)
 
 
 @dataclass(frozen=True)
