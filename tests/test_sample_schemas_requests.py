@@ -588,3 +588,52 @@ def test_hr_a_correction_longer_than_its_column_is_refused_at_planning(
         assert differences(before, row_hashes(check)) == {}
     finally:
         check.close()
+
+
+def test_co_on_duckdb_a_refused_correction_says_why_without_the_key(tmp_path: Any) -> None:
+    """Found by a helper: on DuckDB with CO's constraints (customers' e-mail UNIQUE, orders
+    pointing at customers), correcting a customer's e-mail failed with DuckDB's raw error,
+    which quotes the customer's key. The refusal is one line with the value masked and
+    says what to do; nothing changes."""
+    import duckdb
+    import yaml
+    from public_data import sample_schemas
+
+    from governance.audit_store import AuditStore
+
+    db = tmp_path / "co.duckdb"
+    con = duckdb.connect(str(db))
+    for stmt in sample_schemas.ddl("co", "sqlite"):
+        con.execute(stmt)
+    by_table: dict[str, list[dict[str, Any]]] = {}
+    for table, row in sample_schemas.rows("co"):
+        by_table.setdefault(table, []).append(row)
+    for table in sample_schemas.CO_TABLES:
+        cols = list(by_table[table][0])
+        con.executemany(f'INSERT INTO "{table}" VALUES ({", ".join("?" * len(cols))})',
+                        [[r[c] for c in cols] for r in by_table[table]])
+    email = con.execute("SELECT email_address FROM customers WHERE customer_id = 3"
+                        ).fetchone()[0]
+    con.close()
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(yaml.safe_dump({"version": 1, "organization": "co", "sources": [{
+        "name": "co", "kind": "duckdb", "connection": {"path": "co.duckdb"},
+        "owner": "dpo@example.org", "jurisdictions": ["EU"], "tables": [
+            {"name": "customers", "subject_key": "customer_id",
+             "columns": {"email_address": {"category": "contact.email"}}},
+            *({"name": t} for t in sample_schemas.CO_TABLES if t != "customers")]}]},
+        sort_keys=False))
+    store = AuditStore(tmp_path / "audit.duckdb", create=True)
+    book = RequestBook(store)
+    rid = book.create("rectify", [f"email={email}"], "EU", "dpo",
+                      {"email": "gary.new@example.com"}).request_id
+    book.verify(rid, "dpo", "identity checked")
+    approve_plan(store, rid, inv)
+    with pytest.raises(GovernanceError) as e:
+        run_request(load_inventory(inv), store, rid, "dpo", confirm=lambda s: True)
+    said = str(e.value)
+    assert "\n" not in said and "drop that foreign key" in said and "customer_id: 3" not in said
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT email_address FROM customers WHERE customer_id = 3"
+                       ).fetchone()[0] == email
+    con.close()

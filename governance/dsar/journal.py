@@ -16,7 +16,7 @@ from governance.audit_store.store import record_row, utcnow
 from governance.crypto.aead import open_json, seal_json
 from governance.dsar.identities import Identity
 from governance.dsar.plan import OWNED_BY, Action, Step, row_digest
-from governance.errors import GovernanceError, StepStopped
+from governance.errors import GovernanceError, StepStopped, refused_by_database
 from governance.faults import fault_point
 from governance.sources import Connector, Leaving
 from governance.sources.pool import ConnectorPool
@@ -309,11 +309,17 @@ def _apply(conn: Connector, step: Step, hash_value: Callable[[Any], str],
     except GovernanceError:
         raise
     except Exception as e:
-        # Only the first line: drivers add the failing row's values on the next ones.
-        first = str(e).splitlines()[0] if str(e) else ""
+        # Only the first line (drivers add the failing row's values on the next ones), and
+        # the values a database quotes in it masked (DuckDB's key "customer_id: 166").
+        first = refused_by_database(e) or (str(e).splitlines()[0] if str(e) else "")
+        hint = ""
+        if conn.kind == "duckdb" and "foreign key" in first.lower():
+            hint = (" (DuckDB refuses to change a key, unique or indexed column of a row "
+                    "other rows point at through a foreign key: drop that foreign key in the "
+                    "database; the inventory's references keep the link known to govkit)")
         raise GovernanceError(
             f"step {step.step_no} ({step.source}.{step.table}, {step.action}) failed: "
-            f"{type(e).__name__}: {first}; {undone}. Fix the cause and run the request "
+            f"{type(e).__name__}: {first}{hint}; {undone}. Fix the cause and run the request "
             "again: it resumes from the journal") from None
 
 
