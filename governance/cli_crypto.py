@@ -240,7 +240,7 @@ def crypto_shred(inventory_path: Path, store_path: Path, policy_path: Path | Non
     decrypted with it. A backup of the audit store taken before still holds the keys: see
     the README (Crypto-shredding) for making such backups useless."""
     from governance.encryption import shred_person_rows
-    from governance.encryption.keys import INDEX_SUBJECT
+    from governance.encryption.keys import holds_person_keys
     from governance.encryption.subjects import person_key_column
     from governance.errors import GovernanceError
     from governance.sources.pool import ConnectorPool
@@ -263,8 +263,7 @@ def crypto_shred(inventory_path: Path, store_path: Path, policy_path: Path | Non
             rows.setdefault(table, []).append({col: value})
     # A mistyped key, or a person none of whose data was ever encrypted, has no data key:
     # refused before anything is written (a shred of nobody would read as an erasure).
-    if not store.query("SELECT 1 AS x FROM subject_keys WHERE subject <> ? LIMIT 1",
-                       [INDEX_SUBJECT]):
+    if not holds_person_keys(store):
         raise GovernanceError("this audit store holds no data key of any person (nothing was "
                               "encrypted under it); nothing was destroyed")
     keys = _keys(store, policy)

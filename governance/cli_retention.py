@@ -200,8 +200,9 @@ def apply_cmd(inventory_path: Path, store_path: Path, policy_paths: tuple[Path, 
       govkit retention apply -p retention.yaml --yes
     """
     from governance.audit_store import AuditStore
+    from governance.encryption.keys import holds_person_keys
     from governance.inventory import load_inventory
-    from governance.retention.applying import apply_retention
+    from governance.retention.applying import apply_retention, persons_deleted
 
     cli = _cli()
     inv = load_inventory(inventory_path)
@@ -221,12 +222,8 @@ def apply_cmd(inventory_path: Path, store_path: Path, policy_paths: tuple[Path, 
                    f"{s['rows_affected']} row(s), {s['held_rows']} held, {s['status']}{note}")
     click.echo(f"Run {result.run_id}{' (resumed)' if result.resumed else ''}: "
                f"{result.changed} row(s) changed; proof in the audit log")
-    people = sum(int(s["rows_affected"]) for s in result.steps if s["action"] == "delete"
-                 and (t := inv.source(s["source"]).table(s["table_name"])) is not None
-                 and t.is_person)
-    store = AuditStore(store_path)
-    if people and store.query("SELECT 1 AS x FROM subject_keys WHERE wrapped IS NOT NULL AND "
-                              "subject <> '__index__' LIMIT 1"):
+    people = persons_deleted(inv, result)
+    if people and holds_person_keys(AuditStore(store_path), live_only=True):
         # Their data keys open copies and backups taken before: an erasure would destroy them.
         click.echo(f"note: {people} person row(s) deleted; copies of the data taken before "
                    "still decrypt for them while their data keys live: `govkit crypto "

@@ -31,6 +31,7 @@ from typing import Any
 
 from governance.audit_store import AuditStore
 from governance.crypto import KeyRing
+from governance.crypto.field import looks_sealed
 from governance.dsar.plan import Action, Step
 from governance.dsar.requests import (
     DataSubjectRequest,
@@ -98,8 +99,6 @@ def _person_text(key_columns: Sequence[str], personal: Sequence[str], table: tup
     """The text naming one person row: its subject key or primary key (every written form
     of a whole number alike), else every value of the row, then the values of its
     ``personal`` columns (so that another person given the same key is another row)."""
-    from governance.crypto.field import looks_sealed
-
     # An encrypted cell is left out: its envelope changes when its key is rotated, not
     # the person (the key, and any column in clear, still tell them apart).
     if key_columns and all(c in row for c in key_columns):
@@ -147,8 +146,6 @@ def binding_of(inventory: Inventory, resolution: Resolution, steps: Sequence[Ste
 def person_rows_shown(resolution: Resolution) -> list[str]:
     """The subject's person rows as the approver may see them: table and the masked
     values of their personal-data columns (never a value)."""
-    from governance.crypto.field import looks_sealed
-
     out = []
     for (source, table), row in _person_rows(resolution):
         # (an encrypted cell is named so: its masked ciphertext would say nothing)

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from governance.audit_store import AuditStore
+from governance.crypto.field import looks_sealed
 from governance.dsar.identities import CATEGORY_OF, Identity, IdentityError, IdentityType
 from governance.dsar.ownership import (
     Edge,
@@ -610,8 +611,6 @@ class _Resolver:
     def sealed_identity_columns(self, identities: Sequence[Identity]) -> list[str]:
         """Columns of the identities' kinds without a blind index where a sample of 2,000
         rows holds envelopes: an identity cannot be matched there."""
-        from governance.crypto.field import looks_sealed
-
         out = []
         for table, info in self.tables():
             cols = {c for ident in identities for c in self.identity_columns(table, info, ident)
@@ -898,8 +897,6 @@ def who_of(table: TableKey, row: Row, categories: Mapping[tuple[str, str, str], 
            ) -> dict[str, frozenset[str]]:
     """What tells one person from another in a row: the words of its name columns, and
     its dates of birth and ID numbers (normalised), by category; empty ones left out."""
-    from governance.crypto.field import looks_sealed
-
     out: dict[str, set[str]] = {}
     for col, value in row.items():
         # (an encrypted cell says nothing here: two envelopes of one name differ)
@@ -942,8 +939,6 @@ def derive_identities(resolution_rows: Mapping[TableKey, Iterable[Row]],
     """Identities written in the subject's person rows that were not given (the phone
     number of the user row found by e-mail), and why stored values were skipped (masked
     reasons: a phone column holding ``n/a``)."""
-    from governance.crypto.field import looks_sealed
-
     by_category = {CATEGORY_OF[t]: t for t in _DERIVABLE}
     seen = {i.fingerprint_text() for i in known}
     out: list[Identity] = []

@@ -57,6 +57,13 @@ class KeyConflict(GovernanceError):
                          "(run again)")
 
 
+def holds_person_keys(store: AuditStore, live_only: bool = False) -> bool:
+    """Whether the store holds a data key of any person (``live_only``: one not destroyed)."""
+    live = "wrapped IS NOT NULL AND " if live_only else ""
+    return bool(store.query(f"SELECT 1 AS x FROM subject_keys WHERE {live}subject <> ? "  # noqa: S608
+                            "LIMIT 1", [INDEX_SUBJECT]))
+
+
 def person_ref(person: tuple[str, str], key_value: Any) -> str:
     """The text that names one person row (``source.table`` and its key), before hashing."""
     return f"{person[0]}.{person[1]}\x00{row_key_text(key_value)}"

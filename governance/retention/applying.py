@@ -69,6 +69,13 @@ class RunResult:
         return sum(int(s["rows_affected"]) for s in self.steps)
 
 
+def persons_deleted(inventory: Inventory, result: RunResult) -> int:
+    """Rows of person tables a run deleted (all its sessions)."""
+    return sum(int(s["rows_affected"]) for s in result.steps if s["action"] == "delete"
+               and (t := inventory.source(s["source"]).table(s["table_name"])) is not None
+               and t.is_person)
+
+
 def policy_digest(policies: Sequence[Policy]) -> str:
     """sha256 over the policy files' bytes, in order."""
     h = hashlib.sha256()
